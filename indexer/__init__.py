@@ -1,0 +1,1 @@
+"""Git remote -> validated release specs. Imports ``manifests``, never ``port``."""

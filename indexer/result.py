@@ -1,0 +1,75 @@
+"""What one index run of one repository found: plain data, no SQL."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+from manifests.errors import ManifestError
+from manifests.specs import ReleaseSpec
+
+Source = Literal["port", "arkitekt"]
+
+
+@dataclass(frozen=True, slots=True)
+class RepoSpec:
+    """A registered git remote, as the indexer needs to know it."""
+
+    url: str
+    branch: str | None = None  # None: the remote's default branch (its HEAD)
+    manifest_path: str = "port.yaml"
+    tag_prefix: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Previous:
+    """What the last successful run saw; lets a rescan skip what did not move."""
+
+    refs: dict[str, str] = field(default_factory=dict)  # full ref name -> object sha
+    head: str | None = None  # commit of the indexed branch
+
+
+@dataclass(frozen=True, slots=True)
+class FoundRelease:
+    """A release spec with the git facts of where it was read.
+
+    ``source`` tells how to merge it: a ``port`` release (one semver tag's port.yaml) is
+    complete, so its flavours replace the stored ones; ``arkitekt`` entries accumulate
+    flavours across files and commits. ``current`` is False for Arkitekt entries that
+    only survive in the history of the file.
+    """
+
+    spec: ReleaseSpec
+    source: Source
+    file: str
+    ref: str  # tag name (port) or branch name / commit sha (arkitekt)
+    commit: str
+    current: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class TagInfo:
+    """A semver tag present on the remote."""
+
+    name: str  # short tag name, e.g. "v1.2.3"
+    version: str  # normalised semver text, e.g. "1.2.3"
+    commit: str  # the commit the tag points at (peeled)
+
+
+@dataclass(slots=True)
+class IndexResult:
+    """Everything one run found. ``unchanged`` runs fetched and parsed nothing."""
+
+    repo: RepoSpec
+    branch: str  # the branch actually indexed (resolved from HEAD when not given)
+    head: str | None  # its commit, None for an empty remote
+    refs: dict[str, str]  # every ref the remote advertised: full name -> sha
+    unchanged: bool = False
+    fetched: bool = False
+    tags: dict[str, TagInfo] = field(default_factory=dict)  # every semver tag, by name
+    releases: list[FoundRelease] = field(default_factory=list)  # parsed this run
+    # (identifier, version) of Arkitekt entries at the branch head, when the head was
+    # read this run; None means "not re-read, keep what the catalogue says".
+    arkitekt_head: frozenset[tuple[str, str]] | None = None
+    errors: list[ManifestError] = field(default_factory=list)
+    blobs_read: int = 0  # manifest blobs parsed this run, for progress and benchmarks

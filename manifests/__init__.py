@@ -1,0 +1,1 @@
+"""Manifest formats: Port's own ``port.yaml`` and the Arkitekt deployment files."""

@@ -1,0 +1,1 @@
+"""Port: a self-hosted, git-fed app store for containerised apps."""

@@ -1,0 +1,1 @@
+"""The SQL catalogue: Repo -> App -> Release -> Flavour, and index runs."""
