@@ -1,0 +1,52 @@
+# Port's two commands for a newcomer: `make run` and `make test`. `make help` lists all.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+# The embedded default for `make run`: SQLite and mirrors in ./.data, local repos allowed.
+RUN_ENV := PORT_DATA_DIR=$(CURDIR)/.data PORT_ALLOW_LOCAL_REPOS=true
+
+.DEFAULT_GOAL := help
+.PHONY: help install run test lint format typecheck unit services bench clean
+
+help: ## Show this help
+	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev]'
+	touch $@
+
+install: $(STAMP) ## Create .venv and install Port with its development tools
+
+run: $(STAMP) ## Migrate, index the bundled example repository and print the catalogue
+	$(RUN_ENV) $(BIN)/port db upgrade
+	$(RUN_ENV) $(BIN)/port demo
+
+format: $(STAMP) ## Format the code with ruff
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
+
+lint: $(STAMP) ## Check formatting and lint with ruff
+	$(BIN)/ruff format --check .
+	$(BIN)/ruff check .
+
+typecheck: $(STAMP) ## Type-check manifests, indexer and port with mypy (strict)
+	$(BIN)/mypy
+
+services: ## Start the services the suite needs (PostgreSQL); prints their URLs
+	@scripts/services.sh
+
+test: $(STAMP) lint typecheck ## Install, lint, type-check and run the whole suite on SQLite and PostgreSQL
+	@eval "$$(scripts/services.sh)" && $(BIN)/pytest
+
+unit: $(STAMP) ## Run the unit tests only (no services)
+	$(BIN)/pytest tests/unit
+
+bench: $(STAMP) ## Run the benchmarks and print their ratios
+	$(BIN)/python benchmarks/index.py
+
+clean: ## Remove the virtual environment, caches and the local data directory
+	rm -rf $(VENV) .data .pytest_cache .mypy_cache .ruff_cache .hypothesis

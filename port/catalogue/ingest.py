@@ -1,0 +1,312 @@
+"""Apply an index result to the catalogue: one transaction, idempotent, diff-based.
+
+Every row is compared before it is written, so ingesting what the catalogue already
+holds issues no INSERT, UPDATE or DELETE on catalogue tables. Only the IndexRun row
+(and its errors) records that the run happened.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+import semver
+from sqlalchemy import select, tuple_
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import selectinload
+
+from indexer.result import FoundRelease, IndexResult
+from indexer.tags import parse_tag
+from manifests.errors import ManifestError
+from manifests.specs import AppSpec, FlavourSpec
+from port.catalogue.models import App, Flavour, IndexRun, IndexRunError, Release, Repo, utcnow
+
+TAG_PREFIX = "refs/tags/"
+
+
+@dataclass(slots=True)
+class Changes:
+    """What one ingest did, as a person reads it: ``stardist 0.4.10`` per line."""
+
+    added: list[str] = field(default_factory=list)
+    changed: list[str] = field(default_factory=list)
+    withdrawn: list[str] = field(default_factory=list)
+    errors: list[ManifestError] = field(default_factory=list)
+
+
+def _label(identifier: str, version: str) -> str:
+    return f"{identifier} {version}"
+
+
+def _app_meta(app: AppSpec) -> dict[str, Any]:
+    return {
+        "name": app.name,
+        "description": app.description,
+        "logo": app.logo,
+        "homepage": app.homepage,
+        "license": app.license,
+        "author": app.author,
+        "categories": list(app.categories),
+        "scopes": list(app.scopes),
+        "requirements": [dataclasses.asdict(r) for r in app.requirements],
+    }
+
+
+def _flavour_row(position: int, spec: FlavourSpec) -> dict[str, Any]:
+    return {
+        "name": spec.name,
+        "position": position,
+        "image": spec.image,
+        "selectors": [s.model_dump(mode="json") for s in spec.selectors],
+        "cpus": spec.resources.cpus,
+        "memory": spec.resources.memory,
+    }
+
+
+def _set(obj: object, values: dict[str, Any]) -> list[str]:
+    """Assign only the fields that differ; return their names (empty: nothing written)."""
+    differing = [k for k, v in values.items() if getattr(obj, k) != v]
+    for key in differing:
+        setattr(obj, key, values[key])
+    return differing
+
+
+def _newer(version: str, than: str | None) -> bool:
+    return than is None or semver.Version.parse(version) > semver.Version.parse(than)
+
+
+def _apply_meta(app: App, version: str, meta: dict[str, Any]) -> None:
+    values = dict(meta)
+    values["name"] = values["name"] or app.identifier
+    values["description"] = values["description"] or ""
+    values["meta_version"] = version
+    if _set(app, values):
+        app.updated_at = utcnow()
+
+
+class Ingest:
+    """One ingest of one IndexResult for one Repo, inside the caller's transaction."""
+
+    def __init__(self, session: AsyncSession, repo: Repo, result: IndexResult) -> None:
+        self.session = session
+        self.repo = repo
+        self.result = result
+        self.changes = Changes(errors=list(result.errors))
+        self.touched_apps: dict[int, App] = {}
+
+    async def run(self) -> Changes:
+        if not self.result.unchanged:
+            await self._upsert_releases(self.result.releases)
+            await self._withdraw_vanished_tags()
+            if self.result.arkitekt_head is not None:
+                await self._mark_arkitekt_current(self.result.arkitekt_head)
+            await self._refresh_app_meta()
+            # Compare first: an unchanged JSON column must not become an UPDATE.
+            _set(
+                self.repo,
+                {
+                    "refs": self.result.refs,
+                    "head": self.result.head,
+                    "indexed_branch": self.result.branch,
+                },
+            )
+        return self.changes
+
+    async def _apps_by_identifier(self, identifiers: Iterable[str]) -> dict[str, App]:
+        rows = await self.session.scalars(select(App).where(App.identifier.in_(set(identifiers))))
+        return {app.identifier: app for app in rows}
+
+    async def _upsert_releases(self, found: list[FoundRelease]) -> None:
+        if not found:
+            return
+        apps = await self._apps_by_identifier(f.spec.app.identifier for f in found)
+        owners: dict[int, str] = {}
+        foreign = {a.repo_id for a in apps.values() if a.repo_id != self.repo.id}
+        if foreign:
+            owner_rows = await self.session.execute(
+                select(Repo.id, Repo.url).where(Repo.id.in_(foreign))
+            )
+            owners = dict(owner_rows.tuples())
+
+        accepted: list[tuple[App, FoundRelease]] = []
+        for item in found:
+            spec = item.spec
+            app = apps.get(spec.app.identifier)
+            if app is None:
+                app = App(identifier=spec.app.identifier, repo_id=self.repo.id, name="")
+                self.session.add(app)
+                apps[spec.app.identifier] = app
+            elif app.repo_id != self.repo.id:
+                self.changes.errors.append(
+                    ManifestError(
+                        file=item.file,
+                        ref=item.ref,
+                        message=(
+                            f"app '{spec.app.identifier}' belongs to repository "
+                            f"{owners.get(app.repo_id, app.repo_id)}, which declared it "
+                            "first; choose another identifier"
+                        ),
+                        path="app.identifier",
+                    )
+                )
+                continue
+            accepted.append((app, item))
+        await self.session.flush()  # new apps get their ids
+
+        keys = [(app.id, item.spec.version) for app, item in accepted]
+        existing: dict[tuple[int, str], Release] = {}
+        for chunk in _chunks(keys, 400):
+            found_rows = await self.session.scalars(
+                select(Release)
+                .where(tuple_(Release.app_id, Release.version).in_(chunk))
+                .options(selectinload(Release.flavours))
+            )
+            existing.update({(r.app_id, r.version): r for r in found_rows})
+
+        for app, item in accepted:
+            release = existing.get((app.id, item.spec.version))
+            if release is None:
+                release = self._add_release(app, item)
+                existing[(app.id, item.spec.version)] = release
+            else:
+                self._update_release(app, release, item)
+            if not release.withdrawn and _newer(item.spec.version, app.meta_version):
+                _apply_meta(app, item.spec.version, release.app_meta)
+            self.touched_apps[app.id] = app
+
+    def _release_values(self, item: FoundRelease) -> dict[str, Any]:
+        return {
+            "source": item.source,
+            "current": item.current,
+            "withdrawn": False,
+            "git_ref": item.ref,
+            "commit": item.commit,
+            "file": item.file,
+            "entrypoint": item.spec.entrypoint,
+            "app_meta": _app_meta(item.spec.app),
+        }
+
+    def _add_release(self, app: App, item: FoundRelease) -> Release:
+        release = Release(app=app, version=item.spec.version, **self._release_values(item))
+        release.flavours = [Flavour(**_flavour_row(i, f)) for i, f in enumerate(item.spec.flavours)]
+        self.session.add(release)
+        self.changes.added.append(_label(app.identifier, item.spec.version))
+        return release
+
+    def _update_release(self, app: App, release: Release, item: FoundRelease) -> None:
+        if release.source == "port" and item.source == "arkitekt":
+            return  # a release cut from a port.yaml tag is complete; Arkitekt adds nothing
+        values = self._release_values(item)
+        if item.source == "arkitekt":
+            # Entries accumulate across commits: keep the newest location, never forget
+            # flavours an older entry declared, and let head-ness be decided separately.
+            del values["current"]
+        what = _set(release, values)
+        what += self._merge_flavours(release, item, replace=item.source == "port")
+        if what:
+            release.updated_at = utcnow()
+            label = _label(app.identifier, release.version)
+            self.changes.changed.append(f"{label}: {', '.join(what)}")
+
+    def _merge_flavours(self, release: Release, item: FoundRelease, *, replace: bool) -> list[str]:
+        what: list[str] = []
+        by_name = {f.name: f for f in release.flavours}
+        wanted = {f.name for f in item.spec.flavours}
+        offset = 0 if replace else len(release.flavours)
+        for position, spec in enumerate(item.spec.flavours):
+            row = _flavour_row(position, spec)
+            flavour = by_name.get(spec.name)
+            if flavour is None:
+                row["position"] = position + offset
+                release.flavours.append(Flavour(**row))
+                what.append(f"flavours.{spec.name} added")
+                continue
+            if not replace:
+                row["position"] = flavour.position
+            what += [f"flavours.{spec.name}.{k}" for k in _set(flavour, row)]
+        if replace:
+            for flavour in list(release.flavours):
+                if flavour.name not in wanted:
+                    release.flavours.remove(flavour)
+                    what.append(f"flavours.{flavour.name} removed")
+        return what
+
+    async def _withdraw_vanished_tags(self) -> None:
+        # Compare with the refs of the last good run instead of scanning every release,
+        # so a rescan costs the same whatever the number of old tags.
+        prefix = self.repo.tag_prefix
+        before = {
+            name[len(TAG_PREFIX) :].removesuffix("^{}")
+            for name in (self.repo.refs or {})
+            if name.startswith(TAG_PREFIX)
+        }
+        vanished = {t for t in before if parse_tag(t, prefix) and t not in self.result.tags}
+        if not vanished:
+            return
+        rows = await self.session.scalars(
+            select(Release)
+            .join(App)
+            .where(
+                App.repo_id == self.repo.id,
+                Release.source == "port",
+                Release.withdrawn.is_(False),
+                Release.git_ref.in_(vanished),
+            )
+            .options(selectinload(Release.app))
+        )
+        for release in rows:
+            release.withdrawn = True
+            release.current = False
+            release.updated_at = utcnow()
+            self.changes.withdrawn.append(_label(release.app.identifier, release.version))
+            if release.app.meta_version == release.version:
+                release.app.meta_version = None  # recomputed from what is left
+            self.touched_apps[release.app_id] = release.app
+
+    async def _mark_arkitekt_current(self, head: frozenset[tuple[str, str]]) -> None:
+        rows = await self.session.execute(
+            select(Release, App.identifier)
+            .join(App)
+            .where(App.repo_id == self.repo.id, Release.source == "arkitekt")
+        )
+        for release, identifier in rows.tuples():
+            if _set(release, {"current": (identifier, release.version) in head}):
+                release.updated_at = utcnow()
+
+    async def _refresh_app_meta(self) -> None:
+        """Apps whose metadata release was withdrawn take it from the newest one left."""
+        stale = [a for a in self.touched_apps.values() if a.meta_version is None]
+        for app in stale:
+            rows = await self.session.execute(
+                select(Release.version, Release.app_meta).where(
+                    Release.app_id == app.id, Release.withdrawn.is_(False)
+                )
+            )
+            candidates = list(rows.tuples())
+            if candidates:
+                version, meta = max(candidates, key=lambda r: semver.Version.parse(r[0]))
+                _apply_meta(app, version, meta)
+
+
+def _chunks(items: list[tuple[int, str]], size: int) -> Iterable[list[tuple[int, str]]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+def record_errors(run: IndexRun, errors: Iterable[ManifestError]) -> None:
+    run.errors = [
+        IndexRunError(
+            file=e.file, ref=e.ref, line=e.line, column=e.column, path=e.path, message=e.message
+        )
+        for e in errors
+    ]
+
+
+async def ingest(session: AsyncSession, repo: Repo, result: IndexResult) -> Changes:
+    """Apply ``result`` to ``repo``'s part of the catalogue; the caller commits."""
+    return await Ingest(session, repo, result).run()
+
+
+__all__ = ["Changes", "ingest", "record_errors"]

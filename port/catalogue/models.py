@@ -1,0 +1,212 @@
+"""SQLAlchemy models of the catalogue: Repo -> App -> Release -> Flavour, and index runs.
+
+Kept apart from the GraphQL types and from the indexer's plain results; the ingest
+module is the only place that turns one into the other.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    DateTime,
+    Dialect,
+    Float,
+    ForeignKey,
+    Integer,
+    MetaData,
+    String,
+    Text,
+    TypeDecorator,
+    UniqueConstraint,
+)
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+# Stable constraint names, so Alembic migrations name things the same on every database.
+NAMING = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+JSONType = JSON().with_variant(JSONB(), "postgresql")
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Timezone-aware UTC datetimes on every database (SQLite keeps no zone)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is not None and value.tzinfo is None:
+            raise ValueError("naive datetime given to a UTC column")
+        return value
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is not None and value.tzinfo is None:
+            return value.replace(tzinfo=UTC)
+        return value
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING)
+
+
+class Repo(Base):
+    """A registered git remote. ``refs``/``head`` are what the last good run saw."""
+
+    __tablename__ = "repos"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    url: Mapped[str] = mapped_column(String(2048), unique=True)
+    branch: Mapped[str | None] = mapped_column(String(255))
+    manifest_path: Mapped[str] = mapped_column(String(1024), default="port.yaml")
+    tag_prefix: Mapped[str] = mapped_column(String(255), default="")
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    indexed_branch: Mapped[str | None] = mapped_column(String(255))
+    head: Mapped[str | None] = mapped_column(String(64))
+    refs: Mapped[dict[str, str]] = mapped_column(JSONType, default=dict)
+
+    apps: Mapped[list[App]] = relationship(back_populates="repo")
+    runs: Mapped[list[IndexRun]] = relationship(
+        back_populates="repo", cascade="all, delete-orphan", passive_deletes=True
+    )
+
+
+class App(Base):
+    """An app identifier, owned forever by the first Repo that declared it.
+
+    The descriptive fields mirror the newest non-withdrawn release's manifest
+    (``meta_version`` says which), so browsing needs no release lookup.
+    """
+
+    __tablename__ = "apps"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    identifier: Mapped[str] = mapped_column(String(100), unique=True)
+    repo_id: Mapped[int] = mapped_column(ForeignKey("repos.id", ondelete="CASCADE"), index=True)
+    name: Mapped[str] = mapped_column(String(255))
+    description: Mapped[str] = mapped_column(Text, default="")
+    logo: Mapped[str | None] = mapped_column(String(2048))
+    homepage: Mapped[str | None] = mapped_column(String(2048))
+    license: Mapped[str | None] = mapped_column(String(255))
+    author: Mapped[str | None] = mapped_column(String(255))
+    categories: Mapped[list[str]] = mapped_column(JSONType, default=list)
+    scopes: Mapped[list[str]] = mapped_column(JSONType, default=list)
+    requirements: Mapped[list[dict[str, Any]]] = mapped_column(JSONType, default=list)
+    meta_version: Mapped[str | None] = mapped_column(String(255))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+    repo: Mapped[Repo] = relationship(back_populates="apps")
+    releases: Mapped[list[Release]] = relationship(
+        back_populates="app", cascade="all, delete-orphan", passive_deletes=True
+    )
+
+
+class Release(Base):
+    """One semver version of an app.
+
+    ``withdrawn``: its tag vanished (kept, never chosen for updates). ``current``: still
+    published (a tag exists, or the Arkitekt entry is in the file at the branch head).
+    """
+
+    __tablename__ = "releases"
+    __table_args__ = (UniqueConstraint("app_id", "version", name="uq_releases_app_version"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    app_id: Mapped[int] = mapped_column(ForeignKey("apps.id", ondelete="CASCADE"), index=True)
+    version: Mapped[str] = mapped_column(String(255))
+    source: Mapped[str] = mapped_column(String(16))  # "port" or "arkitekt"
+    current: Mapped[bool] = mapped_column(Boolean, default=True)
+    withdrawn: Mapped[bool] = mapped_column(Boolean, default=False)
+    git_ref: Mapped[str] = mapped_column(String(1024))
+    commit: Mapped[str] = mapped_column(String(64))
+    file: Mapped[str] = mapped_column(String(1024))
+    entrypoint: Mapped[str | None] = mapped_column(String(1024))
+    app_meta: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+    app: Mapped[App] = relationship(back_populates="releases")
+    flavours: Mapped[list[Flavour]] = relationship(
+        back_populates="release",
+        cascade="all, delete-orphan",
+        passive_deletes=True,
+        order_by="Flavour.position",
+    )
+
+
+class Flavour(Base):
+    """One build of a release: image, selectors (normalised JSON) and default resources."""
+
+    __tablename__ = "flavours"
+    __table_args__ = (UniqueConstraint("release_id", "name", name="uq_flavours_release_name"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    release_id: Mapped[int] = mapped_column(
+        ForeignKey("releases.id", ondelete="CASCADE"), index=True
+    )
+    name: Mapped[str] = mapped_column(String(255))
+    position: Mapped[int] = mapped_column(Integer, default=0)
+    image: Mapped[str] = mapped_column(String(1024))
+    selectors: Mapped[list[dict[str, Any]]] = mapped_column(JSONType, default=list)
+    cpus: Mapped[float | None] = mapped_column(Float)
+    memory: Mapped[int | None] = mapped_column(BigInteger)
+
+    release: Mapped[Release] = relationship(back_populates="flavours")
+
+
+class IndexRun(Base):
+    """One scan of a Repo: when, which commit, what changed, and every error."""
+
+    __tablename__ = "index_runs"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    repo_id: Mapped[int] = mapped_column(ForeignKey("repos.id", ondelete="CASCADE"), index=True)
+    status: Mapped[str] = mapped_column(String(16))  # running|succeeded|unchanged|failed
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    branch: Mapped[str | None] = mapped_column(String(255))
+    commit: Mapped[str | None] = mapped_column(String(64))
+    added: Mapped[list[str]] = mapped_column(JSONType, default=list)
+    changed: Mapped[list[str]] = mapped_column(JSONType, default=list)
+    withdrawn: Mapped[list[str]] = mapped_column(JSONType, default=list)
+    message: Mapped[str | None] = mapped_column(Text)  # why a failed run failed
+    blobs_read: Mapped[int] = mapped_column(Integer, default=0)
+
+    repo: Mapped[Repo] = relationship(back_populates="runs")
+    errors: Mapped[list[IndexRunError]] = relationship(
+        back_populates="run",
+        cascade="all, delete-orphan",
+        passive_deletes=True,
+        order_by="IndexRunError.id",
+    )
+
+
+class IndexRunError(Base):
+    """One located manifest error of a run (file, git ref, YAML line, field path)."""
+
+    __tablename__ = "index_run_errors"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    run_id: Mapped[int] = mapped_column(ForeignKey("index_runs.id", ondelete="CASCADE"), index=True)
+    file: Mapped[str] = mapped_column(String(1024))
+    ref: Mapped[str | None] = mapped_column(String(1024))
+    line: Mapped[int | None] = mapped_column(Integer)
+    column: Mapped[int | None] = mapped_column(Integer)
+    path: Mapped[str] = mapped_column(String(1024), default="")
+    message: Mapped[str] = mapped_column(Text)
+
+    run: Mapped[IndexRun] = relationship(back_populates="errors")

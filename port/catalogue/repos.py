@@ -1,0 +1,96 @@
+"""Registering and finding repositories; every input checked before it is stored."""
+
+from __future__ import annotations
+
+import re
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import selectinload
+
+from indexer.errors import UnsafeUrlError
+from indexer.urls import check_url
+from port.catalogue.models import IndexRun, Repo
+from port.errors import Conflict, InvalidInput, NotFound
+
+# Git ref-name rules, kept narrow: no "..", no leading "-" or "/", no "@{", no spaces.
+_BRANCH = re.compile(
+    r"^(?!-)(?!/)(?!.*\.\.)(?!.*@\{)(?!.*//)[A-Za-z0-9._/-]{1,255}(?<!/)(?<!\.lock)$"
+)
+_MANIFEST_PATH = re.compile(r"^(?!/)(?!.*(?:^|/)\.\.(?:/|$))[A-Za-z0-9._/-]{1,1024}$")
+_TAG_PREFIX = re.compile(r"^[A-Za-z0-9._/-]{0,255}$")
+
+
+def validate_repo_fields(
+    url: str, *, branch: str | None, manifest_path: str, tag_prefix: str, allow_local: bool
+) -> str:
+    """Check a repository's settings; return the normalised URL or raise InvalidInput."""
+    try:
+        normalised = check_url(url, allow_local=allow_local)
+    except UnsafeUrlError as exc:
+        raise InvalidInput(str(exc)) from exc
+    if branch is not None and not _BRANCH.match(branch):
+        raise InvalidInput(f"branch {branch!r} is not a valid git branch name")
+    if not _MANIFEST_PATH.match(manifest_path):
+        raise InvalidInput(
+            f"manifest path {manifest_path!r} must be a relative path inside the repository"
+        )
+    if not _TAG_PREFIX.match(tag_prefix):
+        raise InvalidInput(f"tag prefix {tag_prefix!r} may hold only letters, digits and ._/-")
+    return normalised
+
+
+async def add_repo(
+    session: AsyncSession,
+    url: str,
+    *,
+    allow_local: bool,
+    branch: str | None = None,
+    manifest_path: str = "port.yaml",
+    tag_prefix: str = "",
+) -> Repo:
+    """Register a repository (not yet scanned). The caller commits."""
+    normalised = validate_repo_fields(
+        url,
+        branch=branch,
+        manifest_path=manifest_path,
+        tag_prefix=tag_prefix,
+        allow_local=allow_local,
+    )
+    if await session.scalar(select(Repo.id).where(Repo.url == normalised)) is not None:
+        raise Conflict(f"repository {normalised} is already registered")
+    repo = Repo(url=normalised, branch=branch, manifest_path=manifest_path, tag_prefix=tag_prefix)
+    session.add(repo)
+    await session.flush()
+    return repo
+
+
+async def find_repo(session: AsyncSession, url_or_id: str, *, allow_local: bool = True) -> Repo:
+    """A repository by numeric id or by URL (in the normalised form it was stored in)."""
+    if url_or_id.isdigit():
+        repo = await session.get(Repo, int(url_or_id))
+    else:
+        try:
+            url = check_url(url_or_id, allow_local=allow_local)
+        except UnsafeUrlError:
+            url = url_or_id
+        repo = await session.scalar(select(Repo).where(Repo.url == url))
+    if repo is None:
+        raise NotFound(f"no repository {url_or_id!r} is registered (see `port repo list`)")
+    return repo
+
+
+async def list_repos(session: AsyncSession) -> list[Repo]:
+    return list(await session.scalars(select(Repo).order_by(Repo.id)))
+
+
+async def list_runs(session: AsyncSession, repo: Repo, limit: int = 20) -> list[IndexRun]:
+    """The newest runs first, errors loaded."""
+    rows = await session.scalars(
+        select(IndexRun)
+        .where(IndexRun.repo_id == repo.id)
+        .order_by(IndexRun.id.desc())
+        .limit(limit)
+        .options(selectinload(IndexRun.errors))
+    )
+    return list(rows)

@@ -1,0 +1,330 @@
+"""The ``port`` command line. Its command names and JSON shapes are a contract."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import sys
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from indexer.urls import redact
+from manifests.validate import validate_path
+from port import db
+from port.catalogue import queries, repos
+from port.catalogue.models import IndexRun, Repo
+from port.catalogue.scanning import ScanOutcome, scan_repo
+from port.demo import build_example_repo
+from port.errors import PortError
+from port.settings import Settings, get_settings
+
+T = TypeVar("T")
+Sessions = async_sessionmaker[AsyncSession]
+
+
+def _with_db(work: Callable[[Sessions, Settings], Awaitable[T]]) -> T:
+    """Run ``work`` against the configured database; PortError becomes a clean exit 1."""
+    settings = get_settings()
+
+    async def main() -> T:
+        engine = db.create_engine(settings.sqlalchemy_url)
+        try:
+            await db.check_migrated(engine)
+            return await work(db.sessionmaker(engine), settings)
+        finally:
+            await engine.dispose()
+
+    try:
+        return asyncio.run(main())
+    except PortError as exc:
+        raise click.ClickException(str(exc)) from exc
+
+
+class _Progress:
+    """A one-line progress display on a terminal; silent when stderr is not one."""
+
+    def __init__(self, label: str) -> None:
+        self.label = label
+        self.enabled = sys.stderr.isatty()
+
+    def __call__(self, stage: str, done: int, total: int) -> None:
+        if self.enabled:
+            sys.stderr.write(f"\r\x1b[2K{self.label}: {stage} {done}/{total}")
+            sys.stderr.flush()
+
+    def close(self) -> None:
+        if self.enabled:
+            sys.stderr.write("\r\x1b[2K")
+            sys.stderr.flush()
+
+
+def _echo_json(data: Any) -> None:
+    click.echo(json.dumps(data, indent=2, default=str))
+
+
+@click.group()
+@click.option("-v", "--verbose", is_flag=True, help="Log what Port does to stderr.")
+def main(verbose: bool) -> None:
+    """Port: a self-hosted, git-fed app store for containerised apps."""
+    logging.basicConfig(
+        level=logging.INFO if verbose else logging.WARNING,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+
+
+@main.group("db")
+def db_group() -> None:
+    """The catalogue database."""
+
+
+@db_group.command("upgrade")
+def db_upgrade() -> None:
+    """Apply every pending migration."""
+    settings = get_settings()
+    db.upgrade(settings.sqlalchemy_url)
+    click.echo("database is up to date")
+
+
+@db_group.command("revision")
+@click.option("-m", "--message", required=True, help="What the migration does.")
+def db_revision(message: str) -> None:
+    """Write a new migration from the difference between models and migrations."""
+    click.echo(db.new_revision(message))
+
+
+@main.group("repo")
+def repo_group() -> None:
+    """Register, scan and inspect git repositories of apps."""
+
+
+@repo_group.command("add")
+@click.argument("url")
+@click.option("--branch", help="Branch to read Arkitekt files from (default: remote HEAD).")
+@click.option("--manifest-path", default="port.yaml", show_default=True)
+@click.option("--tag-prefix", default="", help="Only tags like PREFIX1.2.3 are releases.")
+def repo_add(url: str, branch: str | None, manifest_path: str, tag_prefix: str) -> None:
+    """Register URL and print its id (it is scanned by `port repo scan`)."""
+
+    async def work(sessions: Sessions, settings: Settings) -> int:
+        async with sessions() as session, session.begin():
+            repo = await repos.add_repo(
+                session,
+                url,
+                allow_local=settings.allow_local_repos,
+                branch=branch,
+                manifest_path=manifest_path,
+                tag_prefix=tag_prefix,
+            )
+            return repo.id
+
+    click.echo(_with_db(work))
+
+
+def _print_outcome(repo_url: str, outcome: ScanOutcome) -> None:
+    run = outcome.run
+    click.echo(f"{redact(repo_url)}: run {run.id} {run.status}")
+    if outcome.changes is None:
+        click.echo(f"  error: {run.message}", err=True)
+        return
+    for word, items in (
+        ("added", outcome.changes.added),
+        ("changed", outcome.changes.changed),
+        ("withdrawn", outcome.changes.withdrawn),
+    ):
+        for item in items:
+            click.echo(f"  {word} {item}")
+    for error in outcome.changes.errors:
+        click.echo(f"  error {error}")
+
+
+@repo_group.command("scan")
+@click.argument("targets", nargs=-1, metavar="[URL_OR_ID]...")
+@click.option("--all", "scan_all", is_flag=True, help="Scan every registered repository.")
+def repo_scan(targets: tuple[str, ...], scan_all: bool) -> None:
+    """Index repositories; exit 1 if a remote could not be read."""
+    if not targets and not scan_all:
+        raise click.UsageError("name repositories to scan, or pass --all")
+
+    async def work(sessions: Sessions, settings: Settings) -> bool:
+        async with sessions() as session:
+            chosen: list[Repo] = (
+                await repos.list_repos(session)
+                if scan_all
+                else [await repos.find_repo(session, t) for t in targets]
+            )
+        ok = True
+        for repo in chosen:
+            progress = _Progress(redact(repo.url))
+            try:
+                outcome = await scan_repo(sessions, settings, repo.id, progress)
+            finally:
+                progress.close()
+            _print_outcome(repo.url, outcome)
+            ok = ok and outcome.changes is not None
+        return ok
+
+    if not _with_db(work):
+        sys.exit(1)
+
+
+def _run_document(run: IndexRun) -> dict[str, Any]:
+    return {
+        "id": run.id,
+        "status": run.status,
+        "started_at": run.started_at.isoformat(),
+        "finished_at": run.finished_at.isoformat() if run.finished_at else None,
+        "branch": run.branch,
+        "commit": run.commit,
+        "added": run.added,
+        "changed": run.changed,
+        "withdrawn": run.withdrawn,
+        "message": run.message,
+        "errors": [
+            {
+                "file": e.file,
+                "ref": e.ref,
+                "line": e.line,
+                "column": e.column,
+                "path": e.path,
+                "message": e.message,
+            }
+            for e in run.errors
+        ],
+    }
+
+
+@repo_group.command("list")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")
+def repo_list(as_json: bool) -> None:
+    """List registered repositories."""
+
+    async def work(sessions: Sessions, _settings: Settings) -> list[dict[str, Any]]:
+        async with sessions() as session:
+            return [
+                {
+                    "id": r.id,
+                    "url": redact(r.url),
+                    "branch": r.branch,
+                    "manifest_path": r.manifest_path,
+                    "tag_prefix": r.tag_prefix,
+                    "head": r.head,
+                    "created_at": r.created_at.isoformat(),
+                }
+                for r in await repos.list_repos(session)
+            ]
+
+    rows = _with_db(work)
+    if as_json:
+        _echo_json(rows)
+        return
+    for row in rows:
+        head = (row["head"] or "not scanned")[:12]
+        click.echo(f"{row['id']:>4}  {row['url']}  {row['branch'] or '(default branch)'}  {head}")
+
+
+@repo_group.command("runs")
+@click.argument("target", metavar="URL_OR_ID")
+@click.option("--limit", default=20, show_default=True)
+@click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")
+def repo_runs(target: str, limit: int, as_json: bool) -> None:
+    """Show the newest index runs of a repository."""
+
+    async def work(sessions: Sessions, _settings: Settings) -> list[dict[str, Any]]:
+        async with sessions() as session:
+            repo = await repos.find_repo(session, target)
+            return [_run_document(run) for run in await repos.list_runs(session, repo, limit)]
+
+    runs = _with_db(work)
+    if as_json:
+        _echo_json(runs)
+        return
+    for run in runs:
+        counts = f"+{len(run['added'])} ~{len(run['changed'])} -{len(run['withdrawn'])}"
+        errors = f"{len(run['errors'])} errors"
+        click.echo(f"run {run['id']} {run['status']} {run['started_at']} {counts} {errors}")
+        if run["message"]:
+            click.echo(f"  {run['message']}")
+        for e in run["errors"]:
+            where = f"{e['file']}@{e['ref']}:{e['line']}" if e["line"] else e["file"]
+            click.echo(f"  {where} {e['path']}: {e['message']}")
+
+
+def _print_catalogue(apps: list[dict[str, Any]]) -> None:
+    if not apps:
+        click.echo("the catalogue is empty: `port repo add URL` then `port repo scan --all`")
+    for app in apps:
+        click.echo(f"{app['identifier']}  {app['name']}  ({app['repo']})")
+        for release in app["releases"]:
+            marks = " withdrawn" if release["withdrawn"] else ""
+            marks += "" if release["current"] else " (history)"
+            flavours = ", ".join(f"{f['name']}={f['image']}" for f in release["flavours"])
+            click.echo(f"  {release['version']}{marks}: {flavours}")
+
+
+async def _catalogue(sessions: Sessions) -> list[dict[str, Any]]:
+    async with sessions() as session:
+        return [queries.app_document(app) for app in await queries.list_apps(session)]
+
+
+@main.command("apps")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")
+def apps_command(as_json: bool) -> None:
+    """List the catalogue: apps, releases (newest first) and flavours."""
+    apps = _with_db(lambda sessions, _settings: _catalogue(sessions))
+    if as_json:
+        _echo_json(apps)
+    else:
+        _print_catalogue(apps)
+
+
+@main.group("manifest")
+def manifest_group() -> None:
+    """Tools for app authors."""
+
+
+@manifest_group.command("validate")
+@click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=Path))
+def manifest_validate(paths: tuple[Path, ...]) -> None:
+    """Check port.yaml or Arkitekt deployments files; exit 1 on any error."""
+    failed = False
+    for path in paths:
+        parsed = validate_path(path)
+        for error in parsed.errors:
+            click.echo(str(error), err=True)
+        failed = failed or bool(parsed.errors)
+        if not parsed.errors:
+            versions = ", ".join(f"{r.app.identifier} {r.version}" for r in parsed.releases)
+            click.echo(f"{path}: ok{' (' + versions + ')' if versions else ''}")
+    if failed:
+        sys.exit(1)
+
+
+@main.command("demo")
+def demo() -> None:
+    """Index the bundled example repository and print the catalogue (`make run`)."""
+    settings = get_settings()
+    if not settings.allow_local_repos:
+        raise click.ClickException(
+            "the example repository is a local path: set PORT_ALLOW_LOCAL_REPOS=true"
+        )
+    db.upgrade(settings.sqlalchemy_url)
+    example = build_example_repo(settings.data_dir / "example-repo")
+
+    async def work(sessions: Sessions, settings: Settings) -> list[dict[str, Any]]:
+        async with sessions() as session, session.begin():
+            try:
+                repo = await repos.find_repo(session, str(example))
+            except PortError:
+                repo = await repos.add_repo(session, str(example), allow_local=True)
+        outcome = await scan_repo(sessions, settings, repo.id, _Progress("example"))
+        _print_outcome(repo.url, outcome)
+        click.echo("")
+        return await _catalogue(sessions)
+
+    _print_catalogue(_with_db(work))
+    click.echo(f"\ncatalogue: {settings.sqlalchemy_url}")

@@ -1,0 +1,118 @@
+"""Shared fixtures: a migrated catalogue on SQLite and on PostgreSQL.
+
+PostgreSQL comes from ``PORT_TEST_DATABASE_URL`` (``make test`` starts the server and
+sets it). Without it the PostgreSQL half is skipped on a laptop, and fails under CI.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from sqlalchemy import event, text
+from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+
+from port import db
+from port.catalogue.models import Base
+from port.settings import Settings
+
+IN_CI = bool(os.environ.get("CI"))
+
+
+def postgres_base_url() -> str:
+    url = os.environ.get("PORT_TEST_DATABASE_URL")
+    if not url:
+        if IN_CI:
+            pytest.fail("PORT_TEST_DATABASE_URL is not set: CI must run PostgreSQL tests")
+        pytest.skip("PostgreSQL tests need PORT_TEST_DATABASE_URL (see `make services`)")
+    return url
+
+
+async def _admin(url: str, statement: str) -> None:
+    engine = db.create_engine(url)
+    try:
+        async with engine.connect() as conn:
+            await (await conn.execution_options(isolation_level="AUTOCOMMIT")).execute(
+                text(statement)
+            )
+    finally:
+        await engine.dispose()
+
+
+@pytest.fixture(scope="session")
+def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A migrated SQLite file, copied for each test (migrating each time is slow)."""
+    path = tmp_path_factory.mktemp("sqlite") / "template.db"
+    db.upgrade(f"sqlite+aiosqlite:///{path}")
+    return path
+
+
+@pytest.fixture(scope="session")
+def postgres_database() -> Iterator[str]:
+    """A migrated PostgreSQL database of its own for this test session."""
+    base = postgres_base_url()
+    name = f"port_test_{uuid.uuid4().hex[:10]}"
+    url = make_url(base).set(database=name).render_as_string(hide_password=False)
+    asyncio.run(_admin(base, f'CREATE DATABASE "{name}"'))
+    try:
+        db.upgrade(url)
+        yield url
+    finally:
+        asyncio.run(_admin(base, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """An empty, migrated catalogue database: each test gets both back ends."""
+    if request.param == "sqlite":
+        path = tmp_path / "port.db"
+        shutil.copy(request.getfixturevalue("sqlite_template"), path)
+        return f"sqlite+aiosqlite:///{path}"
+    url: str = request.getfixturevalue("postgres_database")
+    tables = ", ".join(t.name for t in Base.metadata.sorted_tables)
+    asyncio.run(_admin(url, f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
+    return url
+
+
+@dataclass
+class Catalogue:
+    """A test's handle on the database: engine, sessions, settings, statement log."""
+
+    engine: AsyncEngine
+    sessions: async_sessionmaker[AsyncSession]
+    settings: Settings
+    statements: list[str]
+
+    def writes(self, *tables: str) -> list[str]:
+        """INSERT/UPDATE/DELETE statements logged so far that touch any of ``tables``."""
+        verbs = ("INSERT", "UPDATE", "DELETE")
+        return [
+            s
+            for s in self.statements
+            if s.lstrip().upper().startswith(verbs) and any(f" {t}" in s for t in tables)
+        ]
+
+
+@pytest.fixture
+async def catalogue(database_url: str, tmp_path: Path) -> AsyncIterator[Catalogue]:
+    settings = Settings(
+        data_dir=tmp_path / "data", database_url=database_url, allow_local_repos=True
+    )
+    engine = db.create_engine(settings.sqlalchemy_url)
+    statements: list[str] = []
+
+    @event.listens_for(engine.sync_engine, "before_cursor_execute")
+    def _log(_conn: object, _cursor: object, statement: str, *_args: object) -> None:
+        statements.append(statement)
+
+    try:
+        yield Catalogue(engine, db.sessionmaker(engine), settings, statements)
+    finally:
+        await engine.dispose()
