@@ -21,7 +21,7 @@ from indexer.result import FoundRelease, IndexResult
 from indexer.tags import parse_tag
 from manifests.errors import ManifestError
 from manifests.specs import AppSpec, FlavourSpec
-from port.catalogue.models import App, Flavour, IndexRun, IndexRunError, Release, Repo, utcnow
+from port.catalogue.models import App, Flavour, IndexRunError, Release, Repo, utcnow
 
 TAG_PREFIX = "refs/tags/"
 
@@ -128,7 +128,7 @@ class Ingest:
             owner_rows = await self.session.execute(
                 select(Repo.id, Repo.url).where(Repo.id.in_(foreign))
             )
-            owners = dict(owner_rows.tuples())
+            owners = dict(owner_rows.all())
 
         accepted: list[tuple[App, FoundRelease]] = []
         for item in found:
@@ -271,7 +271,7 @@ class Ingest:
             .join(App)
             .where(App.repo_id == self.repo.id, Release.source == "arkitekt")
         )
-        for release, identifier in rows.tuples():
+        for release, identifier in rows.all():
             if _set(release, {"current": (identifier, release.version) in head}):
                 release.updated_at = utcnow()
 
@@ -284,7 +284,7 @@ class Ingest:
                     Release.app_id == app.id, Release.withdrawn.is_(False)
                 )
             )
-            candidates = list(rows.tuples())
+            candidates = [(version, meta) for version, meta in rows.all()]
             if candidates:
                 version, meta = max(candidates, key=lambda r: semver.Version.parse(r[0]))
                 _apply_meta(app, version, meta)
@@ -295,10 +295,17 @@ def _chunks(items: list[tuple[int, str]], size: int) -> Iterable[list[tuple[int,
         yield items[start : start + size]
 
 
-def record_errors(run: IndexRun, errors: Iterable[ManifestError]) -> None:
-    run.errors = [
+def error_rows(run_id: int, errors: Iterable[ManifestError]) -> list[IndexRunError]:
+    """The rows recording ``errors`` on run ``run_id`` (added by the caller)."""
+    return [
         IndexRunError(
-            file=e.file, ref=e.ref, line=e.line, column=e.column, path=e.path, message=e.message
+            run_id=run_id,
+            file=e.file,
+            ref=e.ref,
+            line=e.line,
+            column=e.column,
+            path=e.path,
+            message=e.message,
         )
         for e in errors
     ]
@@ -309,4 +316,4 @@ async def ingest(session: AsyncSession, repo: Repo, result: IndexResult) -> Chan
     return await Ingest(session, repo, result).run()
 
 
-__all__ = ["Changes", "ingest", "record_errors"]
+__all__ = ["Changes", "error_rows", "ingest"]

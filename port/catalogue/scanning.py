@@ -9,13 +9,15 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.orm import selectinload
 
 from indexer.errors import IndexerError
 from indexer.result import Previous, RepoSpec
 from indexer.scan import Limits, index_repo
 from indexer.urls import redact
-from port.catalogue.ingest import Changes, ingest, record_errors
+from port.catalogue.ingest import Changes, error_rows, ingest
 from port.catalogue.models import IndexRun, Repo, utcnow
 from port.settings import Settings
 
@@ -83,7 +85,7 @@ async def scan_repo(
             failed.status = "failed"
             failed.message = str(exc)
             failed.finished_at = utcnow()
-        return ScanOutcome(run=failed, changes=None)
+        return ScanOutcome(run=await _load_run(sessions, run.id), changes=None)
 
     async with sessions() as session, session.begin():
         repo = await session.get(Repo, repo_id)
@@ -101,7 +103,7 @@ async def scan_repo(
             changes.changed,
             changes.withdrawn,
         )
-        record_errors(done, changes.errors)
+        session.add_all(error_rows(done.id, changes.errors))
     log.info(
         "index run %s of %s: %s, %d added, %d changed, %d withdrawn, %d errors",
         done.id,
@@ -112,4 +114,15 @@ async def scan_repo(
         len(changes.withdrawn),
         len(changes.errors),
     )
-    return ScanOutcome(run=done, changes=changes)
+    return ScanOutcome(run=await _load_run(sessions, run.id), changes=changes)
+
+
+async def _load_run(sessions: async_sessionmaker[AsyncSession], run_id: int) -> IndexRun:
+    """The finished run with its errors loaded, usable after the session closes."""
+    async with sessions() as session:
+        run = await session.scalar(
+            select(IndexRun).where(IndexRun.id == run_id).options(selectinload(IndexRun.errors))
+        )
+    if run is None:
+        raise LookupError(f"index run {run_id} vanished")
+    return run

@@ -1,0 +1,112 @@
+"""Checks of single values shared by the native and the Arkitekt readers.
+
+Each check returns the accepted value or raises ``ValueError`` with a sentence a repo
+author can act on; pydantic turns those into located errors, and the Arkitekt reader
+calls them directly.
+"""
+
+from __future__ import annotations
+
+import re
+from urllib.parse import urlsplit
+
+IDENTIFIER = re.compile(r"[a-z0-9][a-z0-9._-]{0,99}")
+FLAVOUR_NAME = re.compile(r"[a-z0-9][a-z0-9._-]{0,62}")
+
+# docker/distribution's reference grammar: [host[:port]/]path[:tag][@digest]
+_PATH_COMPONENT = r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*"
+_DOMAIN_COMPONENT = r"(?:[a-zA-Z0-9]|[a-zA-Z0-9][a-zA-Z0-9-]*[a-zA-Z0-9])"
+_HOST = rf"(?:{_DOMAIN_COMPONENT}(?:\.{_DOMAIN_COMPONENT})*|\[[0-9a-fA-F:]+\])"
+_NAME = rf"(?:{_HOST}(?::[0-9]+)?/)?{_PATH_COMPONENT}(?:/{_PATH_COMPONENT})*"
+_TAG = r"[\w][\w.-]{0,127}"
+_DIGEST = r"[A-Za-z][A-Za-z0-9]*(?:[-_+.][A-Za-z][A-Za-z0-9]*)*:[0-9a-fA-F]{32,}"
+IMAGE_REFERENCE = re.compile(rf"(?P<name>{_NAME})(?::{_TAG})?(?:@{_DIGEST})?")
+MAX_IMAGE_LENGTH = 512
+MAX_NAME_LENGTH = 255
+
+_MEMORY = re.compile(r"(?P<number>[0-9]+(?:\.[0-9]+)?)\s*(?P<unit>[bkmgt]?)(?:i?b)?", re.I)
+_UNITS = {"": 1, "b": 1, "k": 1024, "m": 1024**2, "g": 1024**3, "t": 1024**4}
+
+
+def check_identifier(value: str) -> str:
+    """An app identifier: stable forever, so strict."""
+    if not IDENTIFIER.fullmatch(value):
+        raise ValueError(
+            f"identifier {value!r} must be 1-100 characters of lowercase letters, digits, "
+            "'.', '_' or '-', starting with a letter or digit"
+        )
+    return value
+
+
+def check_flavour_name(value: str) -> str:
+    """A flavour name: it ends up in container labels and URLs."""
+    if not FLAVOUR_NAME.fullmatch(value):
+        raise ValueError(
+            f"flavour name {value!r} must be 1-63 characters of lowercase letters, digits, "
+            "'.', '_' or '-', starting with a letter or digit"
+        )
+    return value
+
+
+def check_image(value: str) -> str:
+    """A docker image reference such as ``ghcr.io/acme/stardist:0.4.10-cuda``."""
+    match = IMAGE_REFERENCE.fullmatch(value) if len(value) <= MAX_IMAGE_LENGTH else None
+    if match is None or len(match["name"]) > MAX_NAME_LENGTH:
+        raise ValueError(
+            f"image {_short(value)} is not a valid image reference: expected "
+            "[registry[:port]/]name[:tag][@sha256:digest] with a lowercase name, "
+            "no spaces, at most 512 characters"
+        )
+    return value
+
+
+def check_http_url(value: str) -> str:
+    """A homepage: an absolute http(s) URL."""
+    parts = urlsplit(value) if _printable(value) else None
+    if parts is None or parts.scheme not in ("http", "https") or not parts.netloc:
+        raise ValueError(f"{_short(value)} is not an http:// or https:// URL")
+    return value
+
+
+def check_logo(value: str) -> str:
+    """A logo: an https URL, or a relative path inside the repository."""
+    if not value.isprintable() or not value or len(value) > 1000:
+        raise ValueError(f"logo {_short(value)} must be a repository path or an https URL")
+    if "://" in value or value.lower().startswith(("http:", "https:")):
+        parts = urlsplit(value)
+        if parts.scheme != "https" or not parts.netloc or not _printable(value):
+            raise ValueError(f"logo URL {_short(value)} must be an https:// URL")
+        return value
+    segments = value.split("/")
+    if value.startswith("/") or "\\" in value or ".." in segments or value.strip() != value:
+        raise ValueError(
+            f"logo {_short(value)} must be a path relative to the repository root "
+            "(no leading '/', no '..') or an https URL"
+        )
+    return value
+
+
+def parse_memory(value: object) -> int:
+    """Bytes from ``8g``, ``512m``, ``1.5GiB`` or a plain number of bytes (binary units)."""
+    if isinstance(value, bool):
+        raise ValueError("memory must be a size like '8g', '512m' or a number of bytes")
+    if isinstance(value, int):
+        amount = value
+    elif isinstance(value, str) and (match := _MEMORY.fullmatch(value.strip())):
+        amount = int(float(match["number"]) * _UNITS[match["unit"].lower()])
+    else:
+        raise ValueError(
+            f"memory {_short(value)} must be a size like '8g', '512m' or a number of bytes"
+        )
+    if amount <= 0:
+        raise ValueError(f"memory {_short(value)} must be more than zero")
+    return amount
+
+
+def _printable(value: str) -> bool:
+    return value.isprintable() and not any(c.isspace() for c in value)
+
+
+def _short(value: object, limit: int = 60) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."

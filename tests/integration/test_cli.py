@@ -1,0 +1,114 @@
+"""The `port` command: names, output, JSON shapes and exit codes are a contract."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner, Result
+
+from manifests.native import parse_port_manifest
+from port.cli import main
+from port.settings import get_settings
+from tests.integration.conftest import Remote
+from tests.integration.gitfixtures import port_yaml
+
+
+@pytest.fixture
+def port(database_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[CliRunner]:
+    monkeypatch.setenv("PORT_DATABASE_URL", database_url)
+    monkeypatch.setenv("PORT_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.setenv("PORT_ALLOW_LOCAL_REPOS", "true")
+    get_settings.cache_clear()
+    yield CliRunner()
+    get_settings.cache_clear()
+
+
+def run(runner: CliRunner, *args: str, code: int = 0) -> Result:
+    result = runner.invoke(main, list(args), catch_exceptions=False)
+    assert result.exit_code == code, result.output
+    return result
+
+
+def test_add_scan_list_runs_apps(port: CliRunner, local_remote: Remote) -> None:
+    work = local_remote.work
+    work.commit("1.0.0", {"port.yaml": port_yaml("stardist", "1.0.0", ("cuda", "cpu"))})
+    work.tag("v1.0.0")
+    work.commit("1.1.0", {"port.yaml": port_yaml("stardist", "1.10.0")})
+    work.tag("v1.10.0")
+    work.commit("broken", {"port.yaml": "apiVersion: port/v1\napp: {identifier: Bad!}\n"})
+    work.tag("v2.0.0")
+    work.push()
+
+    repo_id = run(port, "repo", "add", local_remote.url).output.strip()
+    assert repo_id == "1"
+    scanned = run(port, "repo", "scan", repo_id).output  # manifest errors: still exit 0
+    assert "added stardist 1.0.0" in scanned
+    assert "added stardist 1.10.0" in scanned
+    assert "error port.yaml@v2.0.0:2" in scanned
+
+    [repo] = json.loads(run(port, "repo", "list", "--json").output)
+    assert (repo["id"], repo["url"]) == (1, local_remote.url)
+
+    [last] = json.loads(run(port, "repo", "runs", local_remote.url, "--json").output)
+    assert last["status"] == "succeeded"
+    assert {e["ref"] for e in last["errors"]} == {"v2.0.0"}
+
+    [app] = json.loads(run(port, "apps", "--json").output)
+    assert app["identifier"] == "stardist"
+    assert app["repo"] == local_remote.url
+    assert [r["version"] for r in app["releases"]] == ["1.10.0", "1.0.0"]  # semver order
+    newest = app["releases"][1]
+    assert (newest["current"], newest["withdrawn"]) == (True, False)
+    assert [f["name"] for f in newest["flavours"]] == ["cuda", "cpu"]
+    assert newest["flavours"][0]["selectors"][0]["kind"] == "cpu"
+    assert "stardist" in run(port, "apps").output
+
+
+def test_scan_of_unreadable_remote_exits_non_zero(port: CliRunner, tmp_path: Path) -> None:
+    missing = tmp_path / "nowhere.git"
+    run(port, "repo", "add", f"file://{missing}")
+    result = run(port, "repo", "scan", "--all", code=1)
+    assert "failed" in result.output
+
+
+def test_hostile_and_duplicate_urls_are_refused(port: CliRunner, local_remote: Remote) -> None:
+    result = run(port, "repo", "add", "ext::sh -c touch% /tmp/pwned", code=1)
+    assert "Error:" in result.output
+    run(port, "repo", "add", local_remote.url)
+    assert "already registered" in run(port, "repo", "add", local_remote.url, code=1).output
+    unknown = run(port, "repo", "scan", "https://git.example/unknown.git", code=1)
+    assert "no repository" in unknown.output
+
+
+def test_scan_without_targets_is_a_usage_error(port: CliRunner) -> None:
+    run(port, "repo", "scan", code=2)
+
+
+def test_manifest_validate(port: CliRunner, tmp_path: Path) -> None:
+    good = tmp_path / "port.yaml"
+    good.write_text(port_yaml("napari", "0.1.0"))
+    assert parse_port_manifest(good.read_text()).errors == []
+    assert "ok (napari 0.1.0)" in run(port, "manifest", "validate", str(good)).output
+
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("apiVersion: port/v1\napp:\n  identifier: napari\nflavours: {}\n")
+    result = run(port, "manifest", "validate", str(good), str(bad), code=1)
+    assert "bad.yaml" in result.output
+
+
+def test_commands_refuse_an_unmigrated_database(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("PORT_DATA_DIR", str(tmp_path))
+    monkeypatch.delenv("PORT_DATABASE_URL", raising=False)
+    get_settings.cache_clear()
+    try:
+        result = run(CliRunner(), "apps", code=1)
+        assert "run `port db upgrade`" in result.output
+        run(CliRunner(), "db", "upgrade")
+        assert "the catalogue is empty" in run(CliRunner(), "apps").output
+    finally:
+        get_settings.cache_clear()
