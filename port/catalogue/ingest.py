@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import semver
-from sqlalchemy import select, tuple_
+from sqlalchemy import insert, select, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import selectinload
 
@@ -21,9 +21,12 @@ from indexer.result import FoundRelease, IndexResult
 from indexer.tags import parse_tag
 from manifests.errors import ManifestError
 from manifests.specs import AppSpec, FlavourSpec
-from port.catalogue.models import App, Flavour, IndexRunError, Release, Repo, utcnow
+from port.catalogue.models import App, Base, Flavour, IndexRunError, Release, Repo, utcnow
 
 TAG_PREFIX = "refs/tags/"
+# Core tables for the bulk INSERTs: the ORM's bulk path runs one statement per row here.
+RELEASES = Base.metadata.tables["releases"]
+FLAVOURS = Base.metadata.tables["flavours"]
 
 
 @dataclass(slots=True)
@@ -84,6 +87,40 @@ def _apply_meta(app: App, version: str, meta: dict[str, Any]) -> None:
     values["meta_version"] = version
     if _set(app, values):
         app.updated_at = utcnow()
+
+
+def _release_values(item: FoundRelease) -> dict[str, Any]:
+    return {
+        "source": item.source,
+        "current": item.current,
+        "withdrawn": False,
+        "git_ref": item.ref,
+        "commit": item.commit,
+        "file": item.file,
+        "entrypoint": item.spec.entrypoint,
+        "app_meta": _app_meta(item.spec.app),
+    }
+
+
+class _NewRelease:
+    """A release not yet in the catalogue; several Arkitekt entries may add flavours."""
+
+    def __init__(self, app_id: int, item: FoundRelease) -> None:
+        now = utcnow()
+        self.values = {
+            **_release_values(item),
+            "app_id": app_id,
+            "version": item.spec.version,
+            "created_at": now,
+            "updated_at": now,
+        }
+        self.flavours: dict[str, dict[str, Any]] = {}
+        self.merge(item)
+
+    def merge(self, item: FoundRelease) -> None:
+        for spec in item.spec.flavours:
+            if spec.name not in self.flavours:
+                self.flavours[spec.name] = _flavour_row(len(self.flavours), spec)
 
 
 class Ingest:
@@ -165,40 +202,61 @@ class Ingest:
             )
             existing.update({(r.app_id, r.version): r for r in found_rows})
 
+        pending: dict[tuple[int, str], _NewRelease] = {}
+        newest: dict[int, tuple[str, dict[str, Any]]] = {}  # app id -> its newest release
         for app, item in accepted:
-            release = existing.get((app.id, item.spec.version))
-            if release is None:
-                release = self._add_release(app, item)
-                existing[(app.id, item.spec.version)] = release
-            else:
+            key = (app.id, item.spec.version)
+            release = existing.get(key)
+            if release is not None:
                 self._update_release(app, release, item)
-            if not release.withdrawn and _newer(item.spec.version, app.meta_version):
-                _apply_meta(app, item.spec.version, release.app_meta)
+                meta, withdrawn = release.app_meta, release.withdrawn
+            elif key in pending:
+                pending[key].merge(item)
+                meta, withdrawn = pending[key].values["app_meta"], False
+            else:
+                pending[key] = _NewRelease(app.id, item)
+                self.changes.added.append(_label(app.identifier, item.spec.version))
+                meta, withdrawn = pending[key].values["app_meta"], False
+            if not withdrawn:
+                best = newest.get(app.id)
+                if best is None or _newer(item.spec.version, best[0]):
+                    newest[app.id] = (item.spec.version, meta)
             self.touched_apps[app.id] = app
+        for app_id, (version, meta) in newest.items():
+            app = self.touched_apps[app_id]
+            if _newer(version, app.meta_version):
+                _apply_meta(app, version, meta)
+        await self._insert(list(pending.values()))
 
-    def _release_values(self, item: FoundRelease) -> dict[str, Any]:
-        return {
-            "source": item.source,
-            "current": item.current,
-            "withdrawn": False,
-            "git_ref": item.ref,
-            "commit": item.commit,
-            "file": item.file,
-            "entrypoint": item.spec.entrypoint,
-            "app_meta": _app_meta(item.spec.app),
-        }
-
-    def _add_release(self, app: App, item: FoundRelease) -> Release:
-        release = Release(app=app, version=item.spec.version, **self._release_values(item))
-        release.flavours = [Flavour(**_flavour_row(i, f)) for i, f in enumerate(item.spec.flavours)]
-        self.session.add(release)
-        self.changes.added.append(_label(app.identifier, item.spec.version))
-        return release
+    async def _insert(self, new: list[_NewRelease]) -> None:
+        """New releases and their flavours in two multi-row INSERTs (the first index of a
+        repository with a thousand tags is a thousand releases)."""
+        if not new:
+            return
+        # Plain executemany, then read the ids back: RETURNING with many rows makes
+        # SQLAlchemy fall back to one statement per row on SQLite.
+        await self.session.execute(insert(RELEASES), [n.values for n in new])
+        keys = [(n.values["app_id"], n.values["version"]) for n in new]
+        ids: dict[tuple[int, str], int] = {}
+        for chunk in _chunks(keys, 400):
+            rows = await self.session.execute(
+                select(Release.app_id, Release.version, Release.id).where(
+                    tuple_(Release.app_id, Release.version).in_(chunk)
+                )
+            )
+            ids.update({(app_id, version): rid for app_id, version, rid in rows.all()})
+        flavours = [
+            {**row, "release_id": ids[key]}
+            for n, key in zip(new, keys, strict=True)
+            for row in n.flavours.values()
+        ]
+        if flavours:
+            await self.session.execute(insert(FLAVOURS), flavours)
 
     def _update_release(self, app: App, release: Release, item: FoundRelease) -> None:
         if release.source == "port" and item.source == "arkitekt":
             return  # a release cut from a port.yaml tag is complete; Arkitekt adds nothing
-        values = self._release_values(item)
+        values = _release_values(item)
         if item.source == "arkitekt":
             # Entries accumulate across commits: keep the newest location, never forget
             # flavours an older entry declared, and let head-ness be decided separately.
@@ -295,11 +353,10 @@ def _chunks(items: list[tuple[int, str]], size: int) -> Iterable[list[tuple[int,
         yield items[start : start + size]
 
 
-def error_rows(run_id: int, errors: Iterable[ManifestError]) -> list[IndexRunError]:
-    """The rows recording ``errors`` on run ``run_id`` (added by the caller)."""
+def error_rows(errors: Iterable[ManifestError]) -> list[IndexRunError]:
+    """The rows recording ``errors`` on a run."""
     return [
         IndexRunError(
-            run_id=run_id,
             file=e.file,
             ref=e.ref,
             line=e.line,

@@ -9,9 +9,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
-from sqlalchemy.orm import selectinload
 
 from indexer.errors import IndexerError
 from indexer.result import Previous, RepoSpec
@@ -55,7 +53,12 @@ async def scan_repo(
     repo_id: int,
     progress: Progress | None = None,
 ) -> ScanOutcome:
-    """Scan one repository and record the run. Remote failures end in a failed run."""
+    """Scan one repository and record the run. Remote failures end in a failed run.
+
+    The run row is written once, when the run ends, in the same transaction as the
+    catalogue changes: an unchanged rescan costs one ``git ls-remote`` and one INSERT.
+    """
+    started = utcnow()
     async with sessions() as session:
         repo = await session.get(Repo, repo_id)
         if repo is None:
@@ -67,9 +70,6 @@ async def scan_repo(
             tag_prefix=repo.tag_prefix,
         )
         previous = Previous(refs=dict(repo.refs or {}), head=repo.head)
-        run = IndexRun(repo_id=repo.id, status="running", started_at=utcnow())
-        session.add(run)
-        await session.commit()
         mirror = mirror_path(settings, repo)
 
     try:
@@ -77,52 +77,49 @@ async def scan_repo(
             index_repo, spec, mirror, previous, limits(settings), progress
         )
     except IndexerError as exc:
-        log.warning("index run %s of %s failed: %s", run.id, redact(spec.url), exc)
+        log.warning("index run of %s failed: %s", redact(spec.url), exc)
+        failed = IndexRun(
+            repo_id=repo_id,
+            status="failed",
+            started_at=started,
+            finished_at=utcnow(),
+            message=str(exc),
+            errors=[],
+        )
         async with sessions() as session, session.begin():
-            failed = await session.get(IndexRun, run.id)
-            if failed is None:
-                raise LookupError(f"repository {repo_id} was deleted during its scan") from exc
-            failed.status = "failed"
-            failed.message = str(exc)
-            failed.finished_at = utcnow()
-        return ScanOutcome(run=await _load_run(sessions, run.id), changes=None)
+            session.add(failed)
+        return ScanOutcome(run=failed, changes=None)
 
     async with sessions() as session, session.begin():
-        repo = await session.get(Repo, repo_id)
-        done = await session.get(IndexRun, run.id)
-        if repo is None or done is None:
-            raise LookupError(f"repository {repo_id} was deleted during its scan")
-        changes = await ingest(session, repo, result)
-        done.status = "unchanged" if result.unchanged else "succeeded"
-        done.finished_at = utcnow()
-        done.branch = result.branch
-        done.commit = result.head
-        done.blobs_read = result.blobs_read
-        done.added, done.changed, done.withdrawn = (
-            changes.added,
-            changes.changed,
-            changes.withdrawn,
+        if result.unchanged:
+            changes = Changes(errors=list(result.errors))
+        else:
+            repo = await session.get(Repo, repo_id)
+            if repo is None:
+                raise LookupError(f"repository {repo_id} was deleted during its scan")
+            changes = await ingest(session, repo, result)
+        run = IndexRun(
+            repo_id=repo_id,
+            status="unchanged" if result.unchanged else "succeeded",
+            started_at=started,
+            finished_at=utcnow(),
+            branch=result.branch,
+            commit=result.head,
+            blobs_read=result.blobs_read,
+            added=changes.added,
+            changed=changes.changed,
+            withdrawn=changes.withdrawn,
+            errors=error_rows(changes.errors),
         )
-        session.add_all(error_rows(done.id, changes.errors))
+        session.add(run)
     log.info(
         "index run %s of %s: %s, %d added, %d changed, %d withdrawn, %d errors",
-        done.id,
+        run.id,
         redact(spec.url),
-        done.status,
+        run.status,
         len(changes.added),
         len(changes.changed),
         len(changes.withdrawn),
         len(changes.errors),
     )
-    return ScanOutcome(run=await _load_run(sessions, run.id), changes=changes)
-
-
-async def _load_run(sessions: async_sessionmaker[AsyncSession], run_id: int) -> IndexRun:
-    """The finished run with its errors loaded, usable after the session closes."""
-    async with sessions() as session:
-        run = await session.scalar(
-            select(IndexRun).where(IndexRun.id == run_id).options(selectinload(IndexRun.errors))
-        )
-    if run is None:
-        raise LookupError(f"index run {run_id} vanished")
-    return run
+    return ScanOutcome(run=run, changes=changes)
