@@ -1,0 +1,307 @@
+"""One index run of one repository: remote refs in, ``IndexResult`` out.
+
+The cost model drives the shape. A poll must be cheap, so the run starts with one
+``git ls-remote`` and stops there when no tag and not the branch moved since ``previous``
+(no fetch, no parse). Otherwise it fetches the mirror, lists its refs with one
+``for-each-ref`` and reads exactly the manifests that can have changed, all through one
+``cat-file --batch`` process:
+
+- ``port.yaml`` at each semver tag that is new or moved (compared with
+  ``previous.refs``): a tag without the file is not a release and is skipped silently;
+- when the branch head moved: the Arkitekt files at the head (giving ``arkitekt_head``)
+  and every version of them in commits since the previous head (all commits when the
+  previous head is not an ancestor, e.g. after a force-push), see ``indexer.arkitekt``.
+
+Problems inside manifests are ``ManifestError`` values on the result; only problems with
+the remote (URL, reachability, time, size) raise ``IndexerError``.
+"""
+
+from __future__ import annotations
+
+import logging
+import unicodedata
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+from typing import Literal
+
+from indexer.arkitekt import ARKITEKT_FILES, ArkitektMerge
+from indexer.catfile import CatFileBatch, GitObject
+from indexer.errors import BranchNotFoundError, IndexerError
+from indexer.gitcmd import describe_size
+from indexer.history import FileVersion, file_history, is_ancestor
+from indexer.limits import Limits
+from indexer.mirror import RemoteRefs, ls_remote, sync_mirror
+from indexer.refs import HEADS, TAGS, LocalRef, advertised_tags, list_refs, release_tags
+from indexer.result import FoundRelease, IndexResult, Previous, RepoSpec, TagInfo
+from indexer.urls import redact
+from manifests.arkitekt import parse_arkitekt_deployments
+from manifests.errors import ManifestError
+from manifests.native import parse_port_manifest
+from manifests.specs import Parsed
+
+__all__ = ["Limits", "Progress", "index_repo"]
+
+log = logging.getLogger(__name__)
+
+Progress = Callable[[str, int, int], None]
+"""``progress(stage, done, total)``; stages: "ls-remote", "fetch", "read"."""
+
+
+@dataclass(frozen=True, slots=True)
+class _Read:
+    """One manifest blob to read, and how to treat it."""
+
+    kind: Literal["head", "history", "tag"]
+    rev: str  # what cat-file is asked for
+    path: str
+    ref: str  # tag name, branch name or commit sha, as errors name it
+    commit: str
+    tag: TagInfo | None = None
+
+
+def index_repo(
+    repo: RepoSpec,
+    mirror_dir: Path,
+    previous: Previous | None = None,
+    limits: Limits = Limits(),  # noqa: B008 - frozen, so one shared default is safe
+    progress: Progress | None = None,
+) -> IndexResult:
+    """Index ``repo`` using the bare mirror at ``mirror_dir`` (created when missing).
+
+    ``previous`` is what the last successful run of the same RepoSpec saw; with it, only
+    what moved is fetched and parsed. Pass None (or an empty Previous) after changing
+    the spec's manifest path or tag prefix, so everything is read again.
+    """
+    report = progress or _no_progress
+    manifest_path = _manifest_path(repo.manifest_path)
+    report("ls-remote", 0, 1)
+    remote = ls_remote(repo.url, limits)
+    report("ls-remote", 1, 1)
+    branch = _branch(repo, remote)
+    remote_head = remote.get(HEADS + branch) if branch else None
+    if previous is not None and _unchanged(previous, remote, remote_head):
+        log.info("%s: no ref moved since the last run", redact(repo.url))
+        return IndexResult(
+            repo=repo,
+            branch=branch,
+            head=remote_head,
+            refs=dict(remote),
+            unchanged=True,
+            tags=advertised_tags(remote, remote.peeled, repo.tag_prefix),
+        )
+
+    report("fetch", 0, 1)
+    git_dir = sync_mirror(repo.url, mirror_dir, limits)
+    report("fetch", 1, 1)
+    local = list_refs(git_dir, [TAGS, *([HEADS + branch] if branch else [])], limits)
+    head_ref = local.get(HEADS + branch) if branch else None
+    if head_ref is None and remote_head is not None:
+        raise BranchNotFoundError(f"branch {branch!r} vanished from {redact(repo.url)}")
+    head = head_ref.target if head_ref is not None else None
+    tags = release_tags(local, repo.tag_prefix)
+    # Tags and the branch as the mirror has them, i.e. as they were indexed: should the
+    # remote move between ls-remote and fetch, the next run sees the difference.
+    refs = {name: sha for name, sha in remote.items() if not name.startswith(TAGS)}
+    refs.update((name, ref.sha) for name, ref in local.items())
+    result = IndexResult(repo=repo, branch=branch, head=head, refs=refs, fetched=True, tags=tags)
+    prev_refs = previous.refs if previous is not None else {}
+    prev_head = previous.head if previous is not None else None
+
+    reads: list[_Read] = []
+    if head is not None and head != prev_head:
+        reads += _arkitekt_reads(git_dir, branch, head, prev_head, limits)
+    reads += _tag_reads(tags, local, prev_refs, manifest_path, result.errors)
+    _read_all(git_dir, reads, limits, result, report)
+    log.info(
+        "%s: %d semver tags, %d manifests parsed, %d releases, %d errors",
+        redact(repo.url),
+        len(tags),
+        result.blobs_read,
+        len(result.releases),
+        len(result.errors),
+    )
+    return result
+
+
+def _no_progress(stage: str, done: int, total: int) -> None:
+    """The default progress callback: nobody is watching."""
+
+
+def _manifest_path(path: str) -> str:
+    """The manifest path as git names it inside a tree; refuse anything outside it."""
+    pure = PurePosixPath(path)
+    bad = (
+        not path
+        or pure.is_absolute()
+        or ".." in pure.parts
+        or not pure.parts
+        or any(unicodedata.category(c) in ("Cc", "Cf", "Zl", "Zp") for c in path)
+    )
+    if bad:
+        raise IndexerError(f"manifest path {path!r} must be a relative path inside the repo")
+    return str(pure)
+
+
+def _branch(repo: RepoSpec, remote: RemoteRefs) -> str:
+    """The branch to index: the configured one, else the remote's HEAD ("" if none)."""
+    if repo.branch is not None:
+        if HEADS + repo.branch not in remote and remote:
+            raise BranchNotFoundError(
+                f"branch {repo.branch!r} does not exist on {redact(repo.url)}"
+            )
+        return repo.branch
+    if remote.head_branch is not None:
+        return remote.head_branch
+    # An old server that does not advertise symrefs: the branch HEAD points at.
+    head = remote.get("HEAD")
+    candidates = sorted(
+        name[len(HEADS) :] for name, sha in remote.items() if name.startswith(HEADS) and sha == head
+    )
+    for preferred in ("main", "master"):
+        if preferred in candidates:
+            return preferred
+    return candidates[0] if candidates else ""
+
+
+def _unchanged(previous: Previous, remote: Mapping[str, str], head: str | None) -> bool:
+    """Nothing to do: the indexed branch and every tag are where the last run saw them.
+
+    Other refs (other branches, ``refs/pull/*``) are ignored: they hold no releases.
+    """
+    return previous.head == head and _tag_refs(previous.refs) == _tag_refs(remote)
+
+
+def _tag_refs(refs: Mapping[str, str]) -> dict[str, str]:
+    return {k: v for k, v in refs.items() if k.startswith(TAGS) and not k.endswith("^{}")}
+
+
+def _arkitekt_reads(
+    git_dir: Path, branch: str, head: str, prev_head: str | None, limits: Limits
+) -> list[_Read]:
+    reads = [_Read("head", f"{head}:{path}", path, branch, head) for path in ARKITEKT_FILES]
+    since = prev_head if prev_head and is_ancestor(git_dir, prev_head, head, limits) else None
+    versions: list[FileVersion] = file_history(git_dir, head, ARKITEKT_FILES, limits, since=since)
+    reads += [_Read("history", v.blob, v.path, v.commit, v.commit) for v in versions]
+    return reads
+
+
+def _tag_reads(
+    tags: Mapping[str, TagInfo],
+    local: Mapping[str, LocalRef],
+    prev_refs: Mapping[str, str],
+    manifest_path: str,
+    errors: list[ManifestError],
+) -> list[_Read]:
+    """Reads for tags that are new or moved; two tags of one version: the first name wins."""
+    owner: dict[str, str] = {}
+    for name in sorted(tags):
+        owner.setdefault(tags[name].version, name)
+    reads: list[_Read] = []
+    for name in sorted(tags, key=lambda n: (tags[n].version, n)):
+        tag = tags[name]
+        if prev_refs.get(TAGS + name) == local[TAGS + name].sha:
+            continue
+        if owner[tag.version] != name:
+            errors.append(
+                ManifestError(
+                    file=manifest_path,
+                    ref=name,
+                    message=(
+                        f"tag {name!r} names version {tag.version}, which tag "
+                        f"{owner[tag.version]!r} already releases; this tag is ignored"
+                    ),
+                )
+            )
+            continue
+        rev = f"{tag.commit}:{manifest_path}"
+        reads.append(_Read("tag", rev, manifest_path, name, tag.commit, tag))
+    return reads
+
+
+def _read_all(
+    git_dir: Path, reads: list[_Read], limits: Limits, result: IndexResult, report: Progress
+) -> None:
+    """Read and parse every blob in ``reads`` (head, then history, then tags)."""
+    arkitekt = ArkitektMerge()
+    native: list[FoundRelease] = []
+    head_blobs: set[tuple[str, str]] = set()
+    total = len(reads)
+    report("read", 0, total)
+    if reads:
+        with CatFileBatch(git_dir, limits) as batch:
+            answers = batch.read_many([r.rev for r in reads])
+            for done, (read, obj) in enumerate(zip(reads, answers, strict=True), 1):
+                report("read", done, total)
+                if read.kind == "history" and (read.path, read.rev) in head_blobs:
+                    continue  # the same content was just read at the head
+                data = _blob(obj, read, limits, result.errors)
+                if obj is None or data is None:
+                    continue
+                result.blobs_read += 1
+                if read.kind == "head":
+                    head_blobs.add((read.path, obj.sha))
+                if read.tag is not None:
+                    parsed = _parse_native(data, read.path, read.tag)
+                    result.errors.extend(parsed.errors)
+                    native += [
+                        FoundRelease(spec, "port", read.path, read.ref, read.commit)
+                        for spec in parsed.releases
+                    ]
+                else:
+                    arkitekt.add(
+                        _parse_arkitekt(data, read.path, read.ref),
+                        file=read.path,
+                        ref=read.ref,
+                        commit=read.commit,
+                        at_head=read.kind == "head",
+                    )
+    native_keys = {(f.spec.app.identifier, f.spec.version) for f in native}
+    result.releases = native + arkitekt.releases(excluding=native_keys)
+    result.errors.extend(arkitekt.errors)
+    if any(read.kind == "head" for read in reads):
+        result.arkitekt_head = frozenset(arkitekt.head_keys)
+
+
+def _blob(
+    obj: GitObject | None, read: _Read, limits: Limits, errors: list[ManifestError]
+) -> bytes | None:
+    """The content to parse, or None: missing (silently), not a file or too large (error)."""
+    if obj is None:
+        return None
+    if obj.type != "blob":
+        errors.append(ManifestError(file=read.path, ref=read.ref, message="is not a file"))
+        return None
+    if obj.data is None:
+        errors.append(
+            ManifestError(
+                file=read.path,
+                ref=read.ref,
+                message=(
+                    f"is {describe_size(obj.size)}, over the limit of "
+                    f"{describe_size(limits.max_manifest_bytes)}; not read"
+                ),
+            )
+        )
+        return None
+    return obj.data
+
+
+def _parse_native(data: bytes, path: str, tag: TagInfo) -> Parsed:
+    try:
+        return parse_port_manifest(data, file=path, ref=tag.name, tag_version=tag.version)
+    except Exception as exc:  # a parser bug must not end the run
+        log.exception("parsing %s at %s failed", path, tag.name)
+        return Parsed(errors=[_crash(path, tag.name, exc)])
+
+
+def _parse_arkitekt(data: bytes, path: str, ref: str) -> Parsed:
+    try:
+        return parse_arkitekt_deployments(data, file=path, ref=ref)
+    except Exception as exc:  # a parser bug must not end the run
+        log.exception("parsing %s at %s failed", path, ref)
+        return Parsed(errors=[_crash(path, ref, exc)])
+
+
+def _crash(path: str, ref: str, exc: Exception) -> ManifestError:
+    return ManifestError(file=path, ref=ref, message=f"could not be parsed ({type(exc).__name__})")

@@ -1,0 +1,166 @@
+"""Fixtures for indexer tests: bare remotes served over ``file://`` and ``git daemon``.
+
+``remote`` is parametrised over both transports, so every scenario that uses it runs
+once against a local path and once over the network protocol a real server speaks. The
+daemon runs on 127.0.0.1 with a free port for the whole session. Without ``git daemon``
+the daemon variants are skipped locally, but fail under CI (env var ``CI`` set): the
+suite must never silently shrink there.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from indexer.result import IndexResult, Previous, RepoSpec
+from indexer.scan import Limits, index_repo
+from tests.integration.gitfixtures import WorkRepo
+
+
+def _require(what: str) -> None:
+    if os.environ.get("CI"):
+        pytest.fail(f"{what} is required when CI is set")
+    pytest.skip(f"{what} is not available")
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+@dataclass(frozen=True)
+class GitDaemon:
+    base: Path
+    port: int
+
+    def url(self, bare: Path) -> str:
+        return f"git://127.0.0.1:{self.port}/{bare.relative_to(self.base)}"
+
+
+@pytest.fixture(scope="session")
+def git_daemon(tmp_path_factory: pytest.TempPathFactory) -> Iterator[GitDaemon]:
+    """``git daemon`` on 127.0.0.1, exporting every repository under its base path."""
+    if shutil.which("git") is None:
+        _require("git")
+    exec_path = subprocess.run(
+        ["git", "--exec-path"], capture_output=True, text=True, check=True
+    ).stdout.strip()
+    if not (Path(exec_path) / "git-daemon").exists():
+        _require("git daemon")
+    base = tmp_path_factory.mktemp("daemon")
+    port = free_port()
+    proc = subprocess.Popen(
+        [
+            "git",
+            "daemon",
+            "--reuseaddr",
+            f"--base-path={base}",
+            "--export-all",
+            "--listen=127.0.0.1",
+            f"--port={port}",
+        ],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    try:
+        deadline = time.monotonic() + 15
+        while True:
+            if proc.poll() is not None:
+                pytest.fail(f"git daemon exited with {proc.returncode} before accepting")
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
+                break
+            except OSError:
+                if time.monotonic() > deadline:
+                    pytest.fail("git daemon did not accept connections within 15 s")
+                time.sleep(0.05)
+        yield GitDaemon(base, port)
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+@dataclass
+class Remote:
+    """A work repository, the URL its bare remote is served at, and a mirror to use."""
+
+    work: WorkRepo
+    url: str
+    limits: Limits
+    mirror: Path
+
+    def spec(
+        self, *, branch: str | None = None, manifest_path: str = "port.yaml", tag_prefix: str = ""
+    ) -> RepoSpec:
+        return RepoSpec(self.url, branch, manifest_path, tag_prefix)
+
+    def scan(
+        self,
+        previous: Previous | IndexResult | None = None,
+        *,
+        limits: Limits | None = None,
+        branch: str | None = None,
+        manifest_path: str = "port.yaml",
+        tag_prefix: str = "",
+    ) -> IndexResult:
+        """Push the work repository, then index the remote (incrementally from a result)."""
+        self.work.push()
+        if isinstance(previous, IndexResult):
+            previous = Previous(refs=previous.refs, head=previous.head)
+        spec = self.spec(branch=branch, manifest_path=manifest_path, tag_prefix=tag_prefix)
+        return index_repo(spec, self.mirror, previous, limits or self.limits)
+
+
+MakeRemote = Callable[[], Remote]
+
+
+@pytest.fixture(params=["file", pytest.param("daemon", marks=pytest.mark.git)])
+def make_remote(request: pytest.FixtureRequest, tmp_path: Path) -> MakeRemote:
+    """A factory of fresh remotes served over this test's transport."""
+    transport: str = request.param
+
+    def make() -> Remote:
+        name = uuid.uuid4().hex[:10]
+        if transport == "daemon":
+            daemon: GitDaemon = request.getfixturevalue("git_daemon")
+            bare = daemon.base / f"{name}.git"
+            work = WorkRepo(tmp_path / f"work-{name}", bare)
+            return Remote(work, daemon.url(bare), Limits(timeout_seconds=30), tmp_path / name)
+        bare = tmp_path / "remotes" / f"{name}.git"
+        work = WorkRepo(tmp_path / f"work-{name}", bare)
+        limits = Limits(allow_local=True, timeout_seconds=30)
+        return Remote(work, f"file://{bare}", limits, tmp_path / name)
+
+    return make
+
+
+@pytest.fixture
+def remote(make_remote: MakeRemote) -> Remote:
+    return make_remote()
+
+
+@pytest.fixture
+def local_remote(tmp_path: Path) -> Remote:
+    """A remote over ``file://`` only, for tests about the indexer rather than transport."""
+    bare = tmp_path / "remotes" / "local.git"
+    work = WorkRepo(tmp_path / "work-local", bare)
+    return Remote(
+        work, f"file://{bare}", Limits(allow_local=True, timeout_seconds=30), tmp_path / "mirror"
+    )
