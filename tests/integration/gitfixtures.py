@@ -113,6 +113,17 @@ def port_yaml(
     return yaml.safe_dump(doc, sort_keys=False)
 
 
+def arkitekt_manifest(identifier: str, version: str) -> dict[str, object]:
+    """The ``manifest`` block both Arkitekt shapes carry."""
+    return {
+        "identifier": identifier,
+        "version": version,
+        "author": "tests",
+        "scopes": ["read"],
+        "entrypoint": "app",
+    }
+
+
 def app_image(
     identifier: str, version: str, flavour: str = "vanilla", build: str = "1"
 ) -> dict[str, object]:
@@ -124,13 +135,7 @@ def app_image(
             "imageString": f"registry.invalid/{identifier}:{version}-{flavour}-b{build}",
             "buildAt": "2024-01-01T00:00:00",
         },
-        "manifest": {
-            "identifier": identifier,
-            "version": version,
-            "author": "tests",
-            "scopes": ["read"],
-            "entrypoint": "app",
-        },
+        "manifest": arkitekt_manifest(identifier, version),
         "selectors": [],
     }
 
@@ -141,14 +146,7 @@ def deployment(identifier: str, version: str, flavour: str | None = None) -> dic
         "build_id": f"{identifier}-{version}",
         "deployed_at": "2023-05-01T10:00:00",
         "image": f"registry.invalid/{identifier}:{version}",
-        "manifest": {
-            "identifier": identifier,
-            "version": version,
-            "author": "tests",
-            "scopes": ["read"],
-            "entrypoint": "app",
-            "requirements": [],
-        },
+        "manifest": {**arkitekt_manifest(identifier, version), "requirements": []},
         "selectors": [],
     }
     if flavour is not None:
