@@ -5,7 +5,8 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 # The embedded default for `make run`: SQLite and mirrors in ./.data, local repos allowed.
-RUN_ENV := PORT_DATA_DIR=$(CURDIR)/.data PORT_ALLOW_LOCAL_REPOS=true
+DATA ?= $(CURDIR)/.data
+RUN_ENV := PORT_DATA_DIR=$(DATA) PORT_ALLOW_LOCAL_REPOS=true
 
 .DEFAULT_GOAL := help
 .PHONY: help install run test lint format typecheck unit services bench clean
@@ -21,7 +22,7 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP) ## Create .venv and install Port with its development tools
 
-run: $(STAMP) ## Migrate, index the bundled example repository and print the catalogue
+run: $(STAMP) ## Migrate, index the bundled example repositories and print the catalogue (DATA=dir)
 	$(RUN_ENV) $(BIN)/port db upgrade
 	$(RUN_ENV) $(BIN)/port demo
 

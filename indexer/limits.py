@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from manifests.yamlload import MAX_BYTES
+
 
 @dataclass(frozen=True, slots=True)
 class Limits:
@@ -16,6 +18,6 @@ class Limits:
     """
 
     allow_local: bool = False
-    timeout_seconds: float = 120
+    timeout_seconds: float = 300
     max_repo_bytes: int = 1 << 30
-    max_manifest_bytes: int = 2 << 20
+    max_manifest_bytes: int = MAX_BYTES

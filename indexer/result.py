@@ -72,4 +72,8 @@ class IndexResult:
     # read this run; None means "not re-read, keep what the catalogue says".
     arkitekt_head: frozenset[tuple[str, str]] | None = None
     errors: list[ManifestError] = field(default_factory=list)
+    # Tags whose manifest this run read and found absent or valid: what they released
+    # before and did not release again is no longer theirs (a moved tag). Tags whose
+    # manifest broke are not here: their last good release stands.
+    tags_read: set[str] = field(default_factory=set)
     blobs_read: int = 0  # manifest blobs parsed this run, for progress and benchmarks

@@ -34,13 +34,14 @@ from indexer.limits import Limits
 from indexer.mirror import RemoteRefs, ls_remote, sync_mirror
 from indexer.refs import HEADS, TAGS, LocalRef, advertised_tags, list_refs, release_tags
 from indexer.result import FoundRelease, IndexResult, Previous, RepoSpec, TagInfo
+from indexer.tags import parse_tag
 from indexer.urls import redact
 from manifests.arkitekt import parse_arkitekt_deployments
 from manifests.errors import ManifestError
 from manifests.native import parse_port_manifest
 from manifests.specs import Parsed
 
-__all__ = ["Limits", "Progress", "index_repo"]
+__all__ = ["Limits", "Progress", "check_manifest_path", "index_repo"]
 
 log = logging.getLogger(__name__)
 
@@ -74,7 +75,7 @@ def index_repo(
     the spec's manifest path or tag prefix, so everything is read again.
     """
     report = progress or _no_progress
-    manifest_path = _manifest_path(repo.manifest_path)
+    manifest_path = check_manifest_path(repo.manifest_path)
     report("ls-remote", 0, 1)
     remote = ls_remote(repo.url, limits)
     report("ls-remote", 1, 1)
@@ -105,13 +106,23 @@ def index_repo(
     refs = {name: sha for name, sha in remote.items() if not name.startswith(TAGS)}
     refs.update((name, ref.sha) for name, ref in local.items())
     result = IndexResult(repo=repo, branch=branch, head=head, refs=refs, fetched=True, tags=tags)
+    if not branch and any(name.startswith(HEADS) for name in remote):
+        result.errors.append(
+            ManifestError(
+                file="HEAD",
+                message=(
+                    "the remote's HEAD names no branch and several branches exist, so "
+                    "Arkitekt files were not read: set the repository's branch"
+                ),
+            )
+        )
     prev_refs = previous.refs if previous is not None else {}
     prev_head = previous.head if previous is not None else None
 
     reads: list[_Read] = []
     if head is not None and head != prev_head:
         reads += _arkitekt_reads(git_dir, branch, head, prev_head, limits)
-    reads += _tag_reads(tags, local, prev_refs, manifest_path, result.errors)
+    reads += _tag_reads(tags, local, prev_refs, manifest_path, repo.tag_prefix, result.errors)
     _read_all(git_dir, reads, limits, result, report)
     log.info(
         "%s: %d semver tags, %d manifests parsed, %d releases, %d errors",
@@ -128,7 +139,7 @@ def _no_progress(stage: str, done: int, total: int) -> None:
     """The default progress callback: nobody is watching."""
 
 
-def _manifest_path(path: str) -> str:
+def check_manifest_path(path: str) -> str:
     """The manifest path as git names it inside a tree; refuse anything outside it."""
     pure = PurePosixPath(path)
     bad = (
@@ -151,17 +162,20 @@ def _branch(repo: RepoSpec, remote: RemoteRefs) -> str:
                 f"branch {repo.branch!r} does not exist on {redact(repo.url)}"
             )
         return repo.branch
-    if remote.head_branch is not None:
+    heads = sorted(name[len(HEADS) :] for name in remote if name.startswith(HEADS))
+    if remote.head_branch in heads:
         return remote.head_branch
-    # An old server that does not advertise symrefs: the branch HEAD points at.
-    head = remote.get("HEAD")
-    candidates = sorted(
-        name[len(HEADS) :] for name, sha in remote.items() if name.startswith(HEADS) and sha == head
-    )
-    for preferred in ("main", "master"):
-        if preferred in candidates:
-            return preferred
-    return candidates[0] if candidates else ""
+    # HEAD names no existing branch (an old server without symrefs, or a bare repo whose
+    # HEAD still says "master" after "main" was pushed): the branch HEAD's commit is on,
+    # else main or master, else the only branch there is.
+    on_head = [name for name in heads if remote[HEADS + name] == remote.get("HEAD")]
+    for candidates in (on_head, heads):
+        for preferred in ("main", "master"):
+            if preferred in candidates:
+                return preferred
+    if on_head:
+        return on_head[0]
+    return heads[0] if len(heads) == 1 else ""
 
 
 def _unchanged(previous: Previous, remote: Mapping[str, str], head: str | None) -> bool:
@@ -191,16 +205,29 @@ def _tag_reads(
     local: Mapping[str, LocalRef],
     prev_refs: Mapping[str, str],
     manifest_path: str,
+    prefix: str,
     errors: list[ManifestError],
 ) -> list[_Read]:
-    """Reads for tags that are new or moved; two tags of one version: the first name wins."""
+    """Reads for tags that are new or moved; two tags of one version: the first name wins.
+
+    A version that lost one of its tags is read again at the tag that now releases it,
+    so deleting ``1.0.0`` beside ``v1.0.0`` moves the release instead of withdrawing it.
+    """
     owner: dict[str, str] = {}
     for name in sorted(tags):
         owner.setdefault(tags[name].version, name)
+    orphaned = {
+        version
+        for ref in prev_refs
+        if ref.startswith(TAGS)
+        and not ref.endswith("^{}")
+        and ref[len(TAGS) :] not in tags
+        and (version := parse_tag(ref[len(TAGS) :], prefix)) is not None
+    }
     reads: list[_Read] = []
     for name in sorted(tags, key=lambda n: (tags[n].version, n)):
         tag = tags[name]
-        if prev_refs.get(TAGS + name) == local[TAGS + name].sha:
+        if prev_refs.get(TAGS + name) == local[TAGS + name].sha and tag.version not in orphaned:
             continue
         if owner[tag.version] != name:
             errors.append(
@@ -226,6 +253,7 @@ def _read_all(
     arkitekt = ArkitektMerge()
     native: list[FoundRelease] = []
     head_blobs: set[tuple[str, str]] = set()
+    head_readable = True  # False when a head file exists but could not be read as a whole
     total = len(reads)
     report("read", 0, total)
     if reads:
@@ -235,22 +263,30 @@ def _read_all(
                 report("read", done, total)
                 if read.kind == "history" and (read.path, read.rev) in head_blobs:
                     continue  # the same content was just read at the head
+                if obj is None and read.tag is not None:
+                    result.tags_read.add(read.tag.name)  # no manifest: not a release now
                 data = _blob(obj, read, limits, result.errors)
                 if obj is None or data is None:
+                    head_readable = head_readable and not (read.kind == "head" and obj is not None)
                     continue
                 result.blobs_read += 1
                 if read.kind == "head":
                     head_blobs.add((read.path, obj.sha))
                 if read.tag is not None:
-                    parsed = _parse_native(data, read.path, read.tag)
+                    parsed = _parse_native(data, read.path, read.tag, limits)
                     result.errors.extend(parsed.errors)
+                    if parsed.releases:
+                        result.tags_read.add(read.tag.name)
                     native += [
                         FoundRelease(spec, "port", read.path, read.ref, read.commit)
                         for spec in parsed.releases
                     ]
                 else:
+                    parsed = _parse_arkitekt(data, read.path, read.ref, limits)
+                    if read.kind == "head" and any(_whole_file(e) for e in parsed.errors):
+                        head_readable = False
                     arkitekt.add(
-                        _parse_arkitekt(data, read.path, read.ref),
+                        parsed,
                         file=read.path,
                         ref=read.ref,
                         commit=read.commit,
@@ -259,8 +295,15 @@ def _read_all(
     native_keys = {(f.spec.app.identifier, f.spec.version) for f in native}
     result.releases = native + arkitekt.releases(excluding=native_keys)
     result.errors.extend(arkitekt.errors)
-    if any(read.kind == "head" for read in reads):
+    # A head file that failed as a whole says nothing about which entries are current:
+    # keep what the catalogue knows rather than marking every entry as history.
+    if head_readable and any(read.kind == "head" for read in reads):
         result.arkitekt_head = frozenset(arkitekt.head_keys)
+
+
+def _whole_file(error: ManifestError) -> bool:
+    """An error of the file itself (syntax, shape), not of one of its entries."""
+    return "[" not in error.path
 
 
 def _blob(
@@ -287,17 +330,25 @@ def _blob(
     return obj.data
 
 
-def _parse_native(data: bytes, path: str, tag: TagInfo) -> Parsed:
+def _parse_native(data: bytes, path: str, tag: TagInfo, limits: Limits) -> Parsed:
     try:
-        return parse_port_manifest(data, file=path, ref=tag.name, tag_version=tag.version)
+        return parse_port_manifest(
+            data,
+            file=path,
+            ref=tag.name,
+            tag_version=tag.version,
+            max_bytes=limits.max_manifest_bytes,
+        )
     except Exception as exc:  # a parser bug must not end the run
         log.exception("parsing %s at %s failed", path, tag.name)
         return Parsed(errors=[_crash(path, tag.name, exc)])
 
 
-def _parse_arkitekt(data: bytes, path: str, ref: str) -> Parsed:
+def _parse_arkitekt(data: bytes, path: str, ref: str, limits: Limits) -> Parsed:
     try:
-        return parse_arkitekt_deployments(data, file=path, ref=ref)
+        return parse_arkitekt_deployments(
+            data, file=path, ref=ref, max_bytes=limits.max_manifest_bytes
+        )
     except Exception as exc:  # a parser bug must not end the run
         log.exception("parsing %s at %s failed", path, ref)
         return Parsed(errors=[_crash(path, ref, exc)])

@@ -37,12 +37,16 @@ _REMOTE_SCHEMES = {"https", "git", *_SSH_SCHEMES}
 _USERINFO = re.compile(r"(?P<scheme>\b[A-Za-z][A-Za-z0-9+.-]*://)(?P<info>[^/?#\s]*)@", re.ASCII)
 
 
+# The query of a URL may carry a token (``?private_token=...``): shown as ``?***``.
+_QUERY = re.compile(r"(?P<base>\b[a-zA-Z][a-zA-Z0-9+.-]*://[^\s'\"?#]*)\?[^\s'\"#]*")
+
+
 def redact(url: str) -> str:
     """Hide credentials in a URL, or in any text that contains URLs (git's messages).
 
     ``https://user:pass@host/x`` becomes ``https://***@host/x``. A bare user name is
     hidden too for web URLs (a token is often passed as the user), but kept for ssh,
-    where ``git@`` is just the account name.
+    where ``git@`` is just the account name. Query strings are hidden as ``?***``.
     """
 
     def hide(match: re.Match[str]) -> str:
@@ -51,7 +55,7 @@ def redact(url: str) -> str:
             return match.group(0)
         return f"{scheme}***@"
 
-    return _USERINFO.sub(hide, url)
+    return _QUERY.sub(r"\g<base>?***", _USERINFO.sub(hide, url))
 
 
 def check_url(url: str, *, allow_local: bool) -> str:

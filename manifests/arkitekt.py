@@ -49,7 +49,7 @@ from manifests.fields import (
 from manifests.selectors import SELECTOR_LIST, Selector
 from manifests.specs import AppSpec, FlavourSpec, Parsed, ReleaseSpec, Requirement
 from manifests.versions import normalise_version
-from manifests.yamlload import LoadedYaml, Path, YamlLoadError, load_yaml
+from manifests.yamlload import MAX_BYTES, LoadedYaml, Path, YamlLoadError, load_yaml
 
 LISTS = ("deployments", "app_images")
 DEFAULT_FLAVOUR = "vanilla"
@@ -71,10 +71,12 @@ class _Release:
     flavours: dict[str, FlavourSpec] = field(default_factory=dict)
 
 
-def parse_arkitekt_deployments(data: bytes | str, *, file: str, ref: str | None = None) -> Parsed:
+def parse_arkitekt_deployments(
+    data: bytes | str, *, file: str, ref: str | None = None, max_bytes: int = MAX_BYTES
+) -> Parsed:
     """Parse an Arkitekt ``deployments.yaml`` of any known shape; nothing raises."""
     try:
-        loaded = load_yaml(data, file=file, ref=ref)
+        loaded = load_yaml(data, file=file, ref=ref, max_bytes=max_bytes)
     except YamlLoadError as exc:
         return Parsed(errors=[exc.error])
     return parse_arkitekt_document(loaded)
@@ -244,7 +246,7 @@ def _app(identifier: str, identity: dict[Any, Any], item: dict[Any, Any]) -> App
     return AppSpec(
         identifier=identifier,
         name=_text(identity.get("name")) or identifier,
-        description=_text(identity.get("description")) or "",
+        description=_text(identity.get("description"), limit=10_000) or "",
         logo=_valid(identity.get("logo"), check_logo),
         homepage=_valid(identity.get("homepage"), check_http_url),
         license=_text(identity.get("license")),
@@ -283,14 +285,18 @@ def _requirements(raw: object) -> tuple[Requirement, ...]:
                     key=key,
                     service=service,
                     optional=optional if isinstance(optional, bool) else False,
-                    description=_text(spec.get("description")),
+                    description=_text(spec.get("description"), limit=2000),
                 )
             )
     return tuple(out)
 
 
-def _text(value: object) -> str | None:
-    return value if isinstance(value, str) and value.strip() else None
+def _text(value: object, limit: int = 200) -> str | None:
+    """Informational text, or None when absent, empty or longer than ``limit`` characters
+    (the same bounds the native format enforces, so both fit the catalogue's columns)."""
+    if isinstance(value, str) and value.strip() and len(value) <= limit:
+        return value
+    return None
 
 
 def _words(value: object) -> tuple[str, ...]:

@@ -36,7 +36,7 @@ from manifests.fields import (
 from manifests.selectors import Selector
 from manifests.specs import AppSpec, FlavourSpec, Parsed, ReleaseSpec, Requirement, Resources
 from manifests.versions import normalise_version
-from manifests.yamlload import LoadedYaml, YamlLoadError, load_yaml
+from manifests.yamlload import MAX_BYTES, LoadedYaml, YamlLoadError, load_yaml
 
 API_VERSION = "port/v1"
 
@@ -159,6 +159,7 @@ def parse_port_manifest(
     file: str = "port.yaml",
     ref: str | None = None,
     tag_version: str | None = None,
+    max_bytes: int = MAX_BYTES,
 ) -> Parsed:
     """Parse one ``port.yaml``; every problem becomes a located error, nothing raises.
 
@@ -167,7 +168,7 @@ def parse_port_manifest(
     the version; with neither, the file is checked but yields no release.
     """
     try:
-        loaded = load_yaml(data, file=file, ref=ref)
+        loaded = load_yaml(data, file=file, ref=ref, max_bytes=max_bytes)
     except YamlLoadError as exc:
         return Parsed(errors=[exc.error])
     return parse_port_document(loaded, tag_version=tag_version)

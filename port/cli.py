@@ -11,15 +11,18 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import click
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from indexer.urls import redact
+from manifests.errors import ManifestError
 from manifests.validate import validate_path
 from port import db
 from port.catalogue import queries, repos
 from port.catalogue.models import IndexRun, Repo
 from port.catalogue.scanning import ScanOutcome, scan_repo
-from port.demo import build_example_repo
+from port.demo import build_example_repos
 from port.errors import PortError
 from port.settings import Settings, get_settings
 
@@ -43,6 +46,13 @@ def _with_db(work: Callable[[Sessions, Settings], Awaitable[T]]) -> T:
         return asyncio.run(main())
     except PortError as exc:
         raise click.ClickException(str(exc)) from exc
+    except (SQLAlchemyError, OSError) as exc:
+        # Connection refused, bad URL, locked file: say which database, not a traceback.
+        shown = make_url(settings.sqlalchemy_url).render_as_string(hide_password=True)
+        raise click.ClickException(
+            f"the catalogue database {shown} is not usable: {type(exc).__name__}: "
+            f"{str(exc).splitlines()[0] if str(exc) else ''}"
+        ) from exc
 
 
 class _Progress:
@@ -250,8 +260,7 @@ def repo_runs(target: str, limit: int, as_json: bool) -> None:
         if run["message"]:
             click.echo(f"  {run['message']}")
         for e in run["errors"]:
-            where = f"{e['file']}@{e['ref']}:{e['line']}" if e["line"] else e["file"]
-            click.echo(f"  {where} {e['path']}: {e['message']}")
+            click.echo(f"  {ManifestError(**e)}")
 
 
 def _print_catalogue(apps: list[dict[str, Any]]) -> None:
@@ -306,25 +315,26 @@ def manifest_validate(paths: tuple[Path, ...]) -> None:
 
 @main.command("demo")
 def demo() -> None:
-    """Index the bundled example repository and print the catalogue (`make run`)."""
+    """Index the bundled example repositories and print the catalogue (`make run`)."""
     settings = get_settings()
     if not settings.allow_local_repos:
         raise click.ClickException(
-            "the example repository is a local path: set PORT_ALLOW_LOCAL_REPOS=true"
+            "the example repositories are local paths: set PORT_ALLOW_LOCAL_REPOS=true"
         )
-    db.upgrade(settings.sqlalchemy_url)
-    example = build_example_repo(settings.data_dir / "example-repo")
+    examples = build_example_repos(settings.data_dir / "examples")
 
     async def work(sessions: Sessions, settings: Settings) -> list[dict[str, Any]]:
-        async with sessions() as session, session.begin():
-            try:
-                repo = await repos.find_repo(session, str(example))
-            except PortError:
-                repo = await repos.add_repo(session, str(example), allow_local=True)
-        outcome = await scan_repo(sessions, settings, repo.id, _Progress("example"))
-        _print_outcome(repo.url, outcome)
+        for example in examples:
+            async with sessions() as session, session.begin():
+                try:
+                    repo = await repos.find_repo(session, str(example))
+                except PortError:
+                    repo = await repos.add_repo(session, str(example), allow_local=True)
+            outcome = await scan_repo(sessions, settings, repo.id, _Progress(example.name))
+            _print_outcome(repo.url, outcome)
         click.echo("")
         return await _catalogue(sessions)
 
     _print_catalogue(_with_db(work))
-    click.echo(f"\ncatalogue: {settings.sqlalchemy_url}")
+    shown = make_url(settings.sqlalchemy_url).render_as_string(hide_password=True)
+    click.echo(f"\ncatalogue: {shown}")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -60,11 +59,6 @@ def alembic_config(url: str) -> Config:
 def upgrade(url: str, revision: str = "head") -> None:
     """Apply migrations up to ``revision``. Call outside a running event loop."""
     command.upgrade(alembic_config(url), revision)
-
-
-async def upgrade_async(url: str, revision: str = "head") -> None:
-    """The same from async code: Alembic's env runs its own loop, so use a thread."""
-    await asyncio.to_thread(upgrade, url, revision)
 
 
 def _current_revision(connection: Any) -> str | None:

@@ -1,8 +1,8 @@
-"""The bundled example repository: built from ``manifests/examples`` into a local git repo.
+"""The bundled example repositories, built from ``manifests/examples`` into local git repos.
 
-``make run`` indexes it so that a newcomer sees a real catalogue without any network:
-stardist releases cut from ``port.yaml`` at two semver tags, and Arkitekt apps from a
-``.arkitekt_next/deployments.yaml`` file at the branch head.
+``make run`` indexes them so that a newcomer sees a real catalogue without any network:
+releases cut from ``port.yaml`` at semver tags, and Arkitekt apps from a
+``.arkitekt_next/deployments.yaml`` file at a branch head.
 """
 
 from __future__ import annotations
@@ -15,9 +15,9 @@ from pathlib import Path
 import manifests
 
 EXAMPLES = Path(manifests.__file__).parent / "examples"
-# Versions cut from the stardist example: the manifest's image tags follow the tag.
-STARDIST_VERSIONS = ("0.4.9", "0.4.10")
-_TEMPLATE_VERSION = "0.4.10"
+# (example folder, versions to tag): each version is cut from the one manifest, whose
+# image tags carry the first version listed last, e.g. "0.4.10" -> "0.4.9".
+NATIVE = {"stardist": ("0.4.9", "0.4.10"), "napari": ("0.5.0",)}
 
 
 def _git(repo: Path, *args: str) -> None:
@@ -35,21 +35,36 @@ def _git(repo: Path, *args: str) -> None:
     subprocess.run(["git", "-C", str(repo), *args], check=True, capture_output=True, env=env)
 
 
-def build_example_repo(target: Path) -> Path:
-    """(Re)create the example repository at ``target`` and return its path."""
+def _init(target: Path) -> None:
     if target.exists():
         shutil.rmtree(target)
     target.mkdir(parents=True)
     _git(target, "init", "--quiet", "--initial-branch=main")
-    template = (EXAMPLES / "stardist" / "port.yaml").read_text()
-    for version in STARDIST_VERSIONS:
-        (target / "port.yaml").write_text(template.replace(_TEMPLATE_VERSION, version))
+
+
+def _tag_versions(target: Path, app: str, versions: tuple[str, ...]) -> None:
+    template = (EXAMPLES / app / "port.yaml").read_text()
+    for version in versions:
+        (target / "port.yaml").write_text(template.replace(versions[-1], version))
         _git(target, "add", "port.yaml")
-        _git(target, "commit", "--quiet", "-m", f"stardist {version}")
+        _git(target, "commit", "--quiet", "-m", f"{app} {version}")
         _git(target, "tag", f"v{version}")
-    arkitekt = target / ".arkitekt_next"
+
+
+def build_example_repos(root: Path) -> list[Path]:
+    """(Re)create the example repositories under ``root`` and return their paths.
+
+    ``stardist``: two semver tags of its port.yaml, and an Arkitekt deployments file at
+    the branch head (fiji, renamer). ``napari``: one tag.
+    """
+    stardist, napari = root / "stardist", root / "napari"
+    _init(stardist)
+    _tag_versions(stardist, "stardist", NATIVE["stardist"])
+    arkitekt = stardist / ".arkitekt_next"
     arkitekt.mkdir()
     shutil.copy(EXAMPLES / "arkitekt" / "deployments.yaml", arkitekt / "deployments.yaml")
-    _git(target, "add", ".arkitekt_next")
-    _git(target, "commit", "--quiet", "-m", "Arkitekt deployments")
-    return target
+    _git(stardist, "add", ".arkitekt_next")
+    _git(stardist, "commit", "--quiet", "-m", "Arkitekt deployments")
+    _init(napari)
+    _tag_versions(napari, "napari", NATIVE["napari"])
+    return [stardist, napari]

@@ -12,7 +12,7 @@ class PortError(Exception):
 class ClientError(PortError):
     """The caller can fix it: bad input, unknown thing, conflict."""
 
-    code = "INVALID_INPUT"
+    code = "BAD_REQUEST"
 
 
 class InvalidInput(ClientError):
@@ -25,9 +25,3 @@ class NotFound(ClientError):
 
 class Conflict(ClientError):
     code = "CONFLICT"
-
-
-class RepoUnreachable(PortError):
-    """The remote could not be read (network, auth, timeout, size limit)."""
-
-    code = "REPO_UNREACHABLE"

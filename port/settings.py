@@ -9,6 +9,10 @@ from platformdirs import user_data_dir
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from indexer.limits import Limits
+
+_LIMITS = Limits()  # the indexer's defaults are Port's defaults
+
 
 class Settings(BaseSettings):
     """Read once per process from the environment (and a ``.env`` file if present)."""
@@ -34,13 +38,17 @@ class Settings(BaseSettings):
         ),
     )
     git_timeout_seconds: float = Field(
-        default=300.0, gt=0, description="Upper bound for any single git call."
+        default=_LIMITS.timeout_seconds, gt=0, description="Upper bound for any single git call."
     )
     max_repo_mb: int = Field(
-        default=1024, gt=0, description="A mirror larger than this is refused and removed."
+        default=_LIMITS.max_repo_bytes >> 20,
+        gt=0,
+        description="A mirror larger than this is refused and removed.",
     )
     max_manifest_kb: int = Field(
-        default=2048, gt=0, description="A manifest file larger than this is an error."
+        default=_LIMITS.max_manifest_bytes >> 10,
+        gt=0,
+        description="A manifest file larger than this is an error of the run.",
     )
 
     @property

@@ -17,13 +17,14 @@ from sqlalchemy import insert, select, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import selectinload
 
+from indexer.refs import TAGS
 from indexer.result import FoundRelease, IndexResult
 from indexer.tags import parse_tag
+from indexer.urls import redact
 from manifests.errors import ManifestError
 from manifests.specs import AppSpec, FlavourSpec
 from port.catalogue.models import App, Base, Flavour, IndexRunError, Release, Repo, utcnow
 
-TAG_PREFIX = "refs/tags/"
 # Core tables for the bulk INSERTs: the ORM's bulk path runs one statement per row here.
 RELEASES = Base.metadata.tables["releases"]
 FLAVOURS = Base.metadata.tables["flavours"]
@@ -136,7 +137,7 @@ class Ingest:
     async def run(self) -> Changes:
         if not self.result.unchanged:
             await self._upsert_releases(self.result.releases)
-            await self._withdraw_vanished_tags()
+            await self._withdraw_retired_tags()
             if self.result.arkitekt_head is not None:
                 await self._mark_arkitekt_current(self.result.arkitekt_head)
             await self._refresh_app_meta()
@@ -159,13 +160,13 @@ class Ingest:
         if not found:
             return
         apps = await self._apps_by_identifier(f.spec.app.identifier for f in found)
-        owners: dict[int, str] = {}
+        owners: dict[int, str] = {}  # repo id -> URL fit to show (credentials hidden)
         foreign = {a.repo_id for a in apps.values() if a.repo_id != self.repo.id}
         if foreign:
             owner_rows = await self.session.execute(
                 select(Repo.id, Repo.url).where(Repo.id.in_(foreign))
             )
-            owners = dict(owner_rows.all())
+            owners = {rid: redact(url) for rid, url in owner_rows.all()}
 
         accepted: list[tuple[App, FoundRelease]] = []
         for item in found:
@@ -182,8 +183,8 @@ class Ingest:
                         ref=item.ref,
                         message=(
                             f"app '{spec.app.identifier}' belongs to repository "
-                            f"{owners.get(app.repo_id, app.repo_id)}, which declared it "
-                            "first; choose another identifier"
+                            f"{owners.get(app.repo_id, app.repo_id)}, which declared it first; "
+                            "choose another identifier"
                         ),
                         path="app.identifier",
                     )
@@ -224,7 +225,8 @@ class Ingest:
             self.touched_apps[app.id] = app
         for app_id, (version, meta) in newest.items():
             app = self.touched_apps[app_id]
-            if _newer(version, app.meta_version):
+            # Equal counts: a moved tag may carry a new description for the same version.
+            if app.meta_version is None or not _newer(app.meta_version, version):
                 _apply_meta(app, version, meta)
         await self._insert(list(pending.values()))
 
@@ -291,37 +293,48 @@ class Ingest:
                     what.append(f"flavours.{flavour.name} removed")
         return what
 
-    async def _withdraw_vanished_tags(self) -> None:
-        # Compare with the refs of the last good run instead of scanning every release,
-        # so a rescan costs the same whatever the number of old tags.
+    async def _withdraw_retired_tags(self) -> None:
+        """Withdraw what vanished tags released, and what moved tags no longer release.
+
+        Vanished tags come from comparing the refs of the last good run with this run's,
+        not from scanning every release, so a rescan costs the same whatever the number
+        of old tags.
+        """
         prefix = self.repo.tag_prefix
         before = {
-            name[len(TAG_PREFIX) :].removesuffix("^{}")
+            name[len(TAGS) :].removesuffix("^{}")
             for name in (self.repo.refs or {})
-            if name.startswith(TAG_PREFIX)
+            if name.startswith(TAGS)
         }
         vanished = {t for t in before if parse_tag(t, prefix) and t not in self.result.tags}
-        if not vanished:
+        retired = vanished | self.result.tags_read
+        if not retired:
             return
-        rows = await self.session.scalars(
-            select(Release)
+        produced = {
+            (f.spec.app.identifier, f.spec.version)
+            for f in self.result.releases
+            if f.source == "port"
+        }
+        rows = await self.session.execute(
+            select(Release, App)
             .join(App)
             .where(
                 App.repo_id == self.repo.id,
                 Release.source == "port",
                 Release.withdrawn.is_(False),
-                Release.git_ref.in_(vanished),
+                Release.git_ref.in_(retired),
             )
-            .options(selectinload(Release.app))
         )
-        for release in rows:
+        for release, app in rows.all():
+            if (app.identifier, release.version) in produced:
+                continue
             release.withdrawn = True
             release.current = False
             release.updated_at = utcnow()
-            self.changes.withdrawn.append(_label(release.app.identifier, release.version))
-            if release.app.meta_version == release.version:
-                release.app.meta_version = None  # recomputed from what is left
-            self.touched_apps[release.app_id] = release.app
+            self.changes.withdrawn.append(_label(app.identifier, release.version))
+            if app.meta_version == release.version:
+                app.meta_version = None  # recomputed from what is left
+            self.touched_apps[app.id] = app
 
     async def _mark_arkitekt_current(self, head: frozenset[tuple[str, str]]) -> None:
         rows = await self.session.execute(
@@ -332,6 +345,8 @@ class Ingest:
         for release, identifier in rows.all():
             if _set(release, {"current": (identifier, release.version) in head}):
                 release.updated_at = utcnow()
+                where = "back at the branch head" if release.current else "only in history now"
+                self.changes.changed.append(f"{_label(identifier, release.version)}: {where}")
 
     async def _refresh_app_meta(self) -> None:
         """Apps whose metadata release was withdrawn take it from the newest one left."""

@@ -175,7 +175,7 @@ class IndexRun(Base):
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     repo_id: Mapped[int] = mapped_column(ForeignKey("repos.id", ondelete="CASCADE"), index=True)
-    status: Mapped[str] = mapped_column(String(16))  # running|succeeded|unchanged|failed
+    status: Mapped[str] = mapped_column(String(16))  # succeeded|unchanged|failed
     started_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     branch: Mapped[str | None] = mapped_column(String(255))

@@ -9,6 +9,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import selectinload
 
+from indexer.urls import redact
 from port.catalogue.models import App, Release
 
 
@@ -35,7 +36,7 @@ def app_document(app: App) -> dict[str, Any]:
         "identifier": app.identifier,
         "name": app.name,
         "description": app.description,
-        "repo": app.repo.url,
+        "repo": redact(app.repo.url),
         "releases": [
             {
                 "version": release.version,

@@ -8,8 +8,9 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import selectinload
 
-from indexer.errors import UnsafeUrlError
-from indexer.urls import check_url
+from indexer.errors import IndexerError, UnsafeUrlError
+from indexer.scan import check_manifest_path
+from indexer.urls import check_url, redact
 from port.catalogue.models import IndexRun, Repo
 from port.errors import Conflict, InvalidInput, NotFound
 
@@ -17,7 +18,7 @@ from port.errors import Conflict, InvalidInput, NotFound
 _BRANCH = re.compile(
     r"^(?!-)(?!/)(?!.*\.\.)(?!.*@\{)(?!.*//)[A-Za-z0-9._/-]{1,255}(?<!/)(?<!\.lock)$"
 )
-_MANIFEST_PATH = re.compile(r"^(?!/)(?!.*(?:^|/)\.\.(?:/|$))[A-Za-z0-9._/-]{1,1024}$")
+MAX_MANIFEST_PATH = 1024  # the column's size
 _TAG_PREFIX = re.compile(r"^[A-Za-z0-9._/-]{0,255}$")
 
 
@@ -31,10 +32,12 @@ def validate_repo_fields(
         raise InvalidInput(str(exc)) from exc
     if branch is not None and not _BRANCH.match(branch):
         raise InvalidInput(f"branch {branch!r} is not a valid git branch name")
-    if not _MANIFEST_PATH.match(manifest_path):
-        raise InvalidInput(
-            f"manifest path {manifest_path!r} must be a relative path inside the repository"
-        )
+    if len(manifest_path) > MAX_MANIFEST_PATH:
+        raise InvalidInput(f"manifest path is longer than {MAX_MANIFEST_PATH} characters")
+    try:
+        check_manifest_path(manifest_path)
+    except IndexerError as exc:
+        raise InvalidInput(str(exc)) from exc
     if not _TAG_PREFIX.match(tag_prefix):
         raise InvalidInput(f"tag prefix {tag_prefix!r} may hold only letters, digits and ._/-")
     return normalised
@@ -58,7 +61,7 @@ async def add_repo(
         allow_local=allow_local,
     )
     if await session.scalar(select(Repo.id).where(Repo.url == normalised)) is not None:
-        raise Conflict(f"repository {normalised} is already registered")
+        raise Conflict(f"repository {redact(normalised)} is already registered")
     repo = Repo(url=normalised, branch=branch, manifest_path=manifest_path, tag_prefix=tag_prefix)
     session.add(repo)
     await session.flush()
@@ -68,7 +71,7 @@ async def add_repo(
 async def find_repo(session: AsyncSession, url_or_id: str, *, allow_local: bool = True) -> Repo:
     """A repository by numeric id or by URL (in the normalised form it was stored in)."""
     if url_or_id.isdigit():
-        repo = await session.get(Repo, int(url_or_id))
+        repo = await session.get(Repo, int(url_or_id)) if len(url_or_id) < 10 else None
     else:
         try:
             url = check_url(url_or_id, allow_local=allow_local)
@@ -76,7 +79,8 @@ async def find_repo(session: AsyncSession, url_or_id: str, *, allow_local: bool 
             url = url_or_id
         repo = await session.scalar(select(Repo).where(Repo.url == url))
     if repo is None:
-        raise NotFound(f"no repository {url_or_id!r} is registered (see `port repo list`)")
+        shown = redact(url_or_id)
+        raise NotFound(f"no repository {shown!r} is registered (see `port repo list`)")
     return repo
 
 

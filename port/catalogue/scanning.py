@@ -5,23 +5,22 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
-from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from indexer.errors import IndexerError
-from indexer.result import Previous, RepoSpec
-from indexer.scan import Limits, index_repo
+from indexer.result import IndexResult, Previous, RepoSpec
+from indexer.scan import Limits, Progress, index_repo
 from indexer.urls import redact
 from port.catalogue.ingest import Changes, error_rows, ingest
 from port.catalogue.models import IndexRun, Repo, utcnow
 from port.settings import Settings
 
 log = logging.getLogger(__name__)
-
-Progress = Callable[[str, int, int], None]
 
 
 @dataclass(slots=True)
@@ -69,7 +68,8 @@ async def scan_repo(
             manifest_path=repo.manifest_path,
             tag_prefix=repo.tag_prefix,
         )
-        previous = Previous(refs=dict(repo.refs or {}), head=repo.head)
+        # A repository never scanned has nothing to compare with: read everything.
+        previous = Previous(refs=dict(repo.refs), head=repo.head) if repo.refs else None
         mirror = mirror_path(settings, repo)
 
     try:
@@ -78,18 +78,44 @@ async def scan_repo(
         )
     except IndexerError as exc:
         log.warning("index run of %s failed: %s", redact(spec.url), exc)
-        failed = IndexRun(
-            repo_id=repo_id,
-            status="failed",
-            started_at=started,
-            finished_at=utcnow(),
-            message=str(exc),
-            errors=[],
-        )
-        async with sessions() as session, session.begin():
-            session.add(failed)
-        return ScanOutcome(run=failed, changes=None)
+        return await _record_failure(sessions, repo_id, started, str(exc))
 
+    try:
+        return await _ingest_and_record(sessions, repo_id, spec, result, started)
+    except SQLAlchemyError as exc:
+        # Whatever a manifest held must not wedge the repository: say so on a run.
+        log.exception("index run of %s could not be stored", redact(spec.url))
+        return await _record_failure(
+            sessions,
+            repo_id,
+            started,
+            f"the index result could not be stored ({type(exc).__name__})",
+        )
+
+
+async def _record_failure(
+    sessions: async_sessionmaker[AsyncSession], repo_id: int, started: datetime, message: str
+) -> ScanOutcome:
+    failed = IndexRun(
+        repo_id=repo_id,
+        status="failed",
+        started_at=started,
+        finished_at=utcnow(),
+        message=message,
+        errors=[],
+    )
+    async with sessions() as session, session.begin():
+        session.add(failed)
+    return ScanOutcome(run=failed, changes=None)
+
+
+async def _ingest_and_record(
+    sessions: async_sessionmaker[AsyncSession],
+    repo_id: int,
+    spec: RepoSpec,
+    result: IndexResult,
+    started: datetime,
+) -> ScanOutcome:
     async with sessions() as session, session.begin():
         if result.unchanged:
             changes = Changes(errors=list(result.errors))
