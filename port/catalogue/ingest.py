@@ -372,15 +372,20 @@ def error_rows(errors: Iterable[ManifestError]) -> list[IndexRunError]:
     """The rows recording ``errors`` on a run."""
     return [
         IndexRunError(
-            file=e.file,
-            ref=e.ref,
+            file=_clip(e.file),
+            ref=_clip(e.ref) if e.ref is not None else None,
             line=e.line,
             column=e.column,
-            path=e.path,
+            path=_clip(e.path),
             message=e.message,
         )
         for e in errors
     ]
+
+
+def _clip(text: str, limit: int = 1024) -> str:
+    """Fit a column: a hostile manifest can make a field path (its keys) any length."""
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 async def ingest(session: AsyncSession, repo: Repo, result: IndexResult) -> Changes:

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import pytest
 from sqlalchemy import func, select
+from sqlalchemy.exc import DataError
 
+from port.catalogue import scanning
+from port.catalogue.ingest import Changes
 from port.catalogue.models import IndexRun
 from port.catalogue.queries import app_document, list_apps
 from port.catalogue.repos import add_repo
@@ -171,3 +175,168 @@ async def test_tag_prefix_and_manifest_path(catalogue: Catalogue, local_remote: 
     assert outcome.run.added == ["sd 1.0.0"]
     async with catalogue.sessions() as session:
         assert await session.scalar(select(func.count()).select_from(IndexRun)) == 1
+
+
+async def test_deleting_one_of_two_tags_of_a_version_keeps_the_release(
+    catalogue: Catalogue, local_remote: Remote
+) -> None:
+    work = local_remote.work
+    work.commit("1.0.0", {"port.yaml": port_yaml("dup", "1.0.0")})
+    work.tag("1.0.0")
+    work.tag("v1.0.0")
+    repo_id = await register(catalogue, local_remote.url)
+    first = await scan(catalogue, repo_id, local_remote)
+    assert first.run.added == ["dup 1.0.0"]
+
+    work.delete_tag("1.0.0")  # the tag that released it; v1.0.0 still names the version
+    second = await scan(catalogue, repo_id, local_remote)
+    assert second.run.withdrawn == []
+    assert second.run.changed == ["dup 1.0.0: git_ref"]
+    [release] = (await catalogue_doc(catalogue))["dup"]["releases"]  # type: ignore[misc]
+    assert (release["ref"], release["withdrawn"]) == ("v1.0.0", False)
+
+
+async def test_moved_tag_updates_the_app_description(
+    catalogue: Catalogue, local_remote: Remote
+) -> None:
+    work = local_remote.work
+    work.commit("1.0.0", {"port.yaml": port_yaml("meta", "1.0.0")})
+    work.tag("v1.0.0")
+    repo_id = await register(catalogue, local_remote.url)
+    await scan(catalogue, repo_id, local_remote)
+    renamed = port_yaml("meta", "1.0.0").replace("name: Meta", "name: Better Name")
+    work.commit("rename", {"port.yaml": renamed})
+    work.tag("v1.0.0")
+    await scan(catalogue, repo_id, local_remote)
+    assert (await catalogue_doc(catalogue))["meta"]["name"] == "Better Name"
+
+
+async def test_moved_tag_that_releases_something_else_retires_what_it_released(
+    catalogue: Catalogue, local_remote: Remote
+) -> None:
+    work = local_remote.work
+    work.commit("a", {"port.yaml": port_yaml("first", "1.0.0")})
+    work.tag("v1.0.0")
+    work.commit("b", {"port.yaml": port_yaml("second", "2.0.0")})
+    work.tag("v2.0.0")
+    repo_id = await register(catalogue, local_remote.url)
+    await scan(catalogue, repo_id, local_remote)
+
+    work.commit("renamed", {"port.yaml": port_yaml("renamed", "1.0.0")})
+    work.tag("v1.0.0")  # now releases another app
+    work.remove("port.yaml")
+    work.commit("no manifest")
+    work.tag("v2.0.0")  # now points at a commit without a manifest
+    outcome = await scan(catalogue, repo_id, local_remote)
+    assert outcome.run.added == ["renamed 1.0.0"]
+    assert sorted(outcome.run.withdrawn) == ["first 1.0.0", "second 2.0.0"]
+    assert outcome.run.errors == []
+
+
+async def test_moved_tag_with_a_broken_manifest_keeps_the_last_good_release(
+    catalogue: Catalogue, local_remote: Remote
+) -> None:
+    work = local_remote.work
+    work.commit("good", {"port.yaml": port_yaml("keep", "1.0.0")})
+    work.tag("v1.0.0")
+    repo_id = await register(catalogue, local_remote.url)
+    await scan(catalogue, repo_id, local_remote)
+    work.commit("broken", {"port.yaml": "apiVersion: port/v1\napp: {identifier: keep}\n"})
+    work.tag("v1.0.0")
+    outcome = await scan(catalogue, repo_id, local_remote)
+    assert outcome.run.withdrawn == []
+    assert [e.ref for e in outcome.run.errors] == ["v1.0.0"]
+    [release] = (await catalogue_doc(catalogue))["keep"]["releases"]  # type: ignore[misc]
+    assert release["withdrawn"] is False
+
+
+async def test_broken_arkitekt_file_at_the_head_keeps_entries_current(
+    catalogue: Catalogue, local_remote: Remote
+) -> None:
+    work = local_remote.work
+    path = ".arkitekt_next/deployments.yaml"
+    work.commit("ok", {path: app_images_yaml(app_image("renamer", "0.1.0"))})
+    repo_id = await register(catalogue, local_remote.url)
+    await scan(catalogue, repo_id, local_remote)
+    work.commit("typo", {path: "app_images: [\n"})
+    outcome = await scan(catalogue, repo_id, local_remote)
+    assert [(e.file, e.line) for e in outcome.run.errors] == [(path, 2)]
+    [release] = (await catalogue_doc(catalogue))["renamer"]["releases"]  # type: ignore[misc]
+    assert release["current"] is True
+
+
+async def test_remote_whose_head_names_a_missing_branch(
+    catalogue: Catalogue, local_remote: Remote
+) -> None:
+    # `git init --bare` on an older default leaves HEAD at master; the app pushes main.
+    (local_remote.work.bare / "HEAD").write_text("ref: refs/heads/master\n")
+    path = ".arkitekt_next/deployments.yaml"
+    local_remote.work.commit("ok", {path: app_images_yaml(app_image("renamer", "0.1.0"))})
+    repo_id = await register(catalogue, local_remote.url)
+    outcome = await scan(catalogue, repo_id, local_remote)
+    assert outcome.run.branch == "main"
+    assert outcome.run.added == ["renamer 0.1.0"]
+
+
+async def test_overlong_texts_in_a_manifest_never_break_the_catalogue(
+    catalogue: Catalogue, local_remote: Remote
+) -> None:
+    entry = app_image("long", "1.0.0")
+    entry["manifest"] = {**entry["manifest"], "name": "N" * 300, "author": "A" * 5000}  # type: ignore[dict-item]
+    hostile_key = "k" * 3000
+    work = local_remote.work
+    work.commit(
+        "long",
+        {
+            ".arkitekt_next/deployments.yaml": app_images_yaml(entry),
+            "port.yaml": port_yaml("other", "1.0.0").replace(
+                "entrypoint:", f"{hostile_key}: 1\nentrypoint:"
+            ),
+        },
+    )
+    work.tag("v1.0.0")
+    repo_id = await register(catalogue, local_remote.url)
+    outcome = await scan(catalogue, repo_id, local_remote)
+    assert outcome.run.status == "succeeded"
+    assert outcome.run.added == ["long 1.0.0"]  # informational texts over the limit dropped
+    assert (await catalogue_doc(catalogue))["long"]["name"] == "long"
+    [error] = outcome.run.errors  # the unknown key, its path clipped to the column
+    assert error.ref == "v1.0.0"
+    assert len(error.path) <= 1024
+
+
+async def test_manifest_size_follows_the_setting(
+    catalogue: Catalogue, local_remote: Remote
+) -> None:
+    padding = "#" + "x" * 1023 + "\n"
+    big = port_yaml("big", "1.0.0") + padding * 3 * 1024  # 3 MiB of comments
+    local_remote.work.commit("big", {"port.yaml": big})
+    local_remote.work.tag("v1.0.0")
+    repo_id = await register(catalogue, local_remote.url)
+    refused = await scan(catalogue, repo_id, local_remote)
+    [error] = refused.run.errors
+    assert "limit" in error.message
+
+    catalogue.settings.max_manifest_kb = 4096
+    local_remote.work.tag("v1.0.0", annotated=True)  # move the tag so it is read again
+    accepted = await scan(catalogue, repo_id, local_remote)
+    assert accepted.run.added == ["big 1.0.0"]
+
+
+async def test_a_result_the_database_refuses_ends_in_a_failed_run(
+    catalogue: Catalogue, local_remote: Remote, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    local_remote.work.commit("one", {"port.yaml": port_yaml("fiji", "1.0.0")})
+    local_remote.work.tag("v1.0.0")
+    repo_id = await register(catalogue, local_remote.url)
+
+    async def refused(*_args: object) -> Changes:
+        raise DataError("INSERT ...", {}, Exception("value too long"))
+
+    monkeypatch.setattr(scanning, "ingest", refused)
+    outcome = await scan(catalogue, repo_id, local_remote)
+    assert outcome.run.status == "failed"
+    assert outcome.run.message == "the index result could not be stored (DataError)"
+    monkeypatch.undo()
+    retried = await scan(catalogue, repo_id, local_remote)  # nothing was half-written
+    assert retried.run.added == ["fiji 1.0.0"]

@@ -60,10 +60,10 @@ def test_add_scan_list_runs_apps(port: CliRunner, local_remote: Remote) -> None:
     assert app["identifier"] == "stardist"
     assert app["repo"] == local_remote.url
     assert [r["version"] for r in app["releases"]] == ["1.10.0", "1.0.0"]  # semver order
-    newest = app["releases"][1]
-    assert (newest["current"], newest["withdrawn"]) == (True, False)
-    assert [f["name"] for f in newest["flavours"]] == ["cuda", "cpu"]
-    assert newest["flavours"][0]["selectors"][0]["kind"] == "cpu"
+    oldest = app["releases"][1]
+    assert (oldest["current"], oldest["withdrawn"]) == (True, False)
+    assert [f["name"] for f in oldest["flavours"]] == ["cuda", "cpu"]
+    assert oldest["flavours"][0]["selectors"][0]["kind"] == "cpu"
     assert "stardist" in run(port, "apps").output
 
 
@@ -96,7 +96,9 @@ def test_manifest_validate(port: CliRunner, tmp_path: Path) -> None:
     bad = tmp_path / "bad.yaml"
     bad.write_text("apiVersion: port/v1\napp:\n  identifier: napari\nflavours: {}\n")
     result = run(port, "manifest", "validate", str(good), str(bad), code=1)
-    assert "bad.yaml" in result.output
+    [line] = [x for x in result.output.splitlines() if "bad.yaml" in x]
+    assert line.startswith(f"{bad}:4:")  # the file and the line of `flavours: {}`
+    assert " flavours:" in line
 
 
 def test_commands_refuse_an_unmigrated_database(
@@ -112,3 +114,30 @@ def test_commands_refuse_an_unmigrated_database(
         assert "the catalogue is empty" in run(CliRunner(), "apps").output
     finally:
         get_settings.cache_clear()
+
+
+def test_credentials_never_reach_the_output(port: CliRunner) -> None:
+    url = "https://bob:s3cr3t@git.example/acme/apps.git"
+    run(port, "repo", "add", url)
+    again = run(port, "repo", "add", url, code=1).output
+    assert "already registered" in again
+    listed = run(port, "repo", "list", "--json").output
+    missing = run(port, "repo", "scan", "https://bob:s3cr3t@git.example/other.git", code=1)
+    for output in (again, listed, missing.output):
+        assert "s3cr3t" not in output
+        assert "bob" not in output
+
+
+def test_unusable_database_is_a_clear_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("PORT_DATABASE_URL", "postgresql://port:hunter2@127.0.0.1:1/port")
+    get_settings.cache_clear()
+    try:
+        result = CliRunner().invoke(main, ["apps"])
+    finally:
+        get_settings.cache_clear()
+    assert result.exit_code == 1
+    assert "is not usable" in result.output
+    assert "hunter2" not in result.output
+    assert "Traceback" not in result.output
