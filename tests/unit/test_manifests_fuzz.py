@@ -79,24 +79,29 @@ def dump(value: Any) -> str:
     return yaml.dump(value, Dumper=yaml.CSafeDumper, allow_unicode=True)
 
 
-def check(parsed: Parsed, file: str) -> None:
+def check(parsed: Parsed, file: str, *, located: bool) -> None:
+    """Never an exception; every error names its file and says something; on YAML that
+    loads, every error also has its line (the reader must be able to find it)."""
     assert isinstance(parsed, Parsed)
     for error in parsed.errors:
         assert error.file == file
         assert error.message.strip()
         assert error.line is None or error.line >= 1
         assert error.column is None or error.column >= 1
+        if located:
+            assert error.line is not None, error
     for release in parsed.releases:
         assert release.flavours
         str(release)  # every value renders
 
 
-def both(data: bytes | str) -> None:
-    check(
-        parse_port_manifest(data, file="port.yaml", ref="v1.0.0", tag_version="1.0.0"), "port.yaml"
-    )
-    check(parse_port_manifest(data, file="port.yaml"), "port.yaml")
-    check(parse_arkitekt_deployments(data, file="deployments.yaml", ref="main"), "deployments.yaml")
+def both(data: bytes | str, *, located: bool = False) -> None:
+    tagged = parse_port_manifest(data, file="port.yaml", ref="v1.0.0", tag_version="1.0.0")
+    check(tagged, "port.yaml", located=located)
+    assert tagged.releases or tagged.errors  # at a tag, a file is a release or an error
+    check(parse_port_manifest(data, file="port.yaml"), "port.yaml", located=located)
+    arkitekt = parse_arkitekt_deployments(data, file="deployments.yaml", ref="main")
+    check(arkitekt, "deployments.yaml", located=located)
 
 
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -114,13 +119,13 @@ def test_random_bytes(data: bytes) -> None:
 @settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(STRUCTURES)
 def test_random_structures_dumped_to_yaml(value: Any) -> None:
-    both(dump(value))
+    both(dump(value), located=True)
 
 
 @settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.sampled_from(["deployments", "app_images"]), st.lists(ENTRIES, max_size=3))
 def test_random_arkitekt_entries(key: str, entries: list[Any]) -> None:
-    both(dump({key: entries}))
+    both(dump({key: entries}), located=True)
 
 
 def mutate(document: Any, path: list[Any], value: Any) -> Any:
@@ -145,4 +150,4 @@ EXAMPLE_DOCUMENTS = [yaml.safe_load(path.read_text()) for path in sorted(EXAMPLE
     STRUCTURES,
 )
 def test_valid_documents_with_one_wrong_value(document: Any, path: list[int], value: Any) -> None:
-    both(dump(mutate(document, path, value)))
+    both(dump(mutate(document, path, value)), located=True)
