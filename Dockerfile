@@ -1,5 +1,7 @@
 # Port's server image. Build: docker build -t port .
-# Run:   docker run -v port-data:/data -e PORT_DATABASE_URL=postgresql://... port repo scan --all
+# Once:  docker run -v port-data:/data port db upgrade
+# Run:   docker run -v port-data:/data port repo scan --all   (the default command)
+# PostgreSQL instead of SQLite in /data: -e PORT_DATABASE_URL=postgresql://user:pw@host/db
 FROM python:3.11-slim AS build
 WORKDIR /src
 RUN python -m venv /opt/port
