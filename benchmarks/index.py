@@ -221,6 +221,14 @@ def main() -> None:
         "peak_rss_mib": round(rss, 1),
     }
     print(json.dumps(figures, indent=2))
+    targets = [
+        ("b/a <= 1.5 (first index against clone + cat-file)", figures["b_over_a"] <= 1.5),
+        ("c <= 1.5 x ls-remote (rescan, nothing moved)", figures["c_over_ls_remote"] <= 1.5),
+        ("d(N)/d(10) <= 1.2 (rescan after one new tag)", figures["d_large_over_d_10"] <= 1.2),
+        ("peak RSS < 150 MiB", figures["peak_rss_mib"] < 150),
+    ]
+    for label, met in targets:
+        print(f"{'met   ' if met else 'missed'} {label}")
 
 
 if __name__ == "__main__":
