@@ -23,7 +23,7 @@ import shutil
 import signal
 import subprocess
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -142,11 +142,21 @@ def tree_size(path: Path) -> int:
     return total
 
 
+SizeCallback = Callable[[int], None]
+"""Told the bytes a download has written so far, every watch interval (progress)."""
+
+
 class _SizeWatch:
     """Kills a process when a directory it writes to grows past a limit."""
 
-    def __init__(self, proc: subprocess.Popen[bytes], path: Path, max_bytes: int) -> None:
-        self.proc, self.path, self.max_bytes = proc, path, max_bytes
+    def __init__(
+        self,
+        proc: subprocess.Popen[bytes],
+        path: Path,
+        max_bytes: int,
+        on_size: SizeCallback | None = None,
+    ) -> None:
+        self.proc, self.path, self.max_bytes, self.on_size = proc, path, max_bytes, on_size
         self.exceeded = False
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="git-size-watch", daemon=True)
@@ -161,7 +171,10 @@ class _SizeWatch:
 
     def _run(self) -> None:
         while not self._stop.wait(_WATCH_INTERVAL):
-            if tree_size(self.path) > self.max_bytes:
+            size = tree_size(self.path)
+            if self.on_size is not None:
+                self.on_size(size)
+            if size > self.max_bytes:
                 self.exceeded = True
                 kill_group(self.proc)
                 return
@@ -174,11 +187,13 @@ def run_git(
     what: str,
     cwd: Path | None = None,
     watch: Path | None = None,
+    on_size: SizeCallback | None = None,
 ) -> GitOutput:
     """Run one git command to completion under ``limits``.
 
     ``what`` names the operation in errors (it must already be redacted). ``watch`` is a
-    directory whose growth past ``limits.max_repo_bytes`` kills the command. Raises
+    directory whose growth past ``limits.max_repo_bytes`` kills the command; ``on_size``
+    hears its size while it grows. Raises
     ``GitTimeoutError`` / ``RepoTooLargeError``; a non-zero exit is returned, not raised,
     because only the caller knows whether it means "remote unreachable" or "no".
     """
@@ -194,7 +209,7 @@ def run_git(
         )
     except OSError as exc:
         raise IndexerError(f"cannot run git for {what}: {exc.strerror}") from exc
-    watcher = _SizeWatch(proc, watch, limits.max_repo_bytes) if watch is not None else None
+    watcher = _SizeWatch(proc, watch, limits.max_repo_bytes, on_size) if watch is not None else None
     try:
         with watcher or contextlib.nullcontext():
             stdout, stderr = proc.communicate(timeout=limits.timeout_seconds)

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from indexer.errors import IndexerError, RemoteError, RepoTooLargeError
-from indexer.gitcmd import GitOutput, describe_size, run_git
+from indexer.gitcmd import GitOutput, SizeCallback, describe_size, run_git
 from indexer.limits import Limits
 from indexer.urls import check_url, redact
 
@@ -88,18 +88,21 @@ def ensure_mirror(url: str, path: Path, limits: Limits) -> git.Repo:
     return git.Repo(sync_mirror(url, path, limits))
 
 
-def sync_mirror(url: str, path: Path, limits: Limits) -> Path:
-    """``ensure_mirror`` without building a GitPython ``Repo``; returns the mirror's path."""
+def sync_mirror(url: str, path: Path, limits: Limits, on_size: SizeCallback | None = None) -> Path:
+    """``ensure_mirror`` without building a GitPython ``Repo``; returns the mirror's path.
+
+    ``on_size`` hears the bytes on disk while git downloads (a progress display).
+    """
     url = check_url(url, allow_local=limits.allow_local)
     if _is_mirror(path):
-        if not _fetch(url, path, limits):
+        if not _fetch(url, path, limits, on_size):
             log.warning("mirror %s is damaged; cloning %s again", path, redact(url))
             _remove(path)
-            _clone(url, path, limits)
+            _clone(url, path, limits, on_size)
     else:
         if path.exists():
             _remove_broken(path)
-        _clone(url, path, limits)
+        _clone(url, path, limits, on_size)
     _check_size(url, path, limits)
     return path
 
@@ -142,7 +145,7 @@ def _remove_broken(path: Path) -> None:
     raise IndexerError(f"{path} exists and is not a git mirror; refusing to replace it")
 
 
-def _clone(url: str, path: Path, limits: Limits) -> None:
+def _clone(url: str, path: Path, limits: Limits, on_size: SizeCallback | None = None) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:12]}.tmp")
     log.info("cloning %s into %s", redact(url), path)
@@ -152,6 +155,7 @@ def _clone(url: str, path: Path, limits: Limits) -> None:
             limits=limits,
             what=f"clone of {redact(url)}",
             watch=tmp,
+            on_size=on_size,
         )
         if not out.ok:
             raise RemoteError(f"cannot clone {redact(url)}: {out.message()}")
@@ -175,7 +179,7 @@ def _forget_url(path: Path, url: str, limits: Limits) -> None:
         raise IndexerError(f"cannot configure mirror of {redact(url)}: {out.message()}")
 
 
-def _fetch(url: str, path: Path, limits: Limits) -> bool:
+def _fetch(url: str, path: Path, limits: Limits, on_size: SizeCallback | None = None) -> bool:
     """Fetch into the mirror; False when the failure lies with the mirror, not the remote."""
     log.info("fetching %s into %s", redact(url), path)
     try:
@@ -186,6 +190,7 @@ def _fetch(url: str, path: Path, limits: Limits) -> bool:
             what=f"fetch of {redact(url)}",
             cwd=path,
             watch=path,
+            on_size=on_size,
         )
     except RepoTooLargeError:
         _remove(path)

@@ -46,7 +46,9 @@ __all__ = ["Limits", "Progress", "check_manifest_path", "index_repo"]
 log = logging.getLogger(__name__)
 
 Progress = Callable[[str, int, int], None]
-"""``progress(stage, done, total)``; stages: "ls-remote", "fetch", "read"."""
+"""``progress(stage, done, total)``; stages: "ls-remote" (0/1, 1/1), "fetch" (bytes of
+the mirror on disk while git downloads / the size limit), "read" (manifests read / to
+read)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,9 +94,13 @@ def index_repo(
             tags=advertised_tags(remote, remote.peeled, repo.tag_prefix),
         )
 
-    report("fetch", 0, 1)
-    git_dir = sync_mirror(repo.url, mirror_dir, limits)
-    report("fetch", 1, 1)
+    report("fetch", 0, limits.max_repo_bytes)
+    git_dir = sync_mirror(
+        repo.url,
+        mirror_dir,
+        limits,
+        on_size=lambda size: report("fetch", size, limits.max_repo_bytes),
+    )
     local = list_refs(git_dir, [TAGS, *([HEADS + branch] if branch else [])], limits)
     head_ref = local.get(HEADS + branch) if branch else None
     if head_ref is None and remote_head is not None:

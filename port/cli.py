@@ -8,7 +8,7 @@ import logging
 import sys
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, TextIO, TypeVar
 
 import click
 from sqlalchemy.engine import make_url
@@ -55,22 +55,29 @@ def _with_db(work: Callable[[Sessions, Settings], Awaitable[T]]) -> T:
         ) from exc
 
 
-class _Progress:
-    """A one-line progress display on a terminal; silent when stderr is not one."""
+class Progress:
+    """A one-line progress display of an index run; silent when the stream is no terminal."""
 
-    def __init__(self, label: str) -> None:
+    def __init__(self, label: str, stream: TextIO | None = None) -> None:
         self.label = label
-        self.enabled = sys.stderr.isatty()
+        self.stream = stream or sys.stderr
+        self.enabled = self.stream.isatty()
+
+    @staticmethod
+    def line(stage: str, done: int, total: int) -> str:
+        if stage == "fetch":  # bytes on disk while git downloads
+            return f"fetch {done / (1 << 20):.1f} MiB"
+        return f"{stage} {done}/{total}"
 
     def __call__(self, stage: str, done: int, total: int) -> None:
         if self.enabled:
-            sys.stderr.write(f"\r\x1b[2K{self.label}: {stage} {done}/{total}")
-            sys.stderr.flush()
+            self.stream.write(f"\r\x1b[2K{self.label}: {self.line(stage, done, total)}")
+            self.stream.flush()
 
     def close(self) -> None:
         if self.enabled:
-            sys.stderr.write("\r\x1b[2K")
-            sys.stderr.flush()
+            self.stream.write("\r\x1b[2K")
+            self.stream.flush()
 
 
 def _echo_json(data: Any) -> None:
@@ -169,7 +176,7 @@ def repo_scan(targets: tuple[str, ...], scan_all: bool) -> None:
             )
         ok = True
         for repo in chosen:
-            progress = _Progress(redact(repo.url))
+            progress = Progress(redact(repo.url))
             try:
                 outcome = await scan_repo(sessions, settings, repo.id, progress)
             finally:
@@ -330,7 +337,7 @@ def demo() -> None:
                     repo = await repos.find_repo(session, str(example))
                 except PortError:
                     repo = await repos.add_repo(session, str(example), allow_local=True)
-            outcome = await scan_repo(sessions, settings, repo.id, _Progress(example.name))
+            outcome = await scan_repo(sessions, settings, repo.id, Progress(example.name))
             _print_outcome(repo.url, outcome)
         click.echo("")
         return await _catalogue(sessions)
