@@ -30,6 +30,19 @@ async def scan(cat: Catalogue, repo_id: int, remote: Remote | None = None) -> Sc
     return await scan_repo(cat.sessions, cat.settings, repo_id)
 
 
+def publish(remote: Remote, tag: str, manifest: str) -> None:
+    """Commit ``manifest`` as port.yaml and tag it (moving the tag if it exists)."""
+    remote.work.commit(tag, {"port.yaml": manifest})
+    remote.work.tag(tag)
+
+
+async def scanned(cat: Catalogue, remote: Remote) -> int:
+    """Register ``remote`` and index it once; return its id."""
+    repo_id = await register(cat, remote.url)
+    await scan(cat, repo_id, remote)
+    return repo_id
+
+
 async def catalogue_doc(cat: Catalogue) -> dict[str, dict[str, object]]:
     async with cat.sessions() as session:
         return {a.identifier: app_document(a) for a in await list_apps(session)}
@@ -180,9 +193,8 @@ async def test_tag_prefix_and_manifest_path(catalogue: Catalogue, local_remote: 
 async def test_deleting_one_of_two_tags_of_a_version_keeps_the_release(
     catalogue: Catalogue, local_remote: Remote
 ) -> None:
+    publish(local_remote, "1.0.0", port_yaml("dup", "1.0.0"))
     work = local_remote.work
-    work.commit("1.0.0", {"port.yaml": port_yaml("dup", "1.0.0")})
-    work.tag("1.0.0")
     work.tag("v1.0.0")
     repo_id = await register(catalogue, local_remote.url)
     first = await scan(catalogue, repo_id, local_remote)
@@ -199,14 +211,10 @@ async def test_deleting_one_of_two_tags_of_a_version_keeps_the_release(
 async def test_moved_tag_updates_the_app_description(
     catalogue: Catalogue, local_remote: Remote
 ) -> None:
-    work = local_remote.work
-    work.commit("1.0.0", {"port.yaml": port_yaml("meta", "1.0.0")})
-    work.tag("v1.0.0")
-    repo_id = await register(catalogue, local_remote.url)
-    await scan(catalogue, repo_id, local_remote)
+    publish(local_remote, "v1.0.0", port_yaml("meta", "1.0.0"))
+    repo_id = await scanned(catalogue, local_remote)
     renamed = port_yaml("meta", "1.0.0").replace("name: Meta", "name: Better Name")
-    work.commit("rename", {"port.yaml": renamed})
-    work.tag("v1.0.0")
+    publish(local_remote, "v1.0.0", renamed)
     await scan(catalogue, repo_id, local_remote)
     assert (await catalogue_doc(catalogue))["meta"]["name"] == "Better Name"
 
@@ -214,16 +222,12 @@ async def test_moved_tag_updates_the_app_description(
 async def test_moved_tag_that_releases_something_else_retires_what_it_released(
     catalogue: Catalogue, local_remote: Remote
 ) -> None:
-    work = local_remote.work
-    work.commit("a", {"port.yaml": port_yaml("first", "1.0.0")})
-    work.tag("v1.0.0")
-    work.commit("b", {"port.yaml": port_yaml("second", "2.0.0")})
-    work.tag("v2.0.0")
-    repo_id = await register(catalogue, local_remote.url)
-    await scan(catalogue, repo_id, local_remote)
+    publish(local_remote, "v1.0.0", port_yaml("first", "1.0.0"))
+    publish(local_remote, "v2.0.0", port_yaml("second", "2.0.0"))
+    repo_id = await scanned(catalogue, local_remote)
 
-    work.commit("renamed", {"port.yaml": port_yaml("renamed", "1.0.0")})
-    work.tag("v1.0.0")  # now releases another app
+    publish(local_remote, "v1.0.0", port_yaml("renamed", "1.0.0"))  # another app now
+    work = local_remote.work
     work.remove("port.yaml")
     work.commit("no manifest")
     work.tag("v2.0.0")  # now points at a commit without a manifest
@@ -236,13 +240,9 @@ async def test_moved_tag_that_releases_something_else_retires_what_it_released(
 async def test_moved_tag_with_a_broken_manifest_keeps_the_last_good_release(
     catalogue: Catalogue, local_remote: Remote
 ) -> None:
-    work = local_remote.work
-    work.commit("good", {"port.yaml": port_yaml("keep", "1.0.0")})
-    work.tag("v1.0.0")
-    repo_id = await register(catalogue, local_remote.url)
-    await scan(catalogue, repo_id, local_remote)
-    work.commit("broken", {"port.yaml": "apiVersion: port/v1\napp: {identifier: keep}\n"})
-    work.tag("v1.0.0")
+    publish(local_remote, "v1.0.0", port_yaml("keep", "1.0.0"))
+    repo_id = await scanned(catalogue, local_remote)
+    publish(local_remote, "v1.0.0", "apiVersion: port/v1\napp: {identifier: keep}\n")
     outcome = await scan(catalogue, repo_id, local_remote)
     assert outcome.run.withdrawn == []
     assert [e.ref for e in outcome.run.errors] == ["v1.0.0"]
@@ -253,12 +253,10 @@ async def test_moved_tag_with_a_broken_manifest_keeps_the_last_good_release(
 async def test_broken_arkitekt_file_at_the_head_keeps_entries_current(
     catalogue: Catalogue, local_remote: Remote
 ) -> None:
-    work = local_remote.work
     path = ".arkitekt_next/deployments.yaml"
-    work.commit("ok", {path: app_images_yaml(app_image("renamer", "0.1.0"))})
-    repo_id = await register(catalogue, local_remote.url)
-    await scan(catalogue, repo_id, local_remote)
-    work.commit("typo", {path: "app_images: [\n"})
+    local_remote.work.commit("ok", {path: app_images_yaml(app_image("renamer", "0.1.0"))})
+    repo_id = await scanned(catalogue, local_remote)
+    local_remote.work.commit("typo", {path: "app_images: [\n"})
     outcome = await scan(catalogue, repo_id, local_remote)
     assert [(e.file, e.line) for e in outcome.run.errors] == [(path, 2)]
     [release] = (await catalogue_doc(catalogue))["renamer"]["releases"]  # type: ignore[misc]
@@ -326,8 +324,7 @@ async def test_manifest_size_follows_the_setting(
 async def test_a_result_the_database_refuses_ends_in_a_failed_run(
     catalogue: Catalogue, local_remote: Remote, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    local_remote.work.commit("one", {"port.yaml": port_yaml("fiji", "1.0.0")})
-    local_remote.work.tag("v1.0.0")
+    publish(local_remote, "v1.0.0", port_yaml("fiji", "1.0.0"))
     repo_id = await register(catalogue, local_remote.url)
 
     async def refused(*_args: object) -> Changes:
