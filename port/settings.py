@@ -51,6 +51,36 @@ class Settings(BaseSettings):
         description="A manifest file larger than this is an error of the run.",
     )
 
+    # --- the API server -------------------------------------------------------------
+    host: str = Field(default="127.0.0.1", description="Address `port serve` listens on.")
+    port: int = Field(default=8080, ge=1, le=65535, description="Port `port serve` listens on.")
+    public_catalogue: bool = Field(
+        default=True,
+        description="Anonymous callers may browse repos, apps and releases (off: token needed).",
+    )
+    repo_admin_only: bool = Field(
+        default=True,
+        description="Only admins may create, change, scan or delete repos; off: any user.",
+    )
+    max_page_size: int = Field(default=100, ge=1, description="Largest `first:` of a connection.")
+    max_query_depth: int = Field(default=12, ge=2, description="Deepest GraphQL selection.")
+    max_body_kb: int = Field(default=256, ge=1, description="Largest request body accepted.")
+
+    # --- optional JWT validation (an identity provider in front of Port) --------------
+    jwt_issuer: str | None = Field(default=None, description="Accept JWTs from this issuer.")
+    jwt_audience: str | None = Field(default=None, description="Required `aud` of a JWT.")
+    jwt_public_key_file: Path | None = Field(
+        default=None, description="PEM public key that signs JWTs (or use a JWKS file)."
+    )
+    jwt_jwks_file: Path | None = Field(default=None, description="JWKS file of signing keys.")
+    jwt_admin_role: str = Field(
+        default="port-admin", description="A JWT whose `roles` claim holds this is an admin."
+    )
+
+    @property
+    def jwt_enabled(self) -> bool:
+        return self.jwt_issuer is not None
+
     @property
     def mirrors_dir(self) -> Path:
         return self.data_dir / "mirrors"

@@ -20,8 +20,8 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from port import db
-from port.catalogue.models import Base
 from port.settings import Settings
+from port.tables import metadata
 
 IN_CI = bool(os.environ.get("CI"))
 
@@ -76,7 +76,7 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
         shutil.copy(request.getfixturevalue("sqlite_template"), path)
         return f"sqlite+aiosqlite:///{path}"
     url: str = request.getfixturevalue("postgres_database")
-    tables = ", ".join(t.name for t in Base.metadata.sorted_tables)
+    tables = ", ".join(t.name for t in metadata.sorted_tables)
     asyncio.run(_admin(url, f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
     return url
 

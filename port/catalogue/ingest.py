@@ -23,7 +23,8 @@ from indexer.tags import parse_tag
 from indexer.urls import redact
 from manifests.errors import ManifestError
 from manifests.specs import AppSpec, FlavourSpec
-from port.catalogue.models import App, Base, Flavour, IndexRunError, Release, Repo, utcnow
+from port.catalogue.models import App, Flavour, IndexRunError, Release, Repo
+from port.orm import Base, utcnow
 
 # Core tables for the bulk INSERTs: the ORM's bulk path runs one statement per row here.
 RELEASES = Base.metadata.tables["releases"]

@@ -17,7 +17,8 @@ from indexer.result import IndexResult, Previous, RepoSpec
 from indexer.scan import Limits, Progress, index_repo
 from indexer.urls import redact
 from port.catalogue.ingest import Changes, error_rows, ingest
-from port.catalogue.models import IndexRun, Repo, utcnow
+from port.catalogue.models import IndexRun, Repo
+from port.orm import utcnow
 from port.settings import Settings
 
 log = logging.getLogger(__name__)

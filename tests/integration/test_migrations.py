@@ -7,12 +7,12 @@ from typing import Any
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 
-from port.catalogue.models import Base
+from port.tables import metadata
 from tests.conftest import Catalogue
 
 
 def _diff(connection: Any) -> list[Any]:
-    return list(compare_metadata(MigrationContext.configure(connection), Base.metadata))
+    return list(compare_metadata(MigrationContext.configure(connection), metadata))
 
 
 async def test_migrations_match_the_models(catalogue: Catalogue) -> None:

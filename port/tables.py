@@ -1,0 +1,14 @@
+"""Every table of Port: importing this registers them all on one ``MetaData``.
+
+Alembic and the tests use it, so a model module that is not imported here has no
+migration and no test database table.
+"""
+
+from __future__ import annotations
+
+from port.catalogue import models as catalogue
+from port.orm import Base
+
+metadata = Base.metadata
+
+__all__ = ["catalogue", "metadata"]
