@@ -10,9 +10,17 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+from collections.abc import Callable
 from pathlib import Path
 
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
 import manifests
+from indexer.scan import Progress
+from port.catalogue import repos
+from port.catalogue.scanning import ScanOutcome, scan_repo
+from port.errors import NotFound, PortError
+from port.settings import Settings
 
 EXAMPLES = Path(manifests.__file__).parent / "examples"
 # (example folder, versions to tag): each version is cut from the one manifest, whose
@@ -68,3 +76,27 @@ def build_example_repos(root: Path) -> list[Path]:
     _init(napari)
     _tag_versions(napari, "napari", NATIVE["napari"])
     return [stardist, napari]
+
+
+async def index_examples(
+    sessions: async_sessionmaker[AsyncSession],
+    settings: Settings,
+    progress: Callable[[str], Progress | None] = lambda _name: None,
+) -> list[tuple[str, ScanOutcome]]:
+    """Build the example repositories, register the new ones and scan them all.
+
+    Returns (repository URL, outcome) per example. Needs ``allow_local_repos``: the
+    examples are local paths.
+    """
+    if not settings.allow_local_repos:
+        raise PortError("the example repositories are local paths: set PORT_ALLOW_LOCAL_REPOS=true")
+    outcomes = []
+    for example in build_example_repos(settings.data_dir / "examples"):
+        async with sessions() as session, session.begin():
+            try:
+                repo = await repos.find_repo(session, str(example))
+            except NotFound:
+                repo = await repos.add_repo(session, str(example), allow_local=True)
+        outcome = await scan_repo(sessions, settings, repo.id, progress(example.name))
+        outcomes.append((repo.url, outcome))
+    return outcomes

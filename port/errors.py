@@ -8,6 +8,11 @@ class PortError(Exception):
 
     code = "INTERNAL"
 
+    @property
+    def extensions(self) -> dict[str, str]:
+        """GraphQL error extensions; graphql-core copies them from the original error."""
+        return {"code": self.code}
+
 
 class ClientError(PortError):
     """The caller can fix it: bad input, unknown thing, conflict."""
@@ -25,3 +30,15 @@ class NotFound(ClientError):
 
 class Conflict(ClientError):
     code = "CONFLICT"
+
+
+class Forbidden(ClientError):
+    """The caller is known but may not do this."""
+
+    code = "FORBIDDEN"
+
+
+class Unauthenticated(ClientError):
+    """The credential is missing where one is needed, malformed, unknown, revoked or expired."""
+
+    code = "UNAUTHENTICATED"

@@ -6,9 +6,10 @@ migration and no test database table.
 
 from __future__ import annotations
 
+from port.accounts import models as accounts
 from port.catalogue import models as catalogue
 from port.orm import Base
 
 metadata = Base.metadata
 
-__all__ = ["catalogue", "metadata"]
+__all__ = ["accounts", "catalogue", "metadata"]

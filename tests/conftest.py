@@ -13,13 +13,17 @@ import uuid
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
+from litestar import Litestar
+from litestar.testing import AsyncTestClient
 from sqlalchemy import event, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from port import db
+from port.api.app import create_app
 from port.settings import Settings
 from port.tables import metadata
 
@@ -116,3 +120,33 @@ async def catalogue(database_url: str, tmp_path: Path) -> AsyncIterator[Catalogu
         yield Catalogue(engine, db.sessionmaker(engine), settings, statements)
     finally:
         await engine.dispose()
+
+
+@dataclass
+class Api:
+    """A running Port server (in-process) and the admin token it announced at start."""
+
+    client: AsyncTestClient[Litestar]
+    admin_token: str
+    catalogue: Catalogue
+
+    async def gql(
+        self, query: str, variables: dict[str, Any] | None = None, *, token: str | None = None
+    ) -> dict[str, Any]:
+        """POST a GraphQL request; return the JSON body (whatever the HTTP status)."""
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        response = await self.client.post(
+            "/graphql", json={"query": query, "variables": variables or {}}, headers=headers
+        )
+        body: dict[str, Any] = response.json()
+        body["_status"] = response.status_code
+        return body
+
+
+@pytest.fixture
+async def api(catalogue: Catalogue) -> AsyncIterator[Api]:
+    announced: list[str] = []
+    app = create_app(catalogue.settings, announce=announced.append)
+    async with AsyncTestClient(app=app) as client:
+        assert len(announced) == 1, "a new server announces exactly one admin token"
+        yield Api(client, announced[0], catalogue)

@@ -38,8 +38,13 @@ class Repo(Base):
     indexed_branch: Mapped[str | None] = mapped_column(String(255))
     head: Mapped[str | None] = mapped_column(String(64))
     refs: Mapped[dict[str, str]] = mapped_column(JSONType, default=dict)
+    # HMAC key of the forge's webhook: needed in clear to verify signatures, so it is
+    # never returned by the API nor logged.
+    webhook_secret: Mapped[str | None] = mapped_column(String(255))
 
-    apps: Mapped[list[App]] = relationship(back_populates="repo")
+    apps: Mapped[list[App]] = relationship(
+        back_populates="repo", cascade="all, delete-orphan", passive_deletes=True
+    )
     runs: Mapped[list[IndexRun]] = relationship(
         back_populates="repo", cascade="all, delete-orphan", passive_deletes=True
     )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -51,6 +52,7 @@ async def add_repo(
     branch: str | None = None,
     manifest_path: str = "port.yaml",
     tag_prefix: str = "",
+    webhook_secret: str | None = None,
 ) -> Repo:
     """Register a repository (not yet scanned). The caller commits."""
     normalised = validate_repo_fields(
@@ -62,9 +64,68 @@ async def add_repo(
     )
     if await session.scalar(select(Repo.id).where(Repo.url == normalised)) is not None:
         raise Conflict(f"repository {redact(normalised)} is already registered")
-    repo = Repo(url=normalised, branch=branch, manifest_path=manifest_path, tag_prefix=tag_prefix)
+    repo = Repo(
+        url=normalised,
+        branch=branch,
+        manifest_path=manifest_path,
+        tag_prefix=tag_prefix,
+        webhook_secret=_secret(webhook_secret),
+    )
     session.add(repo)
     await session.flush()
+    return repo
+
+
+def _secret(secret: str | None) -> str | None:
+    if secret is not None and not 8 <= len(secret) <= 255:
+        raise InvalidInput("a webhook secret must be 8 to 255 characters")
+    return secret
+
+
+_UNSET: Any = object()
+
+
+async def update_repo(
+    session: AsyncSession,
+    repo_id: int,
+    *,
+    branch: str | None = _UNSET,
+    manifest_path: str = _UNSET,
+    tag_prefix: str = _UNSET,
+    webhook_secret: str | None = _UNSET,
+) -> Repo:
+    """Change what is given. A new branch, manifest path or tag prefix forgets the refs
+    of the last run, so the next scan reads everything again. The caller commits."""
+    repo = await session.get(Repo, repo_id)
+    if repo is None:
+        raise NotFound(f"no repository {repo_id}")
+    new_branch = repo.branch if branch is _UNSET else branch
+    new_path = repo.manifest_path if manifest_path is _UNSET else manifest_path
+    new_prefix = repo.tag_prefix if tag_prefix is _UNSET else tag_prefix
+    # The URL cannot change, so the local-repo rule was applied at creation.
+    validate_repo_fields(
+        repo.url,
+        branch=new_branch,
+        manifest_path=new_path,
+        tag_prefix=new_prefix,
+        allow_local=True,
+    )
+    wanted = {"branch": new_branch, "manifest_path": new_path, "tag_prefix": new_prefix}
+    if any(getattr(repo, k) != v for k, v in wanted.items()):
+        for key, value in wanted.items():
+            setattr(repo, key, value)
+        repo.refs, repo.head = {}, None
+    if webhook_secret is not _UNSET:
+        repo.webhook_secret = _secret(webhook_secret)
+    return repo
+
+
+async def delete_repo(session: AsyncSession, repo_id: int) -> Repo:
+    """Delete a repository with its apps, releases and runs. The caller commits."""
+    repo = await session.get(Repo, repo_id)
+    if repo is None:
+        raise NotFound(f"no repository {repo_id}")
+    await session.delete(repo)
     return repo
 
 

@@ -18,6 +18,7 @@ from indexer.scan import Limits, Progress, index_repo
 from indexer.urls import redact
 from port.catalogue.ingest import Changes, error_rows, ingest
 from port.catalogue.models import IndexRun, Repo
+from port.metrics import observe_index_run
 from port.orm import utcnow
 from port.settings import Settings
 
@@ -107,6 +108,7 @@ async def _record_failure(
     )
     async with sessions() as session, session.begin():
         session.add(failed)
+    observe_index_run("failed", (utcnow() - started).total_seconds())
     return ScanOutcome(run=failed, changes=None)
 
 
@@ -139,6 +141,7 @@ async def _ingest_and_record(
             errors=error_rows(changes.errors),
         )
         session.add(run)
+    observe_index_run(run.status, (utcnow() - started).total_seconds())
     log.info(
         "index run %s of %s: %s, %d added, %d changed, %d withdrawn, %d errors",
         run.id,

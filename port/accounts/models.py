@@ -1,0 +1,53 @@
+"""SQLAlchemy models of accounts: a User owns API Tokens.
+
+A token row never holds its secret: only the SHA-256 of it (``secret_hash``) and the
+first eight characters (``prefix``), so a listing can say which token is which.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import Boolean, ForeignKey, Integer, String
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from port.orm import Base, UTCDateTime, utcnow
+
+USER_NAME_MAX = 64
+TOKEN_NAME_MAX = 100
+TOKEN_PREFIX_LENGTH = 8
+
+
+class User(Base):
+    """A person or a client library. ``name`` matches ``[a-z0-9][a-z0-9._-]*``."""
+
+    __tablename__ = "users"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(USER_NAME_MAX), unique=True)
+    is_admin: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+    tokens: Mapped[list[Token]] = relationship(
+        back_populates="user",
+        cascade="all, delete-orphan",
+        passive_deletes=True,
+        order_by="Token.id",
+    )
+
+
+class Token(Base):
+    """An API token of a user: shown once at creation, then known by id, name and prefix."""
+
+    __tablename__ = "tokens"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    name: Mapped[str] = mapped_column(String(TOKEN_NAME_MAX))
+    prefix: Mapped[str] = mapped_column(String(TOKEN_PREFIX_LENGTH))
+    secret_hash: Mapped[str] = mapped_column(String(64), unique=True, index=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    last_used_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+    user: Mapped[User] = relationship(back_populates="tokens")

@@ -1,0 +1,1 @@
+"""The GraphQL API (Strawberry) served by Litestar, and its plain HTTP endpoints."""

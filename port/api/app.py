@@ -1,0 +1,136 @@
+"""The Litestar application: GraphQL at /graphql, health, readiness and metrics.
+
+``create_app`` wires everything once; ``port serve`` runs it under uvicorn. On start the
+database is migrated, and on a database with no user at all an admin is created whose
+token is handed to ``announce`` once (the CLI prints it; it is never logged).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from typing import Any
+
+from litestar import Litestar, MediaType, Request, Response, get
+from litestar.datastructures import State
+from litestar.enums import ScopeType
+from litestar.types import ASGIApp, Message, Receive, Scope, Send
+from sqlalchemy import text
+from strawberry.litestar import make_graphql_controller
+
+from port import db
+from port.accounts.jwt import JwtVerifier
+from port.accounts.service import bootstrap_admin
+from port.api.context import ApiState, get_context
+from port.api.events import Broker
+from port.api.schema import build_schema
+from port.errors import Unauthenticated
+from port.metrics import HTTP_LATENCY, HTTP_REQUESTS, count_statements, exposition
+from port.settings import Settings
+
+ROUTES = {"/graphql", "/healthz", "/readyz", "/metrics"}  # metric labels: no free-form paths
+
+
+@get("/healthz", media_type=MediaType.TEXT, sync_to_thread=False)
+def healthz() -> str:
+    """The process answers."""
+    return "ok"
+
+
+@get("/readyz", media_type=MediaType.TEXT)
+async def readyz(state: State) -> Response[str]:
+    """The database answers too."""
+    try:
+        async with state.api.engine.connect() as connection:
+            await connection.execute(text("SELECT 1"))
+    except Exception:  # noqa: BLE001 - any failure means "not ready", and says so
+        return Response("database unreachable", status_code=503, media_type=MediaType.TEXT)
+    return Response("ok", media_type=MediaType.TEXT)
+
+
+@get("/metrics", media_type="text/plain; version=0.0.4", sync_to_thread=False)
+def metrics() -> bytes:
+    """Prometheus text format."""
+    return exposition()
+
+
+def _unauthenticated(_request: Request[Any, Any, Any], exc: Unauthenticated) -> Response[Any]:
+    """A wrong, revoked or expired credential is a 401 with a coded GraphQL error body."""
+    return Response(
+        {"data": None, "errors": [{"message": str(exc), "extensions": exc.extensions}]},
+        status_code=401,
+        headers={"WWW-Authenticate": "Bearer"},
+    )
+
+
+def _measured(app: ASGIApp) -> ASGIApp:
+    """Count and time every HTTP request by method, route and status."""
+
+    async def middleware(scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != ScopeType.HTTP:
+            await app(scope, receive, send)
+            return
+        method = scope["method"]
+        start = time.perf_counter()
+        status = 500
+
+        async def send_and_record(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await app(scope, receive, send_and_record)
+        finally:
+            route = scope["path"] if scope["path"] in ROUTES else "other"
+            HTTP_REQUESTS.labels(method, route, str(status)).inc()
+            HTTP_LATENCY.labels(method, route).observe(time.perf_counter() - start)
+
+    return middleware
+
+
+def create_app(settings: Settings, announce: Callable[[str], None] | None = None) -> Litestar:
+    """The server for ``settings``; ``announce`` receives a bootstrap admin token, once."""
+    engine = db.create_engine(settings.sqlalchemy_url)
+    count_statements(engine)
+    state = ApiState(
+        settings=settings,
+        engine=engine,
+        sessions=db.sessionmaker(engine),
+        verifier=JwtVerifier.from_settings(settings),
+        broker=Broker(),
+    )
+
+    @asynccontextmanager
+    async def lifespan(_app: Litestar) -> AsyncIterator[None]:
+        await asyncio.to_thread(db.upgrade, settings.sqlalchemy_url)
+        async with state.sessions() as session, session.begin():
+            token = await bootstrap_admin(session)
+        if token is not None and announce is not None:
+            announce(token)
+        try:
+            yield
+        finally:
+            await engine.dispose()
+
+    graphql = make_graphql_controller(
+        build_schema(settings.max_query_depth),
+        path="/graphql",
+        context_getter=get_context,
+        graphql_ide="graphiql",
+    )
+    return Litestar(
+        route_handlers=[graphql, healthz, readyz, metrics],
+        state=State({"api": state}),
+        lifespan=[lifespan],
+        middleware=[_measured],
+        exception_handlers={Unauthenticated: _unauthenticated},
+        request_max_body_size=settings.max_body_kb * 1024,
+        debug=False,
+    )
+
+
+__all__ = ["create_app"]

@@ -1,0 +1,181 @@
+"""Catalogue queries and repository mutations. Thin: the work is in port.catalogue."""
+
+from __future__ import annotations
+
+import shutil
+from typing import Any
+
+import strawberry
+from sqlalchemy import func, or_, select
+from strawberry import relay
+
+from port.api import permissions
+from port.api.context import Info
+from port.api.pagination import Window
+from port.api.types import (
+    AppConnection,
+    AppType,
+    IndexRunType,
+    RepoConnection,
+    RepoType,
+    connection_of,
+)
+from port.catalogue import repos as repo_service
+from port.catalogue.models import App, Repo
+from port.catalogue.scanning import mirror_path, scan_repo
+from port.errors import InvalidInput, NotFound
+
+
+def _like(text: str) -> str:
+    """A LIKE pattern matching ``text`` literally anywhere."""
+    escaped = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return f"%{escaped}%"
+
+
+def repo_pk(gid: relay.GlobalID) -> int:
+    """The row id behind a Repo's global id; another type's id is INVALID_INPUT."""
+    if gid.type_name != "Repo" or not gid.node_id.isdigit() or len(gid.node_id) > 9:
+        raise InvalidInput(f"{gid} is not the id of a Repo")
+    return int(gid.node_id)
+
+
+@strawberry.type
+class CatalogueQuery:
+    @strawberry.field(description="Registered repositories, oldest first.")
+    async def repos(
+        self, info: Info, first: int | None = None, after: str | None = None
+    ) -> RepoConnection:
+        permissions.catalogue_reader(info)
+        window = Window.of(first, after, max_size=info.context.state.settings.max_page_size)
+        async with info.context.state.sessions() as session:
+            total = await session.scalar(select(func.count()).select_from(Repo)) or 0
+            rows = await session.scalars(
+                select(Repo).order_by(Repo.id).offset(window.offset).limit(window.limit)
+            )
+            page = [RepoType.from_row(r) for r in rows]
+        return connection_of(RepoConnection, page, window, total)  # type: ignore[no-any-return]
+
+    @strawberry.field(description="Apps by identifier; `search` matches identifier, name, text.")
+    async def apps(
+        self,
+        info: Info,
+        search: str | None = None,
+        first: int | None = None,
+        after: str | None = None,
+    ) -> AppConnection:
+        permissions.catalogue_reader(info)
+        window = Window.of(first, after, max_size=info.context.state.settings.max_page_size)
+        where = []
+        if search:
+            if len(search) > 200:
+                raise InvalidInput("search text may be at most 200 characters")
+            pattern = _like(search)
+            where.append(
+                or_(
+                    App.identifier.ilike(pattern, escape="\\"),
+                    App.name.ilike(pattern, escape="\\"),
+                    App.description.ilike(pattern, escape="\\"),
+                )
+            )
+        async with info.context.state.sessions() as session:
+            total = await session.scalar(select(func.count()).select_from(App).where(*where)) or 0
+            rows = await session.scalars(
+                select(App)
+                .where(*where)
+                .order_by(App.identifier)
+                .offset(window.offset)
+                .limit(window.limit)
+            )
+            page = [AppType.from_row(a) for a in rows]
+        return connection_of(AppConnection, page, window, total)  # type: ignore[no-any-return]
+
+    @strawberry.field(description="One app by its identifier, or null.")
+    async def app(self, info: Info, identifier: str) -> AppType | None:
+        permissions.catalogue_reader(info)
+        async with info.context.state.sessions() as session:
+            row = await session.scalar(select(App).where(App.identifier == identifier))
+        return AppType.from_row(row) if row is not None else None
+
+
+@strawberry.input(description="A repository to register. Only `url` is required.")
+class CreateRepoInput:
+    url: str
+    branch: str | None = None
+    manifest_path: str = "port.yaml"
+    tag_prefix: str = ""
+    webhook_secret: str | None = strawberry.field(
+        default=None, description="Shared secret of the forge's webhook; never shown again."
+    )
+
+
+@strawberry.input(description="Fields to change; omitted fields stay as they are.")
+class UpdateRepoInput:
+    branch: str | None = strawberry.UNSET
+    manifest_path: str | None = strawberry.UNSET
+    tag_prefix: str | None = strawberry.UNSET
+    webhook_secret: str | None = strawberry.UNSET
+
+
+def _changes(input: UpdateRepoInput) -> dict[str, Any]:
+    """The fields given; null clears branch and secret, and leaves the others alone."""
+    given = {
+        name: getattr(input, name)
+        for name in ("branch", "manifest_path", "tag_prefix", "webhook_secret")
+        if getattr(input, name) is not strawberry.UNSET
+    }
+    return {k: v for k, v in given.items() if v is not None or k in ("branch", "webhook_secret")}
+
+
+@strawberry.type
+class CatalogueMutation:
+    @strawberry.mutation(description="Register a repository (scan it with scanRepo).")
+    async def create_repo(self, info: Info, input: CreateRepoInput) -> RepoType:
+        permissions.repo_manager(info)
+        settings = info.context.state.settings
+        async with info.context.state.sessions() as session, session.begin():
+            repo = await repo_service.add_repo(
+                session,
+                input.url,
+                allow_local=settings.allow_local_repos,
+                branch=input.branch,
+                manifest_path=input.manifest_path,
+                tag_prefix=input.tag_prefix,
+                webhook_secret=input.webhook_secret,
+            )
+        return RepoType.from_row(repo)
+
+    @strawberry.mutation(description="Index a repository now and return the finished run.")
+    async def scan_repo(self, info: Info, id: relay.GlobalID) -> IndexRunType:
+        permissions.repo_manager(info)
+        state = info.context.state
+        async with state.sessions() as session:
+            if await session.get(Repo, repo_pk(id)) is None:
+                raise NotFound(f"no repository {id}")
+        outcome = await scan_repo(state.sessions, state.settings, repo_pk(id))
+        run = IndexRunType.from_row(outcome.run)
+        state.broker.publish(f"index-runs:{run.repo_id}", run)
+        return run
+
+    @strawberry.mutation(
+        description="Change a repository; a changed branch, manifest path "
+        "or tag prefix makes the next scan read everything again."
+    )
+    async def update_repo(self, info: Info, id: relay.GlobalID, input: UpdateRepoInput) -> RepoType:
+        permissions.repo_manager(info)
+        async with info.context.state.sessions() as session, session.begin():
+            repo = await repo_service.update_repo(
+                session,
+                repo_pk(id),
+                **_changes(input),
+            )
+        return RepoType.from_row(repo)
+
+    @strawberry.mutation(description="Delete a repository, its apps, releases and runs.")
+    async def delete_repo(self, info: Info, id: relay.GlobalID) -> relay.GlobalID:
+        permissions.repo_manager(info)
+        state = info.context.state
+        async with state.sessions() as session, session.begin():
+            repo = await repo_service.delete_repo(session, repo_pk(id))
+            mirror = mirror_path(state.settings, repo)
+        shutil.rmtree(mirror, ignore_errors=True)
+        return id

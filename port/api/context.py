@@ -1,0 +1,51 @@
+"""What every resolver sees: the app's state, the caller, and this request's loaders."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from litestar.datastructures import Headers, State
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+from strawberry.litestar import BaseContext
+from strawberry.types import Info as StrawberryInfo
+
+from port.accounts.bearer import principal_for
+from port.accounts.jwt import JwtVerifier
+from port.accounts.principal import Principal
+from port.api.events import Broker
+from port.api.loaders import Loaders
+from port.settings import Settings
+
+
+@dataclass
+class ApiState:
+    """Built once at start-up, shared by all requests."""
+
+    settings: Settings
+    engine: AsyncEngine
+    sessions: async_sessionmaker[AsyncSession]
+    verifier: JwtVerifier | None
+    broker: Broker
+
+
+class Context(BaseContext, kw_only=True):
+    state: ApiState
+    principal: Principal | None
+    loaders: Loaders
+
+
+Info = StrawberryInfo[Context, None]
+
+
+async def context_for(api: ApiState, authorization: str | None) -> Context:
+    """The context of one request or websocket; a bad credential raises Unauthenticated."""
+    principal = None
+    if authorization is not None:  # anonymous reads cost no session
+        async with api.sessions() as session, session.begin():
+            principal = await principal_for(session, authorization, api.verifier)
+    return Context(state=api, principal=principal, loaders=Loaders.create(api.sessions))
+
+
+async def get_context(state: State, headers: Headers) -> Context:
+    """Litestar dependency (HTTP and websocket alike): ``state`` and ``headers`` are both."""
+    return await context_for(state.api, headers.get("authorization"))

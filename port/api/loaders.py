@@ -1,0 +1,117 @@
+"""DataLoaders: one ``IN (...)`` query per batch, created fresh for every request.
+
+A page of 50 apps with their releases and flavours costs the same few statements as a
+page of 5: apps, then releases of all those apps, then flavours of all those releases.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from strawberry.dataloader import DataLoader
+
+from port.catalogue.models import App, Flavour, IndexRun, IndexRunError, Release, Repo
+from port.catalogue.queries import newest_first
+
+Sessions = async_sessionmaker[AsyncSession]
+
+
+def _by_id(sessions: Sessions, model: Any) -> DataLoader[int, Any]:
+    async def load(ids: Sequence[int]) -> list[Any]:
+        async with sessions() as session:
+            rows = {r.id: r for r in await session.scalars(select(model).where(model.id.in_(ids)))}
+        return [rows.get(i) for i in ids]
+
+    return DataLoader(load_fn=load)
+
+
+def _grouped(
+    sessions: Sessions,
+    query: Callable[[Sequence[int]], Any],
+    key: Callable[[Any], int],
+    order: Callable[[list[Any]], list[Any]] = lambda rows: rows,
+) -> DataLoader[int, list[Any]]:
+    async def load(ids: Sequence[int]) -> list[list[Any]]:
+        groups: dict[int, list[Any]] = defaultdict(list)
+        async with sessions() as session:
+            for row in await session.scalars(query(ids)):
+                groups[key(row)].append(row)
+        return [order(groups.get(i, [])) for i in ids]
+
+    return DataLoader(load_fn=load)
+
+
+def _last_runs(sessions: Sessions) -> DataLoader[int, IndexRun | None]:
+    async def load(repo_ids: Sequence[int]) -> list[IndexRun | None]:
+        newest = (
+            select(func.max(IndexRun.id))
+            .where(IndexRun.repo_id.in_(repo_ids))
+            .group_by(IndexRun.repo_id)
+        )
+        async with sessions() as session:
+            rows = await session.scalars(select(IndexRun).where(IndexRun.id.in_(newest)))
+            by_repo = {r.repo_id: r for r in rows}
+        return [by_repo.get(i) for i in repo_ids]
+
+    return DataLoader(load_fn=load)
+
+
+@dataclass
+class Loaders:
+    """Every loader of one request; their caches die with it."""
+
+    repo: DataLoader[int, Repo | None]
+    app: DataLoader[int, App | None]
+    release: DataLoader[int, Release | None]
+    flavour: DataLoader[int, Flavour | None]
+    run: DataLoader[int, IndexRun | None]
+    releases_of_app: DataLoader[int, list[Release]]  # newest first by semver
+    flavours_of_release: DataLoader[int, list[Flavour]]  # manifest order
+    apps_of_repo: DataLoader[int, list[App]]
+    errors_of_run: DataLoader[int, list[IndexRunError]]
+    last_run_of_repo: DataLoader[int, IndexRun | None]
+
+    @classmethod
+    def create(cls, sessions: Sessions) -> Loaders:
+        return cls(
+            repo=_by_id(sessions, Repo),
+            app=_by_id(sessions, App),
+            release=_by_id(sessions, Release),
+            flavour=_by_id(sessions, Flavour),
+            run=_by_id(sessions, IndexRun),
+            releases_of_app=_grouped(
+                sessions,
+                lambda ids: select(Release).where(Release.app_id.in_(ids)),
+                lambda r: r.app_id,
+                newest_first,
+            ),
+            flavours_of_release=_grouped(
+                sessions,
+                lambda ids: (
+                    select(Flavour)
+                    .where(Flavour.release_id.in_(ids))
+                    .order_by(Flavour.position, Flavour.id)
+                ),
+                lambda f: f.release_id,
+            ),
+            apps_of_repo=_grouped(
+                sessions,
+                lambda ids: select(App).where(App.repo_id.in_(ids)).order_by(App.identifier),
+                lambda a: a.repo_id,
+            ),
+            errors_of_run=_grouped(
+                sessions,
+                lambda ids: (
+                    select(IndexRunError)
+                    .where(IndexRunError.run_id.in_(ids))
+                    .order_by(IndexRunError.id)
+                ),
+                lambda e: e.run_id,
+            ),
+            last_run_of_repo=_last_runs(sessions),
+        )

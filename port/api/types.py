@@ -1,0 +1,314 @@
+"""GraphQL types. Kept apart from the SQLAlchemy models: ``from_row`` copies what is
+shown, and relations resolve through the request's DataLoaders."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import datetime
+from enum import Enum
+from typing import Annotated, Any, Self, TypeVar
+
+import strawberry
+from strawberry import relay
+
+from indexer.urls import redact
+from port.api.context import Info
+from port.api.pagination import Window, encode_cursor
+from port.api.scalars import JSON, Long
+from port.catalogue import models
+from port.catalogue.queries import newest_first
+from port.errors import NotFound
+
+T = TypeVar("T")
+
+
+def connection_of(cls: Any, items: list[Any], window: Window, total: int) -> Any:
+    """A Relay connection of ``items`` (already cut to ``window``) out of ``total``."""
+    edges = [
+        relay.Edge(node=item, cursor=encode_cursor(window.offset + i))
+        for i, item in enumerate(items)
+    ]
+    return cls(
+        edges=edges,
+        page_info=relay.PageInfo(
+            has_next_page=window.offset + len(items) < total,
+            has_previous_page=window.offset > 0,
+            start_cursor=edges[0].cursor if edges else None,
+            end_cursor=edges[-1].cursor if edges else None,
+        ),
+        total_count=total,
+    )
+
+
+def _row(value: T | None) -> T:
+    """A related row the loader must find; gone only if deleted during this request."""
+    if value is None:
+        raise NotFound("this object was deleted while it was being read")
+    return value
+
+
+async def _nodes(info: Info, loader: Any, cls: Any, ids: Iterable[str]) -> list[Any]:
+    rows = await loader.load_many([int(i) for i in ids])
+    return [cls.from_row(r) if r is not None else None for r in rows]
+
+
+@strawberry.type(name="Resources", description="Default resources of a flavour.")
+class ResourcesType:
+    cpus: float | None
+    memory: Long | None = strawberry.field(description="Bytes.")
+
+
+@strawberry.type(name="Flavour", description="One build of a release: an image and its needs.")
+class FlavourType(relay.Node):
+    id: relay.NodeID[int]
+    name: str
+    image: str
+    selectors: JSON = strawberry.field(description="Normalised selectors, as stored.")
+    resources: ResourcesType
+    release_id: strawberry.Private[int]
+
+    @classmethod
+    def from_row(cls, row: models.Flavour) -> Self:
+        return cls(
+            id=row.id,
+            name=row.name,
+            image=row.image,
+            selectors=JSON(row.selectors),
+            resources=ResourcesType(
+                cpus=row.cpus, memory=Long(row.memory) if row.memory is not None else None
+            ),
+            release_id=row.release_id,
+        )
+
+    @strawberry.field
+    async def release(self, info: Info) -> ReleaseType:
+        return ReleaseType.from_row(_row(await info.context.loaders.release.load(self.release_id)))
+
+    @classmethod
+    async def resolve_nodes(
+        cls, *, info: Info, node_ids: Iterable[str], required: bool = False
+    ) -> list[Any]:
+        return await _nodes(info, info.context.loaders.flavour, cls, node_ids)
+
+
+@strawberry.type(name="Release", description="One semver version of an app.")
+class ReleaseType(relay.Node):
+    id: relay.NodeID[int]
+    version: str
+    current: bool = strawberry.field(description="Still published (tag exists / at head).")
+    withdrawn: bool = strawberry.field(description="Its tag vanished; never chosen for updates.")
+    git_ref: str
+    commit: str
+    created_at: datetime
+    app_id: strawberry.Private[int]
+
+    @classmethod
+    def from_row(cls, row: models.Release) -> Self:
+        return cls(
+            id=row.id,
+            version=row.version,
+            current=row.current,
+            withdrawn=row.withdrawn,
+            git_ref=row.git_ref,
+            commit=row.commit,
+            created_at=row.created_at,
+            app_id=row.app_id,
+        )
+
+    @strawberry.field
+    async def app(self, info: Info) -> AppType:
+        return AppType.from_row(_row(await info.context.loaders.app.load(self.app_id)))
+
+    @strawberry.field(description="Builds in manifest order (the order breaks selection ties).")
+    async def flavours(self, info: Info) -> list[FlavourType]:
+        rows = await info.context.loaders.flavours_of_release.load(self.id)
+        return [FlavourType.from_row(r) for r in rows]
+
+    @classmethod
+    async def resolve_nodes(
+        cls, *, info: Info, node_ids: Iterable[str], required: bool = False
+    ) -> list[Any]:
+        return await _nodes(info, info.context.loaders.release, cls, node_ids)
+
+
+@strawberry.type(name="ReleaseConnection")
+class ReleaseConnection(relay.Connection[ReleaseType]):
+    total_count: int
+
+
+@strawberry.type(name="App", description="An app, owned by the repo that declared it first.")
+class AppType(relay.Node):
+    id: relay.NodeID[int]
+    identifier: str
+    name: str
+    description: str
+    logo: str | None
+    homepage: str | None
+    license: str | None
+    categories: list[str]
+    repo_id: strawberry.Private[int]
+
+    @classmethod
+    def from_row(cls, row: models.App) -> Self:
+        return cls(
+            id=row.id,
+            identifier=row.identifier,
+            name=row.name,
+            description=row.description,
+            logo=row.logo,
+            homepage=row.homepage,
+            license=row.license,
+            categories=list(row.categories),
+            repo_id=row.repo_id,
+        )
+
+    @strawberry.field
+    async def repo(self, info: Info) -> RepoType:
+        return RepoType.from_row(_row(await info.context.loaders.repo.load(self.repo_id)))
+
+    @strawberry.field(description="Newest first by semver.")
+    async def releases(
+        self,
+        info: Info,
+        first: int | None = None,
+        after: str | None = None,
+        include_withdrawn: bool = False,
+    ) -> ReleaseConnection:
+        window = Window.of(first, after, max_size=info.context.state.settings.max_page_size)
+        rows = await info.context.loaders.releases_of_app.load(self.id)
+        if not include_withdrawn:
+            rows = [r for r in rows if not r.withdrawn]
+        page = [ReleaseType.from_row(r) for r in window.cut(rows)]
+        return connection_of(ReleaseConnection, page, window, len(rows))  # type: ignore[no-any-return]
+
+    @strawberry.field(description="The newest current, not withdrawn, non-pre-release.")
+    async def latest_release(self, info: Info) -> ReleaseType | None:
+        rows = newest_first(await info.context.loaders.releases_of_app.load(self.id))
+        for row in rows:
+            if row.current and not row.withdrawn and "-" not in row.version:
+                return ReleaseType.from_row(row)
+        return None
+
+    @classmethod
+    async def resolve_nodes(
+        cls, *, info: Info, node_ids: Iterable[str], required: bool = False
+    ) -> list[Any]:
+        return await _nodes(info, info.context.loaders.app, cls, node_ids)
+
+
+@strawberry.type(name="AppConnection")
+class AppConnection(relay.Connection[AppType]):
+    total_count: int
+
+
+@strawberry.enum(name="IndexRunStatus")
+class IndexRunStatus(Enum):
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    UNCHANGED = "unchanged"
+    FAILED = "failed"
+
+
+@strawberry.type(name="IndexError", description="A manifest error, located.")
+class IndexErrorType:
+    message: str
+    file: str
+    ref: str | None
+    line: int | None
+    column: int | None
+    path: str
+
+
+@strawberry.type(name="IndexRun", description="One scan of a repository.")
+class IndexRunType(relay.Node):
+    id: relay.NodeID[int]
+    status: IndexRunStatus
+    started_at: datetime
+    finished_at: datetime | None
+    branch: str | None
+    commit: str | None
+    added: list[str]
+    changed: list[str]
+    withdrawn: list[str]
+    message: str | None = strawberry.field(description="Why a failed run failed.")
+    repo_id: strawberry.Private[int]
+
+    @classmethod
+    def from_row(cls, row: models.IndexRun) -> Self:
+        return cls(
+            id=row.id,
+            status=IndexRunStatus(row.status),
+            started_at=row.started_at,
+            finished_at=row.finished_at,
+            branch=row.branch,
+            commit=row.commit,
+            added=list(row.added),
+            changed=list(row.changed),
+            withdrawn=list(row.withdrawn),
+            message=row.message,
+            repo_id=row.repo_id,
+        )
+
+    @strawberry.field
+    async def errors(self, info: Info) -> list[IndexErrorType]:
+        rows = await info.context.loaders.errors_of_run.load(self.id)
+        return [
+            IndexErrorType(
+                message=e.message, file=e.file, ref=e.ref, line=e.line, column=e.column, path=e.path
+            )
+            for e in rows
+        ]
+
+    @strawberry.field
+    async def repo(self, info: Info) -> RepoType:
+        return RepoType.from_row(_row(await info.context.loaders.repo.load(self.repo_id)))
+
+    @classmethod
+    async def resolve_nodes(
+        cls, *, info: Info, node_ids: Iterable[str], required: bool = False
+    ) -> list[Any]:
+        return await _nodes(info, info.context.loaders.run, cls, node_ids)
+
+
+@strawberry.type(name="Repo", description="A registered git remote that publishes apps.")
+class RepoType(relay.Node):
+    id: relay.NodeID[int]
+    url: str = strawberry.field(description="The clone URL, credentials hidden.")
+    branch: str | None
+    manifest_path: str
+    tag_prefix: str
+    created_at: datetime
+
+    @classmethod
+    def from_row(cls, row: models.Repo) -> Self:
+        return cls(
+            id=row.id,
+            url=redact(row.url),
+            branch=row.branch,
+            manifest_path=row.manifest_path,
+            tag_prefix=row.tag_prefix,
+            created_at=row.created_at,
+        )
+
+    @strawberry.field
+    async def last_run(self, info: Info) -> IndexRunType | None:
+        row = await info.context.loaders.last_run_of_repo.load(self.id)
+        return IndexRunType.from_row(row) if row is not None else None
+
+    @strawberry.field
+    async def apps(self, info: Info) -> list[AppType]:
+        return [AppType.from_row(a) for a in await info.context.loaders.apps_of_repo.load(self.id)]
+
+    @classmethod
+    async def resolve_nodes(
+        cls, *, info: Info, node_ids: Iterable[str], required: bool = False
+    ) -> list[Any]:
+        return await _nodes(info, info.context.loaders.repo, cls, node_ids)
+
+
+@strawberry.type(name="RepoConnection")
+class RepoConnection(relay.Connection[RepoType]):
+    total_count: int
+
+
+First = Annotated[int | None, strawberry.argument(description="Page size (capped).")]

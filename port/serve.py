@@ -1,0 +1,68 @@
+"""`port serve`: the API server under uvicorn, on the configured host and port.
+
+With ``examples=True`` (what `make run` uses) an empty catalogue is first filled from
+the bundled example repositories, so a newcomer has something to browse.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from collections.abc import Callable
+from typing import TextIO
+
+import uvicorn
+from sqlalchemy import func, select
+
+from port import db
+from port.api.app import create_app
+from port.catalogue.models import Repo
+from port.demo import index_examples
+from port.settings import Settings
+
+
+def announce_admin(out: TextIO) -> Callable[[str], None]:
+    """How the first admin's token reaches the operator: on the terminal, once."""
+
+    def announce(token: str) -> None:
+        out.write(
+            "\nPort created the first admin user. Its API token, shown only this once:\n\n"
+            f"    {token}\n\n"
+            "Send it as `Authorization: Bearer <token>` (GraphiQL: the headers tab).\n\n"
+        )
+        out.flush()
+
+    return announce
+
+
+async def _fill_empty_catalogue(settings: Settings, out: TextIO) -> None:
+    engine = db.create_engine(settings.sqlalchemy_url)
+    try:
+        sessions = db.sessionmaker(engine)
+        async with sessions() as session:
+            if await session.scalar(select(func.count()).select_from(Repo)):
+                return
+        for url, outcome in await index_examples(sessions, settings):
+            out.write(f"indexed example {url}: {outcome.run.status}\n")
+    finally:
+        await engine.dispose()
+
+
+def serve(settings: Settings, *, examples: bool = False, out: TextIO = sys.stdout) -> None:
+    """Migrate, optionally index the examples, then serve until SIGINT/SIGTERM."""
+    db.upgrade(settings.sqlalchemy_url)
+    if examples:
+        asyncio.run(_fill_empty_catalogue(settings, out))
+    app = create_app(settings, announce=announce_admin(out))
+    url = f"http://{settings.host}:{settings.port}/graphql"
+    out.write(f"Port serves GraphiQL at {url} (health: /healthz, metrics: /metrics)\n")
+    out.flush()
+    config = uvicorn.Config(
+        app,
+        host=settings.host,
+        port=settings.port,
+        log_level="info",
+        timeout_graceful_shutdown=10,  # finish requests in flight, then stop
+        proxy_headers=False,
+    )
+    uvicorn.Server(config).run()

@@ -1,0 +1,161 @@
+"""Who may do what over GraphQL: every mutation against anonymous, user, admin, revoked
+and wrong credentials, with the error code a client can act on."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from port.accounts.service import create_token, create_user
+from tests.conftest import Api
+from tests.integration.conftest import Remote
+
+
+async def user_token(api: Api, name: str = "alice", *, admin: bool = False) -> str:
+    async with api.catalogue.sessions() as session, session.begin():
+        user = await create_user(session, name, is_admin=admin)
+        _token, secret = await create_token(session, user, "tests")
+    return secret
+
+
+def code(body: dict[str, Any]) -> str:
+    [error] = body["errors"]
+    result: str = error["extensions"]["code"]
+    return result
+
+
+async def create_repo(api: Api, url: str, token: str | None) -> dict[str, Any]:
+    return await api.gql(
+        "mutation($url: String!) { createRepo(input: {url: $url}) { id url } }",
+        {"url": url},
+        token=token,
+    )
+
+
+async def test_repo_mutations_need_an_admin(api: Api, local_remote: Remote) -> None:
+    local_remote.work.commit("empty")
+    local_remote.work.push()
+    alice = await user_token(api)
+
+    anonymous = await create_repo(api, local_remote.url, None)
+    assert code(anonymous) == "UNAUTHENTICATED"
+    assert code(await create_repo(api, local_remote.url, alice)) == "FORBIDDEN"
+
+    created = await create_repo(api, local_remote.url, api.admin_token)
+    repo_id = created["data"]["createRepo"]["id"]
+    assert code(await create_repo(api, local_remote.url, api.admin_token)) == "CONFLICT"
+
+    for mutation in (
+        "mutation($id: ID!) { scanRepo(id: $id) { status } }",
+        'mutation($id: ID!) { updateRepo(id: $id, input: {tagPrefix: "x-"}) { tagPrefix } }',
+        "mutation($id: ID!) { deleteRepo(id: $id) }",
+    ):
+        assert code(await api.gql(mutation, {"id": repo_id})) == "UNAUTHENTICATED", mutation
+        assert code(await api.gql(mutation, {"id": repo_id}, token=alice)) == "FORBIDDEN"
+
+    scanned = await api.gql(
+        "mutation($id: ID!) { scanRepo(id: $id) { status repo { url } } }",
+        {"id": repo_id},
+        token=api.admin_token,
+    )
+    assert scanned["data"]["scanRepo"] == {"status": "SUCCEEDED", "repo": {"url": local_remote.url}}
+    updated = await api.gql(
+        'mutation($id: ID!) { updateRepo(id: $id, input: {tagPrefix: "x-"}) { tagPrefix } }',
+        {"id": repo_id},
+        token=api.admin_token,
+    )
+    assert updated["data"]["updateRepo"] == {"tagPrefix": "x-"}
+    deleted = await api.gql(
+        "mutation($id: ID!) { deleteRepo(id: $id) }", {"id": repo_id}, token=api.admin_token
+    )
+    assert deleted["data"]["deleteRepo"] == repo_id
+    gone = await api.gql(
+        "mutation($id: ID!) { scanRepo(id: $id) { status } }",
+        {"id": repo_id},
+        token=api.admin_token,
+    )
+    assert code(gone) == "NOT_FOUND"
+
+
+async def test_hostile_urls_are_invalid_input(api: Api) -> None:
+    for url in ("ext::sh -c touch% /tmp/pwned", "--upload-pack=touch /tmp/x", "http://x/y.git"):
+        body = await create_repo(api, url, api.admin_token)
+        assert code(body) == "INVALID_INPUT", url
+        assert body["data"] is None
+
+
+@pytest.mark.parametrize(
+    ("header", "message"),
+    [
+        ("Bearer port_wrong", "unknown or revoked"),
+        ("Basic YWxpY2U6cHc=", "Bearer"),
+        ("Bearer not-a-port-token", "not a Port token"),
+    ],
+)
+async def test_wrong_credentials_are_401(api: Api, header: str, message: str) -> None:
+    response = await api.client.post(
+        "/graphql", json={"query": "{ apps { totalCount } }"}, headers={"Authorization": header}
+    )
+    assert response.status_code == 401
+    [error] = response.json()["errors"]
+    assert error["extensions"]["code"] == "UNAUTHENTICATED"
+    assert message in error["message"]
+    assert "port_wrong" not in error["message"]
+
+
+async def test_tokens_me_and_users(api: Api) -> None:
+    alice = await user_token(api)
+    me = await api.gql("{ me { name isAdmin via user { name } } }", token=alice)
+    assert me["data"]["me"] == {
+        "name": "alice",
+        "isAdmin": False,
+        "via": "token",
+        "user": {"name": "alice"},
+    }
+    assert code(await api.gql("{ me { name } }")) == "UNAUTHENTICATED"
+
+    created = await api.gql(
+        'mutation { createToken(name: "laptop") { secret token { id name prefix } } }', token=alice
+    )
+    fresh = created["data"]["createToken"]
+    assert fresh["secret"].startswith(fresh["token"]["prefix"])
+    assert (await api.gql("{ me { name } }", token=fresh["secret"]))["data"]["me"][
+        "name"
+    ] == "alice"
+
+    listed = await api.gql("{ me { user { tokens { name revokedAt } } } }", token=alice)
+    assert [t["name"] for t in listed["data"]["me"]["user"]["tokens"]] == ["tests", "laptop"]
+    assert "secret" not in str(listed)
+
+    bob = await user_token(api, "bob")
+    revoke = "mutation($id: ID!) { revokeToken(id: $id) { revokedAt } }"
+    assert code(await api.gql(revoke, {"id": fresh["token"]["id"]}, token=bob)) == "FORBIDDEN"
+    revoked = await api.gql(revoke, {"id": fresh["token"]["id"]}, token=alice)
+    assert revoked["data"]["revokeToken"]["revokedAt"] is not None
+    after = await api.gql("{ me { name } }", token=fresh["secret"])
+    assert after["_status"] == 401
+
+    assert code(await api.gql("{ users { name } }", token=alice)) == "FORBIDDEN"
+    assert (
+        code(await api.gql('mutation { createUser(name: "eve") { name } }', token=alice))
+        == "FORBIDDEN"
+    )
+    made = await api.gql(
+        'mutation { createUser(name: "carol", isAdmin: true) { name isAdmin } }',
+        token=api.admin_token,
+    )
+    assert made["data"]["createUser"] == {"name": "carol", "isAdmin": True}
+    users = await api.gql("{ users { name } }", token=api.admin_token)
+    assert [u["name"] for u in users["data"]["users"]] == ["admin", "alice", "bob", "carol"]
+    again = await api.gql('mutation { createUser(name: "carol") { name } }', token=api.admin_token)
+    assert code(again) == "CONFLICT"
+
+
+async def test_private_catalogue_needs_a_token(api: Api) -> None:
+    api.catalogue.settings.public_catalogue = False
+    assert code(await api.gql("{ apps { totalCount } }")) == "UNAUTHENTICATED"
+    alice = await user_token(api)
+    assert (await api.gql("{ apps { totalCount } }", token=alice))["data"] == {
+        "apps": {"totalCount": 0}
+    }

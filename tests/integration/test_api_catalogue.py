@@ -1,0 +1,165 @@
+"""Browsing the catalogue over GraphQL (real HTTP through Litestar, both databases)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from port.catalogue.repos import add_repo
+from port.catalogue.scanning import scan_repo
+from port.metrics import REGISTRY
+from tests.conftest import Api
+from tests.integration.conftest import Remote
+from tests.integration.gitfixtures import app_image, app_images_yaml, port_yaml
+
+BROWSE = """
+query Browse($first: Int, $after: String, $search: String) {
+  apps(first: $first, after: $after, search: $search) {
+    totalCount
+    pageInfo { hasNextPage hasPreviousPage startCursor endCursor }
+    edges { cursor node {
+      id identifier name
+      repo { url }
+      latestRelease { version }
+      releases { totalCount edges { node { version withdrawn flavours { name image } } } }
+    } }
+  }
+}
+"""
+
+
+def data(body: dict[str, Any]) -> dict[str, Any]:
+    assert "errors" not in body, body["errors"]
+    result: dict[str, Any] = body["data"]
+    return result
+
+
+async def scanned(api: Api, remote: Remote) -> int:
+    """Register ``remote`` (after pushing it) and index it; return the repo's row id."""
+    remote.work.push()
+    async with api.catalogue.sessions() as session, session.begin():
+        repo_id = (await add_repo(session, remote.url, allow_local=True)).id
+    outcome = await scan_repo(api.catalogue.sessions, api.catalogue.settings, repo_id)
+    assert outcome.changes is not None
+    return repo_id
+
+
+async def many_apps(api: Api, remote: Remote, count: int) -> None:
+    """``count`` apps with two releases of two flavours each, from one Arkitekt file."""
+    entries = [
+        app_image(f"app{n:03d}", f"1.{minor}.0", flavour)
+        for n in range(count)
+        for minor in range(2)
+        for flavour in ("cpu", "cuda")
+    ]
+    remote.work.commit("apps", {".arkitekt_next/deployments.yaml": app_images_yaml(*entries)})
+    await scanned(api, remote)
+
+
+async def test_browse_apps_with_releases_and_flavours(api: Api, local_remote: Remote) -> None:
+    local_remote.work.commit("0.1", {"port.yaml": port_yaml("stardist", "0.1.0", ("cuda", "cpu"))})
+    local_remote.work.tag("v0.1.0")
+    local_remote.work.commit("0.10", {"port.yaml": port_yaml("stardist", "0.10.0")})
+    local_remote.work.tag("v0.10.0")
+    await scanned(api, local_remote)
+
+    apps = data(await api.gql(BROWSE))["apps"]
+    assert apps["totalCount"] == 1
+    [edge] = apps["edges"]
+    node = edge["node"]
+    assert (node["identifier"], node["name"]) == ("stardist", "Stardist")
+    assert node["repo"]["url"] == local_remote.url
+    assert node["latestRelease"] == {"version": "0.10.0"}
+    versions = [e["node"]["version"] for e in node["releases"]["edges"]]
+    assert versions == ["0.10.0", "0.1.0"]  # semver order, not text order
+    oldest = node["releases"]["edges"][1]["node"]
+    assert [f["name"] for f in oldest["flavours"]] == ["cuda", "cpu"]
+
+    # The global id resolves back through node(id:).
+    again = data(
+        await api.gql(
+            "query($id: ID!) { node(id: $id) { ... on App { identifier } } }", {"id": node["id"]}
+        )
+    )
+    assert again["node"] == {"identifier": "stardist"}
+    one = data(
+        await api.gql(
+            '{ app(identifier: "stardist") { identifier } nope: app(identifier: "x") { id } }'
+        )
+    )
+    assert one == {"app": {"identifier": "stardist"}, "nope": None}
+
+
+async def test_pagination_edges_and_search(api: Api, local_remote: Remote) -> None:
+    await many_apps(api, local_remote, 7)
+    first = data(await api.gql(BROWSE, {"first": 3}))["apps"]
+    assert first["totalCount"] == 7
+    assert [e["node"]["identifier"] for e in first["edges"]] == ["app000", "app001", "app002"]
+    assert first["pageInfo"]["hasNextPage"] is True
+    assert first["pageInfo"]["hasPreviousPage"] is False
+
+    last = data(await api.gql(BROWSE, {"first": 5, "after": first["pageInfo"]["endCursor"]}))[
+        "apps"
+    ]
+    assert [e["node"]["identifier"] for e in last["edges"]] == [f"app00{n}" for n in range(3, 7)]
+    assert last["pageInfo"]["hasNextPage"] is False
+    assert last["pageInfo"]["hasPreviousPage"] is True
+
+    empty = data(await api.gql(BROWSE, {"first": 0}))["apps"]
+    assert (empty["edges"], empty["pageInfo"]["endCursor"]) == ([], None)
+
+    found = data(await api.gql(BROWSE, {"search": "APP00_"}))["apps"]  # literal, any case
+    assert found["totalCount"] == 0
+    found = data(await api.gql(BROWSE, {"search": "p005"}))["apps"]
+    assert [e["node"]["identifier"] for e in found["edges"]] == ["app005"]
+
+
+async def test_a_page_of_50_costs_the_same_statements_as_a_page_of_5(
+    api: Api, local_remote: Remote
+) -> None:
+    await many_apps(api, local_remote, 55)
+
+    async def statements(first: int) -> float:
+        before = REGISTRY.get_sample_value("port_sql_statements_total") or 0.0
+        page = data(await api.gql(BROWSE, {"first": first}))["apps"]
+        assert len(page["edges"]) == first
+        assert all(len(e["node"]["releases"]["edges"]) == 2 for e in page["edges"])
+        return (REGISTRY.get_sample_value("port_sql_statements_total") or 0.0) - before
+
+    small, large = await statements(5), await statements(50)
+    assert small == large
+    assert large <= 6  # count, apps, repos, releases, flavours
+
+
+async def test_repos_show_their_last_run_and_its_errors(api: Api, local_remote: Remote) -> None:
+    local_remote.work.commit("bad", {"port.yaml": "apiVersion: port/v1\napp: [1\n"})
+    local_remote.work.tag("v1.0.0")
+    await scanned(api, local_remote)
+    query = "{ repos { edges { node { url lastRun { status errors { file ref line } } } } } }"
+    repos = data(await api.gql(query))["repos"]
+    [edge] = repos["edges"]
+    run = edge["node"]["lastRun"]
+    assert run["status"] == "SUCCEEDED"
+    [error] = run["errors"]
+    assert (error["file"], error["ref"], error["line"]) == ("port.yaml", "v1.0.0", 3)
+
+
+async def test_withdrawn_releases_are_hidden_unless_asked(api: Api, local_remote: Remote) -> None:
+    work = local_remote.work
+    work.commit("1", {"port.yaml": port_yaml("sd", "1.0.0")})
+    work.tag("v1.0.0")
+    work.commit("2", {"port.yaml": port_yaml("sd", "2.0.0")})
+    work.tag("v2.0.0")
+    repo_id = await scanned(api, local_remote)
+    work.delete_tag("v2.0.0")
+    work.push()
+    await scan_repo(api.catalogue.sessions, api.catalogue.settings, repo_id)
+    query = """{ app(identifier: "sd") { latestRelease { version }
+      shown: releases { edges { node { version } } }
+      all: releases(includeWithdrawn: true) { edges { node { version withdrawn } } } } }"""
+    app = data(await api.gql(query))["app"]
+    assert app["latestRelease"] == {"version": "1.0.0"}
+    assert [e["node"]["version"] for e in app["shown"]["edges"]] == ["1.0.0"]
+    assert [e["node"] for e in app["all"]["edges"]] == [
+        {"version": "2.0.0", "withdrawn": True},
+        {"version": "1.0.0", "withdrawn": False},
+    ]

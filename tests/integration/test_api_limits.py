@@ -1,0 +1,85 @@
+"""What the server refuses before doing work, what it hides, and its plain endpoints."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from port import db
+from port.api import catalogue as catalogue_api
+from port.metrics import REGISTRY
+from tests.conftest import Api
+from tests.integration.conftest import Remote
+
+
+def messages(body: dict[str, Any]) -> list[str]:
+    return [e["message"] for e in body.get("errors", [])]
+
+
+async def test_too_deep_query_is_refused_before_execution(api: Api) -> None:
+    nested = "repo { apps { " * 10
+    deep = "{ apps { edges { node { " + nested + "identifier" + " } }" * 10 + " } } } }"
+    before = REGISTRY.get_sample_value("port_sql_statements_total") or 0.0
+    body = await api.gql(deep)
+    assert any("exceeds maximum operation depth" in m for m in messages(body)), body
+    assert body.get("data") is None
+    assert (REGISTRY.get_sample_value("port_sql_statements_total") or 0.0) == before
+
+
+async def test_page_size_and_cursor_are_checked(api: Api) -> None:
+    too_many = await api.gql("{ apps(first: 1000) { totalCount } }")
+    assert too_many["errors"][0]["extensions"]["code"] == "INVALID_INPUT"
+    assert "at most 100" in too_many["errors"][0]["message"]
+    bad_cursor = await api.gql('{ apps(after: "bm9wZQ==") { totalCount } }')
+    assert bad_cursor["errors"][0]["extensions"]["code"] == "INVALID_INPUT"
+
+
+async def test_oversized_body_is_refused(api: Api) -> None:
+    padding = "#" * (api.catalogue.settings.max_body_kb * 1024 + 1)
+    response = await api.client.post(
+        "/graphql", json={"query": "{ apps { totalCount } }" + padding}
+    )
+    assert response.status_code == 413
+
+
+async def test_unexpected_errors_are_masked(
+    api: Api, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    def broken(_text: str) -> str:
+        raise RuntimeError("secret internals: /etc/shadow")
+
+    monkeypatch.setattr(catalogue_api, "_like", broken)
+    body = await api.gql('{ apps(search: "x") { totalCount } }')
+    assert messages(body) == ["Unexpected error."]
+    assert "secret internals" not in str(body)
+    assert "secret internals" in caplog.text  # logged for the operator, with its traceback
+
+
+async def test_health_readiness_and_metrics(api: Api, local_remote: Remote) -> None:
+    assert (await api.client.get("/healthz")).text == "ok"
+    assert (await api.client.get("/readyz")).text == "ok"
+    await api.gql("{ apps { totalCount } }")
+    text = (await api.client.get("/metrics")).text
+    assert 'port_http_requests_total{method="POST",route="/graphql",status="200"}' in text
+    assert "port_sql_statements_total" in text
+    assert "port_index_runs_total" in text
+
+
+async def test_graphiql_in_a_browser(api: Api) -> None:
+    page = await api.client.get("/graphql", headers={"Accept": "text/html"})
+    assert page.status_code == 200
+    assert "graphiql" in page.text.lower()
+
+
+async def test_readiness_fails_when_the_database_goes_away(api: Api) -> None:
+    state = api.client.app.state.api
+    working = state.engine
+    state.engine = db.create_engine("postgresql+asyncpg://port:pw@127.0.0.1:1/gone")
+    try:
+        response = await api.client.get("/readyz")
+    finally:
+        await state.engine.dispose()
+        state.engine = working
+    assert response.status_code == 503
+    assert (await api.client.get("/healthz")).status_code == 200

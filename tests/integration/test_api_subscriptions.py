@@ -1,0 +1,52 @@
+"""Subscriptions over websockets (graphql-transport-ws): index runs as they finish."""
+
+from __future__ import annotations
+
+from litestar.testing import TestClient
+
+from port.api.app import create_app
+from tests.conftest import Api
+from tests.integration.conftest import Remote
+from tests.integration.gitfixtures import port_yaml
+
+SUBSCRIBE = "subscription($id: ID!) { indexRuns(repoId: $id) { status added repo { url } } }"
+
+
+async def test_index_runs_stream_to_subscribers(api: Api, local_remote: Remote) -> None:
+    local_remote.work.commit("1", {"port.yaml": port_yaml("sd", "1.0.0")})
+    local_remote.work.tag("v1.0.0")
+    local_remote.work.push()
+    created = await api.gql(
+        "mutation($url: String!) { createRepo(input: {url: $url}) { id } }",
+        {"url": local_remote.url},
+        token=api.admin_token,
+    )
+    repo_id = created["data"]["createRepo"]["id"]
+    auth = {"Authorization": f"Bearer {api.admin_token}"}
+
+    # A second server process-alike on the same database, driven from a thread.
+    with (
+        TestClient(app=create_app(api.catalogue.settings)) as client,
+        client.websocket_connect("/graphql", subprotocols=["graphql-transport-ws"]) as socket,
+    ):
+        socket.send_json({"type": "connection_init"})
+        assert socket.receive_json() == {"type": "connection_ack"}
+        socket.send_json(
+            {
+                "id": "1",
+                "type": "subscribe",
+                "payload": {"query": SUBSCRIBE, "variables": {"id": repo_id}},
+            }
+        )
+        scan = "mutation($id: ID!) { scanRepo(id: $id) { status } }"
+        response = client.post(
+            "/graphql", json={"query": scan, "variables": {"id": repo_id}}, headers=auth
+        )
+        assert response.json()["data"]["scanRepo"] == {"status": "SUCCEEDED"}
+        message = socket.receive_json()
+    assert message["type"] == "next"
+    assert message["payload"]["data"]["indexRuns"] == {
+        "status": "SUCCEEDED",
+        "added": ["sd 1.0.0"],
+        "repo": {"url": local_remote.url},
+    }
