@@ -42,3 +42,9 @@ class Unauthenticated(ClientError):
     """The credential is missing where one is needed, malformed, unknown, revoked or expired."""
 
     code = "UNAUTHENTICATED"
+
+
+class RepoUnreachable(PortError):
+    """The remote could not be read: network, credentials, timeout or size limit."""
+
+    code = "REPO_UNREACHABLE"

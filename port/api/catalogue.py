@@ -23,7 +23,7 @@ from port.api.types import (
 from port.catalogue import repos as repo_service
 from port.catalogue.models import App, Repo
 from port.catalogue.scanning import mirror_path, scan_repo
-from port.errors import InvalidInput, NotFound
+from port.errors import InvalidInput, NotFound, RepoUnreachable
 
 
 def _like(text: str) -> str:
@@ -144,7 +144,10 @@ class CatalogueMutation:
             )
         return RepoType.from_row(repo)
 
-    @strawberry.mutation(description="Index a repository now and return the finished run.")
+    @strawberry.mutation(
+        description="Index a repository now and return the finished run; REPO_UNREACHABLE "
+        "when the remote cannot be read (the failed run is the repo's lastRun)."
+    )
     async def scan_repo(self, info: Info, id: relay.GlobalID) -> IndexRunType:
         permissions.repo_manager(info)
         state = info.context.state
@@ -154,6 +157,8 @@ class CatalogueMutation:
         outcome = await scan_repo(state.sessions, state.settings, repo_pk(id))
         run = IndexRunType.from_row(outcome.run)
         state.broker.publish(f"index-runs:{run.repo_id}", run)
+        if outcome.remote_failed:  # the failed run is recorded: see the repo's lastRun
+            raise RepoUnreachable(run.message or "the remote could not be read")
         return run
 
     @strawberry.mutation(

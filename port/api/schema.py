@@ -19,7 +19,7 @@ from port.api.catalogue import CatalogueMutation, CatalogueQuery, repo_pk
 from port.api.context import Info
 from port.api.scalars import SCALARS
 from port.api.types import IndexRunType
-from port.errors import ClientError, PortError
+from port.errors import PortError
 
 log = logging.getLogger(__name__)
 
@@ -55,9 +55,10 @@ class Subscription:
 
 
 def _client_facing(error: GraphQLError) -> bool:
-    """Errors the client can act on keep their message; the rest are masked."""
+    """Port's own errors (and GraphQL's validation errors) keep their message and code;
+    anything else is a bug or an outage, masked for the client and logged."""
     original = error.original_error
-    return original is None or isinstance(original, ClientError)
+    return original is None or isinstance(original, PortError)
 
 
 class PortSchema(strawberry.Schema):

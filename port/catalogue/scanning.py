@@ -27,10 +27,15 @@ log = logging.getLogger(__name__)
 
 @dataclass(slots=True)
 class ScanOutcome:
-    """A finished run and what it changed (``changes`` is None when the run failed)."""
+    """A finished run and what it changed (``changes`` is None when the run failed).
+
+    ``remote_failed``: the run failed because the remote could not be read (network,
+    auth, timeout, size), as opposed to the catalogue refusing the result.
+    """
 
     run: IndexRun
     changes: Changes | None
+    remote_failed: bool = False
 
 
 def mirror_path(settings: Settings, repo: Repo) -> Path:
@@ -80,7 +85,8 @@ async def scan_repo(
         )
     except IndexerError as exc:
         log.warning("index run of %s failed: %s", redact(spec.url), exc)
-        return await _record_failure(sessions, repo_id, started, str(exc))
+        failed = await _record_failure(sessions, repo_id, started, str(exc))
+        return ScanOutcome(run=failed.run, changes=None, remote_failed=True)
 
     try:
         return await _ingest_and_record(sessions, repo_id, spec, result, started)

@@ -78,6 +78,30 @@ async def test_repo_mutations_need_an_admin(api: Api, local_remote: Remote) -> N
     assert code(gone) == "NOT_FOUND"
 
 
+async def test_unreachable_remote_is_repo_unreachable(api: Api, tmp_path: object) -> None:
+    created = await create_repo(api, "https://127.0.0.1:1/nowhere.git", api.admin_token)
+    repo_id = created["data"]["createRepo"]["id"]
+    scan = "mutation($id: ID!) { scanRepo(id: $id) { status } }"
+    body = await api.gql(scan, {"id": repo_id}, token=api.admin_token)
+    assert code(body) == "REPO_UNREACHABLE"
+    last = await api.gql(
+        "query($id: ID!) { node(id: $id) { ... on Repo { lastRun { status message } } } }",
+        {"id": repo_id},
+    )
+    run = last["data"]["node"]["lastRun"]
+    assert run["status"] == "FAILED"
+    assert "127.0.0.1:1" in run["message"]
+
+
+async def test_account_mutations_need_a_token(api: Api) -> None:
+    for mutation in (
+        'mutation { createToken(name: "x") { secret } }',
+        'mutation { revokeToken(id: "VG9rZW46MQ==") { name } }',
+        'mutation { createUser(name: "x") { name } }',
+    ):
+        assert code(await api.gql(mutation)) == "UNAUTHENTICATED", mutation
+
+
 async def test_hostile_urls_are_invalid_input(api: Api) -> None:
     for url in ("ext::sh -c touch% /tmp/pwned", "--upload-pack=touch /tmp/x", "http://x/y.git"):
         body = await create_repo(api, url, api.admin_token)
