@@ -9,7 +9,7 @@ DATA ?= $(CURDIR)/.data
 RUN_ENV := PORT_DATA_DIR=$(DATA) PORT_ALLOW_LOCAL_REPOS=true
 
 .DEFAULT_GOAL := help
-.PHONY: help install run test lint format typecheck unit services bench clean
+.PHONY: help install run demo test lint format typecheck unit services bench clean
 
 help: ## Show this help
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -22,7 +22,10 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP) ## Create .venv and install Port with its development tools
 
-run: $(STAMP) ## Migrate, index the bundled example repositories and print the catalogue (DATA=dir)
+run: $(STAMP) ## Serve the API on the embedded default, with the example apps (DATA=dir)
+	$(RUN_ENV) $(BIN)/port serve --with-examples
+
+demo: $(STAMP) ## Index the example repositories and print the catalogue, no server (DATA=dir)
 	$(RUN_ENV) $(BIN)/port db upgrade
 	$(RUN_ENV) $(BIN)/port demo
 
