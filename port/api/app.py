@@ -8,6 +8,7 @@ token is handed to ``announce`` once (the CLI prints it; it is never logged).
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -16,13 +17,22 @@ from typing import Any
 from litestar import Litestar, MediaType, Request, Response, get
 from litestar.datastructures import State
 from litestar.enums import ScopeType
-from litestar.types import ASGIApp, Message, Receive, Scope, Send
+from litestar.types import (
+    ASGIApp,
+    HTTPRequestEvent,
+    Message,
+    Receive,
+    ReceiveMessage,
+    Scope,
+    Send,
+)
 from sqlalchemy import text
 from strawberry.litestar import make_graphql_controller
 
 from port import db
 from port.accounts.jwt import JwtVerifier
 from port.accounts.service import bootstrap_admin
+from port.api.cache import ResponseCache
 from port.api.context import ApiState, get_context
 from port.api.events import Broker
 from port.api.schema import build_schema
@@ -92,6 +102,114 @@ def _measured(app: ASGIApp) -> ASGIApp:
     return middleware
 
 
+def _cached(cache: ResponseCache, max_body: int) -> Callable[[ASGIApp], ASGIApp]:
+    """Answer anonymous catalogue queries from ``cache``; fill it from fresh answers."""
+
+    def wrap(app: ASGIApp) -> ASGIApp:
+        async def middleware(scope: Scope, receive: Receive, send: Send) -> None:
+            if (
+                scope["type"] != ScopeType.HTTP
+                or scope["method"] != "POST"
+                or scope["path"] != "/graphql"
+                or any(name == b"authorization" for name, _ in scope["headers"])
+            ):
+                await app(scope, receive, send)
+                return
+            raw, complete = await _read_body(receive, max_body)
+            replay = _replay(raw, complete, receive)
+            key = _key(cache, raw) if complete else None
+            if key is None:
+                await app(scope, replay, send)
+                return
+            hit = cache.get(key)
+            if hit is not None:
+                await _send_json(send, hit)
+                return
+            await app(scope, replay, _recording(send, lambda body: cache.put(key, body)))
+
+        return middleware
+
+    return wrap
+
+
+async def _read_body(receive: Receive, limit: int) -> tuple[bytes, bool]:
+    """The request body, up to ``limit`` bytes; False when more was left unread."""
+    chunks: list[bytes] = []
+    size = 0
+    while True:
+        message = await receive()
+        if message["type"] != "http.request":
+            return b"".join(chunks), False
+        chunk = message.get("body", b"")
+        chunks.append(chunk)
+        size += len(chunk)
+        if not message.get("more_body", False):
+            return b"".join(chunks), True
+        if size > limit:
+            return b"".join(chunks), False
+
+
+def _replay(raw: bytes, complete: bool, receive: Receive) -> Receive:
+    """A receive that first hands out what was already read."""
+    sent = False
+
+    async def replay() -> ReceiveMessage:
+        nonlocal sent
+        if not sent:
+            sent = True
+            first: HTTPRequestEvent = {
+                "type": "http.request",
+                "body": raw,
+                "more_body": not complete,
+            }
+            return first
+        return await receive()
+
+    return replay
+
+
+def _key(cache: ResponseCache, raw: bytes) -> str | None:
+    try:
+        body = json.loads(raw)
+    except ValueError:
+        return None
+    return cache.key(body) if isinstance(body, dict) else None
+
+
+async def _send_json(send: Send, payload: bytes) -> None:
+    await send(
+        {
+            "type": "http.response.start",
+            "status": 200,
+            "headers": [
+                (b"content-type", b"application/json"),
+                (b"content-length", str(len(payload)).encode()),
+            ],
+        }
+    )
+    await send({"type": "http.response.body", "body": payload, "more_body": False})
+
+
+def _recording(send: Send, keep: Callable[[bytes], None]) -> Send:
+    """Pass the response on; hand a successful, error-free JSON body to ``keep``."""
+    status = 0
+    chunks: list[bytes] = []
+
+    async def recording(message: Message) -> None:
+        nonlocal status
+        if message["type"] == "http.response.start":
+            status = message["status"]
+        elif message["type"] == "http.response.body":
+            chunks.append(message.get("body", b""))
+            if not message.get("more_body", False):
+                body = b"".join(chunks)
+                if status == 200 and b'"errors"' not in body:
+                    keep(body)
+        await send(message)
+
+    return recording
+
+
 def create_app(settings: Settings, announce: Callable[[str], None] | None = None) -> Litestar:
     """The server for ``settings``; ``announce`` receives a bootstrap admin token, once."""
     engine = db.create_engine(settings.sqlalchemy_url)
@@ -102,6 +220,7 @@ def create_app(settings: Settings, announce: Callable[[str], None] | None = None
         sessions=db.sessionmaker(engine),
         verifier=JwtVerifier.from_settings(settings),
         broker=Broker(),
+        cache=ResponseCache(),
     )
 
     @asynccontextmanager
@@ -126,7 +245,7 @@ def create_app(settings: Settings, announce: Callable[[str], None] | None = None
         route_handlers=[graphql, healthz, readyz, metrics],
         state=State({"api": state}),
         lifespan=[lifespan],
-        middleware=[_measured],
+        middleware=[_measured, _cached(state.cache, settings.max_body_kb * 1024)],
         exception_handlers={Unauthenticated: _unauthenticated},
         request_max_body_size=settings.max_body_kb * 1024,
         debug=False,

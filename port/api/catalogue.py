@@ -142,6 +142,7 @@ class CatalogueMutation:
                 tag_prefix=input.tag_prefix,
                 webhook_secret=input.webhook_secret,
             )
+        info.context.state.cache.bump()
         return RepoType.from_row(repo)
 
     @strawberry.mutation(
@@ -155,6 +156,8 @@ class CatalogueMutation:
             if await session.get(Repo, repo_pk(id)) is None:
                 raise NotFound(f"no repository {id}")
         outcome = await scan_repo(state.sessions, state.settings, repo_pk(id))
+        if outcome.changes is not None and outcome.run.status != "unchanged":
+            state.cache.bump()
         run = IndexRunType.from_row(outcome.run)
         state.broker.publish(f"index-runs:{run.repo_id}", run)
         if outcome.remote_failed:  # the failed run is recorded: see the repo's lastRun
@@ -173,6 +176,7 @@ class CatalogueMutation:
                 repo_pk(id),
                 **_changes(input),
             )
+        info.context.state.cache.bump()
         return RepoType.from_row(repo)
 
     @strawberry.mutation(description="Delete a repository, its apps, releases and runs.")
@@ -183,4 +187,5 @@ class CatalogueMutation:
             repo = await repo_service.delete_repo(session, repo_pk(id))
             mirror = mirror_path(state.settings, repo)
         shutil.rmtree(mirror, ignore_errors=True)
+        state.cache.bump()
         return id

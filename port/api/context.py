@@ -12,6 +12,7 @@ from strawberry.types import Info as StrawberryInfo
 from port.accounts.bearer import principal_for
 from port.accounts.jwt import JwtVerifier
 from port.accounts.principal import Principal
+from port.api.cache import ResponseCache
 from port.api.events import Broker
 from port.api.loaders import Loaders
 from port.settings import Settings
@@ -26,6 +27,7 @@ class ApiState:
     sessions: async_sessionmaker[AsyncSession]
     verifier: JwtVerifier | None
     broker: Broker
+    cache: ResponseCache
 
 
 class Context(BaseContext, kw_only=True):

@@ -163,3 +163,37 @@ async def test_withdrawn_releases_are_hidden_unless_asked(api: Api, local_remote
         {"version": "2.0.0", "withdrawn": True},
         {"version": "1.0.0", "withdrawn": False},
     ]
+
+
+async def test_anonymous_catalogue_reads_are_cached_until_the_catalogue_changes(
+    api: Api, local_remote: Remote
+) -> None:
+    local_remote.work.commit("1", {"port.yaml": port_yaml("sd", "1.0.0")})
+    local_remote.work.tag("v1.0.0")
+    repo_id = await scanned(api, local_remote)
+
+    def statements() -> float:
+        return REGISTRY.get_sample_value("port_sql_statements_total") or 0.0
+
+    first = await api.gql(BROWSE)
+    before = statements()
+    assert await api.gql(BROWSE) == first
+    assert statements() == before  # answered from the cache
+
+    alice = await api.gql("{ apps { totalCount } }", token=api.admin_token)
+    assert statements() > before  # callers with credentials are not cached
+    assert alice["data"] == {"apps": {"totalCount": 1}}
+
+    local_remote.work.commit("2", {"port.yaml": port_yaml("sd", "2.0.0")})
+    local_remote.work.tag("v2.0.0")
+    local_remote.work.push()
+    gid = (await api.gql("{ repos { edges { node { id } } } }"))["data"]["repos"]["edges"][0][
+        "node"
+    ]["id"]
+    scan = await api.gql(
+        "mutation($id: ID!) { scanRepo(id: $id) { added } }", {"id": gid}, token=api.admin_token
+    )
+    assert scan["data"]["scanRepo"]["added"] == ["sd 2.0.0"]
+    assert repo_id
+    fresh = data(await api.gql(BROWSE))["apps"]["edges"][0]["node"]
+    assert fresh["latestRelease"] == {"version": "2.0.0"}

@@ -1,0 +1,100 @@
+"""A response cache for anonymous catalogue reads.
+
+The catalogue changes only when an index run or a repository mutation commits, while
+anonymous browsing asks the same few queries again and again. Executing them costs
+Strawberry about ten times what sending the bytes costs, so the finished responses are
+kept, keyed on (catalogue generation, query, variables, operation name).
+
+- Only requests without credentials are cached (their visibility is all the same), and
+  only operations whose root fields all read the catalogue (``apps``, ``app``,
+  ``repos``, ``node``): no per-caller data can leak between callers.
+- Only successful answers (HTTP 200, no ``errors``) are kept.
+- This process bumps the generation whenever it changes the catalogue; changes made by
+  another Port process are seen after at most ``ttl`` seconds.
+- Bounded by total bytes; the least recently used answers go first.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from collections import OrderedDict
+from functools import lru_cache
+
+from graphql import GraphQLError, OperationDefinitionNode, OperationType, parse
+
+CATALOGUE_FIELDS = frozenset({"apps", "app", "repos", "node", "__typename"})
+
+
+@lru_cache(maxsize=256)
+def cacheable(query: str, operation_name: str | None) -> bool:
+    """Does this document's chosen operation only read the catalogue?"""
+    try:
+        document = parse(query, no_location=True, max_tokens=2000)
+    except GraphQLError:
+        return False
+    operations = [d for d in document.definitions if isinstance(d, OperationDefinitionNode)]
+    chosen = [
+        o
+        for o in operations
+        if operation_name is None or (o.name and o.name.value == operation_name)
+    ]
+    if len(chosen) != 1 or chosen[0].operation != OperationType.QUERY:
+        return False
+    fields = chosen[0].selection_set.selections
+    return all(getattr(f, "name", None) and f.name.value in CATALOGUE_FIELDS for f in fields)  # type: ignore[attr-defined]
+
+
+class ResponseCache:
+    def __init__(self, *, max_bytes: int = 32 << 20, ttl: float = 1.0) -> None:
+        self.max_bytes = max_bytes
+        self.ttl = ttl
+        self.generation = 0
+        self._entries: OrderedDict[str, tuple[float, bytes]] = OrderedDict()
+        self._size = 0
+
+    def bump(self) -> None:
+        """The catalogue changed here: every kept answer is stale."""
+        self.generation += 1
+        self._entries.clear()
+        self._size = 0
+
+    def key(self, body: dict[str, object]) -> str | None:
+        """The cache key of a request body, or None when it must not be cached."""
+        query, variables = body.get("query"), body.get("variables") or {}
+        operation = body.get("operationName")
+        if not isinstance(query, str) or not isinstance(variables, dict):
+            return None
+        if operation is not None and not isinstance(operation, str):
+            return None
+        if not cacheable(query, operation):
+            return None
+        material = json.dumps([self.generation, query, variables, operation], sort_keys=True)
+        return hashlib.sha256(material.encode()).hexdigest()
+
+    def get(self, key: str) -> bytes | None:
+        entry = self._entries.get(key)
+        if entry is None:
+            return None
+        stored, payload = entry
+        if time.monotonic() - stored > self.ttl:
+            self._drop(key)
+            return None
+        self._entries.move_to_end(key)
+        return payload
+
+    def put(self, key: str, payload: bytes) -> None:
+        if len(payload) > self.max_bytes // 4:
+            return
+        self._drop(key)
+        self._entries[key] = (time.monotonic(), payload)
+        self._size += len(payload)
+        while self._size > self.max_bytes:
+            oldest = next(iter(self._entries))
+            self._drop(oldest)
+
+    def _drop(self, key: str) -> None:
+        entry = self._entries.pop(key, None)
+        if entry is not None:
+            self._size -= len(entry[1])
