@@ -62,6 +62,7 @@ def serve(settings: Settings, *, examples: bool = False, out: TextIO = sys.stdou
         host=settings.host,
         port=settings.port,
         log_level="info",
+        access_log=settings.access_log,
         timeout_graceful_shutdown=10,  # finish requests in flight, then stop
         proxy_headers=False,
     )

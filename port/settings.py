@@ -62,6 +62,15 @@ class Settings(BaseSettings):
         default=True,
         description="Only admins may create, change, scan or delete repos; off: any user.",
     )
+    access_log: bool = Field(default=True, description="Log every HTTP request (uvicorn).")
+    cache_seconds: float = Field(
+        default=5.0,
+        ge=0,
+        description=(
+            "Lifetime of a cached anonymous catalogue answer: how late this process sees "
+            "catalogue changes made by another Port process (its own are seen at once)."
+        ),
+    )
     max_page_size: int = Field(default=100, ge=1, description="Largest `first:` of a connection.")
     max_query_depth: int = Field(default=12, ge=2, description="Deepest GraphQL selection.")
     max_body_kb: int = Field(default=256, ge=1, description="Largest request body accepted.")

@@ -121,11 +121,22 @@ def _cached(cache: ResponseCache, max_body: int) -> Callable[[ASGIApp], ASGIApp]
             if key is None:
                 await app(scope, replay, send)
                 return
-            hit = cache.get(key)
-            if hit is not None:
-                await _send_json(send, hit)
+            kept, fresh = cache.get(key)
+            running = cache.computing(key)
+            if kept is not None and (fresh or running is not None):
+                await _send_json(send, kept)  # stale only while another request refreshes
                 return
-            await app(scope, replay, _recording(send, lambda body: cache.put(key, body)))
+            if running is not None:
+                answer = await asyncio.shield(running)
+                if answer is not None:
+                    await _send_json(send, answer)
+                    return
+            cache.start(key)
+            kept_answer: list[bytes] = []
+            try:
+                await app(scope, replay, _recording(send, kept_answer.append))
+            finally:
+                cache.finish(key, kept_answer[0] if kept_answer else None)
 
         return middleware
 
@@ -220,7 +231,7 @@ def create_app(settings: Settings, announce: Callable[[str], None] | None = None
         sessions=db.sessionmaker(engine),
         verifier=JwtVerifier.from_settings(settings),
         broker=Broker(),
-        cache=ResponseCache(),
+        cache=ResponseCache(ttl=settings.cache_seconds),
     )
 
     @asynccontextmanager

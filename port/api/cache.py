@@ -9,13 +9,16 @@ kept, keyed on (catalogue generation, query, variables, operation name).
   only operations whose root fields all read the catalogue (``apps``, ``app``,
   ``repos``, ``node``): no per-caller data can leak between callers.
 - Only successful answers (HTTP 200, no ``errors``) are kept.
+- A burst of requests for an answer not kept yet executes the query once; the others
+  wait for it. An answer past its lifetime is still sent while one request refreshes it.
 - This process bumps the generation whenever it changes the catalogue; changes made by
-  another Port process are seen after at most ``ttl`` seconds.
+  another Port process are seen after at most ``ttl`` seconds (PORT_CACHE_SECONDS).
 - Bounded by total bytes; the least recently used answers go first.
 """
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 import time
@@ -47,12 +50,13 @@ def cacheable(query: str, operation_name: str | None) -> bool:
 
 
 class ResponseCache:
-    def __init__(self, *, max_bytes: int = 32 << 20, ttl: float = 1.0) -> None:
+    def __init__(self, *, max_bytes: int = 32 << 20, ttl: float = 5.0) -> None:
         self.max_bytes = max_bytes
         self.ttl = ttl
         self.generation = 0
         self._entries: OrderedDict[str, tuple[float, bytes]] = OrderedDict()
         self._size = 0
+        self._computing: dict[str, asyncio.Future[bytes | None]] = {}
 
     def bump(self) -> None:
         """The catalogue changed here: every kept answer is stale."""
@@ -62,6 +66,8 @@ class ResponseCache:
 
     def key(self, body: dict[str, object]) -> str | None:
         """The cache key of a request body, or None when it must not be cached."""
+        if self.ttl <= 0:  # PORT_CACHE_SECONDS=0: caching off
+            return None
         query, variables = body.get("query"), body.get("variables") or {}
         operation = body.get("operationName")
         if not isinstance(query, str) or not isinstance(variables, dict):
@@ -73,16 +79,15 @@ class ResponseCache:
         material = json.dumps([self.generation, query, variables, operation], sort_keys=True)
         return hashlib.sha256(material.encode()).hexdigest()
 
-    def get(self, key: str) -> bytes | None:
+    def get(self, key: str) -> tuple[bytes | None, bool]:
+        """(kept answer or None, whether it is fresh). A stale answer may still be sent
+        while one request computes the fresh one."""
         entry = self._entries.get(key)
         if entry is None:
-            return None
+            return None, False
         stored, payload = entry
-        if time.monotonic() - stored > self.ttl:
-            self._drop(key)
-            return None
         self._entries.move_to_end(key)
-        return payload
+        return payload, time.monotonic() - stored <= self.ttl
 
     def put(self, key: str, payload: bytes) -> None:
         if len(payload) > self.max_bytes // 4:
@@ -93,6 +98,24 @@ class ResponseCache:
         while self._size > self.max_bytes:
             oldest = next(iter(self._entries))
             self._drop(oldest)
+
+    def computing(self, key: str) -> asyncio.Future[bytes | None] | None:
+        """The answer another request is computing now, to wait for instead of
+        computing it again (a burst of misses executes the query once)."""
+        return self._computing.get(key)
+
+    def start(self, key: str) -> asyncio.Future[bytes | None]:
+        future: asyncio.Future[bytes | None] = asyncio.get_running_loop().create_future()
+        self._computing[key] = future
+        return future
+
+    def finish(self, key: str, payload: bytes | None) -> None:
+        """The computation of ``key`` ended; ``payload`` None when it is not cacheable."""
+        future = self._computing.pop(key, None)
+        if payload is not None:
+            self.put(key, payload)
+        if future is not None and not future.done():
+            future.set_result(payload)
 
     def _drop(self, key: str) -> None:
         entry = self._entries.pop(key, None)

@@ -36,22 +36,37 @@ def test_bump_and_ttl_forget_answers() -> None:
     assert key is not None
     assert key != cache.key({"query": "{ apps { totalCount } }", "variables": {"x": 2}})
     cache.put(key, b"{}")
-    assert cache.get(key) == b"{}"
+    assert cache.get(key) == (b"{}", True)
     cache.bump()
-    assert cache.get(key) is None
+    assert cache.get(key) == (None, False)
     assert cache.key({"query": "{ apps { totalCount } }", "variables": {"x": 1}}) != key
     cache.put(key, b"{}")
     time.sleep(0.06)
-    assert cache.get(key) is None
+    assert cache.get(key) == (b"{}", False)  # stale: sent only while someone refreshes
 
 
 def test_size_is_bounded_least_recently_used_first() -> None:
     cache = ResponseCache(max_bytes=400)
     for name in "abcd":
         cache.put(name, b"x" * 100)
-    assert cache.get("a") == b"x" * 100  # used: kept
+    assert cache.get("a")[0] == b"x" * 100  # used: kept
     cache.put("e", b"x" * 100)
-    assert cache.get("b") is None
-    assert cache.get("a") is not None
+    assert cache.get("b")[0] is None
+    assert cache.get("a")[0] is not None
     cache.put("huge", b"x" * 200)  # over a quarter of the budget: never kept
-    assert cache.get("huge") is None
+    assert cache.get("huge")[0] is None
+
+
+async def test_a_burst_of_misses_computes_once() -> None:
+    cache = ResponseCache()
+    assert cache.computing("k") is None
+    future = cache.start("k")
+    assert cache.computing("k") is future
+    cache.finish("k", b"answer")
+    assert await future == b"answer"
+    assert cache.get("k") == (b"answer", True)
+    assert cache.computing("k") is None
+
+
+def test_a_lifetime_of_zero_turns_caching_off() -> None:
+    assert ResponseCache(ttl=0).key({"query": "{ apps { totalCount } }"}) is None

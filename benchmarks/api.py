@@ -1,0 +1,262 @@
+"""API benchmark: browsing a large catalogue over GraphQL against a plain Litestar floor.
+
+Builds a catalogue of --apps apps x 10 releases x 2 flavours, starts `port serve`, and
+loads it from a second process (benchmarks/loadgen.py) with the browse query (50 apps
+with their releases and flavours). The floor, measured in the same run: a plain Litestar
+route under the same uvicorn serving the very same response bytes. Prints requests/s
+and p50/p99 latency of both, their ratio (target: Port >= 0.5 x floor), the same
+query with a token (never cached: raw Strawberry execution), and the server's RSS
+(target < 200 MiB under the browse load; the peak after 16 concurrent uncached executions
+is printed beside it).
+
+Usage: python benchmarks/api.py [--apps 1000] [--seconds 5]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+from indexer.result import FoundRelease, IndexResult, RepoSpec
+from manifests.selectors import validate_selector
+from manifests.specs import AppSpec, FlavourSpec, ReleaseSpec, Resources
+from port import db
+from port.catalogue.ingest import ingest
+from port.catalogue.repos import add_repo
+from port.settings import Settings
+
+HERE = Path(__file__).parent
+PORT = Path(sys.executable).with_name("port")
+BROWSE = """query Browse($first: Int) { apps(first: $first) { totalCount edges { node {
+  id identifier name description latestRelease { version }
+  releases(first: 10) { totalCount edges { node { id version gitRef commit
+    flavours { id name image selectors resources { cpus memory } } } } } } } } }"""
+
+FLOOR_APP = """
+import sys
+from pathlib import Path
+from litestar import Litestar, Response, post
+
+payload = Path(sys.argv[2]).read_bytes()  # argv: -c, this script, the payload
+
+@post("/graphql", status_code=200)
+async def graphql() -> Response[bytes]:
+    return Response(payload, media_type="application/json")
+
+app = Litestar([graphql])
+"""
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+async def build_catalogue(settings: Settings, apps: int) -> None:
+    cpu = validate_selector({"kind": "cpu", "min_count": 2})
+    cuda = validate_selector({"kind": "cuda", "min_version": "11.8"})
+    releases = []
+    for n in range(apps):
+        app = AppSpec(identifier=f"app{n:04d}", name=f"App {n}", description="x" * 80)
+        for minor in range(10):
+            version = f"1.{minor}.0"
+            flavours = (
+                FlavourSpec(
+                    "cuda",
+                    f"registry.example/app{n}:{version}-cuda",
+                    (cuda,),
+                    Resources(cpus=2, memory=8 << 30),
+                ),
+                FlavourSpec("cpu", f"registry.example/app{n}:{version}-cpu", (cpu,)),
+            )
+            spec = ReleaseSpec(app=app, version=version, flavours=flavours, entrypoint="app")
+            releases.append(FoundRelease(spec, "port", "port.yaml", f"app{n}-v{version}", "c" * 40))
+    result = IndexResult(
+        repo=RepoSpec("https://bench.example/apps.git"),
+        branch="main",
+        head="c" * 40,
+        refs={},
+        fetched=True,
+        releases=releases,
+    )
+    engine = db.create_engine(settings.sqlalchemy_url)
+    try:
+        async with db.sessionmaker(engine)() as session, session.begin():
+            repo = await add_repo(session, result.repo.url, allow_local=False)
+            await ingest(session, repo, result)
+    finally:
+        await engine.dispose()
+
+
+def start(argv: list[str], env: dict[str, str], port: int, log: Path) -> subprocess.Popen[str]:
+    """Start a server writing to ``log`` (a pipe nobody reads would block it)."""
+    with log.open("w") as out:
+        process = subprocess.Popen(
+            argv, env=env, stdout=out, stderr=subprocess.STDOUT, text=True, start_new_session=True
+        )
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+            return process
+        except OSError:
+            if process.poll() is not None:
+                raise RuntimeError(log.read_text()) from None
+            time.sleep(0.1)
+    raise RuntimeError("server did not start")
+
+
+def stop(process: subprocess.Popen[str]) -> None:
+    os.killpg(process.pid, signal.SIGTERM)
+    process.wait(timeout=30)
+
+
+def load(port: int, body: Path, seconds: float, *headers: str) -> dict[str, float]:
+    argv = [
+        sys.executable,
+        str(HERE / "loadgen.py"),
+        str(port),
+        "/graphql",
+        str(body),
+        "--seconds",
+        str(seconds),
+    ]
+    for header in headers:
+        argv += ["--header", header]
+    out = subprocess.run(
+        argv, capture_output=True, text=True, check=True, timeout=seconds + 60
+    ).stdout
+    result: dict[str, float] = json.loads(out)
+    return result
+
+
+def rss_mib(pid: int) -> tuple[float, float]:
+    """(current, peak) resident memory of ``pid`` in MiB."""
+    fields = dict(
+        line.split(":", 1)
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines()
+        if ":" in line
+    )
+    return int(fields["VmRSS"].split()[0]) / 1024, int(fields["VmHWM"].split()[0]) / 1024
+
+
+def serve(root: Path, env: dict[str, str], log: Path) -> tuple[subprocess.Popen[str], int]:
+    """`port serve` on the benchmark catalogue, access logs off as the floor has none."""
+    port = free_port()
+    port_env = env | {
+        "PORT_DATA_DIR": str(root),
+        "PORT_PORT": str(port),
+        "PORT_ACCESS_LOG": "false",
+    }
+    return start([str(PORT), "serve"], port_env, port, log), port
+
+
+def floor(root: Path, env: dict[str, str], payload: Path) -> tuple[subprocess.Popen[str], int]:
+    """A plain Litestar route under the same uvicorn, answering ``payload``'s bytes."""
+    port = free_port()
+    script = root / "floor.py"
+    script.write_text(FLOOR_APP)
+    runner = (
+        "import sys, runpy, uvicorn; app = runpy.run_path(sys.argv[1])['app']; "
+        f"uvicorn.run(app, host='127.0.0.1', port={port}, log_level='warning')"
+    )
+    argv = [sys.executable, "-c", runner, str(script), str(payload)]
+    return start(argv, env, port, root / "floor.log"), port
+
+
+def fetch(port: int, body: Path) -> bytes:
+    request = urllib.request.Request(
+        f"http://127.0.0.1:{port}/graphql",
+        data=body.read_bytes(),
+        headers={"Content-Type": "application/json"},
+    )
+    with urllib.request.urlopen(request, timeout=60) as response:  # noqa: S310
+        payload: bytes = response.read()
+    if b'"errors"' in payload:
+        raise RuntimeError(payload[:500].decode())
+    return payload
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--apps", type=int, default=1000)
+    parser.add_argument("--seconds", type=float, default=5.0)
+    args = parser.parse_args()
+
+    with tempfile.TemporaryDirectory(prefix="port-api-bench-") as tmp:
+        root = Path(tmp)
+        settings = Settings(data_dir=root)
+        db.upgrade(settings.sqlalchemy_url)
+        started = time.perf_counter()
+        asyncio.run(build_catalogue(settings, args.apps))
+        built = time.perf_counter() - started
+        body = root / "browse.json"
+        body.write_text(json.dumps({"query": BROWSE, "variables": {"first": 50}}))
+        env = {k: v for k, v in os.environ.items() if not k.startswith("PORT_")}
+
+        log = root / "port.log"
+        server, port = serve(root, env, log)
+        try:
+            payload = fetch(port, body)
+            (root / "payload.json").write_bytes(payload)
+            cached = load(port, body, args.seconds)
+            rss, peak = rss_mib(server.pid)  # after the browse load
+            token = next(
+                line.strip()
+                for line in log.read_text().splitlines()
+                if line.strip().startswith("port_")
+            )
+            uncached = load(port, body, min(args.seconds, 3), f"Authorization: Bearer {token}")
+            _, peak_uncached = rss_mib(server.pid)  # 16 uncached executions at once
+        finally:
+            stop(server)
+
+        plain_server, plain_port = floor(root, env, root / "payload.json")
+        try:
+            if fetch(plain_port, body) != payload:
+                raise RuntimeError("the floor does not answer the same bytes")
+            plain = load(plain_port, body, args.seconds)
+        finally:
+            stop(plain_server)
+
+    figures = {
+        "apps": args.apps,
+        "releases": args.apps * 10,
+        "flavours": args.apps * 20,
+        "catalogue_build_s": round(built, 1),
+        "response_bytes": len(payload),
+        "floor_plain_litestar": plain,
+        "port_anonymous_cached": cached,
+        "port_with_token_uncached": uncached,
+        "port_over_floor_rps": round(cached["rps"] / plain["rps"], 2),
+        "uncached_over_floor_rps": round(uncached["rps"] / plain["rps"], 3),
+        "server_rss_mib": round(rss, 1),
+        "server_peak_rss_mib": round(peak, 1),
+        "server_peak_rss_after_uncached_mib": round(peak_uncached, 1),
+    }
+    print(json.dumps(figures, indent=2))
+    targets = (
+        (
+            "Port >= 0.5 x floor requests/s (browse, anonymous)",
+            figures["port_over_floor_rps"] >= 0.5,
+        ),
+        ("server peak RSS < 200 MiB", figures["server_peak_rss_mib"] < 200),
+    )
+    for label, met in targets:
+        print(f"{'met   ' if met else 'missed'} {label}")
+
+
+if __name__ == "__main__":
+    main()
