@@ -1,6 +1,6 @@
 # Port's server image. Build: docker build -t port .
-# Once:  docker run -v port-data:/data port db upgrade
-# Run:   docker run -v port-data:/data port repo scan --all   (the default command)
+# Run:   docker run -p 8080:8080 -v port-data:/data port        (serves the API; migrates first)
+# CLI:   docker run --rm -v port-data:/data port repo add https://github.com/acme/stardist
 # PostgreSQL instead of SQLite in /data: -e PORT_DATABASE_URL=postgresql://user:pw@host/db
 FROM python:3.11-slim AS build
 WORKDIR /src
@@ -21,8 +21,11 @@ RUN apt-get update \
 COPY --from=build /opt/port /opt/port
 ENV PATH=/opt/port/bin:$PATH \
     PORT_DATA_DIR=/data \
+    PORT_HOST=0.0.0.0 \
     PYTHONUNBUFFERED=1
 USER port
 VOLUME ["/data"]
+EXPOSE 8080
+HEALTHCHECK --interval=30s --timeout=3s CMD python -c "import urllib.request; urllib.request.urlopen('http://127.0.0.1:8080/readyz', timeout=2)"
 ENTRYPOINT ["tini", "--", "port"]
-CMD ["repo", "scan", "--all"]
+CMD ["serve"]
