@@ -44,7 +44,7 @@ class Unauthenticated(ClientError):
     code = "UNAUTHENTICATED"
 
 
-class RepoUnreachable(PortError):
+class RepoUnreachable(ClientError):
     """The remote could not be read: network, credentials, timeout or size limit."""
 
     code = "REPO_UNREACHABLE"

@@ -55,7 +55,11 @@ def serve(settings: Settings, *, examples: bool = False, out: TextIO = sys.stdou
         asyncio.run(_fill_empty_catalogue(settings, out))
     app = create_app(settings, announce=announce_admin(out))
     url = f"http://{settings.host}:{settings.port}/graphql"
-    out.write(f"Port serves GraphiQL at {url} (health: /healthz, metrics: /metrics)\n")
+    out.write(
+        f"Port serves GraphiQL at {url} (health: /healthz, metrics: /metrics).\n"
+        "Browsing needs no token; to change things send `Authorization: Bearer <token>` "
+        "(GraphiQL: headers tab). `port token create --user admin` makes a token.\n"
+    )
     out.flush()
     config = uvicorn.Config(
         app,

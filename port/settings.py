@@ -73,6 +73,9 @@ class Settings(BaseSettings):
     )
     max_page_size: int = Field(default=100, ge=1, description="Largest `first:` of a connection.")
     max_query_depth: int = Field(default=12, ge=2, description="Deepest GraphQL selection.")
+    max_query_cost: int = Field(
+        default=20_000, ge=1, description="Most objects one GraphQL operation may return."
+    )
     max_body_kb: int = Field(default=256, ge=1, description="Largest request body accepted.")
 
     # --- optional JWT validation (an identity provider in front of Port) --------------

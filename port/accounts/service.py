@@ -26,7 +26,7 @@ from sqlalchemy.orm import contains_eager
 from port.accounts.jwt import JwtClaims
 from port.accounts.models import TOKEN_NAME_MAX, TOKEN_PREFIX_LENGTH, USER_NAME_MAX, Token, User
 from port.accounts.principal import Principal
-from port.errors import Conflict, Forbidden, InvalidInput, NotFound
+from port.errors import Conflict, InvalidInput, NotFound
 from port.orm import utcnow
 
 log = logging.getLogger(__name__)
@@ -134,10 +134,9 @@ async def list_tokens(session: AsyncSession, user_id: int) -> list[Token]:
 async def revoke_token(session: AsyncSession, token_id: int, *, by: Principal) -> Token:
     """Revoke a token; its owner or an admin may. Revoking twice keeps the first time."""
     token = await session.get(Token, token_id)
-    if token is None:
-        raise NotFound(f"no token {token_id}")
-    if not (by.is_admin or by.owns(token.user_id)):
-        raise Forbidden(f"token {token_id} is not yours: only its owner or an admin may revoke it")
+    # Someone else's token is "not found" too: which token ids exist is nobody's business.
+    if token is None or not (by.is_admin or by.owns(token.user_id)):
+        raise NotFound(f"you have no token {token_id}")
     if token.revoked_at is None:
         token.revoked_at = utcnow()
         await session.flush()

@@ -12,7 +12,8 @@ from port.accounts import service
 from port.accounts.models import Token, User
 from port.api import permissions
 from port.api.context import Info
-from port.errors import InvalidInput, NotFound
+from port.api.pagination import row_id
+from port.errors import Forbidden, NotFound
 
 
 @strawberry.type(name="Token", description="An API token; its secret is shown only once.")
@@ -59,8 +60,8 @@ class UserType:
         principal = permissions.caller(info)
         if not (principal.is_admin or principal.owns(self.user_id)):
             return []
-        async with info.context.state.sessions() as session:
-            return [TokenType.from_row(t) for t in await service.list_tokens(session, self.user_id)]
+        rows = await info.context.loaders.tokens_of_user.load(self.user_id)
+        return [TokenType.from_row(t) for t in rows]
 
 
 @strawberry.type(name="Me", description="The caller, as the server sees them.")
@@ -81,9 +82,7 @@ class CreatedToken:
 
 
 def _token_pk(gid: relay.GlobalID) -> int:
-    if gid.type_name != "Token" or not gid.node_id.isdigit() or len(gid.node_id) > 9:
-        raise InvalidInput(f"{gid} is not the id of a Token")
-    return int(gid.node_id)
+    return row_id(gid, "Token")
 
 
 @strawberry.type
@@ -113,7 +112,10 @@ class AccountsMutation:
     async def create_token(self, info: Info, name: str) -> CreatedToken:
         principal = permissions.caller(info)
         if principal.user_id is None:
-            raise InvalidInput(f"{principal.name} has no local user to own tokens; ask an admin")
+            raise Forbidden(
+                f"{principal.name} signed in through the identity provider and owns no Port "
+                "tokens; keep using the provider's tokens"
+            )
         async with info.context.state.sessions() as session, session.begin():
             user = await session.get(User, principal.user_id)
             if user is None:

@@ -1,8 +1,8 @@
 """The Litestar application: GraphQL at /graphql, health, readiness and metrics.
 
-``create_app`` wires everything once; ``port serve`` runs it under uvicorn. On start the
-database is migrated, and on a database with no user at all an admin is created whose
-token is handed to ``announce`` once (the CLI prints it; it is never logged).
+``create_app`` wires everything once; ``port serve`` migrates the database and runs it
+under uvicorn. On a database with no user at all, the start creates an admin whose token
+is handed to ``announce`` once (the CLI prints it; it is never logged).
 """
 
 from __future__ import annotations
@@ -236,7 +236,6 @@ def create_app(settings: Settings, announce: Callable[[str], None] | None = None
 
     @asynccontextmanager
     async def lifespan(_app: Litestar) -> AsyncIterator[None]:
-        await asyncio.to_thread(db.upgrade, settings.sqlalchemy_url)
         async with state.sessions() as session, session.begin():
             token = await bootstrap_admin(session)
         if token is not None and announce is not None:
@@ -247,7 +246,7 @@ def create_app(settings: Settings, announce: Callable[[str], None] | None = None
             await engine.dispose()
 
     graphql = make_graphql_controller(
-        build_schema(settings.max_query_depth),
+        build_schema(settings),
         path="/graphql",
         context_getter=get_context,
         graphql_ide="graphiql",

@@ -25,7 +25,7 @@ import time
 from collections import OrderedDict
 from functools import lru_cache
 
-from graphql import GraphQLError, OperationDefinitionNode, OperationType, parse
+from graphql import FieldNode, GraphQLError, OperationDefinitionNode, OperationType, parse
 
 CATALOGUE_FIELDS = frozenset({"apps", "app", "repos", "node", "__typename"})
 
@@ -45,8 +45,9 @@ def cacheable(query: str, operation_name: str | None) -> bool:
     ]
     if len(chosen) != 1 or chosen[0].operation != OperationType.QUERY:
         return False
-    fields = chosen[0].selection_set.selections
-    return all(getattr(f, "name", None) and f.name.value in CATALOGUE_FIELDS for f in fields)  # type: ignore[attr-defined]
+    # Plain fields only: a fragment spread at the top could hide any field behind a name.
+    selections = chosen[0].selection_set.selections
+    return all(isinstance(s, FieldNode) and s.name.value in CATALOGUE_FIELDS for s in selections)
 
 
 class ResponseCache:

@@ -11,10 +11,12 @@ from strawberry import relay
 
 from port.api import permissions
 from port.api.context import Info
-from port.api.pagination import Window
+from port.api.pagination import Window, row_id
 from port.api.types import (
     AppConnection,
     AppType,
+    IndexRunEvent,
+    IndexRunStatus,
     IndexRunType,
     RepoConnection,
     RepoType,
@@ -33,10 +35,7 @@ def _like(text: str) -> str:
 
 
 def repo_pk(gid: relay.GlobalID) -> int:
-    """The row id behind a Repo's global id; another type's id is INVALID_INPUT."""
-    if gid.type_name != "Repo" or not gid.node_id.isdigit() or len(gid.node_id) > 9:
-        raise InvalidInput(f"{gid} is not the id of a Repo")
-    return int(gid.node_id)
+    return row_id(gid, "Repo")
 
 
 @strawberry.type
@@ -155,11 +154,14 @@ class CatalogueMutation:
         async with state.sessions() as session:
             if await session.get(Repo, repo_pk(id)) is None:
                 raise NotFound(f"no repository {id}")
+        topic = f"index-runs:{repo_pk(id)}"
+        state.broker.publish(
+            topic, IndexRunEvent(repo_id=id, status=IndexRunStatus.RUNNING, run=None)
+        )
         outcome = await scan_repo(state.sessions, state.settings, repo_pk(id))
-        if outcome.changes is not None and outcome.run.status != "unchanged":
-            state.cache.bump()
+        state.cache.bump()  # every run, even a failed one, is a repo's new lastRun
         run = IndexRunType.from_row(outcome.run)
-        state.broker.publish(f"index-runs:{run.repo_id}", run)
+        state.broker.publish(topic, IndexRunEvent(repo_id=id, status=run.status, run=run))
         if outcome.remote_failed:  # the failed run is recorded: see the repo's lastRun
             raise RepoUnreachable(run.message or "the remote could not be read")
         return run

@@ -15,6 +15,7 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from strawberry.dataloader import DataLoader
 
+from port.accounts.models import Token
 from port.catalogue.models import App, Flavour, IndexRun, IndexRunError, Release, Repo
 from port.catalogue.queries import newest_first
 
@@ -75,6 +76,7 @@ class Loaders:
     apps_of_repo: DataLoader[int, list[App]]
     errors_of_run: DataLoader[int, list[IndexRunError]]
     last_run_of_repo: DataLoader[int, IndexRun | None]
+    tokens_of_user: DataLoader[int, list[Token]]  # oldest first
 
     @classmethod
     def create(cls, sessions: Sessions) -> Loaders:
@@ -114,4 +116,9 @@ class Loaders:
                 lambda e: e.run_id,
             ),
             last_run_of_repo=_last_runs(sessions),
+            tokens_of_user=_grouped(
+                sessions,
+                lambda ids: select(Token).where(Token.user_id.in_(ids)).order_by(Token.id),
+                lambda t: t.user_id,
+            ),
         )

@@ -9,14 +9,26 @@ from __future__ import annotations
 
 import base64
 import binascii
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TypeVar
+
+from strawberry.relay import GlobalID
 
 from port.errors import InvalidInput
 
 T = TypeVar("T")
 _PREFIX = "offset:"
+_NUMBER = re.compile(r"[0-9]{1,9}")  # ASCII digits only ("²".isdigit() is true), < 10**9
+DEFAULT_PAGE_SIZE = 20  # when `first` is not given
+
+
+def row_id(gid: GlobalID, type_name: str) -> int:
+    """The row id behind a global id of ``type_name``; anything else is INVALID_INPUT."""
+    if gid.type_name != type_name or not _NUMBER.fullmatch(gid.node_id):
+        raise InvalidInput(f"{str(gid)[:60]!r} is not the id of a {type_name}")
+    return int(gid.node_id)
 
 
 def encode_cursor(offset: int) -> str:
@@ -28,7 +40,7 @@ def decode_cursor(cursor: str) -> int:
         text = base64.urlsafe_b64decode(cursor.encode()).decode()
     except (binascii.Error, UnicodeDecodeError, ValueError):
         text = ""
-    if not text.startswith(_PREFIX) or not text[len(_PREFIX) :].isdigit():
+    if not text.startswith(_PREFIX) or not _NUMBER.fullmatch(text[len(_PREFIX) :]):
         raise InvalidInput(f"cursor {cursor[:40]!r} is not one this API gave out")
     return int(text[len(_PREFIX) :])
 
@@ -47,7 +59,9 @@ class Window:
         if first is not None and first > max_size:
             raise InvalidInput(f"first may be at most {max_size}")
         offset = decode_cursor(after) + 1 if after else 0
-        return cls(offset=offset, limit=max_size if first is None else first)
+        return cls(
+            offset=offset, limit=min(DEFAULT_PAGE_SIZE, max_size) if first is None else first
+        )
 
     def cut(self, items: Sequence[T]) -> list[T]:
         return list(items[self.offset : self.offset + self.limit])

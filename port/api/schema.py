@@ -10,6 +10,7 @@ import strawberry
 from graphql import GraphQLError
 from strawberry import relay
 from strawberry.extensions import MaskErrors, MaxAliasesLimiter, MaxTokensLimiter, QueryDepthLimiter
+from strawberry.relay.types import GlobalIDValueError
 from strawberry.schema.config import StrawberryConfig
 from strawberry.types import ExecutionContext
 
@@ -17,9 +18,12 @@ from port.api import permissions
 from port.api.accounts import AccountsMutation, AccountsQuery
 from port.api.catalogue import CatalogueMutation, CatalogueQuery, repo_pk
 from port.api.context import Info
+from port.api.cost import cost_limiter
+from port.api.pagination import row_id
 from port.api.scalars import SCALARS
-from port.api.types import IndexRunType
-from port.errors import PortError
+from port.api.types import IndexRunEvent
+from port.errors import ClientError
+from port.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -31,8 +35,7 @@ class Query(CatalogueQuery, AccountsQuery):
         permissions.catalogue_reader(info)
         if id.type_name not in {"Repo", "App", "Release", "Flavour", "IndexRun"}:
             return None
-        if not id.node_id.isdigit() or len(id.node_id) > 9:
-            return None
+        row_id(id, id.type_name)  # INVALID_INPUT unless a plain row number
         node: relay.Node | None = await id.resolve_node(info, ensure_type=relay.Node)
         return node
 
@@ -44,21 +47,23 @@ class Mutation(CatalogueMutation, AccountsMutation):
 
 @strawberry.type
 class Subscription:
-    @strawberry.subscription(description="Index runs of a repository as they finish.")
+    @strawberry.subscription(
+        description="Index runs of a repository as they start and finish (this process's)."
+    )
     async def index_runs(
         self, info: Info, repo_id: relay.GlobalID
-    ) -> AsyncGenerator[IndexRunType, None]:
+    ) -> AsyncGenerator[IndexRunEvent, None]:
         permissions.catalogue_reader(info)
-        topic = f"index-runs:{repo_pk(repo_id)}"
-        async for run in info.context.state.broker.subscribe(topic):
-            yield run
+        async for event in info.context.state.broker.subscribe(f"index-runs:{repo_pk(repo_id)}"):
+            yield event
 
 
 def _client_facing(error: GraphQLError) -> bool:
-    """Port's own errors (and GraphQL's validation errors) keep their message and code;
-    anything else is a bug or an outage, masked for the client and logged."""
+    """Errors a client can act on keep their message and code: GraphQL's own (syntax,
+    validation, limits), Port's client errors, malformed global ids. Anything else is a
+    bug or an outage: masked for the client, logged with its traceback."""
     original = error.original_error
-    return original is None or isinstance(original, PortError)
+    return original is None or isinstance(original, ClientError | GlobalIDValueError)
 
 
 class PortSchema(strawberry.Schema):
@@ -66,13 +71,14 @@ class PortSchema(strawberry.Schema):
         self, errors: list[GraphQLError], execution_context: ExecutionContext | None = None
     ) -> None:
         for error in errors:
-            original = error.original_error
-            if original is not None and not isinstance(original, PortError):
-                log.error("unexpected error in %s", error.path, exc_info=original)
+            if not _client_facing(error):
+                log.error("unexpected error in %s", error.path, exc_info=error.original_error)
 
 
-def build_schema(max_depth: int) -> strawberry.Schema:
+def build_schema(settings: Settings) -> strawberry.Schema:
+    max_depth = settings.max_query_depth
     extensions: list[Any] = [  # factories: each request gets fresh extension state
+        cost_limiter(settings.max_query_cost, settings.max_page_size),
         lambda: QueryDepthLimiter(max_depth=max_depth),
         lambda: MaxAliasesLimiter(max_alias_count=30),
         lambda: MaxTokensLimiter(max_token_count=2000),

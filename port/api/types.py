@@ -9,6 +9,7 @@ from enum import Enum
 from typing import Annotated, Any, Self, TypeVar
 
 import strawberry
+from semver import Version
 from strawberry import relay
 
 from indexer.urls import redact
@@ -16,7 +17,6 @@ from port.api.context import Info
 from port.api.pagination import Window, encode_cursor
 from port.api.scalars import JSON, Long
 from port.catalogue import models
-from port.catalogue.queries import newest_first
 from port.errors import NotFound
 
 T = TypeVar("T")
@@ -183,9 +183,8 @@ class AppType(relay.Node):
 
     @strawberry.field(description="The newest current, not withdrawn, non-pre-release.")
     async def latest_release(self, info: Info) -> ReleaseType | None:
-        rows = newest_first(await info.context.loaders.releases_of_app.load(self.id))
-        for row in rows:
-            if row.current and not row.withdrawn and "-" not in row.version:
+        for row in await info.context.loaders.releases_of_app.load(self.id):  # newest first
+            if row.current and not row.withdrawn and not Version.parse(row.version).prerelease:
                 return ReleaseType.from_row(row)
         return None
 
@@ -295,15 +294,29 @@ class RepoType(relay.Node):
         row = await info.context.loaders.last_run_of_repo.load(self.id)
         return IndexRunType.from_row(row) if row is not None else None
 
-    @strawberry.field
-    async def apps(self, info: Info) -> list[AppType]:
-        return [AppType.from_row(a) for a in await info.context.loaders.apps_of_repo.load(self.id)]
+    @strawberry.field(description="The apps this repository owns, by identifier.")
+    async def apps(
+        self, info: Info, first: int | None = None, after: str | None = None
+    ) -> AppConnection:
+        window = Window.of(first, after, max_size=info.context.state.settings.max_page_size)
+        rows = await info.context.loaders.apps_of_repo.load(self.id)
+        page = [AppType.from_row(a) for a in window.cut(rows)]
+        return connection_of(AppConnection, page, window, len(rows))  # type: ignore[no-any-return]
 
     @classmethod
     async def resolve_nodes(
         cls, *, info: Info, node_ids: Iterable[str], required: bool = False
     ) -> list[Any]:
         return await _nodes(info, info.context.loaders.repo, cls, node_ids)
+
+
+@strawberry.type(
+    name="IndexRunEvent", description="A run of a repository started (run: null) or finished."
+)
+class IndexRunEvent:
+    repo_id: relay.GlobalID
+    status: IndexRunStatus
+    run: IndexRunType | None
 
 
 @strawberry.type(name="RepoConnection")

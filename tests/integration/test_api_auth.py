@@ -3,13 +3,17 @@ and wrong credentials, with the error code a client can act on."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import pytest
+from litestar.testing import AsyncTestClient
 
 from port.accounts.service import create_token, create_user
+from port.api.app import create_app
 from tests.conftest import Api
 from tests.integration.conftest import Remote
+from tests.unit.test_accounts_jwt import ISSUER, public_pem, rsa_key, sign
 
 
 async def user_token(api: Api, name: str = "alice", *, admin: bool = False) -> str:
@@ -78,12 +82,18 @@ async def test_repo_mutations_need_an_admin(api: Api, local_remote: Remote) -> N
     assert code(gone) == "NOT_FOUND"
 
 
-async def test_unreachable_remote_is_repo_unreachable(api: Api, tmp_path: object) -> None:
+async def test_unreachable_remote_is_repo_unreachable(api: Api) -> None:
     created = await create_repo(api, "https://127.0.0.1:1/nowhere.git", api.admin_token)
     repo_id = created["data"]["createRepo"]["id"]
+    never = "{ repos { edges { node { lastRun { status } } } } }"
+    assert (await api.gql(never))["data"]["repos"]["edges"] == [{"node": {"lastRun": None}}]
     scan = "mutation($id: ID!) { scanRepo(id: $id) { status } }"
     body = await api.gql(scan, {"id": repo_id}, token=api.admin_token)
     assert code(body) == "REPO_UNREACHABLE"
+    # Anonymous readers (served from the cache) see the failed run at once too.
+    assert (await api.gql(never))["data"]["repos"]["edges"] == [
+        {"node": {"lastRun": {"status": "FAILED"}}}
+    ]
     last = await api.gql(
         "query($id: ID!) { node(id: $id) { ... on Repo { lastRun { status message } } } }",
         {"id": repo_id},
@@ -154,7 +164,8 @@ async def test_tokens_me_and_users(api: Api) -> None:
 
     bob = await user_token(api, "bob")
     revoke = "mutation($id: ID!) { revokeToken(id: $id) { revokedAt } }"
-    assert code(await api.gql(revoke, {"id": fresh["token"]["id"]}, token=bob)) == "FORBIDDEN"
+    # Someone else's token does not exist, as far as bob can tell.
+    assert code(await api.gql(revoke, {"id": fresh["token"]["id"]}, token=bob)) == "NOT_FOUND"
     revoked = await api.gql(revoke, {"id": fresh["token"]["id"]}, token=alice)
     assert revoked["data"]["revokeToken"]["revokedAt"] is not None
     after = await api.gql("{ me { name } }", token=fresh["secret"])
@@ -183,3 +194,77 @@ async def test_private_catalogue_needs_a_token(api: Api) -> None:
     assert (await api.gql("{ apps { totalCount } }", token=alice))["data"] == {
         "apps": {"totalCount": 0}
     }
+
+
+MUTATIONS = {
+    "createRepo": 'mutation { createRepo(input: {url: "https://git.example/a.git"}) { id } }',
+    "scanRepo": 'mutation { scanRepo(id: "UmVwbzox") { status } }',
+    "updateRepo": 'mutation { updateRepo(id: "UmVwbzox", input: {}) { id } }',
+    "deleteRepo": 'mutation { deleteRepo(id: "UmVwbzox") }',
+    "createToken": 'mutation { createToken(name: "x") { secret } }',
+    "revokeToken": 'mutation { revokeToken(id: "VG9rZW46MQ==") { name } }',
+    "createUser": 'mutation { createUser(name: "zed") { name } }',
+}
+
+
+@pytest.mark.parametrize("name", sorted(MUTATIONS))
+async def test_every_mutation_refuses_wrong_and_revoked_tokens(api: Api, name: str) -> None:
+    alice = await user_token(api)
+    revoke = "mutation($id: ID!) { revokeToken(id: $id) { name } }"
+    me = await api.gql("{ me { user { tokens { id } } } }", token=alice)
+    token_id = me["data"]["me"]["user"]["tokens"][0]["id"]
+    await api.gql(revoke, {"id": token_id}, token=alice)
+    for credential in ("port_" + "x" * 43, alice):  # unknown, then revoked
+        body = await api.gql(MUTATIONS[name], token=credential)
+        assert body["_status"] == 401, (name, body)
+        assert code(body) == "UNAUTHENTICATED"
+
+
+async def test_admins_revoke_anyones_tokens(api: Api) -> None:
+    alice = await user_token(api)
+    me = await api.gql("{ me { user { tokens { id } } } }", token=alice)
+    token_id = me["data"]["me"]["user"]["tokens"][0]["id"]
+    revoked = await api.gql(
+        "mutation($id: ID!) { revokeToken(id: $id) { revokedAt } }",
+        {"id": token_id},
+        token=api.admin_token,
+    )
+    assert revoked["data"]["revokeToken"]["revokedAt"] is not None
+    assert (await api.gql("{ me { name } }", token=alice))["_status"] == 401
+
+
+async def test_repo_management_can_be_opened_to_users(api: Api) -> None:
+    api.catalogue.settings.repo_admin_only = False
+    alice = await user_token(api)
+    created = await create_repo(api, "https://git.example/acme/apps.git", alice)
+    assert created["data"]["createRepo"]["url"] == "https://git.example/acme/apps.git"
+    assert code(await create_repo(api, "https://git.example/other.git", None)) == "UNAUTHENTICATED"
+
+
+async def test_jwt_callers_over_http(api: Api, tmp_path: Path) -> None:
+    key = rsa_key()
+    key_file = tmp_path / "idp.pem"
+    key_file.write_bytes(public_pem(key))
+    settings = api.catalogue.settings.model_copy(
+        update={"jwt_issuer": ISSUER, "jwt_audience": "port", "jwt_public_key_file": key_file}
+    )
+    async with AsyncTestClient(app=create_app(settings)) as client:
+
+        async def gql(query: str, jwt: str) -> dict[str, Any]:
+            response = await client.post(
+                "/graphql", json={"query": query}, headers={"Authorization": f"Bearer {jwt}"}
+            )
+            body: dict[str, Any] = response.json()
+            body["_status"] = response.status_code
+            return body
+
+        user = sign(key, preferred_username="admin")  # named like the bootstrap admin
+        me = await gql("{ me { name isAdmin via user { name } } }", user)
+        assert me["data"]["me"] == {"name": "admin", "isAdmin": False, "via": "jwt", "user": None}
+        minted = await gql('mutation { createToken(name: "steal") { secret } }', user)
+        assert code(minted) == "FORBIDDEN"
+        assert code(await gql("{ users { name } }", user)) == "FORBIDDEN"
+
+        admin = sign(key, sub="ops", roles=["port-admin"])
+        assert "errors" not in await gql("{ users { name } }", admin)
+        assert (await gql("{ me { name } }", sign(key, aud="other")))["_status"] == 401

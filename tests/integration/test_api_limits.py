@@ -18,8 +18,10 @@ def messages(body: dict[str, Any]) -> list[str]:
 
 
 async def test_too_deep_query_is_refused_before_execution(api: Api) -> None:
-    nested = "repo { apps { " * 10
-    deep = "{ apps { edges { node { " + nested + "identifier" + " } }" * 10 + " } } } }"
+    nested = "repo { apps(first: 1) { edges { node { " * 10  # cheap, but too deep
+    deep = (
+        "{ apps(first: 1) { edges { node { " + nested + "identifier" + " } } } }" * 10 + " } } } }"
+    )
     before = REGISTRY.get_sample_value("port_sql_statements_total") or 0.0
     body = await api.gql(deep)
     assert any("exceeds maximum operation depth" in m for m in messages(body)), body
@@ -56,14 +58,20 @@ async def test_unexpected_errors_are_masked(
     assert "secret internals" in caplog.text  # logged for the operator, with its traceback
 
 
-async def test_health_readiness_and_metrics(api: Api, local_remote: Remote) -> None:
+async def test_health_readiness_and_metrics(api: Api) -> None:
     assert (await api.client.get("/healthz")).text == "ok"
     assert (await api.client.get("/readyz")).text == "ok"
     await api.gql("{ apps { totalCount } }")
+
+    def answered() -> float:
+        labels = {"method": "POST", "route": "/graphql", "status": "200"}
+        return REGISTRY.get_sample_value("port_http_requests_total", labels) or 0.0
+
+    before = answered()
+    await api.gql("{ apps { totalCount } }")
+    assert answered() == before + 1
     text = (await api.client.get("/metrics")).text
     assert 'port_http_requests_total{method="POST",route="/graphql",status="200"}' in text
-    assert "port_sql_statements_total" in text
-    assert "port_index_runs_total" in text
 
 
 async def test_graphiql_in_a_browser(api: Api) -> None:
@@ -83,3 +91,68 @@ async def test_readiness_fails_when_the_database_goes_away(api: Api) -> None:
         state.engine = working
     assert response.status_code == 503
     assert (await api.client.get("/healthz")).status_code == 200
+
+
+async def test_costly_queries_are_refused_before_they_run(api: Api) -> None:
+    everything = """{ repos(first: 100) { edges { node { apps(first: 100) { edges { node {
+      releases(first: 100) { edges { node { flavours { release { app { name } } } } } }
+    } } } } } } }"""
+    before = REGISTRY.get_sample_value("port_sql_statements_total") or 0.0
+    body = await api.gql(everything)
+    [error] = body["errors"]
+    assert error["extensions"]["code"] == "QUERY_TOO_COSTLY"
+    assert "first" in error["message"]
+    assert (REGISTRY.get_sample_value("port_sql_statements_total") or 0.0) == before
+
+    # Aliases add up; fragments are expanded; a variable counts like a literal.
+    alias = "a{n}: apps(first: $n) {{ edges {{ node {{ ...r }} }} }}"
+    query = (
+        "query($n: Int) { "
+        + " ".join(alias.format(n=n) for n in range(5))
+        + " } fragment r on App { releases(first: 100) { edges { node { flavours { name } } } } }"
+    )
+    assert (await api.gql(query, {"n": 100}))["errors"][0]["extensions"][
+        "code"
+    ] == "QUERY_TOO_COSTLY"
+    assert "errors" not in await api.gql(query, {"n": 2})
+
+
+@pytest.mark.parametrize(
+    ("query", "variables"),
+    [
+        ("query($id: ID!) { node(id: $id) { id } }", {"id": "garbage!!"}),
+        ("query($id: ID!) { node(id: $id) { id } }", {"id": "QXBwOsKy"}),  # App:²
+        ('{ apps(after: "b2Zmc2V0OsKy") { totalCount } }', {}),  # offset:²
+        ('{ apps(after: "b2Zmc2V0Ojk5OTk5OTk5OTk5OTk5OTk5OTk5OTk5") { totalCount } }', {}),
+    ],
+)
+async def test_hostile_ids_and_cursors_are_client_errors(
+    api: Api, query: str, variables: dict[str, Any], caplog: pytest.LogCaptureFixture
+) -> None:
+    body = await api.gql(query, variables)
+    [error] = body["errors"]
+    assert error["message"] != "Unexpected error."
+    assert "unexpected error" not in caplog.text  # nothing for an operator to chase
+
+
+async def test_metrics_count_index_runs(api: Api, local_remote: Remote) -> None:
+    def runs() -> float:
+        return REGISTRY.get_sample_value("port_index_runs_total", {"status": "succeeded"}) or 0.0
+
+    local_remote.work.commit("empty")
+    local_remote.work.push()
+    created = await api.gql(
+        "mutation($url: String!) { createRepo(input: {url: $url}) { id } }",
+        {"url": local_remote.url},
+        token=api.admin_token,
+    )
+    before = runs()
+    await api.gql(
+        "mutation($id: ID!) { scanRepo(id: $id) { status } }",
+        {"id": created["data"]["createRepo"]["id"]},
+        token=api.admin_token,
+    )
+    assert runs() == before + 1
+    text = (await api.client.get("/metrics")).text
+    assert 'port_index_runs_total{status="succeeded"}' in text
+    assert "port_index_run_duration_seconds_count" in text

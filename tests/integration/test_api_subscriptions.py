@@ -9,7 +9,8 @@ from tests.conftest import Api
 from tests.integration.conftest import Remote
 from tests.integration.gitfixtures import port_yaml
 
-SUBSCRIBE = "subscription($id: ID!) { indexRuns(repoId: $id) { status added repo { url } } }"
+SUBSCRIBE = """subscription($id: ID!) {
+  indexRuns(repoId: $id) { repoId status run { status added repo { url } } } }"""
 
 
 async def test_index_runs_stream_to_subscribers(api: Api, local_remote: Remote) -> None:
@@ -43,10 +44,15 @@ async def test_index_runs_stream_to_subscribers(api: Api, local_remote: Remote) 
             "/graphql", json={"query": scan, "variables": {"id": repo_id}}, headers=auth
         )
         assert response.json()["data"]["scanRepo"] == {"status": "SUCCEEDED"}
-        message = socket.receive_json()
-    assert message["type"] == "next"
-    assert message["payload"]["data"]["indexRuns"] == {
+        started, finished = socket.receive_json(), socket.receive_json()
+    assert started["payload"]["data"]["indexRuns"] == {
+        "repoId": repo_id,
+        "status": "RUNNING",
+        "run": None,
+    }
+    assert finished["type"] == "next"
+    assert finished["payload"]["data"]["indexRuns"] == {
+        "repoId": repo_id,
         "status": "SUCCEEDED",
-        "added": ["sd 1.0.0"],
-        "repo": {"url": local_remote.url},
+        "run": {"status": "SUCCEEDED", "added": ["sd 1.0.0"], "repo": {"url": local_remote.url}},
     }

@@ -22,6 +22,8 @@ from port.api.cache import ResponseCache, cacheable
         ("query A { apps { totalCount } } query B { me { name } }", "A", True),
         ("query A { apps { totalCount } } query B { me { name } }", None, False),  # ambiguous
         ("{ apps { ", None, False),  # does not parse
+        ("{ ...apps } fragment apps on Query { me { name } }", None, False),  # a name hides me
+        ("{ ... on Query { apps { totalCount } } }", None, False),
     ],
 )
 def test_only_catalogue_reads_are_cacheable(
