@@ -34,6 +34,19 @@ class Context(BaseContext, kw_only=True):
     state: ApiState
     principal: Principal | None
     loaders: Loaders
+    # graphql-transport-ws `connection_init` payload, set by Strawberry on websockets:
+    # browsers cannot send headers there, so `{"Authorization": "Bearer ..."}` goes here.
+    connection_params: object = None
+
+    async def authenticate_connection(self) -> None:
+        """Adopt the credential of a websocket's `connection_init`, if the handshake had none."""
+        params = self.connection_params
+        if self.principal is not None or not isinstance(params, dict):
+            return
+        header = params.get("Authorization") or params.get("authorization")
+        if isinstance(header, str):
+            async with self.state.sessions() as session, session.begin():
+                self.principal = await principal_for(session, header, self.state.verifier)
 
 
 Info = StrawberryInfo[Context, None]

@@ -53,6 +53,7 @@ class Subscription:
     async def index_runs(
         self, info: Info, repo_id: relay.GlobalID
     ) -> AsyncGenerator[IndexRunEvent, None]:
+        await info.context.authenticate_connection()
         permissions.catalogue_reader(info)
         async for event in info.context.state.broker.subscribe(f"index-runs:{repo_pk(repo_id)}"):
             yield event

@@ -56,3 +56,39 @@ async def test_index_runs_stream_to_subscribers(api: Api, local_remote: Remote) 
         "status": "SUCCEEDED",
         "run": {"status": "SUCCEEDED", "added": ["sd 1.0.0"], "repo": {"url": local_remote.url}},
     }
+
+
+async def test_private_catalogue_subscriptions_take_the_token_from_connection_init(
+    api: Api, local_remote: Remote
+) -> None:
+    local_remote.work.commit("empty")
+    local_remote.work.push()
+    created = await api.gql(
+        "mutation($url: String!) { createRepo(input: {url: $url}) { id } }",
+        {"url": local_remote.url},
+        token=api.admin_token,
+    )
+    repo_id = created["data"]["createRepo"]["id"]
+    api.catalogue.settings.public_catalogue = False
+    bearer = f"Bearer {api.admin_token}"
+    subscribe = {"query": SUBSCRIBE, "variables": {"id": repo_id}}
+    with TestClient(app=create_app(api.catalogue.settings)) as client:
+        with client.websocket_connect("/graphql", subprotocols=["graphql-transport-ws"]) as ws:
+            ws.send_json({"type": "connection_init", "payload": {}})
+            assert ws.receive_json() == {"type": "connection_ack"}
+            ws.send_json({"id": "1", "type": "subscribe", "payload": subscribe})
+            refused = ws.receive_json()
+        assert refused["payload"]["errors"][0]["extensions"]["code"] == "UNAUTHENTICATED"
+
+        with client.websocket_connect("/graphql", subprotocols=["graphql-transport-ws"]) as ws:
+            ws.send_json({"type": "connection_init", "payload": {"Authorization": bearer}})
+            assert ws.receive_json() == {"type": "connection_ack"}
+            ws.send_json({"id": "1", "type": "subscribe", "payload": subscribe})
+            scan = "mutation($id: ID!) { scanRepo(id: $id) { status } }"
+            client.post(
+                "/graphql",
+                json={"query": scan, "variables": {"id": repo_id}},
+                headers={"Authorization": bearer},
+            )
+            started = ws.receive_json()
+        assert started["payload"]["data"]["indexRuns"]["status"] == "RUNNING"
