@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from datetime import datetime
 from enum import Enum
-from typing import Annotated, Any, Self, TypeVar
+from typing import Annotated, Any, ClassVar, Self, TypeVar
 
 import strawberry
 from semver import Version
@@ -47,9 +47,17 @@ def _row(value: T | None) -> T:
     return value
 
 
-async def _nodes(info: Info, loader: Any, cls: Any, ids: Iterable[str]) -> list[Any]:
-    rows = await loader.load_many([int(i) for i in ids])
-    return [cls.from_row(r) if r is not None else None for r in rows]
+class Loaded(relay.Node):
+    """A node fetched by ``node(id:)`` through the request's loader named ``loader``."""
+
+    loader: ClassVar[str]
+
+    @classmethod
+    async def resolve_nodes(
+        cls, *, info: Info, node_ids: Iterable[str], required: bool = False
+    ) -> list[Any]:
+        rows = await getattr(info.context.loaders, cls.loader).load_many([int(i) for i in node_ids])
+        return [cls.from_row(r) if r is not None else None for r in rows]  # type: ignore[attr-defined]
 
 
 @strawberry.type(name="Resources", description="Default resources of a flavour.")
@@ -59,7 +67,8 @@ class ResourcesType:
 
 
 @strawberry.type(name="Flavour", description="One build of a release: an image and its needs.")
-class FlavourType(relay.Node):
+class FlavourType(Loaded):
+    loader: ClassVar[str] = "flavour"
     id: relay.NodeID[int]
     name: str
     image: str
@@ -84,15 +93,10 @@ class FlavourType(relay.Node):
     async def release(self, info: Info) -> ReleaseType:
         return ReleaseType.from_row(_row(await info.context.loaders.release.load(self.release_id)))
 
-    @classmethod
-    async def resolve_nodes(
-        cls, *, info: Info, node_ids: Iterable[str], required: bool = False
-    ) -> list[Any]:
-        return await _nodes(info, info.context.loaders.flavour, cls, node_ids)
-
 
 @strawberry.type(name="Release", description="One semver version of an app.")
-class ReleaseType(relay.Node):
+class ReleaseType(Loaded):
+    loader: ClassVar[str] = "release"
     id: relay.NodeID[int]
     version: str
     current: bool = strawberry.field(description="Still published (tag exists / at head).")
@@ -124,12 +128,6 @@ class ReleaseType(relay.Node):
         rows = await info.context.loaders.flavours_of_release.load(self.id)
         return [FlavourType.from_row(r) for r in rows]
 
-    @classmethod
-    async def resolve_nodes(
-        cls, *, info: Info, node_ids: Iterable[str], required: bool = False
-    ) -> list[Any]:
-        return await _nodes(info, info.context.loaders.release, cls, node_ids)
-
 
 @strawberry.type(name="ReleaseConnection")
 class ReleaseConnection(relay.Connection[ReleaseType]):
@@ -137,7 +135,8 @@ class ReleaseConnection(relay.Connection[ReleaseType]):
 
 
 @strawberry.type(name="App", description="An app, owned by the repo that declared it first.")
-class AppType(relay.Node):
+class AppType(Loaded):
+    loader: ClassVar[str] = "app"
     id: relay.NodeID[int]
     identifier: str
     name: str
@@ -188,12 +187,6 @@ class AppType(relay.Node):
                 return ReleaseType.from_row(row)
         return None
 
-    @classmethod
-    async def resolve_nodes(
-        cls, *, info: Info, node_ids: Iterable[str], required: bool = False
-    ) -> list[Any]:
-        return await _nodes(info, info.context.loaders.app, cls, node_ids)
-
 
 @strawberry.type(name="AppConnection")
 class AppConnection(relay.Connection[AppType]):
@@ -219,7 +212,8 @@ class IndexErrorType:
 
 
 @strawberry.type(name="IndexRun", description="One scan of a repository.")
-class IndexRunType(relay.Node):
+class IndexRunType(Loaded):
+    loader: ClassVar[str] = "run"
     id: relay.NodeID[int]
     status: IndexRunStatus
     started_at: datetime
@@ -262,15 +256,10 @@ class IndexRunType(relay.Node):
     async def repo(self, info: Info) -> RepoType:
         return RepoType.from_row(_row(await info.context.loaders.repo.load(self.repo_id)))
 
-    @classmethod
-    async def resolve_nodes(
-        cls, *, info: Info, node_ids: Iterable[str], required: bool = False
-    ) -> list[Any]:
-        return await _nodes(info, info.context.loaders.run, cls, node_ids)
-
 
 @strawberry.type(name="Repo", description="A registered git remote that publishes apps.")
-class RepoType(relay.Node):
+class RepoType(Loaded):
+    loader: ClassVar[str] = "repo"
     id: relay.NodeID[int]
     url: str = strawberry.field(description="The clone URL, credentials hidden.")
     branch: str | None
@@ -302,12 +291,6 @@ class RepoType(relay.Node):
         rows = await info.context.loaders.apps_of_repo.load(self.id)
         page = [AppType.from_row(a) for a in window.cut(rows)]
         return connection_of(AppConnection, page, window, len(rows))  # type: ignore[no-any-return]
-
-    @classmethod
-    async def resolve_nodes(
-        cls, *, info: Info, node_ids: Iterable[str], required: bool = False
-    ) -> list[Any]:
-        return await _nodes(info, info.context.loaders.repo, cls, node_ids)
 
 
 @strawberry.type(
