@@ -13,6 +13,7 @@ from port.accounts.service import create_token, create_user
 from port.api.app import create_app
 from tests.conftest import Api
 from tests.integration.conftest import Remote
+from tests.integration.gitfixtures import port_yaml
 from tests.unit.test_accounts_jwt import ISSUER, public_pem, rsa_key, sign
 
 
@@ -268,3 +269,38 @@ async def test_jwt_callers_over_http(api: Api, tmp_path: Path) -> None:
         admin = sign(key, sub="ops", roles=["port-admin"])
         assert "errors" not in await gql("{ users { name } }", admin)
         assert (await gql("{ me { name } }", sign(key, aud="other")))["_status"] == 401
+
+
+async def test_update_rereads_and_delete_removes_everything(api: Api, local_remote: Remote) -> None:
+    work = local_remote.work
+    work.commit("sd", {"port.yaml": "x: 1\n", "apps/sd/port.yaml": port_yaml("sd", "1.0.0")})
+    work.tag("v1.0.0")
+    work.push()
+    created = await create_repo(api, local_remote.url, api.admin_token)
+    repo_id = created["data"]["createRepo"]["id"]
+    scan = "mutation($id: ID!) { scanRepo(id: $id) { added errors { file } } }"
+    first = await api.gql(scan, {"id": repo_id}, token=api.admin_token)
+    assert first["data"]["scanRepo"]["added"] == []  # the root port.yaml is no manifest
+
+    # A new manifest path: the next scan reads the old tag again, at the new path.
+    moved = await api.gql(
+        'mutation($id: ID!) { updateRepo(id: $id, input: {manifestPath: "apps/sd/port.yaml"})'
+        " { manifestPath } }",
+        {"id": repo_id},
+        token=api.admin_token,
+    )
+    assert moved["data"]["updateRepo"] == {"manifestPath": "apps/sd/port.yaml"}
+    second = await api.gql(scan, {"id": repo_id}, token=api.admin_token)
+    assert second["data"]["scanRepo"]["added"] == ["sd 1.0.0"]
+    mirrors = api.catalogue.settings.mirrors_dir
+    assert any(mirrors.iterdir())
+
+    gone = await api.gql(
+        "mutation($id: ID!) { deleteRepo(id: $id) }", {"id": repo_id}, token=api.admin_token
+    )
+    assert gone["data"]["deleteRepo"] == repo_id
+    left = await api.gql(
+        '{ repos { totalCount } apps { totalCount } app(identifier: "sd") { id } }'
+    )
+    assert left["data"] == {"repos": {"totalCount": 0}, "apps": {"totalCount": 0}, "app": None}
+    assert not any(mirrors.iterdir())  # the mirror went with it
