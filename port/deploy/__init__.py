@@ -1,0 +1,1 @@
+"""Deployment: Setups become containers (Pods) on a backend. Selection comes first."""

@@ -1,0 +1,232 @@
+"""Flavour selection: which build of a release fits the backend's hardware.
+
+A flavour fits when every required selector holds on the backend. Among fitting
+flavours, one that uses an accelerator the backend has (a CUDA or ROCm selector that
+holds) ranks first: a GPU build on a GPU machine, whatever the CPU build's selectors add
+up to. Then the highest summed weight of the selectors that hold wins (preferences count
+only when they hold), ties going to manifest order. A user may pin a flavour; it must
+still fit. The choice and the reason every other flavour lost are kept (``Selection``),
+so a person can see why the CPU build runs on a machine they thought had a GPU.
+
+Facts the backend does not report (a CPU clock, a GPU's memory) never satisfy a
+required selector: running a build on hardware that may lack what it needs is worse
+than saying so.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from manifests.selectors import (
+    AnySelector,
+    CpuSelector,
+    CudaSelector,
+    LabelSelector,
+    RamSelector,
+    RocmSelector,
+    validate_selector,
+)
+from port.errors import ClientError, InvalidInput
+
+ARCH_ALIASES = {"x86_64": "amd64", "aarch64": "arm64"}
+
+
+@dataclass(frozen=True)
+class Gpu:
+    """One GPU as a backend reports (or an admin declares) it."""
+
+    vendor: Literal["nvidia", "amd"]
+    cuda_version: str | None = None  # NVIDIA: the driver's CUDA version
+    rocm_version: str | None = None  # AMD
+    compute_capability: str | None = None
+    cuda_cores: int | None = None
+    memory_mb: int | None = None
+    architecture: str | None = None
+
+
+@dataclass(frozen=True)
+class Capabilities:
+    """What a backend offers a container."""
+
+    cpus: float
+    memory_mb: int
+    arch: str = "amd64"
+    cpu_mhz: int | None = None
+    gpus: tuple[Gpu, ...] = ()
+    labels: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """A flavour as the catalogue stores it: its name and normalised selectors (JSON)."""
+
+    name: str
+    selectors: Sequence[Mapping[str, Any]]
+
+
+@dataclass(frozen=True)
+class Selection:
+    """The chosen flavour, its score, and why each other flavour was not chosen."""
+
+    flavour: str
+    score: Score
+    rejected: Mapping[str, tuple[str, ...]]
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "flavour": self.flavour,
+            "score": self.score.weight,
+            "accelerated": self.score.accelerated,
+            "rejected": {name: list(reasons) for name, reasons in self.rejected.items()},
+        }
+
+
+class NoFittingFlavour(ClientError):
+    """No flavour of the release can run on this backend; ``reasons`` says why, per flavour."""
+
+    code = "NO_FITTING_FLAVOUR"
+
+    def __init__(self, reasons: Mapping[str, Sequence[str]]) -> None:
+        self.reasons = {name: tuple(why) for name, why in reasons.items()}
+        detail = "; ".join(f"{name}: {', '.join(why)}" for name, why in self.reasons.items())
+        super().__init__(f"no flavour fits this backend ({detail})")
+
+
+def _version(text: str) -> tuple[int, ...] | None:
+    """``"11.8"`` -> (11, 8); None for anything that is not dotted numbers."""
+    return tuple(int(p) for p in text.split(".")) if re.fullmatch(r"\d+(\.\d+)*", text) else None
+
+
+def _at_least(have: str | None, want: str) -> bool:
+    have_v, want_v = (_version(have) if have else None), _version(want)
+    return have_v is not None and want_v is not None and have_v >= want_v
+
+
+def _arch(name: str) -> str:
+    return ARCH_ALIASES.get(name.lower(), name.lower())
+
+
+def _gpu_misses(selector: CudaSelector | RocmSelector, gpu: Gpu) -> str | None:
+    """Why ``gpu`` does not satisfy ``selector``, or None when it does."""
+    if isinstance(selector, CudaSelector):
+        if gpu.vendor != "nvidia":
+            return "not an NVIDIA GPU"
+        if selector.min_version and not _at_least(gpu.cuda_version, selector.min_version):
+            return f"CUDA {gpu.cuda_version or 'unknown'} < {selector.min_version}"
+        if selector.compute_capability and not _at_least(
+            gpu.compute_capability, selector.compute_capability
+        ):
+            have = gpu.compute_capability or "unknown"
+            return f"compute capability {have} < {selector.compute_capability}"
+        if selector.cuda_cores and (gpu.cuda_cores or 0) < selector.cuda_cores:
+            return f"{gpu.cuda_cores or 'unknown'} CUDA cores < {selector.cuda_cores}"
+    else:
+        if gpu.vendor != "amd":
+            return "not an AMD GPU"
+        if selector.min_version and not _at_least(gpu.rocm_version, selector.min_version):
+            return f"ROCm {gpu.rocm_version or 'unknown'} < {selector.min_version}"
+    if selector.memory and (gpu.memory_mb or 0) < selector.memory:
+        return f"GPU memory {gpu.memory_mb or 'unknown'} MB < {selector.memory} MB"
+    if selector.architecture and (gpu.architecture or "").lower() != selector.architecture.lower():
+        return f"GPU architecture {gpu.architecture or 'unknown'} is not {selector.architecture}"
+    return None
+
+
+def misses(selector: AnySelector, caps: Capabilities) -> str | None:
+    """Why ``selector`` does not hold on ``caps``, or None when it holds."""
+    match selector:
+        case CpuSelector():
+            if selector.min_count and caps.cpus < selector.min_count:
+                return f"{caps.cpus:g} CPUs < {selector.min_count}"
+            if selector.frequency and (caps.cpu_mhz or 0) < selector.frequency:
+                return f"CPU clock {caps.cpu_mhz or 'unknown'} MHz < {selector.frequency} MHz"
+            if selector.memory and caps.memory_mb < selector.memory:
+                return f"{caps.memory_mb} MB memory < {selector.memory} MB"
+            if selector.arch and _arch(caps.arch) != _arch(selector.arch):
+                return f"CPU architecture {caps.arch} is not {selector.arch}"
+            return None
+        case RamSelector():
+            if caps.memory_mb < selector.min:
+                return f"{caps.memory_mb} MB memory < {selector.min} MB"
+            return None
+        case CudaSelector() | RocmSelector():
+            kind = "CUDA" if isinstance(selector, CudaSelector) else "ROCm"
+            needed = selector.count or 1
+            why = [_gpu_misses(selector, gpu) for gpu in caps.gpus]
+            if sum(w is None for w in why) >= needed:
+                return None
+            if not caps.gpus:
+                return f"no {kind} GPU"
+            fitting = sum(w is None for w in why)
+            first = next((w for w in why if w is not None), "")
+            return f"{fitting} of {needed} {kind} GPUs fit ({first})"
+        case LabelSelector():
+            have = caps.labels.get(selector.key)
+            if have is None:
+                return f"no label {selector.key}"
+            if selector.value is not None and have != selector.value:
+                return f"label {selector.key}={have}, not {selector.value}"
+            return None
+    return f"unknown selector kind {selector.kind}"  # pragma: no cover - the union is closed
+
+
+@dataclass(frozen=True, order=True)
+class Score:
+    """How well a fitting flavour uses the backend; higher is better."""
+
+    accelerated: bool  # a CUDA/ROCm selector holds: it uses the GPU
+    weight: int
+
+
+def _assess(candidate: Candidate, caps: Capabilities) -> tuple[Score, list[str]]:
+    """(score, reasons it cannot run); it fits when there are no reasons."""
+    weight, accelerated, blockers = 0, False, []
+    for raw in candidate.selectors:
+        selector = validate_selector(raw)
+        why = misses(selector, caps)
+        if why is None:
+            weight += selector.weight
+            accelerated = accelerated or isinstance(selector, CudaSelector | RocmSelector)
+        elif selector.required:
+            blockers.append(why)
+    return Score(accelerated, weight), blockers
+
+
+def select(
+    candidates: Sequence[Candidate], caps: Capabilities, pinned: str | None = None
+) -> Selection:
+    """Choose a flavour of ``candidates`` (in manifest order) for ``caps``."""
+    if pinned is not None and pinned not in {c.name for c in candidates}:
+        names = ", ".join(c.name for c in candidates)
+        raise InvalidInput(f"no flavour {pinned!r} in this release (it has {names})")
+    assessed = [(c, *_assess(c, caps)) for c in candidates]
+    fitting = [(c, score) for c, score, blockers in assessed if not blockers]
+    if pinned is not None:
+        fitting = [(c, score) for c, score in fitting if c.name == pinned]
+    if not fitting:
+        reasons = {c.name: blockers for c, _, blockers in assessed if blockers}
+        raise NoFittingFlavour(reasons or {pinned or "": ["pinned flavour does not fit"]})
+    best, best_score = fitting[0]
+    for candidate, score in fitting[1:]:
+        if score > best_score:  # strictly higher: ties keep manifest order
+            best, best_score = candidate, score
+    rejected: dict[str, tuple[str, ...]] = {}
+    for candidate, score, blockers in assessed:
+        if candidate is best:
+            continue
+        if blockers:
+            rejected[candidate.name] = tuple(blockers)
+        elif pinned is not None:
+            rejected[candidate.name] = (f"not pinned (the Setup pins {pinned})",)
+        elif best_score.accelerated and not score.accelerated:
+            rejected[candidate.name] = (f"fits, but {best.name} uses the GPU",)
+        elif score < best_score:
+            rejected[candidate.name] = (f"fits, but scores {score.weight} < {best_score.weight}",)
+        else:
+            rejected[candidate.name] = (
+                "fits and scores the same, but comes later in the manifest",
+            )
+    return Selection(flavour=best.name, score=best_score, rejected=rejected)

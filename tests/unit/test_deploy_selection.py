@@ -1,0 +1,101 @@
+"""Flavour selection against declared capabilities (no engine needed)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from port.deploy.selection import Candidate, Capabilities, Gpu, NoFittingFlavour, select
+from port.errors import InvalidInput
+
+CUDA = Candidate("cuda", [{"kind": "cuda", "min_version": "11.8"}])
+CPU = Candidate("cpu", [{"kind": "cpu", "min_count": 2}, {"kind": "ram", "min": 4096}])
+LAPTOP = Capabilities(cpus=8, memory_mb=16_000)
+GPU_BOX = Capabilities(cpus=32, memory_mb=128_000, gpus=(Gpu("nvidia", cuda_version="12.2"),))
+
+
+def flavour(name: str, *selectors: dict[str, Any]) -> Candidate:
+    return Candidate(name, list(selectors))
+
+
+def test_cuda_build_on_a_gpu_machine_cpu_build_elsewhere() -> None:
+    on_gpu = select([CUDA, CPU], GPU_BOX)
+    assert on_gpu.flavour == "cuda"  # the GPU build, though the CPU build's weights sum higher
+    assert on_gpu.rejected == {"cpu": ("fits, but cuda uses the GPU",)}
+    on_laptop = select([CUDA, CPU], LAPTOP)
+    assert on_laptop.flavour == "cpu"
+    assert on_laptop.rejected == {"cuda": ("no CUDA GPU",)}
+
+
+def test_highest_weight_wins_and_ties_keep_manifest_order() -> None:
+    plain = flavour("plain", {"kind": "cpu", "min_count": 1})
+    tuned = flavour(
+        "tuned",
+        {"kind": "cpu", "min_count": 1},
+        {"kind": "label", "key": "ssd", "required": False, "weight": 5},
+    )
+    caps = Capabilities(cpus=4, memory_mb=8000, labels={"ssd": "yes"})
+    chosen = select([plain, tuned], caps)
+    assert (chosen.flavour, chosen.score.weight) == ("tuned", 6)
+    assert chosen.rejected == {"plain": ("fits, but scores 1 < 6",)}
+
+    twin = flavour("twin", {"kind": "cpu", "min_count": 1})
+    tie = select([plain, twin], caps)
+    assert tie.flavour == "plain"
+    assert tie.rejected == {"twin": ("fits and scores the same, but comes later in the manifest",)}
+
+
+def test_preferences_never_block() -> None:
+    wants_gpu = flavour("any", {"kind": "cuda", "required": False, "weight": 10})
+    assert select([wants_gpu], LAPTOP).score.weight == 0
+
+
+@pytest.mark.parametrize(
+    ("selector", "caps", "reason"),
+    [
+        ({"kind": "cpu", "min_count": 16}, LAPTOP, "8 CPUs < 16"),
+        ({"kind": "cpu", "frequency": 3000}, LAPTOP, "CPU clock unknown MHz < 3000 MHz"),
+        ({"kind": "cpu", "arch": "arm64"}, LAPTOP, "CPU architecture amd64 is not arm64"),
+        ({"kind": "ram", "min": 32_000}, LAPTOP, "16000 MB memory < 32000 MB"),
+        (
+            {"kind": "cuda", "min_version": "12.4"},
+            GPU_BOX,
+            "0 of 1 CUDA GPUs fit (CUDA 12.2 < 12.4)",
+        ),
+        ({"kind": "cuda", "count": 2}, GPU_BOX, "1 of 2 CUDA GPUs fit"),
+        ({"kind": "cuda", "memory": 1000}, GPU_BOX, "0 of 1 CUDA GPUs fit (GPU memory unknown"),
+        ({"kind": "rocm"}, GPU_BOX, "0 of 1 ROCm GPUs fit (not an AMD GPU)"),
+        ({"kind": "label", "key": "zone"}, LAPTOP, "no label zone"),
+    ],
+)
+def test_each_unmet_selector_says_why(
+    selector: dict[str, Any], caps: Capabilities, reason: str
+) -> None:
+    with pytest.raises(NoFittingFlavour) as caught:
+        select([flavour("only", selector)], caps)
+    assert caught.value.code == "NO_FITTING_FLAVOUR"
+    [why] = caught.value.reasons["only"]
+    assert why.startswith(reason)
+
+
+def test_x86_64_is_amd64_and_labels_match_values() -> None:
+    caps = Capabilities(cpus=2, memory_mb=2048, arch="x86_64", labels={"zone": "lab"})
+    ok = flavour(
+        "ok", {"kind": "cpu", "arch": "amd64"}, {"kind": "label", "key": "zone", "value": "lab"}
+    )
+    assert select([ok], caps).flavour == "ok"
+    other = flavour("other", {"kind": "label", "key": "zone", "value": "cloud"})
+    with pytest.raises(NoFittingFlavour, match="label zone=lab, not cloud"):
+        select([other], caps)
+
+
+def test_a_pinned_flavour_must_exist_and_fit() -> None:
+    assert select([CUDA, CPU], GPU_BOX, pinned="cpu").flavour == "cpu"
+    assert select([CUDA, CPU], GPU_BOX, pinned="cpu").rejected == {
+        "cuda": ("not pinned (the Setup pins cpu)",)
+    }
+    with pytest.raises(NoFittingFlavour, match="cuda: no CUDA GPU"):
+        select([CUDA, CPU], LAPTOP, pinned="cuda")
+    with pytest.raises(InvalidInput, match="no flavour 'rocm'"):
+        select([CUDA, CPU], LAPTOP, pinned="rocm")
