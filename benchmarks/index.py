@@ -130,13 +130,11 @@ class Port:
 
 
 PEAK_RSS_CHILD = """
-import resource, sys
+import contextlib, resource, sys
 sys.argv = ["port", "repo", "scan", "--all"]
 from port.cli import main
-try:
+with contextlib.suppress(SystemExit):  # click exits when the command is done
     main()
-except SystemExit:
-    pass
 print("PEAK", resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
 """
 

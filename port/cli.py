@@ -25,7 +25,7 @@ from port.accounts.principal import CLI
 from port.catalogue import queries, repos
 from port.catalogue.models import IndexRun, Repo
 from port.catalogue.scanning import ScanOutcome, scan_repo
-from port.demo import build_example_repos
+from port.demo import index_examples
 from port.errors import PortError
 from port.serve import serve
 from port.settings import Settings, get_settings
@@ -344,28 +344,16 @@ def manifest_validate(paths: tuple[Path, ...]) -> None:
 
 @main.command("demo")
 def demo() -> None:
-    """Index the bundled example repositories and print the catalogue (`make run`)."""
-    settings = get_settings()
-    if not settings.allow_local_repos:
-        raise click.ClickException(
-            "the example repositories are local paths: set PORT_ALLOW_LOCAL_REPOS=true"
-        )
-    examples = build_example_repos(settings.data_dir / "examples")
+    """Index the bundled example repositories and print the catalogue (`make demo`)."""
 
     async def work(sessions: Sessions, settings: Settings) -> list[dict[str, Any]]:
-        for example in examples:
-            async with sessions() as session, session.begin():
-                try:
-                    repo = await repos.find_repo(session, str(example))
-                except PortError:
-                    repo = await repos.add_repo(session, str(example), allow_local=True)
-            outcome = await scan_repo(sessions, settings, repo.id, Progress(example.name))
-            _print_outcome(repo.url, outcome)
+        for url, outcome in await index_examples(sessions, settings, Progress):
+            _print_outcome(url, outcome)
         click.echo("")
         return await _catalogue(sessions)
 
     _print_catalogue(_with_db(work))
-    shown = make_url(settings.sqlalchemy_url).render_as_string(hide_password=True)
+    shown = make_url(get_settings().sqlalchemy_url).render_as_string(hide_password=True)
     click.echo(f"\ncatalogue: {shown}")
 
 

@@ -42,7 +42,7 @@ class Query(CatalogueQuery, AccountsQuery):
 
 @strawberry.type
 class Mutation(CatalogueMutation, AccountsMutation):
-    pass
+    """Repository mutations and account mutations, each defined beside its queries."""
 
 
 @strawberry.type

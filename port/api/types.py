@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from datetime import datetime
 from enum import Enum
-from typing import Annotated, Any, ClassVar, Self, TypeVar
+from typing import Any, ClassVar, Self, TypeVar
 
 import strawberry
 from semver import Version
@@ -305,6 +305,3 @@ class IndexRunEvent:
 @strawberry.type(name="RepoConnection")
 class RepoConnection(relay.Connection[RepoType]):
     total_count: int
-
-
-First = Annotated[int | None, strawberry.argument(description="Page size (capped).")]

@@ -85,8 +85,7 @@ async def scan_repo(
         )
     except IndexerError as exc:
         log.warning("index run of %s failed: %s", redact(spec.url), exc)
-        failed = await _record_failure(sessions, repo_id, started, str(exc))
-        return ScanOutcome(run=failed.run, changes=None, remote_failed=True)
+        return await _record_failure(sessions, repo_id, started, str(exc), remote=True)
 
     try:
         return await _ingest_and_record(sessions, repo_id, spec, result, started)
@@ -102,7 +101,12 @@ async def scan_repo(
 
 
 async def _record_failure(
-    sessions: async_sessionmaker[AsyncSession], repo_id: int, started: datetime, message: str
+    sessions: async_sessionmaker[AsyncSession],
+    repo_id: int,
+    started: datetime,
+    message: str,
+    *,
+    remote: bool = False,
 ) -> ScanOutcome:
     failed = IndexRun(
         repo_id=repo_id,
@@ -115,7 +119,7 @@ async def _record_failure(
     async with sessions() as session, session.begin():
         session.add(failed)
     observe_index_run("failed", (utcnow() - started).total_seconds())
-    return ScanOutcome(run=failed, changes=None)
+    return ScanOutcome(run=failed, changes=None, remote_failed=remote)
 
 
 async def _ingest_and_record(

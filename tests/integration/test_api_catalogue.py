@@ -4,12 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from port.catalogue.repos import add_repo
-from port.catalogue.scanning import scan_repo
 from port.metrics import REGISTRY
 from tests.conftest import Api
 from tests.integration.conftest import Remote
 from tests.integration.gitfixtures import app_image, app_images_yaml, port_yaml
+from tests.integration.test_catalogue_scan import register, scan
 
 BROWSE = """
 query Browse($first: Int, $after: String, $search: String) {
@@ -34,11 +33,9 @@ def data(body: dict[str, Any]) -> dict[str, Any]:
 
 
 async def scanned(api: Api, remote: Remote) -> int:
-    """Register ``remote`` (after pushing it) and index it; return the repo's row id."""
-    remote.work.push()
-    async with api.catalogue.sessions() as session, session.begin():
-        repo_id = (await add_repo(session, remote.url, allow_local=True)).id
-    outcome = await scan_repo(api.catalogue.sessions, api.catalogue.settings, repo_id)
+    """Register ``remote`` and index it; return the repo's row id."""
+    repo_id = await register(api.catalogue, remote.url)
+    outcome = await scan(api.catalogue, repo_id, remote)
     assert outcome.changes is not None
     return repo_id
 
@@ -151,8 +148,7 @@ async def test_withdrawn_releases_are_hidden_unless_asked(api: Api, local_remote
     work.tag("v2.0.0")
     repo_id = await scanned(api, local_remote)
     work.delete_tag("v2.0.0")
-    work.push()
-    await scan_repo(api.catalogue.sessions, api.catalogue.settings, repo_id)
+    await scan(api.catalogue, repo_id, local_remote)
     query = """{ app(identifier: "sd") { latestRelease { version }
       shown: releases { edges { node { version } } }
       all: releases(includeWithdrawn: true) { edges { node { version withdrawn } } } } }"""
