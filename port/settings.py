@@ -4,14 +4,44 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
+from typing import Literal
 
 from platformdirs import user_data_dir
-from pydantic import Field
+from pydantic import BaseModel, Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from indexer.limits import Limits
 
 _LIMITS = Limits()  # the indexer's defaults are Port's defaults
+
+# Docker's default capability set minus NET_RAW (packet forging), MKNOD, AUDIT_WRITE,
+# SETFCAP and SYS_CHROOT, which app containers do not need.
+DEFAULT_CAPABILITIES = (
+    "CHOWN",
+    "DAC_OVERRIDE",
+    "FOWNER",
+    "FSETID",
+    "KILL",
+    "SETGID",
+    "SETUID",
+    "SETPCAP",
+    "NET_BIND_SERVICE",
+)
+ENGINE_DEFAULT_CAPABILITIES = frozenset(
+    (*DEFAULT_CAPABILITIES, "NET_RAW", "MKNOD", "AUDIT_WRITE", "SETFCAP", "SYS_CHROOT")
+)
+
+
+class GpuDeclaration(BaseModel):
+    """A GPU an admin declares where the engine cannot tell (``PORT_DOCKER_GPUS``)."""
+
+    vendor: Literal["nvidia", "amd"] = "nvidia"
+    cuda_version: str | None = None
+    rocm_version: str | None = None
+    compute_capability: str | None = None
+    cuda_cores: int | None = None
+    memory_mb: int | None = None
+    architecture: str | None = None
 
 
 class Settings(BaseSettings):
@@ -88,6 +118,91 @@ class Settings(BaseSettings):
     jwt_admin_role: str = Field(
         default="port-admin", description="A JWT whose `roles` claim holds this is an admin."
     )
+
+    # --- deployment: Setups become containers ----------------------------------------
+    backend: str = Field(
+        default="docker", description="Container backend, by entry point name (port.backends)."
+    )
+    instance: str = Field(
+        default="port",
+        pattern=r"^[a-z][a-z0-9-]{0,30}$",
+        description=(
+            "Name of this Port installation: the `port.instance` label and the prefix of "
+            "container names, so two installations can share an engine."
+        ),
+    )
+    server_url: str | None = Field(
+        default=None,
+        description="URL containers get as PORT_SERVER_URL (default: http://host:port).",
+    )
+    pull_policy: Literal["if-not-present", "always", "never"] = Field(
+        default="if-not-present", description="When to pull a Pod's image before starting it."
+    )
+    reconcile_seconds: float = Field(
+        default=10.0,
+        ge=0,
+        description="Period of the reconciler in `port serve` (engine events wake it "
+        "sooner); 0 turns the in-process reconciler off.",
+    )
+    restart_backoff_seconds: float = Field(
+        default=2.0, gt=0, description="Wait before restarting a crashed Pod; doubles each time."
+    )
+    restart_backoff_max_seconds: float = Field(
+        default=300.0, gt=0, description="Longest wait between two restarts of a Pod."
+    )
+    stop_timeout_seconds: float = Field(
+        default=10.0, ge=0, description="SIGTERM, then SIGKILL after this long."
+    )
+    max_cpus: float | None = Field(
+        default=None, gt=0, description="Most CPUs any Pod may use (caps the flavour's)."
+    )
+    max_memory_mb: int | None = Field(
+        default=None, gt=0, description="Most memory any Pod may use (caps the flavour's)."
+    )
+    docker_host: str | None = Field(
+        default=None, description="Docker engine URL (default: DOCKER_HOST or the local socket)."
+    )
+    docker_network: str = Field(
+        default="port", description="Named network every Pod joins (created when missing)."
+    )
+    docker_gpus: list[GpuDeclaration] = Field(
+        default_factory=list,
+        description='GPUs of the engine, as JSON: [{"vendor": "nvidia", "cuda_version": '
+        '"12.2"}]. Docker cannot report them; without this, CUDA flavours never fit.',
+    )
+    docker_mounts: dict[str, list[str]] = Field(
+        default_factory=dict,
+        description='Admin allow-list of host mounts per app, as JSON: {"napari": '
+        '["/data:/data:ro"]}. Manifests cannot ask for mounts.',
+    )
+    docker_capabilities: list[str] = Field(
+        default=list(DEFAULT_CAPABILITIES),
+        description="Linux capabilities a Pod keeps (all others are dropped); at most "
+        "Docker's default set.",
+    )
+    docker_pids_limit: int = Field(default=1024, ge=16, description="Most processes per Pod.")
+
+    @field_validator("docker_capabilities")
+    @classmethod
+    def _no_wider_than_default(cls, value: list[str]) -> list[str]:
+        caps = [c.upper().removeprefix("CAP_") for c in value]
+        extra = sorted(set(caps) - ENGINE_DEFAULT_CAPABILITIES)
+        if extra:
+            raise ValueError(f"capabilities beyond Docker's default set are refused: {extra}")
+        return caps
+
+    @field_validator("docker_mounts")
+    @classmethod
+    def _mounts_well_formed(cls, value: dict[str, list[str]]) -> dict[str, list[str]]:
+        for app, mounts in value.items():
+            for mount in mounts:
+                if len(mount.split(":")) not in (2, 3) or not mount.startswith("/"):
+                    raise ValueError(f"mount {mount!r} of {app}: use /host:/container[:ro]")
+        return value
+
+    @property
+    def public_url(self) -> str:
+        return self.server_url or f"http://{self.host}:{self.port}"
 
     @property
     def jwt_enabled(self) -> bool:

@@ -8,8 +8,9 @@ from __future__ import annotations
 
 from port.accounts import models as accounts
 from port.catalogue import models as catalogue
+from port.deploy import models as deploy
 from port.orm import Base
 
 metadata = Base.metadata
 
-__all__ = ["accounts", "catalogue", "metadata"]
+__all__ = ["accounts", "catalogue", "deploy", "metadata"]

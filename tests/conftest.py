@@ -107,7 +107,10 @@ class Catalogue:
 @pytest.fixture
 async def catalogue(database_url: str, tmp_path: Path) -> AsyncIterator[Catalogue]:
     settings = Settings(
-        data_dir=tmp_path / "data", database_url=database_url, allow_local_repos=True
+        data_dir=tmp_path / "data",
+        database_url=database_url,
+        allow_local_repos=True,
+        reconcile_seconds=0,  # tests that deploy run passes themselves, or turn it on
     )
     engine = db.create_engine(settings.sqlalchemy_url)
     statements: list[str] = []

@@ -1,4 +1,4 @@
-"""In-process publish/subscribe for subscriptions (index runs as they start and end).
+"""In-process publish/subscribe for subscriptions (index runs, pod events).
 
 One process serves one broker; several Port processes would need the database's
 notifications (PostgreSQL LISTEN/NOTIFY), which the jobs work will bring.
@@ -7,8 +7,8 @@ notifications (PostgreSQL LISTEN/NOTIFY), which the jobs work will bring.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
-from contextlib import suppress
+from collections.abc import AsyncIterator, Iterator
+from contextlib import contextmanager, suppress
 from typing import Any
 
 
@@ -26,14 +26,20 @@ class Broker:
                     queue.get_nowait()
             queue.put_nowait(event)
 
-    async def subscribe(self, topic: str) -> AsyncIterator[Any]:
+    @contextmanager
+    def listen(self, topic: str) -> Iterator[asyncio.Queue[Any]]:
+        """A queue that receives ``topic``'s events while the ``with`` block lasts."""
         queue: asyncio.Queue[Any] = asyncio.Queue(self._queue_size)
         self._topics.setdefault(topic, set()).add(queue)
         try:
-            while True:
-                yield await queue.get()
+            yield queue
         finally:
             subscribers = self._topics.get(topic, set())
             subscribers.discard(queue)
             if not subscribers:
                 self._topics.pop(topic, None)
+
+    async def subscribe(self, topic: str) -> AsyncIterator[Any]:
+        with self.listen(topic) as queue:
+            while True:
+                yield await queue.get()

@@ -1,0 +1,195 @@
+"""What a container engine must offer Port: the ``Backend`` interface.
+
+In the spirit of JupyterHub's Spawner: a backend knows how to run one container for a
+Pod and how to find the containers it runs again (by their labels), nothing else. The
+database, selection, restarts and backoff live above it, in the reconciler, so every
+backend gets them for free. Every method is async; a backend whose client library
+blocks runs it in an executor.
+
+Contract:
+
+- ``start`` creates *and* starts the container for a ``PodSpec`` and returns its id. The
+  container's name is ``spec.name``; when a container of that name already exists (a
+  second reconciler, or a crash between create and record), ``start`` raises
+  ``ContainerExists`` with that container's id, so the caller adopts it instead of
+  running a twin.
+- ``stop`` stops and removes; a container that is already gone is success.
+- ``poll`` returns the container's state, or None when there is no such container.
+- ``list_managed`` lists every container of this Port instance (by the ``port.instance``
+  label), running or not.
+- Engine unreachable: every method raises ``BackendUnavailable``.
+"""
+
+from __future__ import annotations
+
+import enum
+from abc import ABC, abstractmethod
+from collections.abc import AsyncIterator, Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import ClassVar, Self
+
+from port.deploy.selection import Capabilities
+from port.errors import PortError
+from port.settings import Settings
+
+# Labels every Port container carries. ``port.instance`` keeps two Port installations
+# (or two test runs) on one engine from adopting or removing each other's containers.
+LABEL_INSTANCE = "port.instance"
+LABEL_SETUP = "port.setup"
+LABEL_POD = "port.pod"
+LABEL_RELEASE = "port.release"
+LABEL_FLAVOUR = "port.flavour"
+LABEL_OWNER = "port.owner"
+LABEL_APP = "port.app"
+
+
+class PodStatus(enum.StrEnum):
+    """Where a Pod is in its life. UNKNOWN: the engine cannot be asked right now."""
+
+    PENDING = "PENDING"
+    PULLING = "PULLING"
+    STARTING = "STARTING"
+    RUNNING = "RUNNING"
+    STOPPING = "STOPPING"
+    STOPPED = "STOPPED"
+    FAILED = "FAILED"
+    UNKNOWN = "UNKNOWN"
+
+
+class BackendUnavailable(PortError):
+    """The engine cannot be reached or refused to work; the message says which and why."""
+
+    code = "BACKEND_UNAVAILABLE"
+
+
+class BackendError(PortError):
+    """The engine answered, but the operation failed (bad image, refused option, ...)."""
+
+    code = "BACKEND_ERROR"
+
+
+class ImageNotFound(BackendError):
+    """The image is neither present locally nor pullable (or the pull policy forbids it)."""
+
+    code = "IMAGE_NOT_FOUND"
+
+
+class ContainerExists(BackendError):
+    """A container with the Pod's name exists already: adopt ``container_id``."""
+
+    def __init__(self, name: str, container_id: str) -> None:
+        super().__init__(f"a container named {name} exists already ({container_id[:12]})")
+        self.container_id = container_id
+
+
+@dataclass(frozen=True)
+class PodSpec:
+    """Everything a backend needs to run one Pod. Built by Port, never by a manifest."""
+
+    name: str  # container name: what a person sees in `docker ps`
+    image: str
+    labels: Mapping[str, str]
+    env: Mapping[str, str] = field(default_factory=dict)
+    cpus: float | None = None  # limit; None: no limit
+    memory_bytes: int | None = None  # limit; None: no limit
+    gpus: int = 0  # GPUs to hand the container (CUDA flavours on a GPU backend)
+    mounts: tuple[str, ...] = ()  # "host:container[:ro]", only from the admin allow-list
+
+    @property
+    def pod_id(self) -> int:
+        return int(self.labels[LABEL_POD])
+
+
+@dataclass(frozen=True)
+class PodState:
+    """A container's state as the engine reports it."""
+
+    status: PodStatus
+    exit_code: int | None = None
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+    message: str | None = None  # why it stopped or failed (OOM killed, engine error, ...)
+    health: str | None = None  # the image's HEALTHCHECK: starting | healthy | unhealthy
+
+
+@dataclass(frozen=True)
+class ManagedContainer:
+    """A container that carries this Port instance's labels."""
+
+    id: str
+    name: str
+    labels: Mapping[str, str]
+    state: PodState
+
+    @property
+    def pod_id(self) -> int | None:
+        raw = self.labels.get(LABEL_POD, "")
+        return int(raw) if raw.isdigit() else None
+
+
+@dataclass(frozen=True)
+class PullProgress:
+    """How far a pull is: bytes of all layers seen so far."""
+
+    layers: int
+    done_bytes: int
+    total_bytes: int
+
+
+ProgressCallback = Callable[[PullProgress], None]
+
+
+class Backend(ABC):
+    """A container engine. Subclasses override every abstract method (see module doc)."""
+
+    name: ClassVar[str]
+
+    @classmethod
+    @abstractmethod
+    def from_settings(cls, settings: Settings) -> Self:
+        """The backend configured by ``settings`` (connects lazily, on first use)."""
+
+    @abstractmethod
+    async def capabilities(self) -> Capabilities:
+        """CPUs, memory, GPUs and labels a container can get here."""
+
+    @abstractmethod
+    async def has_image(self, image: str) -> bool:
+        """True when ``image`` is present on the engine (no pull needed)."""
+
+    @abstractmethod
+    async def pull(self, image: str, progress: ProgressCallback | None = None) -> None:
+        """Pull ``image``; ``progress`` is called as layers arrive. ImageNotFound if none."""
+
+    @abstractmethod
+    async def start(self, spec: PodSpec) -> str:
+        """Create and start the container of ``spec``; its id (ContainerExists: adopt)."""
+
+    @abstractmethod
+    async def stop(self, container_id: str, timeout: float = 10) -> None:  # noqa: ASYNC109 - the engine's SIGTERM grace, not a call timeout
+        """Stop (SIGTERM, then SIGKILL after ``timeout`` s) and remove; gone is success."""
+
+    @abstractmethod
+    async def poll(self, container_id: str) -> PodState | None:
+        """The container's state, or None when it does not exist."""
+
+    @abstractmethod
+    async def logs(self, container_id: str, tail: int = 100) -> str:
+        """The last ``tail`` lines of the container's output (stdout and stderr)."""
+
+    @abstractmethod
+    def follow_logs(self, container_id: str, tail: int = 0) -> AsyncIterator[str]:
+        """Output lines as the container writes them, after the last ``tail`` lines."""
+
+    @abstractmethod
+    async def list_managed(self) -> list[ManagedContainer]:
+        """Every container of this Port instance, running or not."""
+
+    @abstractmethod
+    def events(self) -> AsyncIterator[str]:
+        """Ids of this instance's containers as the engine reports a change (die, start,
+        destroy...); the reconciler wakes on each. Ends when the engine goes away."""
+
+    async def close(self) -> None:  # noqa: B027 - optional hook, nothing to release by default
+        """Release clients and threads."""

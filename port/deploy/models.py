@@ -1,0 +1,97 @@
+"""SQLAlchemy models of deployment: a user's Setup of an App, its Pods, and their events.
+
+A Setup is intent ("run Stardist for me, following 1.x"); ``wants_running`` is what the
+reconciler converges to. A Pod is one attempt to realise it on a backend: chosen
+release, flavour (with the reasons for the choice), limits, container and status. A
+stopped Pod is retired (kept as history, its container removed); the next start makes
+a new Pod. Every state change is a SetupEvent, which the API shows and streams.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import BigInteger, Boolean, Float, ForeignKey, Integer, String, Text
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from port.accounts.models import User
+from port.catalogue.models import App, Release
+from port.orm import Base, JSONType, UTCDateTime, utcnow
+
+
+class Setup(Base):
+    """One user's intent to run an App. Deleted with its owner or its App."""
+
+    __tablename__ = "setups"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    owner_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    app_id: Mapped[int] = mapped_column(ForeignKey("apps.id", ondelete="CASCADE"), index=True)
+    # The release new Pods run; the updater moves it along the update policy.
+    release_id: Mapped[int] = mapped_column(ForeignKey("releases.id", ondelete="CASCADE"))
+    flavour: Mapped[str | None] = mapped_column(String(255))  # a user's pin, else automatic
+    update_policy: Mapped[str] = mapped_column(String(8), default="NONE")
+    version_range: Mapped[str | None] = mapped_column(String(255))
+    include_prereleases: Mapped[bool] = mapped_column(Boolean, default=False)
+    env: Mapped[dict[str, str]] = mapped_column(JSONType, default=dict)
+    wants_running: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+    owner: Mapped[User] = relationship()
+    app: Mapped[App] = relationship()
+    release: Mapped[Release] = relationship()
+    pods: Mapped[list[Pod]] = relationship(
+        back_populates="setup",
+        cascade="all, delete-orphan",
+        passive_deletes=True,
+        order_by="Pod.id",
+    )
+
+
+class Pod(Base):
+    """One container of a Setup, and everything Port decided about it."""
+
+    __tablename__ = "pods"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    setup_id: Mapped[int] = mapped_column(ForeignKey("setups.id", ondelete="CASCADE"), index=True)
+    release_id: Mapped[int] = mapped_column(ForeignKey("releases.id", ondelete="CASCADE"))
+    flavour: Mapped[str] = mapped_column(String(255))
+    image: Mapped[str] = mapped_column(String(1024))
+    backend: Mapped[str] = mapped_column(String(64))
+    selection: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict)
+    cpus: Mapped[float | None] = mapped_column(Float)  # limits after the admin caps
+    memory: Mapped[int | None] = mapped_column(BigInteger)
+    gpus: Mapped[int] = mapped_column(Integer, default=0)
+    container_id: Mapped[str | None] = mapped_column(String(128))
+    status: Mapped[str] = mapped_column(String(16), default="PENDING")
+    message: Mapped[str | None] = mapped_column(Text)  # why it failed / is unknown
+    exit_code: Mapped[int | None] = mapped_column(Integer)
+    pull: Mapped[dict[str, int] | None] = mapped_column(JSONType)  # layers, done, total bytes
+    restarts: Mapped[int] = mapped_column(Integer, default=0)
+    failures: Mapped[int] = mapped_column(Integer, default=0)  # in a row: sets the backoff
+    next_attempt_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    restart_requested: Mapped[bool] = mapped_column(Boolean, default=False)
+    # Retired: history only. Its container is gone and the reconciler leaves it alone.
+    retired: Mapped[bool] = mapped_column(Boolean, default=False, index=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    started_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    stopped_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+    setup: Mapped[Setup] = relationship(back_populates="pods")
+    release: Mapped[Release] = relationship()
+
+
+class SetupEvent(Base):
+    """Something that happened to a Setup or one of its Pods, in words and a kind."""
+
+    __tablename__ = "setup_events"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    setup_id: Mapped[int] = mapped_column(ForeignKey("setups.id", ondelete="CASCADE"), index=True)
+    pod_id: Mapped[int | None] = mapped_column(ForeignKey("pods.id", ondelete="SET NULL"))
+    kind: Mapped[str] = mapped_column(String(32))
+    message: Mapped[str] = mapped_column(Text, default="")
+    at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)

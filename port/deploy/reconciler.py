@@ -1,0 +1,394 @@
+"""The reconciler: makes the engine run what the Setups want, and only that.
+
+Level-triggered: each pass compares desired state (active Pods of Setups that want to
+run) with actual state (containers carrying this instance's labels), whatever happened
+in between. That one comparison covers every case:
+
+- a Pod with no container: pull by policy, start (a crash between "create" and "record"
+  leaves a container with the Pod's label and name: it is adopted, never twinned);
+- a container that exited while its Setup wants it running: FAILED, then restarted after
+  a backoff that doubles with each failure in a row (and resets once a Pod has run for
+  the longest backoff);
+- a container removed behind Port's back: recreated;
+- a Pod whose Setup stopped: container stopped and removed, Pod retired;
+- a labelled container with no active Pod (its Setup was deleted): removed;
+- the engine unreachable: Pods become UNKNOWN with the reason, nothing else changes, and
+  the next pass that reaches the engine puts everything right.
+
+Passes run periodically, when engine events arrive, when a mutation asks (``wake``), and
+when a backoff expires. One pass at a time per process; several processes (a CLI next to
+a server) cannot twin a container either, because its name is fixed by the Pod.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable
+from contextlib import suppress
+from datetime import datetime, timedelta
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.orm import selectinload
+
+from port.deploy.backends.base import (
+    LABEL_APP,
+    LABEL_FLAVOUR,
+    LABEL_INSTANCE,
+    LABEL_OWNER,
+    LABEL_POD,
+    LABEL_RELEASE,
+    LABEL_SETUP,
+    Backend,
+    BackendError,
+    BackendUnavailable,
+    ContainerExists,
+    ManagedContainer,
+    PodSpec,
+    PodStatus,
+    PullProgress,
+)
+from port.deploy.models import Pod, Setup
+from port.deploy.selection import Capabilities
+from port.deploy.setups import record
+from port.orm import utcnow
+from port.settings import Settings
+
+log = logging.getLogger(__name__)
+
+CAPABILITIES_TTL = 60.0  # seconds; hardware rarely changes under a running engine
+PULL_SAVE_INTERVAL = 1.0  # seconds between saved pull progress updates
+LIVE = {PodStatus.RUNNING, PodStatus.STARTING}
+
+
+def container_name(settings: Settings, app: str, setup_id: int, pod_id: int) -> str:
+    """``port-stardist-s12-p31``: what runs, for whom, found again after a restart."""
+    return f"{settings.instance}-{app}-s{setup_id}-p{pod_id}"
+
+
+def pod_spec(settings: Settings, pod: Pod, setup: Setup) -> PodSpec:
+    """The container of ``pod``: image, labels, env, limits; nothing from the manifest
+    but the image and the (capped) resources."""
+    app = setup.app.identifier
+    env = {
+        **setup.env,
+        "PORT_SETUP_ID": str(setup.id),
+        "PORT_POD_ID": str(pod.id),
+        "PORT_SERVER_URL": settings.public_url,
+    }
+    return PodSpec(
+        name=container_name(settings, app, setup.id, pod.id),
+        image=pod.image,
+        labels={
+            LABEL_INSTANCE: settings.instance,
+            LABEL_SETUP: str(setup.id),
+            LABEL_POD: str(pod.id),
+            LABEL_RELEASE: pod.release.version,
+            LABEL_FLAVOUR: pod.flavour,
+            LABEL_OWNER: setup.owner.name,
+            LABEL_APP: app,
+        },
+        env=env,
+        cpus=pod.cpus,
+        memory_bytes=pod.memory,
+        gpus=pod.gpus,
+        mounts=tuple(settings.docker_mounts.get(app, ())),
+    )
+
+
+class Reconciler:
+    """Drives one backend for one catalogue. ``notify(setup_id)`` is called after every
+    committed change of a Setup's Pods or events (the API streams them)."""
+
+    def __init__(
+        self,
+        sessions: async_sessionmaker[AsyncSession],
+        settings: Settings,
+        backend: Backend,
+        notify: Callable[[int], None] = lambda _setup_id: None,
+    ) -> None:
+        self.sessions = sessions
+        self.settings = settings
+        self.backend = backend
+        self.notify = notify
+        self._lock = asyncio.Lock()
+        self._wake = asyncio.Event()
+        self._caps: tuple[float, Capabilities] | None = None
+        self._engine_down: str | None = None
+
+    # --- facts -------------------------------------------------------------------------
+
+    async def capabilities(self) -> Capabilities:
+        """The backend's capabilities, cached for a minute."""
+        now = time.monotonic()
+        if self._caps is None or now - self._caps[0] > CAPABILITIES_TTL:
+            self._caps = (now, await self.backend.capabilities())
+        return self._caps[1]
+
+    def backoff(self, failures: int) -> timedelta:
+        base, most = (
+            self.settings.restart_backoff_seconds,
+            self.settings.restart_backoff_max_seconds,
+        )
+        return timedelta(seconds=min(base * 2 ** max(failures - 1, 0), most))
+
+    # --- running -------------------------------------------------------------------------
+
+    def wake(self) -> None:
+        """Ask for a pass soon (after a mutation, or an engine event)."""
+        self._wake.set()
+
+    async def run(self) -> None:
+        """Reconcile until cancelled: every ``reconcile_seconds``, on wake, on backoff."""
+        events = asyncio.create_task(self._follow_engine_events())
+        try:
+            while True:
+                self._wake.clear()
+                delay = self.settings.reconcile_seconds
+                try:
+                    due = await self.reconcile()
+                except Exception:
+                    log.exception("reconcile pass failed")
+                    due = None
+                if due is not None:
+                    delay = min(delay, max((due - utcnow()).total_seconds(), 0.05))
+                with suppress(TimeoutError):
+                    await asyncio.wait_for(self._wake.wait(), timeout=delay)
+        finally:
+            events.cancel()
+            with suppress(asyncio.CancelledError):
+                await events
+
+    async def _follow_engine_events(self) -> None:
+        """Wake on each engine event of our containers; reconnect after the engine left."""
+        while True:
+            try:
+                async for _container in self.backend.events():
+                    self.wake()
+            except BackendUnavailable as exc:
+                log.debug("engine events unavailable: %s", exc)
+            except BackendError as exc:
+                log.warning("engine events failed: %s", exc)
+            await asyncio.sleep(max(self.settings.reconcile_seconds, 1.0))
+
+    async def reconcile(self) -> datetime | None:
+        """One pass over every active Pod; returns when the next backoff expires, if any."""
+        async with self._lock:
+            try:
+                containers = await self.backend.list_managed()
+            except BackendUnavailable as exc:
+                await self._mark_engine_down(str(exc))
+                return None
+            if self._engine_down is not None:
+                log.info("engine reachable again")
+                self._engine_down = None
+            by_pod: dict[int | None, list[ManagedContainer]] = {}
+            for container in containers:
+                by_pod.setdefault(container.pod_id, []).append(container)
+            async with self.sessions() as session:
+                pod_ids = list(await session.scalars(select(Pod.id).where(Pod.retired.is_(False))))
+            due: list[datetime] = []
+            for pod_id in pod_ids:
+                found = by_pod.pop(pod_id, [])
+                try:
+                    next_at = await self._converge(pod_id, found[0] if found else None)
+                except BackendUnavailable as exc:
+                    await self._mark_engine_down(str(exc))
+                    return None
+                if next_at is not None:
+                    due.append(next_at)
+            for strays in by_pod.values():
+                for container in strays:
+                    log.info("removing %s (%s): no active pod", container.name, container.id[:12])
+                    await self.backend.stop(container.id, self.settings.stop_timeout_seconds)
+            return min(due, default=None)
+
+    async def _load(self, session: AsyncSession, pod_id: int) -> Pod | None:
+        return await session.scalar(
+            select(Pod)
+            .where(Pod.id == pod_id)
+            .options(
+                selectinload(Pod.release),
+                selectinload(Pod.setup).selectinload(Setup.app),
+                selectinload(Pod.setup).selectinload(Setup.owner),
+            )
+        )
+
+    async def _converge(self, pod_id: int, container: ManagedContainer | None) -> datetime | None:
+        async with self.sessions() as session:
+            pod = await self._load(session, pod_id)
+            if pod is None or pod.retired:
+                return None  # deleted or retired since the listing
+            setup = pod.setup
+            try:
+                return await self._converge_pod(session, setup, pod, container)
+            finally:
+                await session.commit()
+                self.notify(setup.id)
+
+    async def _converge_pod(
+        self, session: AsyncSession, setup: Setup, pod: Pod, container: ManagedContainer | None
+    ) -> datetime | None:
+        now = utcnow()
+        if not setup.wants_running:
+            if container is not None:
+                self._set(pod, PodStatus.STOPPING)
+                await session.commit()
+                await self.backend.stop(container.id, self.settings.stop_timeout_seconds)
+            self._set(pod, PodStatus.STOPPED)
+            pod.retired, pod.stopped_at = True, now
+            record(session, setup, "POD_STOPPED", f"pod {pod.id} stopped and removed", pod)
+            return None
+        if pod.restart_requested:
+            pod.restart_requested = False
+            if container is not None:
+                await self.backend.stop(container.id, self.settings.stop_timeout_seconds)
+                container = None
+            pod.restarts += 1
+            pod.next_attempt_at = None
+            record(session, setup, "POD_RESTARTED", f"pod {pod.id} restarted on request", pod)
+            return await self._launch(session, setup, pod)
+        if container is None:
+            if pod.next_attempt_at is not None and pod.next_attempt_at > now:
+                return pod.next_attempt_at
+            if pod.status == PodStatus.FAILED:
+                pod.restarts += 1
+                record(session, setup, "POD_RESTARTED", f"attempt {pod.failures + 1}", pod)
+            elif pod.container_id is not None and pod.status in LIVE:
+                pod.restarts += 1
+                record(
+                    session,
+                    setup,
+                    "POD_RECREATED",
+                    f"container {pod.container_id[:12]} disappeared; starting a new one",
+                    pod,
+                )
+            return await self._launch(session, setup, pod)
+        if pod.container_id != container.id:
+            pod.container_id = container.id
+            record(session, setup, "POD_ADOPTED", f"adopted container {container.id[:12]}", pod)
+        state = container.state
+        if state.status in LIVE:
+            if pod.status != state.status:
+                self._set(pod, state.status)
+                pod.message, pod.exit_code = None, None
+                pod.started_at = state.started_at or pod.started_at or now
+                if state.status is PodStatus.RUNNING:
+                    record(session, setup, "POD_RUNNING", f"pod {pod.id} is running", pod)
+            ran = (now - pod.started_at) if pod.started_at else timedelta(0)
+            if pod.failures and ran.total_seconds() >= self.settings.restart_backoff_max_seconds:
+                pod.failures = 0  # it has run long enough: the next crash starts afresh
+            return None
+        if state.status is PodStatus.UNKNOWN or state.status is PodStatus.STOPPING:
+            return None
+        # It exited while wanted: a crash (exit code 0 too, as a service should not end).
+        if pod.status != PodStatus.FAILED or pod.next_attempt_at is None:
+            pod.failures += 1
+            pod.next_attempt_at = now + self.backoff(pod.failures)
+            pod.exit_code = state.exit_code
+            pod.stopped_at = state.finished_at or now
+            reason = state.message or f"exited with code {state.exit_code}"
+            self._set(pod, PodStatus.FAILED, reason)
+            wait = (pod.next_attempt_at - now).total_seconds()
+            record(session, setup, "POD_FAILED", f"{reason}; restart in {wait:g} s", pod)
+            return pod.next_attempt_at
+        if pod.next_attempt_at > now:
+            return pod.next_attempt_at
+        await self.backend.stop(container.id, self.settings.stop_timeout_seconds)
+        pod.restarts += 1
+        record(session, setup, "POD_RESTARTED", f"restart {pod.restarts} after a crash", pod)
+        return await self._launch(session, setup, pod)
+
+    async def _launch(self, session: AsyncSession, setup: Setup, pod: Pod) -> datetime | None:
+        """Pull by policy, then start; a failure is FAILED with a backoff."""
+        spec = pod_spec(self.settings, pod, setup)
+        pod.next_attempt_at = None
+        try:
+            await self._ensure_image(session, pod)
+            self._set(pod, PodStatus.STARTING)
+            try:
+                pod.container_id = await self.backend.start(spec)
+            except ContainerExists as exc:
+                pod.container_id = exc.container_id
+                record(session, setup, "POD_ADOPTED", f"adopted {exc.container_id[:12]}", pod)
+            state = await self.backend.poll(pod.container_id)
+        except BackendUnavailable:
+            raise
+        except BackendError as exc:
+            pod.failures += 1
+            pod.next_attempt_at = utcnow() + self.backoff(pod.failures)
+            self._set(pod, PodStatus.FAILED, str(exc))
+            record(session, setup, "POD_FAILED", f"could not start: {exc}", pod)
+            return pod.next_attempt_at
+        if state is not None and state.status is PodStatus.RUNNING:
+            self._set(pod, PodStatus.RUNNING)
+            pod.started_at = state.started_at or utcnow()
+            pod.exit_code = None
+            record(session, setup, "POD_RUNNING", f"pod {pod.id} is running", pod)
+            return None
+        # Exited already, or still starting: the next pass (woken by its event) decides.
+        self.wake()
+        return None
+
+    async def _ensure_image(self, session: AsyncSession, pod: Pod) -> None:
+        policy = self.settings.pull_policy
+        if policy == "if-not-present" and await self.backend.has_image(pod.image):
+            return
+        if policy == "never":
+            if await self.backend.has_image(pod.image):
+                return
+            raise BackendError(f"image {pod.image} is not present and PORT_PULL_POLICY=never")
+        self._set(pod, PodStatus.PULLING)
+        pod.pull = {"layers": 0, "done": 0, "total": 0}
+        await self._save(session, pod)
+        latest: list[PullProgress] = []
+
+        def progress(update: PullProgress) -> None:  # may run on the backend's thread
+            latest[:] = [update]
+
+        pull = asyncio.ensure_future(self.backend.pull(pod.image, progress))
+        while not pull.done():
+            await asyncio.wait({pull}, timeout=PULL_SAVE_INTERVAL)
+            if latest:
+                p = latest[0]
+                pod.pull = {"layers": p.layers, "done": p.done_bytes, "total": p.total_bytes}
+                await self._save(session, pod)
+        await pull  # its error, if any
+
+    async def _save(self, session: AsyncSession, pod: Pod) -> None:
+        await session.commit()
+        self.notify(pod.setup_id)
+
+    def _set(self, pod: Pod, status: PodStatus, message: str | None = None) -> None:
+        pod.status = status.value
+        if message is not None or status in LIVE:
+            pod.message = message
+
+    async def _mark_engine_down(self, reason: str) -> None:
+        """Active Pods become UNKNOWN with the reason; nothing is lost or retired."""
+        if self._engine_down is None:
+            log.warning("engine unreachable: %s", reason)
+        self._engine_down = reason
+        self._caps = None
+        async with self.sessions() as session:
+            pods = list(
+                await session.scalars(
+                    select(Pod)
+                    .where(Pod.retired.is_(False), Pod.status != PodStatus.UNKNOWN.value)
+                    .options(selectinload(Pod.setup))
+                )
+            )
+            for pod in pods:
+                self._set(pod, PodStatus.UNKNOWN, f"engine unreachable: {reason}")
+                record(session, pod.setup, "ENGINE_DOWN", f"engine unreachable: {reason}", pod)
+            await session.commit()
+        for setup_id in {p.setup_id for p in pods}:
+            self.notify(setup_id)
+
+    async def remove_containers(self, container_ids: list[str]) -> None:
+        """Stop and remove now (deleteSetup); a pass would do it too, later."""
+        for container_id in container_ids:
+            with suppress(BackendUnavailable):
+                await self.backend.stop(container_id, self.settings.stop_timeout_seconds)

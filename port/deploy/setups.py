@@ -1,0 +1,312 @@
+"""Setups: create, start, stop, restart, delete, and who may see or touch which.
+
+Like the catalogue services, every function takes an ``AsyncSession`` and leaves the
+commit to the caller. Nothing here talks to a container engine: these functions change
+intent (``Setup.wants_running``, a new PENDING ``Pod``, ``Pod.restart_requested``) and
+the reconciler makes the engine agree. The one engine fact needed up front is the
+backend's capabilities, because a Setup whose app cannot run here must fail at once
+with ``NO_FITTING_FLAVOUR`` rather than later in a log.
+
+Ownership: a user sees and changes only their own Setups and Pods, an admin all of them.
+Someone else's Setup is NOT_FOUND, not FORBIDDEN, so ids reveal nothing.
+"""
+
+from __future__ import annotations
+
+import enum
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+import semver
+from sqlalchemy import Select, select
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import selectinload
+
+from port.accounts.models import User
+from port.accounts.principal import Principal
+from port.catalogue.models import App, Release
+from port.deploy.models import Pod, Setup, SetupEvent
+from port.deploy.selection import Candidate, Capabilities, Selection
+from port.deploy.selection import select as select_flavour
+from port.errors import Conflict, Forbidden, InvalidInput, NotFound
+from port.orm import utcnow
+from port.settings import Settings
+
+ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,127}")
+ENV_MAX_ITEMS = 100
+ENV_MAX_VALUE = 4096
+RESERVED_ENV_PREFIX = "PORT_"  # Port's own variables: PORT_SETUP_ID, PORT_POD_ID, ...
+
+
+class UpdatePolicy(enum.StrEnum):
+    NONE = "NONE"
+    PATCH = "PATCH"
+    MINOR = "MINOR"
+    MAJOR = "MAJOR"
+    RANGE = "RANGE"
+
+
+@dataclass(frozen=True)
+class SetupRequest:
+    """What a user asks for; ``version`` None means the newest current release."""
+
+    app: str
+    version: str | None = None
+    flavour: str | None = None
+    update_policy: UpdatePolicy = UpdatePolicy.NONE
+    version_range: str | None = None
+    include_prereleases: bool = False
+    env: Mapping[str, str] = field(default_factory=dict)
+
+
+def record(
+    session: AsyncSession, setup: Setup, kind: str, message: str, pod: Pod | None = None
+) -> SetupEvent:
+    """Add a SetupEvent (committed with the caller's transaction)."""
+    event = SetupEvent(
+        setup_id=setup.id, pod_id=pod.id if pod else None, kind=kind, message=message
+    )
+    session.add(event)
+    return event
+
+
+# --- who sees what ---------------------------------------------------------------------
+
+
+def visible(principal: Principal) -> Select[Setup]:
+    """Setups ``principal`` may see, oldest first."""
+    query = select(Setup).order_by(Setup.id)
+    if not principal.is_admin:
+        query = query.where(Setup.owner_id == (principal.user_id or -1))
+    return query
+
+
+async def get_setup(session: AsyncSession, principal: Principal, setup_id: int) -> Setup:
+    setup = await session.scalar(
+        visible(principal)
+        .where(Setup.id == setup_id)
+        .options(selectinload(Setup.app), selectinload(Setup.pods))
+    )
+    if setup is None:
+        raise NotFound(f"no setup {setup_id}")
+    return setup
+
+
+async def get_pod(session: AsyncSession, principal: Principal, pod_id: int) -> Pod:
+    pod = await session.get(Pod, pod_id, options=[selectinload(Pod.setup)])
+    if pod is None or not (principal.is_admin or principal.owns(pod.setup.owner_id)):
+        raise NotFound(f"no pod {pod_id}")
+    return pod
+
+
+# --- creating ----------------------------------------------------------------------------
+
+
+def check_env(env: Mapping[str, str]) -> dict[str, str]:
+    if len(env) > ENV_MAX_ITEMS:
+        raise InvalidInput(f"at most {ENV_MAX_ITEMS} environment variables")
+    for name, value in env.items():
+        if not ENV_NAME.fullmatch(name):
+            raise InvalidInput(
+                f"env: {name[:130]!r} is not a variable name ([A-Za-z_][A-Za-z0-9_]*)"
+            )
+        if name.upper().startswith(RESERVED_ENV_PREFIX):
+            raise InvalidInput(f"env: {name} is reserved (PORT_* variables are set by Port)")
+        if not isinstance(value, str) or len(value) > ENV_MAX_VALUE or "\x00" in value:
+            raise InvalidInput(
+                f"env: {name} must be a string of at most {ENV_MAX_VALUE} characters"
+            )
+    return dict(env)
+
+
+def check_range(text: str | None) -> str:
+    """A semver range such as ``>=1.2.0 <2.0.0`` (space- or comma-separated clauses)."""
+    if not text or not text.strip():
+        raise InvalidInput("updatePolicy RANGE needs a versionRange such as '>=1.2.0 <2.0.0'")
+    clauses = [c for c in re.split(r"[\s,]+", text.strip()) if c]
+    for clause in clauses:
+        try:
+            semver.Version.parse("0.0.0").match(clause)
+        except ValueError as exc:
+            raise InvalidInput(
+                f"versionRange: {clause!r} is not a comparison like >=1.2.0"
+            ) from exc
+    return " ".join(clauses)
+
+
+def _newest(releases: list[Release], include_prereleases: bool) -> Release | None:
+    chosen: tuple[semver.Version, Release] | None = None
+    for release in releases:
+        version = semver.Version.parse(release.version)
+        if release.withdrawn or not release.current:
+            continue
+        if version.prerelease and not include_prereleases:
+            continue
+        if chosen is None or version > chosen[0]:
+            chosen = (version, release)
+    return chosen[1] if chosen else None
+
+
+async def _release(session: AsyncSession, app: App, request: SetupRequest) -> Release:
+    releases = list(
+        await session.scalars(
+            select(Release).where(Release.app_id == app.id).options(selectinload(Release.flavours))
+        )
+    )
+    if request.version is None:
+        release = _newest(releases, request.include_prereleases)
+        if release is None:
+            raise NotFound(f"{app.identifier} has no current release to run")
+        return release
+    for release in releases:
+        if release.version == request.version:
+            if release.withdrawn:
+                raise InvalidInput(f"{app.identifier} {release.version} was withdrawn")
+            return release
+    raise NotFound(f"{app.identifier} has no release {request.version}")
+
+
+async def _owner(session: AsyncSession, principal: Principal, owner: str | None) -> User:
+    if owner is not None:
+        if not principal.is_admin:
+            raise Forbidden("only an admin may create a setup for another user")
+        user = await session.scalar(select(User).where(User.name == owner))
+        if user is None:
+            raise NotFound(f"no user {owner}")
+        return user
+    if principal.user_id is None:
+        raise Forbidden(
+            "setups belong to local users; this credential has none (the CLI: --owner NAME)"
+        )
+    user = await session.get(User, principal.user_id)
+    if user is None:
+        raise NotFound("the calling user no longer exists")
+    return user
+
+
+async def create_setup(
+    session: AsyncSession,
+    principal: Principal,
+    request: SetupRequest,
+    caps: Capabilities,
+    *,
+    owner: str | None = None,
+) -> Setup:
+    """A new, stopped Setup. Fails at once when no flavour of the release fits ``caps``."""
+    app = await session.scalar(select(App).where(App.identifier == request.app))
+    if app is None:
+        raise NotFound(f"no app {request.app!r}")
+    version_range = None
+    if request.update_policy is UpdatePolicy.RANGE:
+        version_range = check_range(request.version_range)
+    elif request.version_range:
+        raise InvalidInput("versionRange is only used with updatePolicy RANGE")
+    env = check_env(request.env)
+    release = await _release(session, app, request)
+    choose(release, caps, request.flavour)  # NO_FITTING_FLAVOUR now, not at start
+    user = await _owner(session, principal, owner)
+    setup = Setup(
+        owner_id=user.id,
+        app_id=app.id,
+        release_id=release.id,
+        flavour=request.flavour,
+        update_policy=request.update_policy.value,
+        version_range=version_range,
+        include_prereleases=request.include_prereleases,
+        env=env,
+        wants_running=False,
+    )
+    session.add(setup)
+    await session.flush()
+    record(session, setup, "CREATED", f"{app.identifier} {release.version} for {user.name}")
+    return setup
+
+
+# --- starting and stopping -------------------------------------------------------------
+
+
+def choose(release: Release, caps: Capabilities, pinned: str | None) -> Selection:
+    if not release.flavours:
+        raise InvalidInput(f"release {release.version} has no flavours")
+    candidates = [Candidate(f.name, f.selectors) for f in release.flavours]
+    return select_flavour(candidates, caps, pinned)
+
+
+def _capped(value: float | None, cap: float | None) -> float | None:
+    if cap is None:
+        return value
+    return cap if value is None else min(value, cap)
+
+
+def _gpus(selectors: list[dict[str, object]], caps: Capabilities) -> int:
+    """GPUs to hand the container: the CUDA selectors' count, when the backend has GPUs."""
+    wanted = [int(str(s.get("count") or 1)) for s in selectors if s.get("kind") == "cuda"]
+    if not wanted or not caps.gpus:
+        return 0
+    return min(max(wanted), len(caps.gpus))
+
+
+def plan_pod(setup: Setup, release: Release, caps: Capabilities, settings: Settings) -> Pod:
+    """A PENDING Pod of ``release`` with the flavour chosen for ``caps`` and capped limits."""
+    selection = choose(release, caps, setup.flavour)
+    flavour = next(f for f in release.flavours if f.name == selection.flavour)
+    max_memory = settings.max_memory_mb << 20 if settings.max_memory_mb else None
+    memory = _capped(flavour.memory, max_memory)
+    return Pod(
+        setup_id=setup.id,
+        release_id=release.id,
+        flavour=flavour.name,
+        image=flavour.image,
+        backend=settings.backend,
+        selection=selection.as_json(),
+        cpus=_capped(flavour.cpus, settings.max_cpus),
+        memory=int(memory) if memory is not None else None,
+        gpus=_gpus(flavour.selectors, caps) if selection.score.accelerated else 0,
+        status="PENDING",
+    )
+
+
+def active_pods(setup: Setup) -> list[Pod]:
+    return [p for p in setup.pods if not p.retired]
+
+
+async def start_setup(
+    session: AsyncSession, setup: Setup, caps: Capabilities, settings: Settings
+) -> Pod:
+    """Want it running; a new PENDING Pod unless one is already active (then that one)."""
+    current = active_pods(setup)
+    setup.wants_running = True
+    setup.updated_at = utcnow()
+    if current:
+        return current[-1]
+    release = await session.get(Release, setup.release_id, options=[selectinload(Release.flavours)])
+    if release is None:  # pragma: no cover - the foreign key cascades
+        raise NotFound("the setup's release is gone")
+    pod = plan_pod(setup, release, caps, settings)
+    session.add(pod)
+    await session.flush()
+    record(
+        session,
+        setup,
+        "STARTED",
+        f"{release.version} with flavour {pod.flavour} ({pod.image})",
+        pod,
+    )
+    return pod
+
+
+def stop_setup(session: AsyncSession, setup: Setup) -> None:
+    """Want it stopped; the reconciler stops and retires its Pods."""
+    if setup.wants_running:
+        setup.wants_running = False
+        setup.updated_at = utcnow()
+        record(session, setup, "STOPPED", "stop requested")
+
+
+def restart_pod(session: AsyncSession, pod: Pod) -> None:
+    """Ask for a fresh container of this Pod (same release and flavour)."""
+    if pod.retired:
+        raise Conflict(f"pod {pod.id} is stopped and retired; start its setup instead")
+    pod.restart_requested = True
+    record(session, pod.setup, "RESTART_REQUESTED", f"restart of pod {pod.id} requested", pod)

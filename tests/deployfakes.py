@@ -1,0 +1,189 @@
+"""A fake container backend and catalogue helpers for deployment tests without Docker.
+
+``FakeBackend`` keeps containers in a dict and lets a test do what an engine or a person
+would: crash a container, remove it behind Port's back, take the engine down. Like
+JupyterHub's MockSpawner, it is for testing the logic above the backend; the Docker
+backend itself is tested against the real engine.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field, replace
+from typing import Any, Self
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from port.accounts.models import User
+from port.catalogue.models import App, Flavour, Release, Repo
+from port.deploy.backends.base import (
+    LABEL_INSTANCE,
+    Backend,
+    BackendUnavailable,
+    ContainerExists,
+    ImageNotFound,
+    ManagedContainer,
+    PodSpec,
+    PodState,
+    PodStatus,
+    ProgressCallback,
+    PullProgress,
+)
+from port.deploy.selection import Capabilities, Gpu
+from port.orm import utcnow
+from port.settings import Settings
+
+
+@dataclass
+class FakeContainer:
+    id: str
+    spec: PodSpec
+    state: PodState
+    logs: list[str] = field(default_factory=list)
+
+
+class FakeBackend(Backend):
+    name = "fake"
+
+    def __init__(self, instance: str = "port", caps: Capabilities | None = None) -> None:
+        self.instance = instance
+        self.caps = caps or Capabilities(cpus=4, memory_mb=8192)
+        self.containers: dict[str, FakeContainer] = {}
+        self.images: set[str] = set()
+        self.registry: set[str] = set()  # what `pull` can fetch
+        self.down = False
+        self.starts: list[PodSpec] = []
+        self.pulls: list[str] = []
+        self.exit_at_once: dict[str, int] = {}  # image -> exit code on start
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> Self:
+        return cls(settings.instance)
+
+    def _check(self) -> None:
+        if self.down:
+            raise BackendUnavailable("fake engine is down")
+
+    async def capabilities(self) -> Capabilities:
+        self._check()
+        return self.caps
+
+    async def has_image(self, image: str) -> bool:
+        self._check()
+        return image in self.images
+
+    async def pull(self, image: str, progress: ProgressCallback | None = None) -> None:
+        self._check()
+        self.pulls.append(image)
+        if image not in self.registry:
+            raise ImageNotFound(f"{image}: not found")
+        if progress:
+            progress(PullProgress(layers=1, done_bytes=10, total_bytes=10))
+        self.images.add(image)
+
+    async def start(self, spec: PodSpec) -> str:
+        self._check()
+        for c in self.containers.values():
+            if c.spec.name == spec.name:
+                raise ContainerExists(spec.name, c.id)
+        container_id = uuid.uuid4().hex * 2  # 64 hex digits, like Docker's
+        code = self.exit_at_once.get(spec.image)
+        state = (
+            PodState(PodStatus.RUNNING, started_at=utcnow())
+            if code is None
+            else PodState(PodStatus.FAILED, exit_code=code, finished_at=utcnow())
+        )
+        self.containers[container_id] = FakeContainer(container_id, spec, state, ["hello"])
+        self.starts.append(spec)
+        return container_id
+
+    async def stop(self, container_id: str, timeout: float = 10) -> None:  # noqa: ASYNC109
+        self._check()
+        self.containers.pop(container_id, None)
+
+    async def poll(self, container_id: str) -> PodState | None:
+        self._check()
+        found = self.containers.get(container_id)
+        return found.state if found else None
+
+    async def logs(self, container_id: str, tail: int = 100) -> str:
+        self._check()
+        found = self.containers.get(container_id)
+        return "\n".join(found.logs[-tail:]) if found and tail else ""
+
+    async def follow_logs(self, container_id: str, tail: int = 0) -> AsyncIterator[str]:
+        self._check()
+        found = self.containers.get(container_id)
+        for line in found.logs[-tail:] if found and tail else []:
+            yield line
+
+    async def list_managed(self) -> list[ManagedContainer]:
+        self._check()
+        return [
+            ManagedContainer(c.id, c.spec.name, c.spec.labels, c.state)
+            for c in self.containers.values()
+            if c.spec.labels.get(LABEL_INSTANCE) == self.instance
+        ]
+
+    async def events(self) -> AsyncIterator[str]:
+        self._check()
+        await asyncio.sleep(3600)
+        return
+        yield ""  # an async generator that yields nothing
+
+    # --- what tests do to it --------------------------------------------------------------
+
+    def crash(self, container_id: str, code: int = 1) -> None:
+        c = self.containers[container_id]
+        c.state = replace(c.state, status=PodStatus.FAILED, exit_code=code, finished_at=utcnow())
+
+    def running(self) -> list[FakeContainer]:
+        return [c for c in self.containers.values() if c.state.status is PodStatus.RUNNING]
+
+
+GPU_MACHINE = Capabilities(cpus=8, memory_mb=32768, gpus=(Gpu("nvidia", cuda_version="12.2"),))
+
+
+async def add_app(
+    session: AsyncSession,
+    identifier: str = "stardist",
+    versions: tuple[str, ...] = ("1.0.0",),
+    flavours: tuple[tuple[str, str, list[dict[str, Any]]], ...] = (("cpu", "img/cpu:1", []),),
+) -> App:
+    """An app with ``versions``, each with ``flavours`` (name, image, selectors), in a repo."""
+    repo = Repo(url=f"https://example.org/{identifier}.git")
+    app = App(identifier=identifier, name=identifier.title(), repo=repo)
+    session.add_all([repo, app])
+    for version in versions:
+        release = Release(
+            app=app,
+            version=version,
+            source="port",
+            git_ref=f"v{version}",
+            commit="0" * 40,
+            file="port.yaml",
+        )
+        session.add(release)
+        for position, (name, image, selectors) in enumerate(flavours):
+            session.add(
+                Flavour(
+                    release=release,
+                    name=name,
+                    position=position,
+                    image=image.replace("{v}", version),
+                    selectors=selectors,
+                    cpus=2.0,
+                    memory=1 << 30,
+                )
+            )
+    await session.flush()
+    return app
+
+
+async def add_user(session: AsyncSession, name: str, *, is_admin: bool = False) -> User:
+    user = User(name=name, is_admin=is_admin)
+    session.add(user)
+    await session.flush()
+    return user
