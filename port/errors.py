@@ -9,7 +9,7 @@ class PortError(Exception):
     code = "INTERNAL"
 
     @property
-    def extensions(self) -> dict[str, str]:
+    def extensions(self) -> dict[str, object]:
         """GraphQL error extensions; graphql-core copies them from the original error."""
         return {"code": self.code}
 

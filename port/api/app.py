@@ -11,7 +11,7 @@ import asyncio
 import json
 import time
 from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, suppress
 from typing import Any
 
 from litestar import Litestar, MediaType, Request, Response, get
@@ -34,9 +34,13 @@ from port.accounts.jwt import JwtVerifier
 from port.accounts.service import bootstrap_admin
 from port.api.cache import ResponseCache
 from port.api.context import ApiState, get_context
-from port.api.events import Broker
+from port.api.deploy import setup_topic
 from port.api.schema import build_schema
+from port.deploy.backends import load_backend
+from port.deploy.backends.base import Backend
+from port.deploy.reconciler import Reconciler
 from port.errors import Unauthenticated
+from port.events import Broker
 from port.metrics import HTTP_LATENCY, HTTP_REQUESTS, count_statements, exposition
 from port.settings import Settings
 
@@ -221,17 +225,34 @@ def _recording(send: Send, keep: Callable[[bytes], None]) -> Send:
     return recording
 
 
-def create_app(settings: Settings, announce: Callable[[str], None] | None = None) -> Litestar:
-    """The server for ``settings``; ``announce`` receives a bootstrap admin token, once."""
+def create_app(
+    settings: Settings,
+    announce: Callable[[str], None] | None = None,
+    backend: Backend | None = None,
+) -> Litestar:
+    """The server for ``settings``; ``announce`` receives a bootstrap admin token, once.
+
+    ``backend`` defaults to the one ``settings.backend`` names. With ``reconcile_seconds``
+    above zero the reconciler runs beside the server for its whole life.
+    """
     engine = db.create_engine(settings.sqlalchemy_url)
     count_statements(engine)
+    sessions = db.sessionmaker(engine)
+    broker = Broker()
+    reconciler = Reconciler(
+        sessions,
+        settings,
+        backend or load_backend(settings),
+        notify=lambda setup_id: broker.publish(setup_topic(setup_id), None),
+    )
     state = ApiState(
         settings=settings,
         engine=engine,
-        sessions=db.sessionmaker(engine),
+        sessions=sessions,
         verifier=JwtVerifier.from_settings(settings),
-        broker=Broker(),
+        broker=broker,
         cache=ResponseCache(ttl=settings.cache_seconds),
+        reconciler=reconciler,
     )
 
     @asynccontextmanager
@@ -240,9 +261,19 @@ def create_app(settings: Settings, announce: Callable[[str], None] | None = None
             token = await bootstrap_admin(session)
         if token is not None and announce is not None:
             announce(token)
+        running = (
+            asyncio.create_task(reconciler.run(), name="reconciler")
+            if settings.reconcile_seconds > 0
+            else None
+        )
         try:
             yield
         finally:
+            if running is not None:
+                running.cancel()
+                with suppress(asyncio.CancelledError):
+                    await running
+            await reconciler.backend.close()
             await engine.dispose()
 
     graphql = make_graphql_controller(

@@ -190,4 +190,5 @@ class CatalogueMutation:
             mirror = mirror_path(state.settings, repo)
         shutil.rmtree(mirror, ignore_errors=True)
         state.cache.bump()
+        state.reconciler.wake()  # Setups of its apps went with them: remove their containers
         return id

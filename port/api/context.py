@@ -13,8 +13,9 @@ from port.accounts.bearer import principal_for
 from port.accounts.jwt import JwtVerifier
 from port.accounts.principal import Principal
 from port.api.cache import ResponseCache
-from port.api.events import Broker
 from port.api.loaders import Loaders
+from port.deploy.reconciler import Reconciler
+from port.events import Broker
 from port.settings import Settings
 
 
@@ -28,6 +29,7 @@ class ApiState:
     verifier: JwtVerifier | None
     broker: Broker
     cache: ResponseCache
+    reconciler: Reconciler
 
 
 class Context(BaseContext, kw_only=True):

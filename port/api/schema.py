@@ -19,6 +19,7 @@ from port.api.accounts import AccountsMutation, AccountsQuery
 from port.api.catalogue import CatalogueMutation, CatalogueQuery, repo_pk
 from port.api.context import Info
 from port.api.cost import cost_limiter
+from port.api.deploy import DeployMutation, DeployQuery, DeploySubscription
 from port.api.pagination import row_id
 from port.api.scalars import SCALARS
 from port.api.types import IndexRunEvent
@@ -29,10 +30,14 @@ log = logging.getLogger(__name__)
 
 
 @strawberry.type
-class Query(CatalogueQuery, AccountsQuery):
+class Query(CatalogueQuery, AccountsQuery, DeployQuery):
     @strawberry.field(description="Any object by its global id.")
     async def node(self, info: Info, id: relay.GlobalID) -> relay.Node | None:
         permissions.catalogue_reader(info)
+        if id.type_name in {"Setup", "Pod"}:  # the caller's own only, checked by the type
+            row_id(id, id.type_name)
+            found: relay.Node | None = await id.resolve_node(info, ensure_type=relay.Node)
+            return found
         if id.type_name not in {"Repo", "App", "Release", "Flavour", "IndexRun"}:
             return None
         row_id(id, id.type_name)  # INVALID_INPUT unless a plain row number
@@ -41,12 +46,12 @@ class Query(CatalogueQuery, AccountsQuery):
 
 
 @strawberry.type
-class Mutation(CatalogueMutation, AccountsMutation):
-    """Repository mutations and account mutations, each defined beside its queries."""
+class Mutation(CatalogueMutation, AccountsMutation, DeployMutation):
+    """Repository, account and deployment mutations, each defined beside its queries."""
 
 
 @strawberry.type
-class Subscription:
+class Subscription(DeploySubscription):
     @strawberry.subscription(
         description="Index runs of a repository as they start and finish (this process's)."
     )

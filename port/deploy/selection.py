@@ -94,6 +94,10 @@ class NoFittingFlavour(ClientError):
         detail = "; ".join(f"{name}: {', '.join(why)}" for name, why in self.reasons.items())
         super().__init__(f"no flavour fits this backend ({detail})")
 
+    @property
+    def extensions(self) -> dict[str, object]:
+        return {"code": self.code, "reasons": {k: list(v) for k, v in self.reasons.items()}}
+
 
 def _version(text: str) -> tuple[int, ...] | None:
     """``"11.8"`` -> (11, 8); None for anything that is not dotted numbers."""

@@ -1,0 +1,236 @@
+"""Setup and Pod queries, mutations and subscriptions. Thin: the work is in port.deploy.
+
+Mutations change intent in the database and wake the reconciler; they answer at once
+(a Pod is PENDING) and the reconciler does the slow part. Watch it with ``podEvents``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncGenerator
+from contextlib import suppress
+
+import strawberry
+from sqlalchemy import select
+from sqlalchemy.orm import selectinload
+from strawberry import relay
+
+from port.api import permissions
+from port.api.context import Info
+from port.api.deploy_types import PodType, SetupEventType, SetupType, UpdatePolicyEnum
+from port.api.pagination import row_id
+from port.api.scalars import JSON
+from port.deploy import setups as service
+from port.deploy.models import Pod, Setup, SetupEvent
+from port.errors import InvalidInput, NotFound
+
+# How often a subscription looks for events written by another process (a CLI, a
+# second server); this process's own changes arrive at once through the broker.
+EVENT_POLL_SECONDS = 2.0
+
+
+def setup_topic(setup_id: int) -> str:
+    return f"setup:{setup_id}"
+
+
+@strawberry.input(description="What to run. Only `app` is required.")
+class CreateSetupInput:
+    app: str = strawberry.field(description="The app's identifier.")
+    version: str | None = strawberry.field(
+        default=None, description="A release; default: the newest current one."
+    )
+    flavour: str | None = strawberry.field(default=None, description="Pin a flavour.")
+    update_policy: UpdatePolicyEnum = service.UpdatePolicy.NONE  # type: ignore[valid-type]
+    version_range: str | None = strawberry.field(
+        default=None, description="With RANGE: e.g. '>=1.2.0 <2.0.0'."
+    )
+    include_prereleases: bool = False
+    env: JSON | None = strawberry.field(
+        default=None, description='Environment variables, {"NAME": "value"}; PORT_* reserved.'
+    )
+    start: bool = strawberry.field(default=False, description="Start it at once.")
+
+
+def _env(value: object) -> dict[str, str]:
+    if value is None:
+        return {}
+    if not isinstance(value, dict) or not all(isinstance(v, str) for v in value.values()):
+        raise InvalidInput('env must be an object of strings, {"NAME": "value"}')
+    return dict(value)
+
+
+async def _load_setup(info: Info, gid: relay.GlobalID) -> SetupType:
+    principal = permissions.caller(info)
+    async with info.context.state.sessions() as session:
+        setup = await session.scalar(
+            service.visible(principal)
+            .where(Setup.id == row_id(gid, "Setup"))
+            .options(selectinload(Setup.owner), selectinload(Setup.pods))
+        )
+    if setup is None:
+        raise NotFound(f"no setup {gid}")
+    return SetupType.from_row(setup)
+
+
+@strawberry.type
+class DeployQuery:
+    @strawberry.field(description="Your Setups (an admin: everyone's), oldest first.")
+    async def setups(self, info: Info) -> list[SetupType]:
+        principal = permissions.caller(info)
+        async with info.context.state.sessions() as session:
+            rows = await session.scalars(
+                service.visible(principal).options(
+                    selectinload(Setup.owner), selectinload(Setup.pods)
+                )
+            )
+            return [SetupType.from_row(r) for r in rows]
+
+    @strawberry.field(description="One of your Setups, or NOT_FOUND.")
+    async def setup(self, info: Info, id: relay.GlobalID) -> SetupType:
+        return await _load_setup(info, id)
+
+    @strawberry.field(description="Active Pods of your Setups (`all`: retired ones too).")
+    async def pods(self, info: Info, all: bool = False) -> list[PodType]:
+        principal = permissions.caller(info)
+        setups = service.visible(principal).with_only_columns(Setup.id)
+        query = select(Pod).where(Pod.setup_id.in_(setups)).order_by(Pod.id)
+        if not all:
+            query = query.where(Pod.retired.is_(False))
+        async with info.context.state.sessions() as session:
+            return [PodType.from_row(p) for p in await session.scalars(query)]
+
+    @strawberry.field(description="One Pod of your Setups, or NOT_FOUND.")
+    async def pod(self, info: Info, id: relay.GlobalID) -> PodType:
+        principal = permissions.caller(info)
+        async with info.context.state.sessions() as session:
+            pod = await service.get_pod(session, principal, row_id(id, "Pod"))
+            return PodType.from_row(pod)
+
+
+@strawberry.type
+class DeployMutation:
+    @strawberry.mutation(
+        description="Create a Setup (stopped unless `start`). NO_FITTING_FLAVOUR when no "
+        "flavour of the release can run on this backend, with the reason for each."
+    )
+    async def create_setup(self, info: Info, input: CreateSetupInput) -> SetupType:
+        principal = permissions.caller(info)
+        state = info.context.state
+        request = service.SetupRequest(
+            app=input.app,
+            version=input.version,
+            flavour=input.flavour,
+            update_policy=service.UpdatePolicy(input.update_policy),
+            version_range=input.version_range,
+            include_prereleases=input.include_prereleases,
+            env=_env(input.env),
+        )
+        caps = await state.reconciler.capabilities()
+        async with state.sessions() as session, session.begin():
+            setup = await service.create_setup(session, principal, request, caps)
+            if input.start:
+                await session.refresh(setup, ["pods"])
+                await service.start_setup(session, setup, caps, state.settings)
+            setup_id = setup.id
+        state.reconciler.wake()
+        return await _load_setup(info, relay.GlobalID("Setup", str(setup_id)))
+
+    @strawberry.mutation(description="Run it: a PENDING Pod now, RUNNING when started.")
+    async def start_setup(self, info: Info, id: relay.GlobalID) -> SetupType:
+        principal = permissions.caller(info)
+        state = info.context.state
+        caps = await state.reconciler.capabilities()
+        async with state.sessions() as session, session.begin():
+            setup = await service.get_setup(session, principal, row_id(id, "Setup"))
+            await service.start_setup(session, setup, caps, state.settings)
+        state.reconciler.wake()
+        return await _load_setup(info, id)
+
+    @strawberry.mutation(description="Stop it: its Pods are stopped, removed and retired.")
+    async def stop_setup(self, info: Info, id: relay.GlobalID) -> SetupType:
+        principal = permissions.caller(info)
+        state = info.context.state
+        async with state.sessions() as session, session.begin():
+            setup = await service.get_setup(session, principal, row_id(id, "Setup"))
+            service.stop_setup(session, setup)
+        state.reconciler.wake()
+        return await _load_setup(info, id)
+
+    @strawberry.mutation(description="A fresh container for this Pod (same release, flavour).")
+    async def restart_pod(self, info: Info, id: relay.GlobalID) -> PodType:
+        principal = permissions.caller(info)
+        state = info.context.state
+        async with state.sessions() as session, session.begin():
+            pod = await service.get_pod(session, principal, row_id(id, "Pod"))
+            service.restart_pod(session, pod)
+            row = PodType.from_row(pod)
+        state.reconciler.wake()
+        return row
+
+    @strawberry.mutation(description="Delete a Setup: its containers are stopped and removed.")
+    async def delete_setup(self, info: Info, id: relay.GlobalID) -> relay.GlobalID:
+        principal = permissions.caller(info)
+        state = info.context.state
+        async with state.sessions() as session, session.begin():
+            setup = await service.get_setup(session, principal, row_id(id, "Setup"))
+            containers = [p.container_id for p in setup.pods if p.container_id and not p.retired]
+            await session.delete(setup)
+        await state.reconciler.remove_containers(containers)
+        state.reconciler.wake()  # whatever could not be removed now goes on the next pass
+        return id
+
+
+@strawberry.type
+class DeploySubscription:
+    @strawberry.subscription(
+        description="Events of a Setup and its Pods as they happen (after the last 10)."
+    )
+    async def pod_events(
+        self, info: Info, setup_id: relay.GlobalID
+    ) -> AsyncGenerator[SetupEventType, None]:
+        await info.context.authenticate_connection()
+        await _load_setup(info, setup_id)  # NOT_FOUND unless the caller may see it
+        pk = row_id(setup_id, "Setup")
+        state = info.context.state
+        last = 0
+        async with state.sessions() as session:
+            newest = list(
+                await session.scalars(
+                    select(SetupEvent.id)
+                    .where(SetupEvent.setup_id == pk)
+                    .order_by(SetupEvent.id.desc())
+                    .limit(10)
+                )
+            )
+            last = (min(newest) - 1) if newest else 0
+        with state.broker.listen(setup_topic(pk)) as wakeups:
+            while True:
+                async with state.sessions() as session:
+                    rows = list(
+                        await session.scalars(
+                            select(SetupEvent)
+                            .where(SetupEvent.setup_id == pk, SetupEvent.id > last)
+                            .order_by(SetupEvent.id)
+                        )
+                    )
+                    if not rows and await session.get(Setup, pk) is None:
+                        return  # deleted: the stream ends
+                for row in rows:
+                    last = row.id
+                    yield SetupEventType.from_row(row)
+                with suppress(TimeoutError):
+                    await asyncio.wait_for(wakeups.get(), EVENT_POLL_SECONDS)
+
+    @strawberry.subscription(description="A Pod's output lines as it writes them.")
+    async def pod_logs(
+        self, info: Info, pod_id: relay.GlobalID, tail: int = 100
+    ) -> AsyncGenerator[str, None]:
+        await info.context.authenticate_connection()
+        principal = permissions.caller(info)
+        async with info.context.state.sessions() as session:
+            pod = await service.get_pod(session, principal, row_id(pod_id, "Pod"))
+        if pod.container_id is None:
+            return
+        backend = info.context.state.reconciler.backend
+        async for line in backend.follow_logs(pod.container_id, max(0, min(tail, 10_000))):
+            yield line

@@ -1,0 +1,239 @@
+"""GraphQL types of deployment: Setup, Pod, SetupEvent. Copies of rows, like types.py."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import datetime
+from typing import Any, Self
+
+import strawberry
+from sqlalchemy import select
+from sqlalchemy.orm import selectinload
+from strawberry import relay
+
+from port.api.context import Info
+from port.api.scalars import JSON, Long
+from port.api.types import AppType, ReleaseType, _row
+from port.deploy import models
+from port.deploy.backends.base import BackendUnavailable, PodStatus
+from port.deploy.setups import UpdatePolicy, visible
+
+PodStatusEnum = strawberry.enum(PodStatus, name="PodStatus")
+UpdatePolicyEnum = strawberry.enum(
+    UpdatePolicy,
+    name="UpdatePolicy",
+    description="Which new releases a Setup follows: NONE stays, PATCH 1.2.x, MINOR 1.x, "
+    "MAJOR any newer, RANGE a semver range.",
+)
+EVENTS_SHOWN = 50
+
+
+async def _visible_rows(info: Info, model: Any, ids: Iterable[str]) -> dict[int, Any]:
+    """Rows of ``model`` among ``ids`` the caller may see (others: as if absent)."""
+    principal = info.context.principal
+    if principal is None:
+        return {}
+    wanted = [int(i) for i in ids if i.isdigit()]
+    async with info.context.state.sessions() as session:
+        if model is models.Setup:
+            rows = await session.scalars(
+                visible(principal)
+                .where(models.Setup.id.in_(wanted))
+                .options(selectinload(models.Setup.owner), selectinload(models.Setup.pods))
+            )
+        else:
+            setups = visible(principal).with_only_columns(models.Setup.id)
+            rows = await session.scalars(
+                select(models.Pod).where(models.Pod.id.in_(wanted), models.Pod.setup_id.in_(setups))
+            )
+        return {r.id: r for r in rows}
+
+
+@strawberry.type(name="PodResources", description="What a Pod may use.")
+class PodResources:
+    cpus: float | None
+    memory: Long | None = strawberry.field(description="Bytes.")
+    gpus: int
+
+
+@strawberry.type(name="PullProgress", description="How far the image pull got.")
+class PullProgressType:
+    layers: int
+    done: Long
+    total: Long
+
+
+@strawberry.type(name="Pod", description="One container of a Setup on a backend.")
+class PodType(relay.Node):
+    id: relay.NodeID[int]
+    flavour: str
+    image: str
+    backend: str
+    container_id: str | None
+    status: PodStatusEnum  # type: ignore[valid-type]
+    message: str | None = strawberry.field(description="Why it failed or is UNKNOWN.")
+    exit_code: int | None
+    restarts: int
+    started_at: datetime | None
+    stopped_at: datetime | None
+    next_attempt_at: datetime | None = strawberry.field(description="Next restart after a crash.")
+    retired: bool = strawberry.field(description="Stopped for good; kept as history.")
+    selection: JSON = strawberry.field(
+        description="The chosen flavour, its score, and why each other flavour lost."
+    )
+    pull: PullProgressType | None
+    resources: PodResources = strawberry.field(description="Limits after the admin caps.")
+    setup_id: strawberry.Private[int]
+    release_id: strawberry.Private[int]
+
+    @classmethod
+    def from_row(cls, row: models.Pod) -> Self:
+        pull = row.pull
+        return cls(
+            id=row.id,
+            flavour=row.flavour,
+            image=row.image,
+            backend=row.backend,
+            container_id=row.container_id,
+            status=PodStatus(row.status),
+            message=row.message,
+            exit_code=row.exit_code,
+            restarts=row.restarts,
+            started_at=row.started_at,
+            stopped_at=row.stopped_at,
+            next_attempt_at=row.next_attempt_at,
+            retired=row.retired,
+            selection=JSON(row.selection),
+            pull=PullProgressType(
+                layers=pull["layers"], done=Long(pull["done"]), total=Long(pull["total"])
+            )
+            if pull
+            else None,
+            resources=PodResources(
+                cpus=row.cpus,
+                memory=Long(row.memory) if row.memory is not None else None,
+                gpus=row.gpus,
+            ),
+            setup_id=row.setup_id,
+            release_id=row.release_id,
+        )
+
+    @classmethod
+    async def resolve_nodes(
+        cls, *, info: Info, node_ids: Iterable[str], required: bool = False
+    ) -> list[Any]:
+        ids = list(node_ids)
+        rows = await _visible_rows(info, models.Pod, ids)
+        return [cls.from_row(rows[int(i)]) if int(i) in rows else None for i in ids]
+
+    @strawberry.field
+    async def setup(self, info: Info) -> SetupType:
+        rows = await _visible_rows(info, models.Setup, [str(self.setup_id)])
+        return SetupType.from_row(_row(rows.get(self.setup_id)))
+
+    @strawberry.field
+    async def release(self, info: Info) -> ReleaseType:
+        return ReleaseType.from_row(_row(await info.context.loaders.release.load(self.release_id)))
+
+    @strawberry.field(description="The last `tail` lines the container wrote (empty if none).")
+    async def logs(self, info: Info, tail: int = 100) -> str:
+        if self.container_id is None:
+            return ""
+        try:
+            return await info.context.state.reconciler.backend.logs(
+                self.container_id, max(0, min(tail, 10_000))
+            )
+        except BackendUnavailable:
+            return ""
+
+
+@strawberry.type(name="SetupEvent", description="Something that happened to a Setup or Pod.")
+class SetupEventType:
+    kind: str
+    message: str
+    at: datetime
+    setup_id: relay.GlobalID
+    pod_id: relay.GlobalID | None
+
+    @classmethod
+    def from_row(cls, row: models.SetupEvent) -> Self:
+        return cls(
+            kind=row.kind,
+            message=row.message,
+            at=row.at,
+            setup_id=relay.GlobalID("Setup", str(row.setup_id)),
+            pod_id=relay.GlobalID("Pod", str(row.pod_id)) if row.pod_id is not None else None,
+        )
+
+
+@strawberry.type(name="Setup", description="A user's intent to run an app.")
+class SetupType(relay.Node):
+    id: relay.NodeID[int]
+    owner: str = strawberry.field(description="The owning user's name.")
+    flavour: str | None = strawberry.field(description="The pinned flavour; null: automatic.")
+    update_policy: UpdatePolicyEnum  # type: ignore[valid-type]
+    version_range: str | None
+    include_prereleases: bool
+    env: JSON
+    running: bool = strawberry.field(description="Whether it should run (start/stop).")
+    created_at: datetime
+    app_id: strawberry.Private[int]
+    release_id: strawberry.Private[int]
+    pod_rows: strawberry.Private[list[models.Pod]]
+
+    @classmethod
+    def from_row(cls, row: models.Setup) -> Self:
+        return cls(
+            id=row.id,
+            owner=row.owner.name,
+            flavour=row.flavour,
+            update_policy=UpdatePolicy(row.update_policy),
+            version_range=row.version_range,
+            include_prereleases=row.include_prereleases,
+            env=JSON(row.env),
+            running=row.wants_running,
+            created_at=row.created_at,
+            app_id=row.app_id,
+            release_id=row.release_id,
+            pod_rows=list(row.pods),
+        )
+
+    @classmethod
+    async def resolve_nodes(
+        cls, *, info: Info, node_ids: Iterable[str], required: bool = False
+    ) -> list[Any]:
+        ids = list(node_ids)
+        rows = await _visible_rows(info, models.Setup, ids)
+        return [cls.from_row(rows[int(i)]) if int(i) in rows else None for i in ids]
+
+    @strawberry.field
+    async def app(self, info: Info) -> AppType:
+        return AppType.from_row(_row(await info.context.loaders.app.load(self.app_id)))
+
+    @strawberry.field(description="The release new Pods run.")
+    async def release(self, info: Info) -> ReleaseType:
+        return ReleaseType.from_row(_row(await info.context.loaders.release.load(self.release_id)))
+
+    @strawberry.field(description="Its newest active Pod's status; STOPPED when none runs.")
+    def status(self) -> PodStatusEnum:  # type: ignore[valid-type]
+        active = [p for p in self.pod_rows if not p.retired]
+        if active:
+            return PodStatus(active[-1].status)
+        return PodStatus.PENDING if self.running else PodStatus.STOPPED
+
+    @strawberry.field(description="Active Pods, oldest first; `all` adds retired ones.")
+    def pods(self, all: bool = False) -> list[PodType]:
+        return [PodType.from_row(p) for p in self.pod_rows if all or not p.retired]
+
+    @strawberry.field(description="The newest events, oldest first (at most 50).")
+    async def events(self, info: Info, last: int = EVENTS_SHOWN) -> list[SetupEventType]:
+        async with info.context.state.sessions() as session:
+            rows = list(
+                await session.scalars(
+                    select(models.SetupEvent)
+                    .where(models.SetupEvent.setup_id == self.id)
+                    .order_by(models.SetupEvent.id.desc())
+                    .limit(max(0, min(last, EVENTS_SHOWN)))
+                )
+            )
+        return [SetupEventType.from_row(r) for r in reversed(rows)]

@@ -1,0 +1,273 @@
+"""Setups and Pods over GraphQL, against a fake engine: the whole lifecycle, who may do
+what, coded errors, and the two subscriptions. The same stories against real Docker are
+in test_deploy_docker_api.py."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+from litestar.testing import AsyncTestClient, TestClient
+
+from port.accounts.service import create_token, create_user
+from port.api.app import create_app
+from port.deploy.reconciler import Reconciler
+from tests.conftest import Api, Catalogue
+from tests.deployfakes import FakeBackend, add_app
+
+CUDA = [{"kind": "cuda", "min_version": "11.0", "required": True, "weight": 1}]
+SETUP_FIELDS = """id owner status running updatePolicy flavour env
+  app { identifier } release { version }
+  pods { id status flavour image containerId exitCode restarts message selection
+         resources { cpus memory gpus } }"""
+CREATE = (
+    f"""mutation($input: CreateSetupInput!) {{ createSetup(input: $input) {{ {SETUP_FIELDS} }} }}"""
+)
+
+
+@dataclass
+class Fleet:
+    api: Api
+    backend: FakeBackend
+    reconciler: Reconciler
+    alice: str
+    bob: str
+
+    async def gql(self, query: str, token: str | None, **variables: Any) -> dict[str, Any]:
+        return await self.api.gql(query, variables, token=token)
+
+    async def create(self, token: str | None, **fields: Any) -> dict[str, Any]:
+        return await self.gql(CREATE, token, input={"app": "stardist", **fields})
+
+
+def code(body: dict[str, Any]) -> str:
+    [error] = body["errors"]
+    return str(error["extensions"]["code"])
+
+
+async def _users(catalogue: Catalogue) -> tuple[str, str]:
+    async with catalogue.sessions() as session, session.begin():
+        await add_app(session, versions=("1.0.0", "1.1.0"))
+        await add_app(session, identifier="gpuonly", flavours=(("cuda", "img/gpu:1", CUDA),))
+        tokens = []
+        for name in ("alice", "bob"):
+            user = await create_user(session, name)
+            tokens.append((await create_token(session, user, "tests"))[1])
+    return tokens[0], tokens[1]
+
+
+@pytest.fixture
+async def fleet(catalogue: Catalogue) -> AsyncIterator[Fleet]:
+    backend = FakeBackend("port")
+    backend.images.add("img/cpu:1")
+    announced: list[str] = []
+    app = create_app(catalogue.settings, announce=announced.append, backend=backend)
+    async with AsyncTestClient(app=app) as client:
+        alice, bob = await _users(catalogue)
+        # The app runs on the test client's own thread and loop; passes run here, on the
+        # test's loop, through the test's engine (one engine must not span two loops).
+        reconciler = Reconciler(catalogue.sessions, catalogue.settings, backend)
+        yield Fleet(Api(client, announced[0], catalogue), backend, reconciler, alice, bob)
+
+
+async def test_a_setup_lives_from_create_to_delete(fleet: Fleet) -> None:
+    created = await fleet.create(fleet.alice, env={"GREETING": "hi"})
+    setup = created["data"]["createSetup"]
+    assert setup["owner"] == "alice"
+    assert (setup["status"], setup["running"], setup["pods"]) == ("STOPPED", False, [])
+    assert setup["release"] == {"version": "1.1.0"}
+    assert setup["env"] == {"GREETING": "hi"}
+
+    started = await fleet.gql(
+        f"mutation($id: ID!) {{ startSetup(id: $id) {{ {SETUP_FIELDS} }} }}",
+        fleet.alice,
+        id=setup["id"],
+    )
+    [pod] = started["data"]["startSetup"]["pods"]
+    assert pod["status"] == "PENDING"
+    assert pod["selection"] == {"flavour": "cpu", "score": 0, "accelerated": False, "rejected": {}}
+    assert pod["resources"] == {"cpus": 2.0, "memory": 1 << 30, "gpus": 0}
+
+    await fleet.reconciler.reconcile()
+    shown = await fleet.gql(
+        "query($id: ID!) { setup(id: $id) { status pods { id status containerId logs(tail: 5) } "
+        "events { kind message } } }",
+        fleet.alice,
+        id=setup["id"],
+    )
+    seen = shown["data"]["setup"]
+    assert seen["status"] == "RUNNING"
+    [pod] = seen["pods"]
+    assert pod["containerId"] in fleet.backend.containers
+    assert pod["logs"] == "hello"
+    assert [e["kind"] for e in seen["events"]] == ["CREATED", "STARTED", "POD_RUNNING"]
+
+    restarted = await fleet.gql(
+        "mutation($id: ID!) { restartPod(id: $id) { id } }", fleet.alice, id=pod["id"]
+    )
+    assert restarted["data"]["restartPod"]["id"] == pod["id"]
+    await fleet.reconciler.reconcile()
+    again = await fleet.gql(
+        "query($id: ID!) { pod(id: $id) { restarts status containerId } }",
+        fleet.alice,
+        id=pod["id"],
+    )
+    assert again["data"]["pod"]["restarts"] == 1
+    assert again["data"]["pod"]["containerId"] != pod["containerId"]
+
+    stopped = await fleet.gql(
+        "mutation($id: ID!) { stopSetup(id: $id) { running } }", fleet.alice, id=setup["id"]
+    )
+    assert stopped["data"]["stopSetup"]["running"] is False
+    await fleet.reconciler.reconcile()
+    assert fleet.backend.containers == {}
+    after = await fleet.gql(
+        "query($id: ID!) { setup(id: $id) { status pods { id } all: pods(all: true) "
+        "{ status retired } } }",
+        fleet.alice,
+        id=setup["id"],
+    )
+    assert after["data"]["setup"] == {
+        "status": "STOPPED",
+        "pods": [],
+        "all": [{"status": "STOPPED", "retired": True}],
+    }
+
+    await fleet.gql(
+        "mutation($id: ID!) { startSetup(id: $id) { id } }", fleet.alice, id=setup["id"]
+    )
+    await fleet.reconciler.reconcile()
+    assert len(fleet.backend.containers) == 1
+    deleted = await fleet.gql(
+        "mutation($id: ID!) { deleteSetup(id: $id) }", fleet.alice, id=setup["id"]
+    )
+    assert deleted["data"]["deleteSetup"] == setup["id"]
+    assert fleet.backend.containers == {}  # removed by the mutation itself
+    gone = await fleet.gql("query($id: ID!) { setup(id: $id) { id } }", fleet.alice, id=setup["id"])
+    assert code(gone) == "NOT_FOUND"
+
+
+async def test_who_may_see_and_touch_a_setup(fleet: Fleet) -> None:
+    setup = (await fleet.create(fleet.alice, start=True))["data"]["createSetup"]
+    await fleet.reconciler.reconcile()
+    pod_id = (await fleet.gql("{ pods { id } }", fleet.alice))["data"]["pods"][0]["id"]
+    reads = {
+        "setup": ("query($id: ID!) { setup(id: $id) { id } }", setup["id"]),
+        "pod": ("query($id: ID!) { pod(id: $id) { id } }", pod_id),
+        "startSetup": ("mutation($id: ID!) { startSetup(id: $id) { id } }", setup["id"]),
+        "stopSetup": ("mutation($id: ID!) { stopSetup(id: $id) { id } }", setup["id"]),
+        "restartPod": ("mutation($id: ID!) { restartPod(id: $id) { id } }", pod_id),
+        "deleteSetup": ("mutation($id: ID!) { deleteSetup(id: $id) }", setup["id"]),
+    }
+    for name, (query, gid) in reads.items():
+        assert code(await fleet.gql(query, None, id=gid)) == "UNAUTHENTICATED", name
+        assert code(await fleet.gql(query, fleet.bob, id=gid)) == "NOT_FOUND", name
+    assert code(await fleet.create(None)) == "UNAUTHENTICATED"
+    assert (await fleet.gql("{ setups { id } pods { id } }", fleet.bob))["data"] == {
+        "setups": [],
+        "pods": [],
+    }
+    node = "query($id: ID!) { node(id: $id) { id } }"
+    assert (await fleet.gql(node, fleet.bob, id=setup["id"]))["data"]["node"] is None
+    assert (await fleet.gql(node, fleet.alice, id=setup["id"]))["data"]["node"] == {
+        "id": setup["id"]
+    }
+    assert len(fleet.backend.running()) == 1  # bob's attempts changed nothing
+
+    admin = fleet.api.admin_token
+    everyone = await fleet.gql("{ setups { id owner } }", admin)
+    assert everyone["data"]["setups"] == [{"id": setup["id"], "owner": "alice"}]
+    stopped = await fleet.gql(reads["stopSetup"][0], admin, id=setup["id"])
+    assert "errors" not in stopped
+    await fleet.reconciler.reconcile()
+    assert fleet.backend.containers == {}
+
+
+async def test_no_fitting_flavour_is_a_coded_error_with_reasons(fleet: Fleet) -> None:
+    body = await fleet.gql(CREATE, fleet.alice, input={"app": "gpuonly"})
+    [error] = body["errors"]
+    assert error["extensions"] == {
+        "code": "NO_FITTING_FLAVOUR",
+        "reasons": {"cuda": ["no CUDA GPU"]},
+    }
+    assert "cuda: no CUDA GPU" in error["message"]
+    assert (await fleet.gql("{ setups { id } }", fleet.alice))["data"]["setups"] == []
+
+
+@pytest.mark.parametrize(
+    ("fields", "expected"),
+    [
+        ({"app": "nope"}, "NOT_FOUND"),
+        ({"env": {"PORT_SETUP_ID": "7"}}, "INVALID_INPUT"),
+        ({"env": ["not", "an", "object"]}, "INVALID_INPUT"),
+        ({"flavour": "gpu"}, "INVALID_INPUT"),
+        ({"updatePolicy": "RANGE", "versionRange": "banana"}, "INVALID_INPUT"),
+    ],
+)
+async def test_bad_input_is_refused_with_a_code(
+    fleet: Fleet, fields: dict[str, Any], expected: str
+) -> None:
+    assert code(await fleet.create(fleet.alice, **fields)) == expected
+
+
+def _subscribe(socket: Any, query: str, variables: dict[str, Any]) -> None:
+    socket.send_json({"type": "connection_init", "payload": {}})
+    assert socket.receive_json() == {"type": "connection_ack"}
+    socket.send_json(
+        {"id": "1", "type": "subscribe", "payload": {"query": query, "variables": variables}}
+    )
+
+
+async def test_pod_events_and_logs_stream_to_the_owner(catalogue: Catalogue) -> None:
+    backend = FakeBackend("port")
+    backend.images.add("img/cpu:1")
+    settings = catalogue.settings.model_copy(update={"reconcile_seconds": 0.2})
+    alice, _bob = await _users(catalogue)
+    auth = {"Authorization": f"Bearer {alice}"}
+    with TestClient(app=create_app(settings, backend=backend)) as client:
+        created = client.post(
+            "/graphql",
+            json={"query": CREATE, "variables": {"input": {"app": "stardist"}}},
+            headers=auth,
+        ).json()["data"]["createSetup"]
+        with client.websocket_connect(
+            "/graphql", subprotocols=["graphql-transport-ws"], headers=auth
+        ) as socket:
+            _subscribe(
+                socket,
+                "subscription($id: ID!) { podEvents(setupId: $id) { kind podId } }",
+                {"id": created["id"]},
+            )
+            client.post(
+                "/graphql",
+                json={
+                    "query": "mutation($id: ID!) { startSetup(id: $id) { id } }",
+                    "variables": {"id": created["id"]},
+                },
+                headers=auth,
+            )
+            kinds = [
+                socket.receive_json()["payload"]["data"]["podEvents"]["kind"] for _ in range(3)
+            ]
+        assert kinds == ["CREATED", "STARTED", "POD_RUNNING"]
+
+        assert len(backend.running()) == 1
+        pods = client.post("/graphql", json={"query": "{ pods { id } }"}, headers=auth).json()
+        pod_id = pods["data"]["pods"][0]["id"]
+        with client.websocket_connect(
+            "/graphql", subprotocols=["graphql-transport-ws"], headers=auth
+        ) as socket:
+            _subscribe(
+                socket, "subscription($id: ID!) { podLogs(podId: $id, tail: 10) }", {"id": pod_id}
+            )
+            line = socket.receive_json()
+            assert line["payload"]["data"]["podLogs"] == "hello"
+            assert socket.receive_json()["type"] == "complete"  # the fake's output ended
+
+        # Someone else's pod: refused, and nothing streamed.
+        with client.websocket_connect("/graphql", subprotocols=["graphql-transport-ws"]) as socket:
+            _subscribe(socket, "subscription($id: ID!) { podLogs(podId: $id) }", {"id": pod_id})
+            refused = socket.receive_json()
+        assert refused["payload"]["errors"][0]["extensions"]["code"] == "UNAUTHENTICATED"
