@@ -40,7 +40,7 @@ lint: $(STAMP) ## Check formatting and lint with ruff
 typecheck: $(STAMP) ## Type-check manifests, indexer and port with mypy (strict)
 	$(BIN)/mypy
 
-services: ## Start the services the suite needs (PostgreSQL); prints their URLs
+services: ## Start what the suite needs (PostgreSQL, Docker engine, registry); prints exports
 	@scripts/services.sh
 
 test: $(STAMP) lint typecheck ## Install, lint, type-check and run the whole suite on SQLite and PostgreSQL

@@ -270,6 +270,10 @@ class Reconciler:
             pod.container_id = container.id
             record(session, setup, "POD_ADOPTED", f"adopted container {container.id[:12]}", pod)
         state = container.state
+        if state.status is PodStatus.STARTING and state.started_at is None:
+            # Created but never started: Port (or the engine) died in between. Start afresh.
+            await self.backend.stop(container.id, self.settings.stop_timeout_seconds)
+            return await self._launch(session, setup, pod)
         if state.status in LIVE:
             if pod.status != state.status:
                 self._set(pod, state.status)

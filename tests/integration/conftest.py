@@ -10,6 +10,7 @@ suite must never silently shrink there.
 from __future__ import annotations
 
 import os
+import secrets
 import shutil
 import socket
 import subprocess
@@ -18,11 +19,23 @@ import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
+import docker
+import docker.errors
 import pytest
 
 from indexer.result import IndexResult, Previous, RepoSpec
 from indexer.scan import Limits, index_repo
+from port.settings import Settings
+from tests.integration.dockerfixtures import (
+    BUSYBOX,
+    SecondEngine,
+    TestImages,
+    describe_containers,
+    is_static_elf,
+    remove_instance,
+)
 from tests.integration.gitfixtures import WorkRepo
 
 
@@ -164,3 +177,140 @@ def local_remote(tmp_path: Path) -> Remote:
     return Remote(
         work, f"file://{bare}", Limits(allow_local=True, timeout_seconds=30), tmp_path / "mirror"
     )
+
+
+# --- Docker -----------------------------------------------------------------------------
+
+
+@pytest.hookimpl(wrapper=True, tryfirst=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Any:
+    """Keep each phase's report on the item (``rep_setup``, ``rep_call``), for finalisers
+    that print more when the test failed."""
+    report = yield
+    setattr(item, f"rep_{report.when}", report)
+    return report
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark every test that needs the engine (through ``docker_engine``) ``docker``."""
+    for item in items:
+        if "docker_engine" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.docker)
+
+
+def _failed(request: pytest.FixtureRequest) -> bool:
+    return any(
+        getattr(getattr(request.node, f"rep_{when}", None), "failed", False)
+        for when in ("setup", "call")
+    )
+
+
+@pytest.fixture(scope="session")
+def docker_engine() -> Iterator[Any]:
+    """A docker SDK client of the engine ``scripts/services.sh`` started (PORT_TEST_DOCKER)."""
+    if not os.environ.get("PORT_TEST_DOCKER"):
+        _require("a Docker engine (PORT_TEST_DOCKER, see `make services`)")
+    try:
+        client = docker.from_env(timeout=30)
+        client.ping()
+    except docker.errors.DockerException as exc:
+        _require(f"a Docker engine that answers ({exc})")
+    try:
+        yield client
+    finally:
+        client.close()
+
+
+@pytest.fixture(scope="session")
+def docker_images(
+    docker_engine: Any, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[TestImages]:
+    """The busybox test images, built once per session and removed at its end."""
+    if not (BUSYBOX.exists() and is_static_elf(BUSYBOX)):
+        _require(f"a static {BUSYBOX} (Debian's busybox-static)")
+    images = TestImages.build(docker_engine, tmp_path_factory.mktemp("images"))
+    try:
+        yield images
+    finally:
+        images.remove()
+
+
+@pytest.fixture(scope="session")
+def docker_network(docker_engine: Any) -> Iterator[str]:
+    """The name of the network this session's Pods join (made by the backend, removed here)."""
+    name = f"port-test-{secrets.token_hex(4)}"
+    yield name
+    for network in docker_engine.networks.list(names=[name]):
+        network.remove()
+
+
+@pytest.fixture(scope="session")
+def docker_registry(docker_engine: Any) -> str:
+    """The local registry's address (PORT_TEST_REGISTRY: Debian's docker-registry)."""
+    registry = os.environ.get("PORT_TEST_REGISTRY")
+    if not registry:
+        _require("a local registry (PORT_TEST_REGISTRY, see `make services`)")
+    return str(registry)
+
+
+DockerSettings = Callable[..., Settings]
+
+
+@pytest.fixture
+def docker_settings(
+    request: pytest.FixtureRequest, docker_engine: Any, docker_network: str, tmp_path: Path
+) -> Iterator[DockerSettings]:
+    """A factory of Settings, each with an instance of its own (``t`` + random hex).
+
+    Tests never see each other's containers. At the end every container of every
+    instance made here is removed; when the test failed, their status, logs and
+    `docker inspect` are printed first.
+    """
+    instances: list[str] = []
+
+    def make(**overrides: Any) -> Settings:
+        instance = overrides.pop("instance", None) or f"t{secrets.token_hex(5)}"
+        instances.append(instance)
+        defaults: dict[str, Any] = {
+            "data_dir": tmp_path / "data",
+            "docker_network": docker_network,
+            "stop_timeout_seconds": 1,
+        }
+        return Settings(instance=instance, **{**defaults, **overrides})
+
+    yield make
+    failed = _failed(request)
+    for instance in instances:
+        if failed:
+            print(f"=== Docker containers of instance {instance}")
+            print(describe_containers(docker_engine, instance))
+        remove_instance(docker_engine, instance)
+
+
+@pytest.fixture
+def second_engine(request: pytest.FixtureRequest, docker_engine: Any) -> Iterator[SecondEngine]:
+    """A dockerd of its own that the test may stop and start again (see SecondEngine).
+
+    When the test failed, its containers and the end of its log are printed first.
+    """
+    if os.geteuid() != 0 or shutil.which("dockerd") is None:
+        _require("root and dockerd, to run a second Docker engine")
+    engine = SecondEngine()
+    try:
+        engine.start()
+    except RuntimeError as exc:
+        engine.destroy()
+        pytest.fail(f"the second engine did not start: {exc}")
+    try:
+        yield engine
+        if _failed(request):
+            print(f"=== the second engine at {engine.url}")
+            print(engine.tail(40))
+            engine.start()  # it may have been stopped by the test
+            client = engine.client()
+            try:
+                print(describe_containers(client))
+            finally:
+                client.close()
+    finally:
+        engine.destroy()

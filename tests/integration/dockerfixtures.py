@@ -1,0 +1,277 @@
+"""Real Docker for backend tests: tiny busybox images, a registry push, a second engine.
+
+No image can be pulled from the internet here, so every test image is built ``FROM
+scratch`` with Debian's statically linked busybox (package ``busybox-static``) as its
+only file. Images are tagged ``port-test/<name>:<session>`` and removed at the end of
+the session; containers carry a per-test ``port.instance`` label, so a test sees only
+its own and the finaliser removes them all (``scripts/services.sh`` starts the engine
+and the registry on 127.0.0.1:5000).
+
+``SecondEngine`` is a dockerd of its own (own socket, data and exec roots, no default
+bridge, no iptables rules) that a test may stop and start again without disturbing the
+engine every other test uses.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import secrets
+import shutil
+import signal
+import struct
+import subprocess
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import docker
+import docker.errors
+
+BUSYBOX = Path("/bin/busybox")
+IMAGE_PREFIX = "port-test"
+
+# name -> Dockerfile lines after `FROM scratch` + busybox. ENTRYPOINT is busybox itself,
+# so CMD names an applet ("sh", "env", ...).
+BEHAVIOURS = {
+    # Runs until stopped; a line at start, then one every 0.2 s.
+    "forever": [
+        'CMD ["sh", "-c", "echo started; i=0; while true; do i=$((i+1)); echo tick $i; '
+        'sleep 0.2; done"]'
+    ],
+    # Prints a line and exits at once with code 3.
+    "exit3": ['CMD ["sh", "-c", "echo failing on purpose; exit 3"]'],
+    # Runs until stopped and passes its HEALTHCHECK within a second.
+    "healthy": [
+        'HEALTHCHECK --interval=1s --timeout=2s --retries=3 CMD ["/bin/busybox", "true"]',
+        'CMD ["sh", "-c", "echo started; while true; do sleep 1; done"]',
+    ],
+    # Prints its environment, then waits to be stopped.
+    "env": ['CMD ["sh", "-c", "env; echo env printed; while true; do sleep 1; done"]'],
+}
+
+
+def is_static_elf(path: Path) -> bool:
+    """True when ``path`` is an ELF executable without a program interpreter (static)."""
+    data = path.read_bytes()
+    if data[:4] != b"\x7fELF" or data[4] != 2:  # 64-bit only: what Debian amd64/arm64 ship
+        return False
+    endian = "<" if data[5] == 1 else ">"
+    (phoff,) = struct.unpack_from(endian + "Q", data, 0x20)
+    phentsize, phnum = struct.unpack_from(endian + "HH", data, 0x36)
+    for index in range(phnum):
+        (p_type,) = struct.unpack_from(endian + "I", data, phoff + index * phentsize)
+        if p_type == 3:  # PT_INTERP: needs a dynamic loader the image does not have
+            return False
+    return True
+
+
+def _build(client: Any, context: Path, tag: str, lines: list[str]) -> None:
+    dockerfile = "\n".join(
+        ["FROM scratch", "COPY busybox /bin/busybox", 'ENTRYPOINT ["/bin/busybox"]', *lines]
+    )
+    name = f"Dockerfile.{tag.replace('/', '_').replace(':', '_')}"
+    (context / name).write_text(dockerfile + "\n")
+    client.images.build(path=str(context), dockerfile=name, tag=tag, rm=True, forcerm=True)
+
+
+@dataclass
+class TestImages:
+    """The session's images, by behaviour name (see ``BEHAVIOURS``)."""
+
+    __test__ = False  # not a test class, whatever pytest thinks of the name
+
+    client: Any
+    context: Path
+    session: str
+    tags: dict[str, str] = field(default_factory=dict)
+    pushed: list[str] = field(default_factory=list)  # repositories in a registry
+
+    @classmethod
+    def build(cls, client: Any, context: Path) -> TestImages:
+        if not is_static_elf(BUSYBOX):
+            raise RuntimeError(f"{BUSYBOX} is not a static executable: install busybox-static")
+        shutil.copy(BUSYBOX, context / "busybox")
+        images = cls(client, context, secrets.token_hex(4))
+        for name, lines in BEHAVIOURS.items():
+            images.tags[name] = images.add(name, lines)
+        return images
+
+    def add(self, name: str, lines: list[str]) -> str:
+        """Build one more image of the test set; its tag."""
+        tag = f"{IMAGE_PREFIX}/{name}:{self.session}"
+        _build(self.client, self.context, tag, lines)
+        return tag
+
+    def __getitem__(self, name: str) -> str:
+        return self.tags[name]
+
+    def push_unique(self, registry: str, name: str) -> tuple[str, str]:
+        """Push an image with a layer no other image has to ``registry`` and remove it here.
+
+        Returns (the image by tag, the same image by tag and digest). The random layer
+        makes a pull download bytes (an already present layer would report none).
+        """
+        token = secrets.token_hex(4)
+        blob = self.context / f"blob-{token}"
+        blob.write_bytes(os.urandom(512 * 1024))
+        local = f"{IMAGE_PREFIX}/{name}:{token}"
+        _build(
+            self.client, self.context, local, [f"COPY {blob.name} /blob", *BEHAVIOURS["forever"]]
+        )
+        repository = f"{registry}/{IMAGE_PREFIX}/{name}"
+        self.pushed.append(repository)
+        self.client.api.tag(local, repository, token)
+        digest = None
+        try:
+            for line in self.client.api.push(repository, token, stream=True, decode=True):
+                if "error" in line:
+                    raise RuntimeError(f"push of {repository}:{token} failed: {line['error']}")
+                digest = (line.get("aux") or {}).get("Digest", digest)
+        finally:
+            self.client.images.remove(f"{repository}:{token}")
+            self.client.images.remove(local)
+        if digest is None:
+            raise RuntimeError(f"push of {repository}:{token} reported no digest")
+        return f"{repository}:{token}", f"{repository}:{token}@{digest}"
+
+    def remove(self) -> None:
+        """Remove every image of this session, and what tests pulled of its pushes."""
+        for image in self.client.images.list():
+            refs = [*image.tags, *image.attrs.get("RepoDigests", ())]
+            ours = any(ref.startswith(f"{IMAGE_PREFIX}/") for ref in image.tags) and any(
+                tag.endswith(f":{self.session}") for tag in image.tags
+            )
+            if ours or any(
+                ref.startswith(f"{repo}:") or ref.startswith(f"{repo}@")
+                for repo in self.pushed
+                for ref in refs
+            ):
+                # An image still used by a container another finaliser removes stays.
+                with contextlib.suppress(docker.errors.APIError):
+                    self.client.images.remove(image.id, force=True)
+
+
+def remove_instance(client: Any, instance: str) -> list[str]:
+    """Force-remove every container of ``instance``; their short ids."""
+    removed = []
+    for row in client.api.containers(all=True, filters={"label": f"port.instance={instance}"}):
+        try:
+            client.api.remove_container(row["Id"], force=True)
+            removed.append(row["Id"][:12])
+        except docker.errors.NotFound:
+            pass
+    return removed
+
+
+def describe_containers(client: Any, instance: str | None = None) -> str:
+    """Status, logs and `docker inspect` of every container of ``instance`` (None: all)."""
+    filters = {"label": f"port.instance={instance}"} if instance else {}
+    parts = []
+    for row in client.api.containers(all=True, filters=filters):
+        cid = row["Id"]
+        try:
+            logs = client.api.logs(cid, tail=50).decode(errors="replace")
+            attrs = client.api.inspect_container(cid)
+        except docker.errors.NotFound:
+            continue
+        parts.append(
+            f"--- container {cid[:12]} {row.get('Names')} {row.get('Status')}\n"
+            f"--- logs (last 50 lines)\n{logs}\n"
+            f"--- inspect\n{json.dumps(attrs, indent=2, default=str)}"
+        )
+    return "\n".join(parts) or f"no containers (instance {instance or 'any'})"
+
+
+class SecondEngine:
+    """A dockerd of its own, on its own socket, that a test may stop and start again.
+
+    It has its own data root, exec root (and so its own containerd) and pidfile, no
+    default bridge and no iptables rules: nothing it does touches the main engine. The
+    directory is short and under /tmp because unix socket paths are limited to about 100
+    characters.
+    """
+
+    def __init__(self) -> None:
+        self.root = Path(tempfile.mkdtemp(prefix="port-engine-", dir="/tmp"))
+        self.socket = self.root / "docker.sock"
+        self.url = f"unix://{self.socket}"
+        self.log = self.root / "dockerd.log"
+        self._proc: subprocess.Popen[bytes] | None = None
+
+    def start(self, timeout: float = 30) -> None:
+        """Start dockerd and wait until it answers."""
+        if self._proc is not None and self._proc.poll() is None:
+            return
+        command = [
+            "dockerd",
+            f"--host={self.url}",
+            f"--data-root={self.root / 'data'}",
+            f"--exec-root={self.root / 'exec'}",
+            f"--pidfile={self.root / 'docker.pid'}",
+            "--bridge=none",
+            "--iptables=false",
+            "--ip-masq=false",
+        ]
+        with self.log.open("ab") as log:
+            self._proc = subprocess.Popen(
+                command,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        deadline = time.monotonic() + timeout
+        while True:
+            if self._proc.poll() is not None:
+                raise RuntimeError(f"dockerd exited with {self._proc.returncode}: {self.tail()}")
+            try:
+                client = docker.DockerClient(base_url=self.url, timeout=5)
+                try:
+                    client.ping()
+                    return
+                finally:
+                    client.close()
+            except docker.errors.DockerException as exc:
+                if time.monotonic() > deadline:
+                    raise RuntimeError(
+                        f"dockerd did not answer in {timeout} s: {self.tail()}"
+                    ) from exc
+                time.sleep(0.1)
+
+    def stop(self, timeout: float = 30) -> None:
+        """SIGTERM dockerd (it stops its containers and containerd) and wait for its end."""
+        if self._proc is None or self._proc.poll() is not None:
+            return
+        self._proc.send_signal(signal.SIGTERM)
+        try:
+            self._proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self._proc.kill()
+            self._proc.wait()
+
+    def client(self) -> Any:
+        return docker.DockerClient(base_url=self.url, timeout=30)
+
+    def load(self, source: Any, image: str) -> None:
+        """Copy ``image`` from the ``source`` engine (``docker save | docker load``)."""
+        data = b"".join(source.images.get(image).save(named=True))
+        client = self.client()
+        try:
+            client.images.load(data)
+        finally:
+            client.close()
+
+    def tail(self, lines: int = 20) -> str:
+        try:
+            return "\n".join(self.log.read_text(errors="replace").splitlines()[-lines:])
+        except OSError:
+            return ""
+
+    def destroy(self) -> None:
+        """Stop the engine and remove its directories."""
+        self.stop()
+        shutil.rmtree(self.root, ignore_errors=True)
