@@ -2,18 +2,13 @@
 
 from __future__ import annotations
 
-import asyncio
-import json
 import logging
 import sys
-from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Any, TextIO, TypeVar
+from typing import Any, TextIO
 
 import click
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import SQLAlchemyError
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from indexer.urls import redact
 from manifests.errors import ManifestError
@@ -25,38 +20,12 @@ from port.accounts.principal import CLI
 from port.catalogue import queries, repos
 from port.catalogue.models import IndexRun, Repo
 from port.catalogue.scanning import ScanOutcome, scan_repo
+from port.cli_deploy import pod_group, setup_group
+from port.clitools import Sessions, echo_json, with_db
 from port.demo import index_examples
 from port.errors import PortError
 from port.serve import serve
 from port.settings import Settings, get_settings
-
-T = TypeVar("T")
-Sessions = async_sessionmaker[AsyncSession]
-
-
-def _with_db(work: Callable[[Sessions, Settings], Awaitable[T]]) -> T:
-    """Run ``work`` against the configured database; PortError becomes a clean exit 1."""
-    settings = get_settings()
-
-    async def main() -> T:
-        engine = db.create_engine(settings.sqlalchemy_url)
-        try:
-            await db.check_migrated(engine)
-            return await work(db.sessionmaker(engine), settings)
-        finally:
-            await engine.dispose()
-
-    try:
-        return asyncio.run(main())
-    except PortError as exc:
-        raise click.ClickException(str(exc)) from exc
-    except (SQLAlchemyError, OSError) as exc:
-        # Connection refused, bad URL, locked file: say which database, not a traceback.
-        shown = make_url(settings.sqlalchemy_url).render_as_string(hide_password=True)
-        raise click.ClickException(
-            f"the catalogue database {shown} is not usable: {type(exc).__name__}: "
-            f"{str(exc).splitlines()[0] if str(exc) else ''}"
-        ) from exc
 
 
 class Progress:
@@ -82,10 +51,6 @@ class Progress:
         if self.enabled:
             self.stream.write("\r\x1b[2K")
             self.stream.flush()
-
-
-def _echo_json(data: Any) -> None:
-    click.echo(json.dumps(data, indent=2, default=str))
 
 
 @click.group()
@@ -161,7 +126,7 @@ def repo_add(url: str, branch: str | None, manifest_path: str, tag_prefix: str) 
             )
             return repo.id
 
-    click.echo(_with_db(work))
+    click.echo(with_db(work))
 
 
 def _print_outcome(repo_url: str, outcome: ScanOutcome) -> None:
@@ -207,7 +172,7 @@ def repo_scan(targets: tuple[str, ...], scan_all: bool) -> None:
             ok = ok and outcome.changes is not None
         return ok
 
-    if not _with_db(work):
+    if not with_db(work):
         sys.exit(1)
 
 
@@ -257,9 +222,9 @@ def repo_list(as_json: bool) -> None:
                 for r in await repos.list_repos(session)
             ]
 
-    rows = _with_db(work)
+    rows = with_db(work)
     if as_json:
-        _echo_json(rows)
+        echo_json(rows)
         return
     for row in rows:
         head = (row["head"] or "not scanned")[:12]
@@ -278,9 +243,9 @@ def repo_runs(target: str, limit: int, as_json: bool) -> None:
             repo = await repos.find_repo(session, target)
             return [_run_document(run) for run in await repos.list_runs(session, repo, limit)]
 
-    runs = _with_db(work)
+    runs = with_db(work)
     if as_json:
-        _echo_json(runs)
+        echo_json(runs)
         return
     for run in runs:
         counts = f"+{len(run['added'])} ~{len(run['changed'])} -{len(run['withdrawn'])}"
@@ -313,9 +278,9 @@ async def _catalogue(sessions: Sessions) -> list[dict[str, Any]]:
 @click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")
 def apps_command(as_json: bool) -> None:
     """List the catalogue: apps, releases (newest first) and flavours."""
-    apps = _with_db(lambda sessions, _settings: _catalogue(sessions))
+    apps = with_db(lambda sessions, _settings: _catalogue(sessions))
     if as_json:
-        _echo_json(apps)
+        echo_json(apps)
     else:
         _print_catalogue(apps)
 
@@ -352,7 +317,7 @@ def demo() -> None:
         click.echo("")
         return await _catalogue(sessions)
 
-    _print_catalogue(_with_db(work))
+    _print_catalogue(with_db(work))
     shown = make_url(get_settings().sqlalchemy_url).render_as_string(hide_password=True)
     click.echo(f"\ncatalogue: {shown}")
 
@@ -372,7 +337,7 @@ def user_add(name: str, admin: bool) -> None:
         async with sessions() as session, session.begin():
             return (await accounts.create_user(session, name, is_admin=admin)).id
 
-    click.echo(_with_db(work))
+    click.echo(with_db(work))
 
 
 @user_group.command("list")
@@ -392,9 +357,9 @@ def user_list(as_json: bool) -> None:
                 for u in await accounts.list_users(session)
             ]
 
-    rows = _with_db(work)
+    rows = with_db(work)
     if as_json:
-        _echo_json(rows)
+        echo_json(rows)
         return
     if not rows:
         click.echo("no users yet: `port user add NAME --admin`")
@@ -420,7 +385,7 @@ def token_create(user_name: str, label: str) -> None:
         click.echo(f"token {token.id} of {user_name}: keep it now, it is not shown again", err=True)
         return secret
 
-    click.echo(_with_db(work))
+    click.echo(with_db(work))
 
 
 def _token_document(token: Token) -> dict[str, Any]:
@@ -445,9 +410,9 @@ def token_list(user_name: str, as_json: bool) -> None:
             user = await accounts.get_user(session, user_name)
             return [_token_document(t) for t in await accounts.list_tokens(session, user.id)]
 
-    rows = _with_db(work)
+    rows = with_db(work)
     if as_json:
-        _echo_json(rows)
+        echo_json(rows)
         return
     for row in rows:
         state = f"revoked {row['revoked_at']}" if row["revoked_at"] else "active"
@@ -464,5 +429,9 @@ def token_revoke(token_id: int) -> None:
         async with sessions() as session, session.begin():
             await accounts.revoke_token(session, token_id, by=CLI)
 
-    _with_db(work)
+    with_db(work)
     click.echo(f"token {token_id} revoked")
+
+
+main.add_command(setup_group)
+main.add_command(pod_group)

@@ -1,0 +1,337 @@
+"""`port setup ...` and `port pod ...`: Setups and Pods from the server's shell.
+
+The command line acts as an admin (it has the database). A command that changes intent
+(start, stop, restart, delete) then runs one reconcile pass itself, so its effect is
+visible at once even when no `port serve` runs; a server's reconciler beside it cannot
+twin a container, because a Pod's container name is fixed.
+"""
+
+from __future__ import annotations
+
+from contextlib import suppress
+from typing import Any
+
+import click
+from sqlalchemy import select
+from sqlalchemy.orm import selectinload
+
+from port.accounts.principal import CLI
+from port.clitools import Sessions, echo_json, with_db
+from port.deploy import setups
+from port.deploy.backends import load_backend
+from port.deploy.backends.base import BackendUnavailable
+from port.deploy.models import Pod, Setup, SetupEvent
+from port.deploy.reconciler import Reconciler
+from port.errors import InvalidInput
+from port.settings import Settings
+
+
+def _env(pairs: tuple[str, ...]) -> dict[str, str]:
+    env = {}
+    for pair in pairs:
+        name, sep, value = pair.partition("=")
+        if not sep:
+            raise click.BadParameter(f"{pair!r}: use NAME=VALUE", param_hint="--env")
+        env[name] = value
+    return env
+
+
+def _pod_document(pod: Pod) -> dict[str, Any]:
+    return {
+        "id": pod.id,
+        "setup": pod.setup_id,
+        "status": pod.status,
+        "flavour": pod.flavour,
+        "image": pod.image,
+        "container": pod.container_id[:12] if pod.container_id else None,
+        "exit_code": pod.exit_code,
+        "restarts": pod.restarts,
+        "message": pod.message,
+        "retired": pod.retired,
+        "selection": pod.selection,
+    }
+
+
+def _setup_document(setup: Setup, events: list[SetupEvent] | None = None) -> dict[str, Any]:
+    active = setups.active_pods(setup)
+    document = {
+        "id": setup.id,
+        "app": setup.app.identifier,
+        "version": setup.release.version,
+        "owner": setup.owner.name,
+        "running": setup.wants_running,
+        "status": active[-1].status
+        if active
+        else ("PENDING" if setup.wants_running else "STOPPED"),
+        "update_policy": setup.update_policy,
+        "flavour": setup.flavour,
+        "pods": [_pod_document(p) for p in active],
+    }
+    if events is not None:
+        document["events"] = [
+            {"at": e.at.isoformat(), "kind": e.kind, "message": e.message} for e in events
+        ]
+    return document
+
+
+async def _load(sessions: Sessions, setup_id: int | None = None) -> list[Setup]:
+    query = setups.visible(CLI).options(
+        selectinload(Setup.app),
+        selectinload(Setup.release),
+        selectinload(Setup.owner),
+        selectinload(Setup.pods),
+    )
+    if setup_id is not None:
+        query = query.where(Setup.id == setup_id)
+    async with sessions() as session:
+        return list(await session.scalars(query))
+
+
+async def _reconcile(sessions: Sessions, settings: Settings) -> None:
+    """One pass now; an unreachable engine is reported, the intent is kept."""
+    backend = load_backend(settings)
+    try:
+        await Reconciler(sessions, settings, backend).reconcile()
+    finally:
+        await backend.close()
+
+
+def _print_setups(rows: list[dict[str, Any]]) -> None:
+    if not rows:
+        click.echo("no setups: `port setup create APP --owner USER --start`")
+    for row in rows:
+        pods = ", ".join(f"pod {p['id']} {p['status']}" for p in row["pods"]) or "no pod"
+        click.echo(
+            f"{row['id']:>4}  {row['app']} {row['version']}  {row['owner']}  "
+            f"{row['status']}  ({pods})"
+        )
+
+
+@click.group("setup")
+def setup_group() -> None:
+    """Setups: a user's intent to run an app. The command line acts as an admin."""
+
+
+@setup_group.command("create")
+@click.argument("app")
+@click.option("--owner", required=True, help="The user it belongs to.")
+@click.option("--version", help="A release (default: the newest current one).")
+@click.option("--flavour", help="Pin a flavour (default: the best fit for this engine).")
+@click.option(
+    "--policy",
+    type=click.Choice([p.value for p in setups.UpdatePolicy], case_sensitive=False),
+    default="NONE",
+    show_default=True,
+    help="Which new releases it follows.",
+)
+@click.option("--range", "version_range", help="With --policy RANGE: e.g. '>=1.2.0 <2.0.0'.")
+@click.option("--prereleases", is_flag=True, help="Follow pre-releases too.")
+@click.option("--env", "env_pairs", multiple=True, metavar="NAME=VALUE", help="Repeatable.")
+@click.option("--start", is_flag=True, help="Start it at once.")
+def setup_create(
+    app: str,
+    owner: str,
+    version: str | None,
+    flavour: str | None,
+    policy: str,
+    version_range: str | None,
+    prereleases: bool,
+    env_pairs: tuple[str, ...],
+    start: bool,
+) -> None:
+    """Create a Setup of APP for a user; prints its id."""
+    request = setups.SetupRequest(
+        app=app,
+        version=version,
+        flavour=flavour,
+        update_policy=setups.UpdatePolicy(policy.upper()),
+        version_range=version_range,
+        include_prereleases=prereleases,
+        env=_env(env_pairs),
+    )
+
+    async def work(sessions: Sessions, settings: Settings) -> int:
+        backend = load_backend(settings)
+        try:
+            caps = await Reconciler(sessions, settings, backend).capabilities()
+        finally:
+            await backend.close()
+        async with sessions() as session, session.begin():
+            setup = await setups.create_setup(session, CLI, request, caps, owner=owner)
+            if start:
+                await session.refresh(setup, ["pods"])
+                await setups.start_setup(session, setup, caps, settings)
+            setup_id = setup.id
+        if start:
+            await _reconcile(sessions, settings)
+        return setup_id
+
+    click.echo(with_db(work))
+
+
+@setup_group.command("list")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")
+def setup_list(as_json: bool) -> None:
+    """Every Setup with its active Pods."""
+
+    async def work(sessions: Sessions, _settings: Settings) -> list[dict[str, Any]]:
+        return [_setup_document(s) for s in await _load(sessions)]
+
+    rows = with_db(work)
+    if as_json:
+        echo_json(rows)
+    else:
+        _print_setups(rows)
+
+
+@setup_group.command("show")
+@click.argument("setup_id", type=int, metavar="ID")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")
+def setup_show(setup_id: int, as_json: bool) -> None:
+    """One Setup, its Pods and its last events."""
+
+    async def work(sessions: Sessions, _settings: Settings) -> dict[str, Any]:
+        async with sessions() as session:
+            setup = await setups.get_setup(session, CLI, setup_id)
+            events = list(
+                await session.scalars(
+                    select(SetupEvent)
+                    .where(SetupEvent.setup_id == setup_id)
+                    .order_by(SetupEvent.id.desc())
+                    .limit(20)
+                )
+            )
+        [loaded] = await _load(sessions, setup.id)
+        return _setup_document(loaded, list(reversed(events)))
+
+    document = with_db(work)
+    if as_json:
+        echo_json(document)
+        return
+    _print_setups([document])
+    for pod in document["pods"]:
+        click.echo(f"      pod {pod['id']}: {pod['flavour']} {pod['image']} {pod['status']}")
+        if pod["message"]:
+            click.echo(f"        {pod['message']}")
+    for event in document["events"]:
+        click.echo(f"      {event['at']}  {event['kind']}: {event['message']}")
+
+
+def _change(setup_id: int, action: str) -> None:
+    async def work(sessions: Sessions, settings: Settings) -> list[dict[str, Any]]:
+        async with sessions() as session, session.begin():
+            setup = await setups.get_setup(session, CLI, setup_id)
+            if action == "start":
+                backend = load_backend(settings)
+                try:
+                    caps = await Reconciler(sessions, settings, backend).capabilities()
+                finally:
+                    await backend.close()
+                await setups.start_setup(session, setup, caps, settings)
+            elif action == "stop":
+                setups.stop_setup(session, setup)
+            else:
+                await session.delete(setup)
+        try:
+            await _reconcile(sessions, settings)
+        except BackendUnavailable as exc:
+            click.echo(f"warning: {exc}; the change is kept and applied later", err=True)
+        return [_setup_document(s) for s in await _load(sessions, setup_id)]
+
+    rows = with_db(work)
+    if rows:
+        _print_setups(rows)
+    else:
+        click.echo(f"setup {setup_id} deleted")
+
+
+@setup_group.command("start")
+@click.argument("setup_id", type=int, metavar="ID")
+def setup_start(setup_id: int) -> None:
+    """Start a Setup (a new Pod with the best-fitting flavour)."""
+    _change(setup_id, "start")
+
+
+@setup_group.command("stop")
+@click.argument("setup_id", type=int, metavar="ID")
+def setup_stop(setup_id: int) -> None:
+    """Stop a Setup: its containers are stopped and removed."""
+    _change(setup_id, "stop")
+
+
+@setup_group.command("delete")
+@click.argument("setup_id", type=int, metavar="ID")
+def setup_delete(setup_id: int) -> None:
+    """Delete a Setup and remove its containers."""
+    _change(setup_id, "delete")
+
+
+@click.group("pod")
+def pod_group() -> None:
+    """Pods: the containers of Setups."""
+
+
+@pod_group.command("list")
+@click.option("--all", "show_all", is_flag=True, help="Retired Pods too.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")
+def pod_list(show_all: bool, as_json: bool) -> None:
+    """Pods, oldest first."""
+
+    async def work(sessions: Sessions, _settings: Settings) -> list[dict[str, Any]]:
+        query = select(Pod).order_by(Pod.id)
+        if not show_all:
+            query = query.where(Pod.retired.is_(False))
+        async with sessions() as session:
+            return [_pod_document(p) for p in await session.scalars(query)]
+
+    rows = with_db(work)
+    if as_json:
+        echo_json(rows)
+        return
+    for row in rows:
+        click.echo(
+            f"{row['id']:>4}  setup {row['setup']}  {row['status']}  {row['flavour']}  "
+            f"{row['container'] or '-'}  restarts {row['restarts']}"
+            + (f"  ({row['message']})" if row["message"] else "")
+        )
+
+
+@pod_group.command("restart")
+@click.argument("pod_id", type=int, metavar="ID")
+def pod_restart(pod_id: int) -> None:
+    """A fresh container for a Pod."""
+
+    async def work(sessions: Sessions, settings: Settings) -> str:
+        async with sessions() as session, session.begin():
+            setups.restart_pod(session, await setups.get_pod(session, CLI, pod_id))
+        await _reconcile(sessions, settings)
+        async with sessions() as session:
+            return (await setups.get_pod(session, CLI, pod_id)).status
+
+    click.echo(f"pod {pod_id}: {with_db(work)}")
+
+
+@pod_group.command("logs")
+@click.argument("pod_id", type=int, metavar="ID")
+@click.option("--tail", default=100, show_default=True, help="Lines of the past to show.")
+@click.option("--follow", "-f", is_flag=True, help="Keep printing new lines (Ctrl-C stops).")
+def pod_logs(pod_id: int, tail: int, follow: bool) -> None:
+    """A Pod's output."""
+
+    async def work(sessions: Sessions, settings: Settings) -> None:
+        async with sessions() as session:
+            pod = await setups.get_pod(session, CLI, pod_id)
+        if pod.container_id is None:
+            raise InvalidInput(f"pod {pod_id} has no container ({pod.status})")
+        backend = load_backend(settings)
+        try:
+            if not follow:
+                click.echo(await backend.logs(pod.container_id, tail), nl=False)
+                return
+            async for line in backend.follow_logs(pod.container_id, tail):
+                click.echo(line)
+        finally:
+            await backend.close()
+
+    with suppress(KeyboardInterrupt):  # Ctrl-C ends --follow; that is not an error
+        with_db(work)

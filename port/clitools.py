@@ -1,0 +1,49 @@
+"""What every `port` command shares: a database session for one command, JSON output."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
+
+import click
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from port import db
+from port.errors import PortError
+from port.settings import Settings, get_settings
+
+T = TypeVar("T")
+Sessions = async_sessionmaker[AsyncSession]
+
+
+def with_db(work: Callable[[Sessions, Settings], Awaitable[T]]) -> T:
+    """Run ``work`` against the configured database; PortError becomes a clean exit 1."""
+    settings = get_settings()
+
+    async def main() -> T:
+        engine = db.create_engine(settings.sqlalchemy_url)
+        try:
+            await db.check_migrated(engine)
+            return await work(db.sessionmaker(engine), settings)
+        finally:
+            await engine.dispose()
+
+    try:
+        return asyncio.run(main())
+    except PortError as exc:
+        raise click.ClickException(str(exc)) from exc
+    except (SQLAlchemyError, OSError) as exc:
+        # Connection refused, bad URL, locked file: say which database, not a traceback.
+        shown = make_url(settings.sqlalchemy_url).render_as_string(hide_password=True)
+        raise click.ClickException(
+            f"the catalogue database {shown} is not usable: {type(exc).__name__}: "
+            f"{str(exc).splitlines()[0] if str(exc) else ''}"
+        ) from exc
+
+
+def echo_json(data: Any) -> None:
+    click.echo(json.dumps(data, indent=2, default=str))
