@@ -513,16 +513,26 @@ class DockerBackend(Backend):
         log.info("started container %s", short(container_id))
 
     async def _remove(self, container_id: str) -> None:
-        """Remove (killing it if needed); a container already gone is success."""
+        """Remove (killing it if needed); a container already gone is success. When
+        another caller is removing it (409), wait until it is gone: the caller of ``stop``
+        is told the container no longer exists, and it must be true."""
 
         def remove(client: Any) -> None:
             try:
                 client.api.remove_container(container_id, force=True)
             except docker.errors.NotFound:
-                pass
+                return
             except docker.errors.APIError as exc:
                 if exc.status_code != 409:  # 409: removal already in progress
                     raise
+            deadline = time.monotonic() + API_TIMEOUT_SECONDS
+            while time.monotonic() < deadline:
+                try:
+                    client.api.inspect_container(container_id)
+                except docker.errors.NotFound:
+                    return
+                time.sleep(0.05)
+            raise BackendError(f"container {short(container_id)} is still being removed")
 
         await self._call(remove)
 
