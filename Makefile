@@ -52,6 +52,7 @@ unit: $(STAMP) ## Run the unit tests only (no services)
 bench: $(STAMP) ## Run the benchmarks and print their ratios
 	$(BIN)/python benchmarks/index.py
 	$(BIN)/python benchmarks/api.py
+	$(BIN)/python benchmarks/deploy.py
 
 clean: ## Remove the virtual environment, caches and the local data directory
 	rm -rf $(VENV) .data .pytest_cache .mypy_cache .ruff_cache .hypothesis

@@ -69,7 +69,8 @@ def is_static_elf(path: Path) -> bool:
     return True
 
 
-def _build(client: Any, context: Path, tag: str, lines: list[str]) -> None:
+def build_image(client: Any, context: Path, tag: str, lines: list[str]) -> None:
+    """Build ``tag``: busybox FROM scratch plus ``lines``; ``context`` holds the busybox."""
     dockerfile = "\n".join(
         ["FROM scratch", "COPY busybox /bin/busybox", 'ENTRYPOINT ["/bin/busybox"]', *lines]
     )
@@ -103,7 +104,7 @@ class TestImages:
     def add(self, name: str, lines: list[str]) -> str:
         """Build one more image of the test set; its tag."""
         tag = f"{IMAGE_PREFIX}/{name}:{self.session}"
-        _build(self.client, self.context, tag, lines)
+        build_image(self.client, self.context, tag, lines)
         return tag
 
     def __getitem__(self, name: str) -> str:
@@ -119,7 +120,7 @@ class TestImages:
         blob = self.context / f"blob-{token}"
         blob.write_bytes(os.urandom(512 * 1024))
         local = f"{IMAGE_PREFIX}/{name}:{token}"
-        _build(
+        build_image(
             self.client, self.context, local, [f"COPY {blob.name} /blob", *BEHAVIOURS["forever"]]
         )
         repository = f"{registry}/{IMAGE_PREFIX}/{name}"

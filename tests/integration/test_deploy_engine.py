@@ -275,6 +275,8 @@ async def test_an_image_is_pulled_from_a_registry_with_progress(
         assert pod.pull["done"] == pod.pull["total"]
     finally:
         await world.reconciler.backend.close()
+        for container in world.containers():  # first, or the image would stay, untagged
+            container.remove(force=True)
         docker_engine.images.remove(image, force=True)
 
 
