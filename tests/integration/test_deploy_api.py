@@ -271,3 +271,11 @@ async def test_pod_events_and_logs_stream_to_the_owner(catalogue: Catalogue) -> 
             _subscribe(socket, "subscription($id: ID!) { podLogs(podId: $id) }", {"id": pod_id})
             refused = socket.receive_json()
         assert refused["payload"]["errors"][0]["extensions"]["code"] == "UNAUTHENTICATED"
+
+
+async def test_an_unreachable_engine_is_a_coded_error(fleet: Fleet) -> None:
+    fleet.backend.down = True
+    body = await fleet.create(fleet.alice)
+    assert code(body) == "BACKEND_UNAVAILABLE"
+    assert body["errors"][0]["message"] == "fake engine is down"
+    assert (await fleet.gql("{ setups { id } }", fleet.alice))["data"]["setups"] == []

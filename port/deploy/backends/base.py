@@ -30,7 +30,7 @@ from datetime import datetime
 from typing import ClassVar, Self
 
 from port.deploy.selection import Capabilities
-from port.errors import PortError
+from port.errors import ClientError
 from port.settings import Settings
 
 # Labels every Port container carries. ``port.instance`` keeps two Port installations
@@ -57,13 +57,15 @@ class PodStatus(enum.StrEnum):
     UNKNOWN = "UNKNOWN"
 
 
-class BackendUnavailable(PortError):
+# Both are shown to API callers (like RepoUnreachable): they can retry later or pick
+# another flavour; masking them as "unexpected" would hide an outage's reason.
+class BackendUnavailable(ClientError):
     """The engine cannot be reached or refused to work; the message says which and why."""
 
     code = "BACKEND_UNAVAILABLE"
 
 
-class BackendError(PortError):
+class BackendError(ClientError):
     """The engine answered, but the operation failed (bad image, refused option, ...)."""
 
     code = "BACKEND_ERROR"
