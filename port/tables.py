@@ -9,8 +9,10 @@ from __future__ import annotations
 from port.accounts import models as accounts
 from port.catalogue import models as catalogue
 from port.deploy import models as deploy
+from port.jobs import models as jobs
 from port.orm import Base
+from port.webhooks import models as webhooks
 
 metadata = Base.metadata
 
-__all__ = ["accounts", "catalogue", "deploy", "metadata"]
+__all__ = ["accounts", "catalogue", "deploy", "jobs", "metadata", "webhooks"]

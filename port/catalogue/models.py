@@ -41,6 +41,8 @@ class Repo(Base):
     # HMAC key of the forge's webhook: needed in clear to verify signatures, so it is
     # never returned by the API nor logged.
     webhook_secret: Mapped[str | None] = mapped_column(String(255))
+    # When the poller next looks at the remote (None: soon); webhooks push it back.
+    next_poll_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
 
     apps: Mapped[list[App]] = relationship(
         back_populates="repo", cascade="all, delete-orphan", passive_deletes=True

@@ -36,6 +36,8 @@ class Setup(Base):
     include_prereleases: Mapped[bool] = mapped_column(Boolean, default=False)
     env: Mapped[dict[str, str]] = mapped_column(JSONType, default=dict)
     wants_running: Mapped[bool] = mapped_column(Boolean, default=False)
+    # Versions whose update was rolled back: not tried again (a newer one is).
+    skipped_versions: Mapped[list[str]] = mapped_column(JSONType, default=list)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
 
@@ -74,6 +76,9 @@ class Pod(Base):
     failures: Mapped[int] = mapped_column(Integer, default=0)  # in a row: sets the backoff
     next_attempt_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     restart_requested: Mapped[bool] = mapped_column(Boolean, default=False)
+    # The new Pod of an update until it proved healthy: the reconciler runs it but does
+    # not restart it (a crash is the updater's verdict, not something to retry).
+    candidate: Mapped[bool] = mapped_column(Boolean, default=False)
     # Retired: history only. Its container is gone and the reconciler leaves it alone.
     retired: Mapped[bool] = mapped_column(Boolean, default=False, index=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)

@@ -1,0 +1,1 @@
+"""Durable jobs: index runs, updates and reconciles as rows that survive a crash."""

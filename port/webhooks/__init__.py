@@ -1,0 +1,1 @@
+"""Incoming forge webhooks (GitHub, GitLab, Gitea/Forgejo): verify, find the repo, enqueue."""
