@@ -16,6 +16,7 @@ from indexer.urls import redact
 from port.api.context import Info
 from port.api.pagination import Window, encode_cursor
 from port.api.scalars import JSON, Long
+from port.api.webhooks import WebhookUrlsType
 from port.catalogue import models
 from port.errors import NotFound
 
@@ -277,6 +278,13 @@ class RepoType(Loaded):
             tag_prefix=row.tag_prefix,
             created_at=row.created_at,
         )
+
+    @strawberry.field(
+        description="Where the forge delivers webhooks; paste the one of your forge "
+        "into its webhook settings with this repository's webhook secret."
+    )
+    def webhook_urls(self, info: Info) -> WebhookUrlsType:
+        return WebhookUrlsType.of(info.context.state.settings.public_url)
 
     @strawberry.field
     async def last_run(self, info: Info) -> IndexRunType | None:

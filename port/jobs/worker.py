@@ -1,0 +1,324 @@
+"""The worker: claims jobs, runs their handlers under a lease, and polls repositories.
+
+One worker runs one job at a time. Several workers (in one process or in many) share
+a PostgreSQL database safely; on SQLite, run one worker per database (`port serve`'s
+or `port worker`'s), since SQLite serialises every write anyway.
+
+While a handler runs, a heartbeat extends the job's lease every third of it. A worker
+that dies stops extending it; when the lease expires any worker takes the job over
+(``queue.claim``). A handler that keeps running after its lease was taken over cannot
+record its end: ``succeed``/``fail`` refuse a worker that no longer holds the job.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import random
+import secrets
+import signal
+import socket
+import time
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from contextlib import AbstractAsyncContextManager, suppress
+from datetime import timedelta
+from typing import Any
+
+from sqlalchemy import or_, select, update
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from port import db
+from port.catalogue.models import Repo
+from port.errors import PortError
+from port.jobs import queue
+from port.jobs.models import Job
+from port.orm import utcnow
+from port.settings import Settings
+
+log = logging.getLogger(__name__)
+
+Handler = Callable[[Job], Awaitable[Any]]
+"""Does a job's work; its return value goes to the kind's after-hooks. Raising fails
+the attempt (``PortError``: an expected failure, logged without traceback)."""
+
+AfterHook = Callable[[Job, Any], Awaitable[None]]
+"""Called with the job and its handler's result after the job succeeded."""
+
+POLL_CHECK_SECONDS = 5.0  # how often run() looks for repositories due for a poll
+POLL_BATCH = 500  # repositories one look enqueues at most
+PRUNE_EVERY_SECONDS = 3600.0  # how often run() deletes old finished jobs
+STOP_GRACE_SECONDS = 10.0  # `port worker`: how long the current job may finish on SIGTERM
+
+
+def worker_name() -> str:
+    """``host-pid-random``: unique per Worker, and says where a job ran."""
+    return f"{socket.gethostname()[:80]}-{os.getpid()}-{secrets.token_hex(3)}"
+
+
+class Worker:
+    """Claims and runs jobs of the kinds in ``handlers``; nothing else is touched.
+
+    ``after`` maps a kind to hooks called after its handler succeeded (with its
+    result); a hook that raises is logged and changes nothing about the job.
+    """
+
+    def __init__(
+        self,
+        sessions: async_sessionmaker[AsyncSession],
+        settings: Settings,
+        handlers: Mapping[str, Handler],
+        *,
+        name: str | None = None,
+        after: Mapping[str, Sequence[AfterHook]] | None = None,
+    ) -> None:
+        self.sessions = sessions
+        self.settings = settings
+        self.handlers = dict(handlers)
+        self.after = {kind: list(hooks) for kind, hooks in (after or {}).items()}
+        self.name = name or worker_name()
+        self.lease = timedelta(seconds=settings.job_lease_seconds)
+        self.current: Job | None = None  # the job being run, if any
+        self._wake = asyncio.Event()
+        self._stopping = False
+        self._failing = False  # the last look for a job raised
+
+    # --- running -----------------------------------------------------------------------
+
+    def wake(self) -> None:
+        """Look for a job now rather than after the idle wait (a job was just queued)."""
+        self._wake.set()
+
+    def stop(self) -> None:
+        """Let ``run`` return once the current job (if any) has ended."""
+        self._stopping = True
+        self._wake.set()
+
+    async def run(self) -> None:
+        """Run jobs until cancelled or stopped; poll repositories every few seconds.
+
+        Idle, it waits ``job_poll_seconds`` (or until ``wake``). Database errors are
+        logged and retried after that wait. Cancelled while a job runs, the job is
+        abandoned: its lease expires and another worker (or this one, restarted) takes
+        it over.
+        """
+        log.info("worker %s started (kinds: %s)", self.name, ", ".join(sorted(self.handlers)))
+        try:
+            await self._loop()
+        finally:
+            log.info("worker %s stopped", self.name)
+
+    async def _loop(self) -> None:
+        next_poll = next_prune = 0.0
+        while not self._stopping:
+            self._wake.clear()
+            if self.settings.job_keep_days > 0 and time.monotonic() >= next_prune:
+                next_prune = time.monotonic() + PRUNE_EVERY_SECONDS
+                try:
+                    await self.prune()
+                except Exception:
+                    log.exception("deleting old jobs failed")
+            if self.settings.poll_seconds > 0 and time.monotonic() >= next_poll:
+                next_poll = time.monotonic() + min(POLL_CHECK_SECONDS, self.settings.poll_seconds)
+                try:
+                    await self.poll_due_repos()
+                except Exception:
+                    log.exception("looking for repositories due for a poll failed")
+            try:
+                ran = await self.run_once()
+            except Exception:
+                # Most likely the database is away: say so once, not every second.
+                log.log(
+                    logging.DEBUG if self._failing else logging.ERROR,
+                    "claiming or finishing a job failed",
+                    exc_info=True,
+                )
+                self._failing, ran = True, False
+            else:
+                if self._failing:
+                    log.info("worker %s works again", self.name)
+                self._failing = False
+            if ran or self._stopping:
+                continue
+            with suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), timeout=self.settings.job_poll_seconds)
+
+    async def run_once(self) -> bool:
+        """Claim one due job and run it to its end; False when there was none."""
+        async with self.sessions() as session:
+            job = await queue.claim(session, self.name, lease=self.lease, kinds=self.handlers)
+        if job is None:
+            return False
+        self.current = job
+        log.info(
+            "job %s (%s %s) attempt %d/%d",
+            job.id,
+            job.kind,
+            job.key or "-",
+            job.attempts,
+            job.max_attempts,
+        )
+        beat = asyncio.create_task(self._heartbeat(job.id), name=f"heartbeat-{job.id}")
+        try:
+            result = await self.handlers[job.kind](job)
+        except asyncio.CancelledError:
+            log.warning(
+                "job %s abandoned: another worker takes it over once its lease expires", job.id
+            )
+            raise
+        except Exception as exc:  # noqa: BLE001 - any failure of a handler fails the attempt
+            await self._failed(job, exc)
+            return True
+        finally:
+            self.current = None
+            beat.cancel()
+            with suppress(asyncio.CancelledError):
+                await beat
+        await self._succeeded(job, result)
+        return True
+
+    async def _heartbeat(self, job_id: int) -> None:
+        interval = self.lease.total_seconds() / 3
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                async with self.sessions() as session, session.begin():
+                    held = await queue.heartbeat(session, job_id, self.name, self.lease)
+            except Exception:
+                log.exception("extending the lease of job %s failed", job_id)
+                continue
+            if not held:
+                log.warning(
+                    "job %s was taken over by another worker; its end will not count", job_id
+                )
+                return
+
+    async def _failed(self, job: Job, exc: Exception) -> None:
+        error = str(exc) if isinstance(exc, PortError) else f"{type(exc).__name__}: {exc}"
+        if isinstance(exc, PortError):
+            log.warning("job %s failed: %s", job.id, error)
+        else:
+            log.error("job %s failed", job.id, exc_info=exc)
+        async with self.sessions() as session, session.begin():
+            now = await queue.fail(session, job.id, self.name, error)
+        if now is None:
+            log.warning("job %s was taken over meanwhile: its failure is not recorded", job.id)
+            return
+        if now.status == "queued":
+            log.info("job %s will be retried after %s", job.id, now.run_after.isoformat())
+        job.status, job.last_error = now.status, now.last_error
+
+    async def _succeeded(self, job: Job, result: Any) -> None:
+        async with self.sessions() as session, session.begin():
+            held = await queue.succeed(session, job.id, self.name)
+        if not held:
+            log.warning("job %s was taken over meanwhile: its success is not recorded", job.id)
+            return
+        job.status, job.finished_at = "succeeded", utcnow()
+        for hook in self.after.get(job.kind, ()):
+            try:
+                await hook(job, result)
+            except Exception:
+                log.exception("after-hook %r of job %s failed", hook, job.id)
+
+    async def prune(self) -> int:
+        """Delete jobs that finished more than ``job_keep_days`` ago; count them."""
+        before = utcnow() - timedelta(days=self.settings.job_keep_days)
+        async with self.sessions() as session, session.begin():
+            pruned = await queue.prune(session, finished_before=before)
+        if pruned:
+            log.info("deleted %d jobs finished before %s", pruned, before.isoformat())
+        return pruned
+
+    # --- polling -----------------------------------------------------------------------
+
+    def next_poll(self) -> timedelta:
+        """``poll_seconds`` give or take ``poll_jitter`` of it, so polls spread out."""
+        jitter = self.settings.poll_jitter
+        factor = 1 + random.uniform(-jitter, jitter)  # noqa: S311 - spreading load, not secrets
+        return timedelta(seconds=self.settings.poll_seconds * factor)
+
+    async def poll_due_repos(self) -> int:
+        """Queue an index job (reason "poll") for each Repo whose poll is due; count them.
+
+        Due: ``next_poll_at`` is unset or past. Each gets its next poll time at once, so
+        one poll per interval whatever the number of workers; the index job joins one
+        already queued for the Repo. An index run of an unchanged remote costs one
+        `git ls-remote` (docs/indexing.md).
+        """
+        now = utcnow()
+        async with self.sessions() as session, session.begin():
+            due = (
+                select(Repo.id)
+                .where(or_(Repo.next_poll_at.is_(None), Repo.next_poll_at <= now))
+                .order_by(Repo.id)
+                .limit(POLL_BATCH)
+            )
+            if session.get_bind().dialect.name == "postgresql":
+                # Another process polling at the same moment takes the other repositories.
+                due = due.with_for_update(skip_locked=True)
+            repos = list(await session.scalars(due))
+            for repo_id in repos:
+                await queue.enqueue_index(session, repo_id, "poll")
+                await session.execute(
+                    update(Repo)
+                    .where(Repo.id == repo_id)
+                    .values(next_poll_at=now + self.next_poll())
+                    .execution_options(synchronize_session=False)
+                )
+        if repos:
+            log.info("polling %d repositories", len(repos))
+            self.wake()
+        return len(repos)
+
+
+WorkerFactory = Callable[
+    [async_sessionmaker[AsyncSession], Settings], AbstractAsyncContextManager[Worker]
+]
+"""Builds the Worker `port worker` runs, and cleans up after it (a backend to close)."""
+
+
+async def run_worker(settings: Settings, make_worker: WorkerFactory) -> None:
+    """`port worker`: the Worker ``make_worker`` builds, until SIGINT or SIGTERM.
+
+    The first signal stops claiming and lets the current job finish for up to
+    ``STOP_GRACE_SECONDS``; then (or at a second signal) the job is abandoned: its lease
+    expires and another worker takes it over. Refuses a database that is not migrated.
+    """
+    engine = db.create_engine(settings.sqlalchemy_url)
+    try:
+        await db.check_migrated(engine)
+        async with make_worker(db.sessionmaker(engine), settings) as worker:
+            await _run_until_signalled(worker)
+    finally:
+        await engine.dispose()
+
+
+async def _run_until_signalled(worker: Worker) -> None:
+    task = asyncio.create_task(worker.run(), name="worker")
+    loop = asyncio.get_running_loop()
+    signals = 0
+
+    def on_signal() -> None:
+        nonlocal signals
+        signals += 1
+        if signals > 1:
+            task.cancel()
+            return
+        if worker.current is not None:
+            log.info(
+                "stopping: job %s may finish within %s s, else its lease expires",
+                worker.current.id,
+                STOP_GRACE_SECONDS,
+            )
+        worker.stop()
+        loop.call_later(STOP_GRACE_SECONDS, task.cancel)
+
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, on_signal)
+    try:
+        with suppress(asyncio.CancelledError):
+            await task
+    finally:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(sig)
