@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import sys
 from pathlib import Path
@@ -9,6 +10,7 @@ from typing import Any, TextIO
 
 import click
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import SQLAlchemyError
 
 from indexer.urls import redact
 from manifests.errors import ManifestError
@@ -24,8 +26,10 @@ from port.cli_deploy import pod_group, setup_group
 from port.clitools import Sessions, echo_json, with_db
 from port.demo import index_examples
 from port.errors import PortError
+from port.jobs.worker import run_worker
 from port.serve import serve
 from port.settings import Settings, get_settings
+from port.work import full_worker
 
 
 class Progress:
@@ -81,6 +85,26 @@ def serve_command(host: str | None, port: int | None, with_examples: bool) -> No
         raise click.ClickException(str(exc)) from exc
 
 
+@main.command("worker")
+def worker_command() -> None:
+    """Run background jobs (index runs) and repository polling, without the API.
+
+    Runs until SIGINT/SIGTERM; the current job gets a few seconds to finish, else its
+    lease expires and another worker takes it over. Logs to stderr. See docs/jobs.md.
+    """
+    root = logging.getLogger()
+    root.setLevel(min(root.level, logging.INFO))  # a daemon's log is its only output
+    try:
+        asyncio.run(run_worker(get_settings(), full_worker))
+    except PortError as exc:
+        raise click.ClickException(str(exc)) from exc
+    except (SQLAlchemyError, OSError) as exc:  # at start: no database to work on
+        shown = make_url(get_settings().sqlalchemy_url).render_as_string(hide_password=True)
+        raise click.ClickException(
+            f"the catalogue database {shown} is not usable: {type(exc).__name__}: {exc}"
+        ) from exc
+
+
 @main.group("db")
 def db_group() -> None:
     """The catalogue database."""
@@ -111,8 +135,20 @@ def repo_group() -> None:
 @click.option("--branch", help="Branch to read Arkitekt files from (default: remote HEAD).")
 @click.option("--manifest-path", default="port.yaml", show_default=True)
 @click.option("--tag-prefix", default="", help="Only tags like PREFIX1.2.3 are releases.")
-def repo_add(url: str, branch: str | None, manifest_path: str, tag_prefix: str) -> None:
+@click.option(
+    "--webhook-secret-file",
+    type=click.File(),
+    help="File holding the forge webhook's secret (a file, so it stays out of shell history).",
+)
+def repo_add(
+    url: str,
+    branch: str | None,
+    manifest_path: str,
+    tag_prefix: str,
+    webhook_secret_file: TextIO | None,
+) -> None:
     """Register URL and print its id (it is scanned by `port repo scan`)."""
+    secret = webhook_secret_file.read().strip() if webhook_secret_file else None
 
     async def work(sessions: Sessions, settings: Settings) -> int:
         async with sessions() as session, session.begin():
@@ -123,6 +159,7 @@ def repo_add(url: str, branch: str | None, manifest_path: str, tag_prefix: str) 
                 branch=branch,
                 manifest_path=manifest_path,
                 tag_prefix=tag_prefix,
+                webhook_secret=secret,
             )
             return repo.id
 

@@ -22,6 +22,7 @@ from port.deploy.backends import load_backend
 from port.deploy.backends.base import BackendUnavailable
 from port.deploy.models import Pod, Setup, SetupEvent
 from port.deploy.reconciler import Reconciler
+from port.deploy.updater import Updater, pending_updates, request_update
 from port.errors import InvalidInput
 from port.settings import Settings
 
@@ -264,6 +265,59 @@ def setup_stop(setup_id: int) -> None:
 def setup_delete(setup_id: int) -> None:
     """Delete a Setup and remove its containers."""
     _change(setup_id, "delete")
+
+
+@setup_group.command("update")
+@click.argument("setup_id", type=int, metavar="ID")
+@click.argument("version")
+def setup_update(setup_id: int, version: str) -> None:
+    """Move a Setup to VERSION now: health-gated, rolled back when the new Pod fails."""
+
+    async def work(sessions: Sessions, settings: Settings) -> str:
+        async with sessions() as session, session.begin():
+            setup = await setups.get_setup(session, CLI, setup_id)
+            await request_update(session, setup, version)
+        backend = load_backend(settings)
+        try:
+            reconciler = Reconciler(sessions, settings, backend)
+            return await Updater(sessions, settings, reconciler).run(setup_id, version, manual=True)
+        finally:
+            await backend.close()
+
+    click.echo(with_db(work))
+
+
+@setup_group.command("updates")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")
+def setup_updates(as_json: bool) -> None:
+    """Dry run: which Setups their policy would move now, and to what."""
+
+    async def work(sessions: Sessions, _settings: Settings) -> list[dict[str, Any]]:
+        async with sessions() as session:
+            rows = await _load(sessions)
+            found = await pending_updates(session, rows)
+        return [
+            {
+                "setup": s.id,
+                "app": s.app.identifier,
+                "current": s.release.version,
+                "target": target.version,
+                "policy": s.update_policy,
+            }
+            for s, target in found
+        ]
+
+    rows = with_db(work)
+    if as_json:
+        echo_json(rows)
+        return
+    if not rows:
+        click.echo("no setup would update")
+    for row in rows:
+        click.echo(
+            f"{row['setup']:>4}  {row['app']}  {row['current']} -> {row['target']}  "
+            f"({row['policy']})"
+        )
 
 
 @click.group("pod")

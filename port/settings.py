@@ -133,7 +133,8 @@ class Settings(BaseSettings):
     )
     server_url: str | None = Field(
         default=None,
-        description="URL containers get as PORT_SERVER_URL (default: http://host:port).",
+        description="Port's public URL (default: http://host:port): containers get it as "
+        "PORT_SERVER_URL, and webhookUrls are built from it.",
     )
     pull_policy: Literal["if-not-present", "always", "never"] = Field(
         default="if-not-present", description="When to pull a Pod's image before starting it."
@@ -181,6 +182,64 @@ class Settings(BaseSettings):
         "Docker's default set.",
     )
     docker_pids_limit: int = Field(default=1024, ge=16, description="Most processes per Pod.")
+
+    # --- jobs and polling (docs/jobs.md) ---------------------------------------------
+    poll_seconds: float = Field(
+        default=300.0,
+        ge=0,
+        description="How often each repository's remote is polled for moved refs (one "
+        "`git ls-remote` when nothing moved); webhooks make it rarely needed. 0: no polling.",
+    )
+    poll_jitter: float = Field(
+        default=0.1,
+        ge=0,
+        lt=1,
+        description="Each poll interval is poll_seconds give or take this fraction of it, "
+        "so repositories added together are not polled together forever.",
+    )
+    job_lease_seconds: float = Field(
+        default=120.0,
+        gt=0,
+        description="How long a claimed job stays a worker's without a heartbeat (sent "
+        "every third of it): a job whose worker died is taken over after this long.",
+    )
+    job_poll_seconds: float = Field(
+        default=1.0,
+        gt=0,
+        description="How long an idle worker waits before looking for due jobs again "
+        "(jobs queued by the same process wake it at once).",
+    )
+    job_keep_days: float = Field(
+        default=7.0,
+        ge=0,
+        description="Succeeded and failed jobs are deleted this long after they ended "
+        "(index runs keep each scan's history apart); 0 keeps them forever.",
+    )
+
+    # --- automatic updates -------------------------------------------------------------
+    serve_worker: bool = Field(
+        default=True,
+        description="`port serve` runs a job worker beside the API (off: run `port worker`).",
+    )
+    update_grace_seconds: float = Field(
+        default=10.0,
+        ge=0,
+        description="An updated Pod whose image has no HEALTHCHECK must run this long "
+        "before the old Pod is stopped.",
+    )
+    update_health_timeout_seconds: float = Field(
+        default=120.0,
+        gt=0,
+        description="Longest wait for an updated Pod to become healthy; then it is rolled back.",
+    )
+    notify_url: str | None = Field(
+        default=None,
+        description="POST a signed JSON notice here on new releases and update results.",
+    )
+    notify_secret: str | None = Field(
+        default=None,
+        description="HMAC-SHA256 key of notices (header X-Port-Signature-256); never logged.",
+    )
 
     @field_validator("docker_capabilities")
     @classmethod

@@ -111,6 +111,7 @@ async def catalogue(database_url: str, tmp_path: Path) -> AsyncIterator[Catalogu
         database_url=database_url,
         allow_local_repos=True,
         reconcile_seconds=0,  # tests that deploy run passes themselves, or turn it on
+        serve_worker=False,  # likewise jobs: a test sees what was queued, then runs it
     )
     engine = db.create_engine(settings.sqlalchemy_url)
     statements: list[str] = []

@@ -57,6 +57,8 @@ class FakeBackend(Backend):
         self.starts: list[PodSpec] = []
         self.pulls: list[str] = []
         self.exit_at_once: dict[str, int] = {}  # image -> exit code on start
+        self.health: dict[str, str] = {}  # image -> what its HEALTHCHECK reports
+        self.stops: list[str] = []  # container ids, in the order they were stopped
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Self:
@@ -91,7 +93,7 @@ class FakeBackend(Backend):
         container_id = uuid.uuid4().hex * 2  # 64 hex digits, like Docker's
         code = self.exit_at_once.get(spec.image)
         state = (
-            PodState(PodStatus.RUNNING, started_at=utcnow())
+            PodState(PodStatus.RUNNING, started_at=utcnow(), health=self.health.get(spec.image))
             if code is None
             else PodState(PodStatus.FAILED, exit_code=code, finished_at=utcnow())
         )
@@ -101,6 +103,7 @@ class FakeBackend(Backend):
 
     async def stop(self, container_id: str, timeout: float = 10) -> None:  # noqa: ASYNC109
         self._check()
+        self.stops.append(container_id)
         self.containers.pop(container_id, None)
 
     async def poll(self, container_id: str) -> PodState | None:

@@ -36,6 +36,8 @@ from port.api.cache import ResponseCache
 from port.api.context import ApiState, get_context
 from port.api.deploy import setup_topic
 from port.api.schema import build_schema
+from port.api.webhooks import PATHS as WEBHOOK_PATHS
+from port.api.webhooks import webhook
 from port.deploy.backends import load_backend
 from port.deploy.backends.base import Backend
 from port.deploy.reconciler import Reconciler
@@ -43,8 +45,10 @@ from port.errors import Unauthenticated
 from port.events import Broker
 from port.metrics import HTTP_LATENCY, HTTP_REQUESTS, count_statements, exposition
 from port.settings import Settings
+from port.work import build_worker
 
-ROUTES = {"/graphql", "/healthz", "/readyz", "/metrics"}  # metric labels: no free-form paths
+# metric labels: no free-form paths
+ROUTES = {"/graphql", "/healthz", "/readyz", "/metrics", *WEBHOOK_PATHS}
 
 
 @get("/healthz", media_type=MediaType.TEXT, sync_to_thread=False)
@@ -233,7 +237,8 @@ def create_app(
     """The server for ``settings``; ``announce`` receives a bootstrap admin token, once.
 
     ``backend`` defaults to the one ``settings.backend`` names. With ``reconcile_seconds``
-    above zero the reconciler runs beside the server for its whole life.
+    above zero the reconciler runs beside the server for its whole life, and with
+    ``serve_worker`` a job worker (index runs, rollouts, notices) does too.
     """
     engine = db.create_engine(settings.sqlalchemy_url)
     count_statements(engine)
@@ -245,6 +250,7 @@ def create_app(
         backend or load_backend(settings),
         notify=lambda setup_id: broker.publish(setup_topic(setup_id), None),
     )
+    worker = build_worker(sessions, settings, reconciler)
     state = ApiState(
         settings=settings,
         engine=engine,
@@ -253,6 +259,7 @@ def create_app(
         broker=broker,
         cache=ResponseCache(ttl=settings.cache_seconds),
         reconciler=reconciler,
+        wake_jobs=worker.wake,
     )
 
     @asynccontextmanager
@@ -261,18 +268,18 @@ def create_app(
             token = await bootstrap_admin(session)
         if token is not None and announce is not None:
             announce(token)
-        running = (
-            asyncio.create_task(reconciler.run(), name="reconciler")
-            if settings.reconcile_seconds > 0
-            else None
-        )
+        running = []
+        if settings.reconcile_seconds > 0:
+            running.append(asyncio.create_task(reconciler.run(), name="reconciler"))
+        if settings.serve_worker:
+            running.append(asyncio.create_task(worker.run(), name="worker"))
         try:
             yield
         finally:
-            if running is not None:
-                running.cancel()
+            for task in running:  # a job cut short here is resumed when its lease expires
+                task.cancel()
                 with suppress(asyncio.CancelledError):
-                    await running
+                    await task
             await reconciler.backend.close()
             await engine.dispose()
 
@@ -283,7 +290,7 @@ def create_app(
         graphql_ide="graphiql",
     )
     return Litestar(
-        route_handlers=[graphql, healthz, readyz, metrics],
+        route_handlers=[graphql, healthz, readyz, metrics, webhook],
         state=State({"api": state}),
         lifespan=[lifespan],
         middleware=[_measured, _cached(state.cache, settings.max_body_kb * 1024)],

@@ -26,6 +26,8 @@ from port.catalogue import repos as repo_service
 from port.catalogue.models import App, Repo
 from port.catalogue.scanning import mirror_path, scan_repo
 from port.errors import InvalidInput, NotFound, RepoUnreachable
+from port.notify import Notifier
+from port.work import after_index_run
 
 
 def _like(text: str) -> str:
@@ -160,6 +162,8 @@ class CatalogueMutation:
         )
         outcome = await scan_repo(state.sessions, state.settings, repo_pk(id))
         state.cache.bump()  # every run, even a failed one, is a repo's new lastRun
+        notifier = Notifier(state.sessions, state.settings)
+        await after_index_run(state.sessions, notifier, outcome, state.wake_jobs)
         run = IndexRunType.from_row(outcome.run)
         state.broker.publish(topic, IndexRunEvent(repo_id=id, status=run.status, run=run))
         if outcome.remote_failed:  # the failed run is recorded: see the repo's lastRun

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from litestar.datastructures import Headers, State
@@ -30,6 +31,8 @@ class ApiState:
     broker: Broker
     cache: ResponseCache
     reconciler: Reconciler
+    # Wakes this process's job worker (a new job was queued); a no-op without one.
+    wake_jobs: Callable[[], None] = lambda: None
 
 
 class Context(BaseContext, kw_only=True):

@@ -17,11 +17,18 @@ from strawberry import relay
 
 from port.api import permissions
 from port.api.context import Info
-from port.api.deploy_types import PodType, SetupEventType, SetupType, UpdatePolicyEnum
+from port.api.deploy_types import (
+    PendingUpdateType,
+    PodType,
+    SetupEventType,
+    SetupType,
+    UpdatePolicyEnum,
+)
 from port.api.pagination import row_id
 from port.api.scalars import JSON
 from port.deploy import setups as service
 from port.deploy.models import Pod, Setup, SetupEvent
+from port.deploy.updater import pending_updates, plan_updates, request_update
 from port.errors import InvalidInput, NotFound
 
 # How often a subscription looks for events written by another process (a CLI, a
@@ -99,6 +106,31 @@ class DeployQuery:
         async with info.context.state.sessions() as session:
             return [PodType.from_row(p) for p in await session.scalars(query)]
 
+    @strawberry.field(
+        description="Dry run: which of your Setups their policy would update now, and to what."
+    )
+    async def pending_updates(self, info: Info) -> list[PendingUpdateType]:
+        principal = permissions.caller(info)
+        async with info.context.state.sessions() as session:
+            setups = list(
+                await session.scalars(
+                    service.visible(principal).options(
+                        selectinload(Setup.owner),
+                        selectinload(Setup.pods),
+                        selectinload(Setup.release),
+                    )
+                )
+            )
+            found = await pending_updates(session, setups)
+            return [
+                PendingUpdateType(
+                    setup=SetupType.from_row(setup),
+                    current=setup.release.version,
+                    target=target.version,
+                )
+                for setup, target in found
+            ]
+
     @strawberry.field(description="One Pod of your Setups, or NOT_FOUND.")
     async def pod(self, info: Info, id: relay.GlobalID) -> PodType:
         principal = permissions.caller(info)
@@ -166,6 +198,43 @@ class DeployMutation:
             row = PodType.from_row(pod)
         state.reconciler.wake()
         return row
+
+    @strawberry.mutation(
+        description="Move a Setup to `version` now (health-gated, rolled back on failure), "
+        "whatever its policy; the rollout runs as a job: watch podEvents."
+    )
+    async def update_setup(self, info: Info, id: relay.GlobalID, version: str) -> SetupType:
+        principal = permissions.caller(info)
+        state = info.context.state
+        async with state.sessions() as session, session.begin():
+            setup = await service.get_setup(session, principal, row_id(id, "Setup"))
+            await request_update(session, setup, version)
+        state.wake_jobs()
+        return await _load_setup(info, id)
+
+    @strawberry.mutation(description="Change which releases a Setup follows.")
+    async def set_update_policy(
+        self,
+        info: Info,
+        id: relay.GlobalID,
+        update_policy: UpdatePolicyEnum,  # type: ignore[valid-type]
+        version_range: str | None = None,
+        include_prereleases: bool = False,
+    ) -> SetupType:
+        principal = permissions.caller(info)
+        state = info.context.state
+        async with state.sessions() as session, session.begin():
+            setup = await service.get_setup(session, principal, row_id(id, "Setup"))
+            service.set_policy(
+                session,
+                setup,
+                service.UpdatePolicy(update_policy),
+                version_range,
+                include_prereleases,
+            )
+            await plan_updates(session, setup_ids=[setup.id])
+        state.wake_jobs()
+        return await _load_setup(info, id)
 
     @strawberry.mutation(description="Delete a Setup: its containers are stopped and removed.")
     async def delete_setup(self, info: Info, id: relay.GlobalID) -> relay.GlobalID:

@@ -176,6 +176,9 @@ class SetupType(relay.Node):
     include_prereleases: bool
     env: JSON
     running: bool = strawberry.field(description="Whether it should run (start/stop).")
+    skipped_versions: list[str] = strawberry.field(
+        description="Versions whose update was rolled back; not tried again."
+    )
     created_at: datetime
     app_id: strawberry.Private[int]
     release_id: strawberry.Private[int]
@@ -192,6 +195,7 @@ class SetupType(relay.Node):
             include_prereleases=row.include_prereleases,
             env=JSON(row.env),
             running=row.wants_running,
+            skipped_versions=list(row.skipped_versions),
             created_at=row.created_at,
             app_id=row.app_id,
             release_id=row.release_id,
@@ -237,3 +241,10 @@ class SetupType(relay.Node):
                 )
             )
         return [SetupEventType.from_row(r) for r in reversed(rows)]
+
+
+@strawberry.type(name="PendingUpdate", description="A Setup that would move, and where to.")
+class PendingUpdateType:
+    setup: SetupType
+    current: str
+    target: str

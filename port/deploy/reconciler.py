@@ -241,6 +241,8 @@ class Reconciler:
             pod.retired, pod.stopped_at = True, now
             record(session, setup, "POD_STOPPED", f"pod {pod.id} stopped and removed", pod)
             return None
+        if pod.candidate:
+            return None  # an update's new Pod: the updater starts it and judges its health
         if pod.restart_requested:
             pod.restart_requested = False
             if container is not None:
@@ -335,6 +337,18 @@ class Reconciler:
         # Exited already, or still starting: the next pass (woken by its event) decides.
         self.wake()
         return None
+
+    async def launch(self, pod_id: int) -> None:
+        """Pull and start ``pod_id`` now (the updater's candidate Pods)."""
+        async with self._lock, self.sessions() as session:
+            pod = await self._load(session, pod_id)
+            if pod is None or pod.retired:
+                return
+            try:
+                await self._launch(session, pod.setup, pod)
+            finally:
+                await session.commit()
+                self.notify(pod.setup_id)
 
     async def _ensure_image(self, session: AsyncSession, pod: Pod) -> None:
         policy = self.settings.pull_policy

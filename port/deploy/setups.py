@@ -304,6 +304,27 @@ def stop_setup(session: AsyncSession, setup: Setup) -> None:
         record(session, setup, "STOPPED", "stop requested")
 
 
+def set_policy(
+    session: AsyncSession,
+    setup: Setup,
+    policy: UpdatePolicy,
+    version_range: str | None,
+    include_prereleases: bool,
+) -> None:
+    """Change which releases ``setup`` follows (RANGE needs a valid range)."""
+    if policy is UpdatePolicy.RANGE:
+        version_range = check_range(version_range)
+    elif version_range:
+        raise InvalidInput("versionRange is only used with updatePolicy RANGE")
+    setup.update_policy = policy.value
+    setup.version_range = version_range
+    setup.include_prereleases = include_prereleases
+    setup.updated_at = utcnow()
+    record(
+        session, setup, "POLICY_CHANGED", f"follows {policy.value} {version_range or ''}".strip()
+    )
+
+
 def restart_pod(session: AsyncSession, pod: Pod) -> None:
     """Ask for a fresh container of this Pod (same release and flavour)."""
     if pod.retired:

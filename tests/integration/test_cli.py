@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from click.testing import CliRunner, Result
+from sqlalchemy import select
 
 from manifests.native import parse_port_manifest
+from port.catalogue.models import Repo
 from port.cli import main
 from port.settings import get_settings
+from tests.conftest import Catalogue
 from tests.integration.conftest import Remote
 from tests.integration.gitfixtures import port_yaml
 
@@ -141,3 +145,19 @@ def test_unusable_database_is_a_clear_error(
     assert "is not usable" in result.output
     assert "hunter2" not in result.output
     assert "Traceback" not in result.output
+
+
+async def test_repo_add_reads_the_webhook_secret_from_a_file(
+    port: CliRunner, catalogue: Catalogue, tmp_path: Path
+) -> None:
+    secret = tmp_path / "secret"
+    secret.write_text("s3cret-of-the-hook\n")
+    url = "https://github.com/acme/hooked"
+    added = await asyncio.to_thread(
+        run, port, "repo", "add", url, "--webhook-secret-file", str(secret)
+    )
+    assert "s3cret-of-the-hook" not in added.output
+    async with catalogue.sessions() as session:
+        repo = await session.scalar(select(Repo).where(Repo.url == url))
+    assert repo is not None
+    assert repo.webhook_secret == "s3cret-of-the-hook"

@@ -4,6 +4,7 @@ container is adopted, never twinned, and the Setup stays RUNNING throughout."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import signal
 import time
@@ -11,10 +12,13 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import docker.errors
 import pytest
+from sqlalchemy import select
 
 from port import db
 from port.accounts.service import create_token
+from port.catalogue.models import App, Flavour, Release
 from port.deploy.backends.base import LABEL_INSTANCE
 from port.settings import Settings
 from tests.deployfakes import add_app, add_user
@@ -22,7 +26,16 @@ from tests.integration.dockerfixtures import TestImages
 from tests.serverproc import Server, start, stop
 
 pytestmark = pytest.mark.docker
-SETUP = "query($id: ID!) { setup(id: $id) { status pods { id status containerId } } }"
+SETUP = """query($id: ID!) { setup(id: $id) { status release { version }
+  pods { id status containerId } events(last: 50) { kind } } }"""
+
+
+def _two_containers(setup: Any) -> bool:
+    return sum(bool(p["containerId"]) for p in setup["pods"]) == 2
+
+
+def _updated(setup: Any) -> bool:
+    return "UPDATE_SUCCEEDED" in [e["kind"] for e in setup["events"]]
 
 
 async def _catalogue(settings: Settings, image: str) -> str:
@@ -108,3 +121,83 @@ async def test_sigkill_and_restart_adopts_the_running_container(
     third.post("mutation($id: ID!) { deleteSetup(id: $id) }", token, {"id": setup_id})
     assert docker_engine.containers.list(all=True, filters=label) == []
     await asyncio.to_thread(stop, third)
+
+
+async def _add_release(settings: Settings, version: str, image: str) -> None:
+    engine = db.create_engine(settings.sqlalchemy_url)
+    try:
+        async with db.sessionmaker(engine)() as session, session.begin():
+            app = await session.scalar(select(App).where(App.identifier == "busy"))
+            assert app is not None
+            release = Release(
+                app_id=app.id,
+                version=version,
+                source="port",
+                git_ref=f"v{version}",
+                commit="1" * 40,
+                file="port.yaml",
+            )
+            session.add_all([release, Flavour(release=release, name="cpu", image=image)])
+    finally:
+        await engine.dispose()
+
+
+async def test_sigkill_in_the_middle_of_a_rollout_converges_to_one_pod(
+    tmp_path: Path,
+    docker_settings: Callable[..., Settings],
+    docker_engine: Any,
+    docker_images: TestImages,
+    servers: list[Server],
+) -> None:
+    settings = docker_settings(data_dir=tmp_path)
+    token = await _catalogue(settings, docker_images["forever"])
+    newer = f"port-test/forever-next:{settings.instance}"
+    docker_engine.api.tag(docker_images["forever"], *newer.split(":"))
+    env = {
+        "PORT_INSTANCE": settings.instance,
+        "PORT_DOCKER_NETWORK": settings.docker_network,
+        "PORT_RECONCILE_SECONDS": "0.3",
+        "PORT_STOP_TIMEOUT_SECONDS": "1",
+        "PORT_ACCESS_LOG": "false",
+        "PORT_JOB_LEASE_SECONDS": "2",
+        "PORT_JOB_POLL_SECONDS": "0.2",
+        "PORT_UPDATE_GRACE_SECONDS": "3",  # long enough to be killed inside the health gate
+        "PORT_POLL_SECONDS": "0",
+    }
+    label = {"label": f"{LABEL_INSTANCE}={settings.instance}"}
+    try:
+        first = await asyncio.to_thread(start, tmp_path, env=env)
+        servers.append(first)
+        created = first.post(
+            'mutation { createSetup(input: {app: "busy", start: true}) { id } }', token
+        )
+        setup_id = created["data"]["createSetup"]["id"]
+        await asyncio.to_thread(_wait, first, token, setup_id, lambda s: s["status"] == "RUNNING")
+
+        await _add_release(settings, "1.1.0", newer)
+        asked = first.post(
+            'mutation($id: ID!) { updateSetup(id: $id, version: "1.1.0") { id } }',
+            token,
+            {"id": setup_id},
+        )
+        assert "errors" not in asked, asked
+        # The candidate runs beside the old Pod: kill Port inside the health gate.
+        await asyncio.to_thread(_wait, first, token, setup_id, _two_containers)
+        os.killpg(first.process.pid, signal.SIGKILL)
+        first.process.wait(timeout=30)
+        assert len(docker_engine.containers.list(filters=label)) == 2
+
+        second = await asyncio.to_thread(start, tmp_path, env=env)
+        servers.append(second)
+        done = await asyncio.to_thread(_wait, second, token, setup_id, _updated)
+        assert (done["status"], done["release"]["version"]) == ("RUNNING", "1.1.0")
+        [pod] = done["pods"]
+        [container] = docker_engine.containers.list(all=True, filters=label)
+        assert container.id == pod["containerId"]
+        assert container.attrs["Config"]["Image"] == newer  # the new release's build
+        await asyncio.to_thread(stop, second)
+    finally:
+        for container in docker_engine.containers.list(all=True, filters=label):
+            with contextlib.suppress(docker.errors.NotFound):  # a server may remove it first
+                container.remove(force=True)
+        docker_engine.images.remove(newer, force=True)

@@ -1,0 +1,341 @@
+"""The updater: moves a Setup to a new release without dropping what runs.
+
+A rollout is a durable job (kind ``update``, one per Setup at a time: key
+``setup:<id>``), and every step is safe to run again, so a job taken over after a crash
+resumes where the dead worker stopped:
+
+1. a candidate Pod of the new release is planned (flavour selection runs again) and
+   stored (``Pod.candidate``; the reconciler leaves it to the updater);
+2. its image is pulled and it is started, while the old Pod keeps serving;
+3. health gate: the image's HEALTHCHECK says ``healthy``, or, without one, it runs for
+   ``PORT_UPDATE_GRACE_SECONDS``;
+4. passed: in one transaction the candidate becomes the Setup's Pod, the Setup's release
+   moves, the old Pods are retired; then their containers are stopped (should Port die
+   in between, the reconciler removes them as containers of retired Pods);
+5. failed (exited, unhealthy, not healthy in time, or not even startable): the
+   candidate is retired and removed, the old Pod never stopped, the Setup records
+   ``UPDATE_ROLLED_BACK`` with the reason and the end of the logs, and that version is
+   skipped for this Setup until a newer one appears.
+
+After every index run, ``plan_updates`` looks at the Setups of the repository's apps and
+enqueues a rollout for each that a newer allowed release exists for.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.orm import selectinload
+
+from port.catalogue.models import App, Release
+from port.deploy.backends.base import BackendUnavailable, PodState, PodStatus
+from port.deploy.models import Pod, Setup
+from port.deploy.policy import newest_allowed
+from port.deploy.reconciler import Reconciler
+from port.deploy.setups import UpdatePolicy, plan_pod, record
+from port.errors import InvalidInput, NotFound
+from port.jobs.queue import enqueue
+from port.orm import utcnow
+from port.settings import Settings
+
+log = logging.getLogger(__name__)
+
+LOG_TAIL = 20  # lines of a failed Pod's output kept in the rollback event
+HEALTH_POLL_SECONDS = 0.2
+
+
+async def _silent(_kind: str, _notice: dict[str, Any]) -> None:
+    """No notices (PORT_NOTIFY_URL unset, or tests)."""
+
+
+def update_key(setup_id: int) -> str:
+    return f"setup:{setup_id}"
+
+
+@dataclass(frozen=True)
+class PlannedUpdate:
+    """What would update, and to what (the dry run answers with these)."""
+
+    setup_id: int
+    app: str
+    current: str
+    target: str
+
+
+async def _releases(session: AsyncSession, app_ids: list[int]) -> dict[int, list[Release]]:
+    rows = await session.scalars(select(Release).where(Release.app_id.in_(app_ids)))
+    by_app: dict[int, list[Release]] = {}
+    for release in rows:
+        by_app.setdefault(release.app_id, []).append(release)
+    return by_app
+
+
+async def pending_updates(
+    session: AsyncSession, setups: list[Setup]
+) -> list[tuple[Setup, Release]]:
+    """Each of ``setups`` (with ``app`` and ``release`` loaded) that a newer allowed
+    release exists for, with that release."""
+    by_app = await _releases(session, sorted({s.app_id for s in setups}))
+    found = []
+    for setup in setups:
+        if setup.update_policy == UpdatePolicy.NONE:
+            continue
+        target = newest_allowed(
+            by_app.get(setup.app_id, []),
+            setup.release.version,
+            UpdatePolicy(setup.update_policy),
+            version_range=setup.version_range,
+            include_prereleases=setup.include_prereleases,
+            skipped=setup.skipped_versions,
+        )
+        if target is not None:
+            found.append((setup, target))
+    return found
+
+
+async def plan_updates(
+    session: AsyncSession, *, repo_id: int | None = None, setup_ids: list[int] | None = None
+) -> list[PlannedUpdate]:
+    """Enqueue a rollout for every Setup (of ``repo_id``'s apps, or ``setup_ids``, or all)
+    that may move; ``UPDATE_AVAILABLE`` when its job is queued. The caller commits."""
+    query = select(Setup).options(selectinload(Setup.app), selectinload(Setup.release))
+    if repo_id is not None:
+        query = query.join(App, App.id == Setup.app_id).where(App.repo_id == repo_id)
+    if setup_ids is not None:
+        query = query.where(Setup.id.in_(setup_ids))
+    setups = list(await session.scalars(query))
+    planned = []
+    for setup, target in await pending_updates(session, setups):
+        job = await enqueue(
+            session,
+            "update",
+            {"setup_id": setup.id, "version": target.version},
+            key=update_key(setup.id),
+        )
+        if job is not None:
+            record(
+                session,
+                setup,
+                "UPDATE_AVAILABLE",
+                f"{setup.release.version} -> {target.version} ({setup.update_policy})",
+            )
+        planned.append(
+            PlannedUpdate(setup.id, setup.app.identifier, setup.release.version, target.version)
+        )
+    return planned
+
+
+async def request_update(session: AsyncSession, setup: Setup, version: str) -> None:
+    """A manual update to ``version`` (any release that is not withdrawn; a downgrade is
+    allowed when asked for by name). Enqueued like automatic ones; the caller commits."""
+    release = await session.scalar(
+        select(Release).where(Release.app_id == setup.app_id, Release.version == version)
+    )
+    if release is None:
+        raise NotFound(f"no release {version} of this app")
+    if release.withdrawn:
+        raise InvalidInput(f"release {version} was withdrawn")
+    if release.id == setup.release_id:
+        raise InvalidInput(f"the setup runs {version} already")
+    await enqueue(
+        session,
+        "update",
+        {"setup_id": setup.id, "version": version, "manual": True},
+        key=update_key(setup.id),
+    )
+    record(session, setup, "UPDATE_REQUESTED", f"{version} requested")
+
+
+class Updater:
+    """Runs rollouts (the ``update`` job) with the reconciler's backend."""
+
+    def __init__(
+        self,
+        sessions: async_sessionmaker[AsyncSession],
+        settings: Settings,
+        reconciler: Reconciler,
+        announce: Callable[[str, dict[str, Any]], Awaitable[None]] | None = None,
+    ) -> None:
+        self.sessions = sessions
+        self.settings = settings
+        self.reconciler = reconciler
+        self.announce = announce or _silent
+
+    async def _load(self, session: AsyncSession, setup_id: int) -> Setup | None:
+        return await session.scalar(
+            select(Setup)
+            .where(Setup.id == setup_id)
+            .options(selectinload(Setup.app), selectinload(Setup.release), selectinload(Setup.pods))
+        )
+
+    async def run(self, setup_id: int, version: str, *, manual: bool = False) -> str:
+        """Roll ``setup_id`` out to ``version``; returns what happened, in words."""
+        async with self.sessions() as session:
+            setup = await self._load(session, setup_id)
+            if setup is None:
+                return "setup deleted"
+            target = await session.scalar(
+                select(Release)
+                .where(Release.app_id == setup.app_id, Release.version == version)
+                .options(selectinload(Release.flavours))
+            )
+            if target is None or target.withdrawn:
+                return f"release {version} is gone or withdrawn"
+            if not manual and version in setup.skipped_versions:
+                return f"{version} was rolled back before"
+            candidate = next((p for p in setup.pods if p.candidate and not p.retired), None)
+            if candidate is not None and candidate.release_id != target.id:
+                await self._abandon(session, setup, candidate, "a newer update replaces it")
+                candidate = None
+            if candidate is None:
+                if setup.release_id == target.id:
+                    return "already on this release"
+                if not setup.wants_running:  # nothing runs: only the intent moves
+                    old = setup.release.version
+                    setup.release_id = target.id
+                    record(session, setup, "UPDATE_SUCCEEDED", f"{old} -> {version} (stopped)")
+                    await session.commit()
+                    self.reconciler.notify(setup.id)
+                    return "moved a stopped setup"
+                caps = await self.reconciler.capabilities()
+                candidate = plan_pod(setup, target, caps, self.settings)
+                candidate.candidate = True
+                session.add(candidate)
+                await session.flush()
+                record(
+                    session,
+                    setup,
+                    "UPDATE_STARTED",
+                    f"{setup.release.version} -> {version}: pod {candidate.id} "
+                    f"({candidate.flavour}, {candidate.image})",
+                    candidate,
+                )
+                await session.commit()
+                self.reconciler.notify(setup.id)
+            candidate_id = candidate.id
+            started = candidate.container_id is not None
+        if not started:
+            await self.reconciler.launch(candidate_id)
+        verdict = await self._health(candidate_id)
+        async with self.sessions() as session:
+            setup = await self._load(session, setup_id)
+            candidate = await session.get(Pod, candidate_id)
+            if setup is None or candidate is None or candidate.retired:
+                return "setup or candidate deleted meanwhile"
+            if verdict is None:
+                return await self._promote(session, setup, candidate, target)
+            return await self._roll_back(session, setup, candidate, verdict)
+
+    async def _health(self, pod_id: int) -> str | None:
+        """None when the Pod proved healthy; else why not."""
+        grace = self.settings.update_grace_seconds
+        deadline = time.monotonic() + self.settings.update_health_timeout_seconds
+        running_since: float | None = None
+        while True:
+            async with self.sessions() as session:
+                pod = await session.get(Pod, pod_id)
+            if pod is None or pod.retired:
+                return "the new pod was removed"
+            if pod.status == PodStatus.FAILED and pod.container_id is None:
+                return pod.message or "the new pod could not start"
+            state: PodState | None = None
+            if pod.container_id is not None:
+                state = await self.reconciler.backend.poll(pod.container_id)
+                if state is None:
+                    return "the new pod's container disappeared"
+                if state.status in (PodStatus.FAILED, PodStatus.STOPPED):
+                    return state.message or f"the new pod exited with code {state.exit_code}"
+                if state.health == "unhealthy":
+                    return "the new pod's healthcheck failed"
+                if state.health == "healthy":
+                    return None
+                if state.health is None and state.status is PodStatus.RUNNING:
+                    running_since = running_since or time.monotonic()
+                    if time.monotonic() - running_since >= grace:
+                        return None
+            if time.monotonic() > deadline:
+                waited = self.settings.update_health_timeout_seconds
+                return f"the new pod was not healthy within {waited:g} s"
+            await asyncio.sleep(HEALTH_POLL_SECONDS)
+
+    async def _promote(
+        self, session: AsyncSession, setup: Setup, candidate: Pod, target: Release
+    ) -> str:
+        old_version = setup.release.version
+        old_pods = [p for p in setup.pods if not p.retired and p.id != candidate.id]
+        for pod in old_pods:
+            pod.retired, pod.status, pod.stopped_at = True, PodStatus.STOPPED.value, utcnow()
+        candidate.candidate = False
+        candidate.status = PodStatus.RUNNING.value
+        candidate.started_at = candidate.started_at or utcnow()
+        setup.release_id = target.id
+        setup.updated_at = utcnow()
+        await session.commit()
+        # After the commit: should Port die here, the old containers belong to retired
+        # Pods, and the reconciler removes them. The event says "succeeded" once they are.
+        await self.reconciler.remove_containers(
+            [p.container_id for p in old_pods if p.container_id is not None]
+        )
+        message = f"{old_version} -> {target.version}: pod {candidate.id} is healthy"
+        if old_pods:
+            message += f", pod {', '.join(str(p.id) for p in old_pods)} stopped"
+        record(session, setup, "UPDATE_SUCCEEDED", message, candidate)
+        await session.commit()
+        self.reconciler.notify(setup.id)
+        await self.announce(
+            "update.succeeded",
+            {
+                "setup": setup.id,
+                "app": setup.app.identifier,
+                "from": old_version,
+                "to": target.version,
+            },
+        )
+        log.info("setup %s: %s", setup.id, message)
+        return message
+
+    async def _roll_back(
+        self, session: AsyncSession, setup: Setup, candidate: Pod, reason: str
+    ) -> str:
+        tail = ""
+        if candidate.container_id is not None:
+            try:
+                tail = await self.reconciler.backend.logs(candidate.container_id, LOG_TAIL)
+            except BackendUnavailable:
+                tail = ""
+        release = await session.get(Release, candidate.release_id)
+        version = release.version if release is not None else "?"
+        candidate.retired, candidate.status = True, PodStatus.FAILED.value
+        candidate.message, candidate.stopped_at = reason, utcnow()
+        setup.skipped_versions = [*setup.skipped_versions, version]
+        message = f"{version} rolled back, {setup.release.version} keeps running: {reason}"
+        if tail.strip():
+            message += "\n--- last lines of the new pod ---\n" + tail.rstrip()
+        record(session, setup, "UPDATE_ROLLED_BACK", message, candidate)
+        await session.commit()
+        self.reconciler.notify(setup.id)
+        if candidate.container_id is not None:
+            await self.reconciler.remove_containers([candidate.container_id])
+        await self.announce(
+            "update.rolled_back",
+            {"setup": setup.id, "app": setup.app.identifier, "version": version, "reason": reason},
+        )
+        log.warning("setup %s: %s", setup.id, message.splitlines()[0])
+        return message
+
+    async def _abandon(self, session: AsyncSession, setup: Setup, pod: Pod, why: str) -> None:
+        pod.retired, pod.status, pod.message = True, PodStatus.STOPPED.value, why
+        record(session, setup, "UPDATE_ABANDONED", f"pod {pod.id}: {why}", pod)
+        await session.commit()
+        if pod.container_id is not None:
+            await self.reconciler.remove_containers([pod.container_id])
+
+
+__all__ = ["PlannedUpdate", "Updater", "pending_updates", "plan_updates", "request_update"]

@@ -1,0 +1,89 @@
+"""Every kind of job Port runs, wired once for `port serve` and `port worker`.
+
+- ``index``: one index run of a Repo (port/jobs/handlers.py). After it, every Setup of
+  the Repo's apps is checked against its update policy and a rollout is queued for
+  each that may move; a notice goes out for every added release.
+- ``update``: one rollout (port/deploy/updater.py), health-gated, rolled back on failure.
+- ``notify``: one signed notice to ``PORT_NOTIFY_URL`` (port/notify.py).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from port.catalogue.scanning import ScanOutcome
+from port.deploy.backends import load_backend
+from port.deploy.reconciler import Reconciler
+from port.deploy.updater import Updater, plan_updates
+from port.jobs.handlers import default_handlers
+from port.jobs.models import Job
+from port.jobs.worker import Worker
+from port.notify import Notifier
+from port.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+async def after_index_run(
+    sessions: async_sessionmaker[AsyncSession],
+    notifier: Notifier,
+    outcome: ScanOutcome | None,
+    wake: Callable[[], None],
+) -> int:
+    """Queue the rollouts an index run made possible; how many were planned."""
+    if outcome is None or outcome.run.status == "failed":
+        return 0
+    for release in outcome.run.added:
+        await notifier.announce("release.added", {"repo": outcome.run.repo_id, "release": release})
+    async with sessions() as session, session.begin():
+        planned = await plan_updates(session, repo_id=outcome.run.repo_id)
+    if planned:
+        log.info(
+            "index run %s: %s",
+            outcome.run.id,
+            ", ".join(f"setup {p.setup_id} {p.current} -> {p.target}" for p in planned),
+        )
+        wake()
+    return len(planned)
+
+
+def build_worker(
+    sessions: async_sessionmaker[AsyncSession], settings: Settings, reconciler: Reconciler
+) -> Worker:
+    """A Worker that runs every kind of job, with ``reconciler``'s backend for rollouts."""
+    notifier = Notifier(sessions, settings)
+    updater = Updater(sessions, settings, reconciler, announce=notifier.announce)
+
+    async def update(job: Job) -> str:
+        payload = job.payload
+        return await updater.run(
+            int(payload["setup_id"]), str(payload["version"]), manual=bool(payload.get("manual"))
+        )
+
+    async def planned_after_index(_job: Job, outcome: Any) -> None:
+        await after_index_run(sessions, notifier, outcome, worker.wake)
+
+    handlers = {
+        **default_handlers(sessions, settings),
+        "update": update,
+        "notify": notifier.deliver,
+    }
+    worker = Worker(sessions, settings, handlers, after={"index": [planned_after_index]})
+    return worker
+
+
+@asynccontextmanager
+async def full_worker(
+    sessions: async_sessionmaker[AsyncSession], settings: Settings
+) -> AsyncIterator[Worker]:
+    """`port worker`'s Worker: every job kind, with a backend of its own for rollouts."""
+    backend = load_backend(settings)
+    try:
+        yield build_worker(sessions, settings, Reconciler(sessions, settings, backend))
+    finally:
+        await backend.close()

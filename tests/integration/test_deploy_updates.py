@@ -1,0 +1,235 @@
+"""Update policies and rollouts against a fake engine, on SQLite and PostgreSQL: who
+moves, the health gate, rollback that never touches the old Pod, resuming after a
+crash. The same with real git, webhooks and Docker is in test_updates_e2e.py."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from sqlalchemy import select
+
+from port.accounts.principal import Principal
+from port.catalogue.models import Flavour, Release
+from port.deploy import setups
+from port.deploy.models import Pod, Setup, SetupEvent
+from port.deploy.reconciler import Reconciler
+from port.deploy.updater import Updater, plan_updates, request_update
+from port.errors import InvalidInput
+from port.jobs.models import Job
+from tests.conftest import Catalogue
+from tests.deployfakes import FakeBackend, add_app, add_user
+
+
+class Fleet:
+    def __init__(self, catalogue: Catalogue, **settings: Any) -> None:
+        self.catalogue = catalogue
+        self.settings = catalogue.settings.model_copy(
+            update={"instance": "t", "update_grace_seconds": 0, **settings}
+        )
+        self.backend = FakeBackend("t")
+        self.backend.images.update({"img/1.0.0", "img/1.1.0", "img/1.0.1", "img/2.0.0"})
+        self.reconciler = Reconciler(catalogue.sessions, self.settings, self.backend)
+        self.updater = Updater(catalogue.sessions, self.settings, self.reconciler)
+        self.alice = Principal(user_id=None, name="alice", is_admin=False, via="token")
+
+    async def create(self, policy: setups.UpdatePolicy, *, start: bool = True) -> int:
+        caps = await self.reconciler.capabilities()
+        async with self.catalogue.sessions() as session, session.begin():
+            setup = await setups.create_setup(
+                session,
+                self.alice,
+                setups.SetupRequest(app="sd", version="1.0.0", update_policy=policy),
+                caps,
+            )
+            await session.refresh(setup, ["pods"])
+            if start:
+                await setups.start_setup(session, setup, caps, self.settings)
+            setup_id = setup.id
+        await self.reconciler.reconcile()
+        return setup_id
+
+    async def release(self, version: str, image: str | None = None) -> None:
+        async with self.catalogue.sessions() as session, session.begin():
+            app_id = await session.scalar(select(Release.app_id).limit(1))
+            release = Release(
+                app_id=app_id,
+                version=version,
+                source="port",
+                git_ref=f"v{version}",
+                commit="1" * 40,
+                file="port.yaml",
+            )
+            session.add(release)
+            session.add(
+                Flavour(release=release, name="cpu", image=image or f"img/{version}", selectors=[])
+            )
+
+    async def plan(self) -> list[tuple[int, str]]:
+        async with self.catalogue.sessions() as session, session.begin():
+            return [(p.setup_id, p.target) for p in await plan_updates(session)]
+
+    async def pods(self, setup_id: int) -> list[Pod]:
+        async with self.catalogue.sessions() as session:
+            return list(
+                await session.scalars(select(Pod).where(Pod.setup_id == setup_id).order_by(Pod.id))
+            )
+
+    async def setup(self, setup_id: int) -> Setup:
+        async with self.catalogue.sessions() as session:
+            setup = await session.get(Setup, setup_id)
+            assert setup is not None
+            await session.refresh(setup, ["release"])
+            return setup
+
+    async def events(self, setup_id: int) -> list[SetupEvent]:
+        async with self.catalogue.sessions() as session:
+            return list(
+                await session.scalars(
+                    select(SetupEvent)
+                    .where(SetupEvent.setup_id == setup_id)
+                    .order_by(SetupEvent.id)
+                )
+            )
+
+
+@pytest.fixture
+async def fleet(catalogue: Catalogue) -> Fleet:
+    fleet = Fleet(catalogue)
+    async with catalogue.sessions() as session, session.begin():
+        await add_app(session, identifier="sd", flavours=(("cpu", "img/{v}", []),))
+        alice = await add_user(session, "alice")
+    fleet.alice = Principal(user_id=alice.id, name="alice", is_admin=False, via="token")
+    return fleet
+
+
+async def test_each_setup_moves_as_its_policy_allows(fleet: Fleet) -> None:
+    minor = await fleet.create(setups.UpdatePolicy.MINOR)
+    patch = await fleet.create(setups.UpdatePolicy.PATCH)
+    pinned = await fleet.create(setups.UpdatePolicy.NONE)
+    await fleet.release("1.1.0")
+    assert await fleet.plan() == [(minor, "1.1.0")]
+    await fleet.release("1.0.1")
+    assert sorted(await fleet.plan()) == [(minor, "1.1.0"), (patch, "1.0.1")]
+    async with fleet.catalogue.sessions() as session:
+        queued = list(await session.scalars(select(Job).where(Job.kind == "update")))
+    assert sorted(j.key or "" for j in queued) == [f"setup:{minor}", f"setup:{patch}"]  # coalesced
+    kinds = [e.kind for e in await fleet.events(minor)]
+    assert kinds.count("UPDATE_AVAILABLE") == 1
+    assert "UPDATE_AVAILABLE" not in [e.kind for e in await fleet.events(pinned)]
+
+
+async def test_a_healthy_update_replaces_the_old_pod(fleet: Fleet) -> None:
+    setup_id = await fleet.create(setups.UpdatePolicy.MINOR)
+    [old] = await fleet.pods(setup_id)
+    await fleet.release("1.1.0")
+    outcome = await fleet.updater.run(setup_id, "1.1.0")
+    assert outcome.startswith("1.0.0 -> 1.1.0")
+    assert (await fleet.setup(setup_id)).release.version == "1.1.0"
+    retired, new = await fleet.pods(setup_id)
+    assert retired.id == old.id
+    assert (retired.retired, retired.status) == (True, "STOPPED")
+    assert (new.retired, new.candidate, new.status, new.image) == (
+        False,
+        False,
+        "RUNNING",
+        "img/1.1.0",
+    )
+    assert [c.spec.image for c in fleet.backend.running()] == ["img/1.1.0"]
+    assert fleet.backend.starts[-1].labels["port.release"] == "1.1.0"
+    kinds = [e.kind for e in await fleet.events(setup_id)]
+    assert kinds[-3:] == ["UPDATE_STARTED", "POD_RUNNING", "UPDATE_SUCCEEDED"]
+    await fleet.reconciler.reconcile()  # and the reconciler agrees: nothing to change
+    assert len(fleet.backend.running()) == 1
+
+
+async def test_a_failing_release_is_rolled_back_and_the_old_pod_never_stopped(
+    fleet: Fleet,
+) -> None:
+    setup_id = await fleet.create(setups.UpdatePolicy.MINOR)
+    [old] = await fleet.pods(setup_id)
+    await fleet.release("1.1.0")
+    fleet.backend.exit_at_once["img/1.1.0"] = 3
+    outcome = await fleet.updater.run(setup_id, "1.1.0")
+    assert "1.1.0 rolled back, 1.0.0 keeps running" in outcome
+    assert old.container_id not in fleet.backend.stops
+    assert [c.id for c in fleet.backend.running()] == [old.container_id]
+    setup = await fleet.setup(setup_id)
+    assert (setup.release.version, setup.skipped_versions) == ("1.0.0", ["1.1.0"])
+    [event] = [e for e in await fleet.events(setup_id) if e.kind == "UPDATE_ROLLED_BACK"]
+    assert "exited with code 3" in event.message
+    assert "hello" in event.message  # the end of the new pod's output
+    assert await fleet.plan() == []  # not retried ...
+    await fleet.release("1.2.0", image="img/1.0.0")
+    assert await fleet.plan() == [(setup_id, "1.2.0")]  # ... until a newer one appears
+
+
+@pytest.mark.parametrize(("health", "moved"), [("healthy", True), ("unhealthy", False)])
+async def test_an_image_healthcheck_decides(catalogue: Catalogue, health: str, moved: bool) -> None:
+    fleet = Fleet(catalogue, update_grace_seconds=3600)  # only the healthcheck can pass it
+    async with catalogue.sessions() as session, session.begin():
+        await add_app(session, identifier="sd", flavours=(("cpu", "img/{v}", []),))
+        alice = await add_user(session, "alice")
+    fleet.alice = Principal(user_id=alice.id, name="alice", is_admin=False, via="token")
+    setup_id = await fleet.create(setups.UpdatePolicy.MAJOR)
+    await fleet.release("2.0.0")
+    fleet.backend.health["img/2.0.0"] = health
+    outcome = await fleet.updater.run(setup_id, "2.0.0")
+    assert ((await fleet.setup(setup_id)).release.version == "2.0.0") is moved
+    if not moved:
+        assert "healthcheck failed" in outcome
+
+
+async def test_a_rollout_interrupted_by_a_crash_resumes_without_a_second_pod(
+    fleet: Fleet,
+) -> None:
+    setup_id = await fleet.create(setups.UpdatePolicy.MINOR)
+    await fleet.release("1.1.0")
+    # The dead worker got as far as starting the candidate.
+    async with fleet.catalogue.sessions() as session, session.begin():
+        setup = await setups.get_setup(session, fleet.alice, setup_id)
+        release = await session.scalar(select(Release).where(Release.version == "1.1.0"))
+        assert release is not None
+        await session.refresh(release, ["flavours"])
+        pod = setups.plan_pod(setup, release, await fleet.reconciler.capabilities(), fleet.settings)
+        pod.candidate = True
+        session.add(pod)
+    await fleet.reconciler.launch(pod.id)
+    starts = len(fleet.backend.starts)
+    await fleet.reconciler.reconcile()  # the reconciler leaves the candidate alone
+    await fleet.updater.run(setup_id, "1.1.0")
+    assert len(fleet.backend.starts) == starts  # resumed: no second candidate
+    assert [c.spec.image for c in fleet.backend.running()] == ["img/1.1.0"]
+    assert (await fleet.setup(setup_id)).release.version == "1.1.0"
+
+
+async def test_a_stopped_setup_only_moves_its_release(fleet: Fleet) -> None:
+    setup_id = await fleet.create(setups.UpdatePolicy.MINOR, start=False)
+    await fleet.release("1.1.0")
+    assert await fleet.updater.run(setup_id, "1.1.0") == "moved a stopped setup"
+    assert (await fleet.setup(setup_id)).release.version == "1.1.0"
+    assert fleet.backend.starts == []
+
+
+async def test_manual_updates_may_go_back_but_not_to_withdrawn_releases(fleet: Fleet) -> None:
+    await fleet.release("1.1.0")
+    caps = await fleet.reconciler.capabilities()
+    async with fleet.catalogue.sessions() as session, session.begin():
+        setup = await setups.create_setup(
+            session, fleet.alice, setups.SetupRequest(app="sd", version="1.1.0"), caps
+        )
+        setup_id = setup.id
+    async with fleet.catalogue.sessions() as session, session.begin():
+        setup = await setups.get_setup(session, fleet.alice, setup_id)
+        await request_update(session, setup, "1.0.0")
+        with pytest.raises(InvalidInput, match=r"runs 1\.1\.0 already"):
+            await request_update(session, setup, "1.1.0")
+        old = await session.scalar(select(Release).where(Release.version == "1.0.0"))
+        assert old is not None
+        old.withdrawn = True
+        with pytest.raises(InvalidInput, match="withdrawn"):
+            await request_update(session, setup, "1.0.0")
+    assert (
+        await fleet.updater.run(setup_id, "1.0.0", manual=True)
+        == "release 1.0.0 is gone or withdrawn"
+    )
