@@ -22,7 +22,7 @@ from port.deploy.backends import load_backend
 from port.deploy.backends.base import BackendUnavailable
 from port.deploy.models import Pod, Setup, SetupEvent
 from port.deploy.reconciler import Reconciler
-from port.deploy.updater import Updater, pending_updates, request_update
+from port.deploy.updater import Updater, manual_target, pending_updates
 from port.errors import InvalidInput
 from port.settings import Settings
 
@@ -274,9 +274,8 @@ def setup_update(setup_id: int, version: str) -> None:
     """Move a Setup to VERSION now: health-gated, rolled back when the new Pod fails."""
 
     async def work(sessions: Sessions, settings: Settings) -> str:
-        async with sessions() as session, session.begin():
-            setup = await setups.get_setup(session, CLI, setup_id)
-            await request_update(session, setup, version)
+        async with sessions() as session:  # checked here, run here: no job is queued
+            await manual_target(session, await setups.get_setup(session, CLI, setup_id), version)
         backend = load_backend(settings)
         try:
             reconciler = Reconciler(sessions, settings, backend)

@@ -53,6 +53,7 @@ from port.deploy.backends.base import (
 from port.deploy.models import Pod, Setup
 from port.deploy.selection import Capabilities
 from port.deploy.setups import record
+from port.jobs.models import Job
 from port.orm import utcnow
 from port.settings import Settings
 
@@ -197,12 +198,15 @@ class Reconciler:
                 except BackendUnavailable as exc:
                     await self._mark_engine_down(str(exc))
                     return None
+                except Exception:  # one bad Pod must not stop the pass for all others
+                    log.exception("reconciling pod %s failed; next pass tries again", pod_id)
+                    continue
                 if next_at is not None:
                     due.append(next_at)
             for strays in by_pod.values():
                 for container in strays:
                     log.info("removing %s (%s): no active pod", container.name, container.id[:12])
-                    await self.backend.stop(container.id, self.settings.stop_timeout_seconds)
+                    await self.remove_containers([container.id])
             return min(due, default=None)
 
     async def _load(self, session: AsyncSession, pod_id: int) -> Pod | None:
@@ -242,7 +246,16 @@ class Reconciler:
             record(session, setup, "POD_STOPPED", f"pod {pod.id} stopped and removed", pod)
             return None
         if pod.candidate:
-            return None  # an update's new Pod: the updater starts it and judges its health
+            # An update's new Pod: the updater starts it and judges its health. One whose
+            # rollout job is gone for good (failed, or deleted) is abandoned here.
+            if await self._rollout_pending(session, setup.id):
+                return None
+            if container is not None:
+                await self.backend.stop(container.id, self.settings.stop_timeout_seconds)
+            self._set(pod, PodStatus.STOPPED, "its rollout ended without a verdict")
+            pod.retired, pod.stopped_at = True, now
+            record(session, setup, "UPDATE_ABANDONED", f"pod {pod.id}: rollout gave up", pod)
+            return None
         if pod.restart_requested:
             pod.restart_requested = False
             if container is not None:
@@ -338,6 +351,21 @@ class Reconciler:
         self.wake()
         return None
 
+    @staticmethod
+    async def _rollout_pending(session: AsyncSession, setup_id: int) -> bool:
+        """Is an update job of this Setup queued or running?"""
+        found = await session.scalar(
+            select(Job.id)
+            .where(Job.key == f"setup:{setup_id}", Job.status.in_(["queued", "running"]))
+            .limit(1)
+        )
+        return found is not None
+
+    @property
+    def lock(self) -> asyncio.Lock:
+        """Held by a reconcile pass; the updater holds it to commit a verdict."""
+        return self._lock
+
     async def launch(self, pod_id: int) -> None:
         """Pull and start ``pod_id`` now (the updater's candidate Pods)."""
         async with self._lock, self.sessions() as session:
@@ -394,7 +422,11 @@ class Reconciler:
             pods = list(
                 await session.scalars(
                     select(Pod)
-                    .where(Pod.retired.is_(False), Pod.status != PodStatus.UNKNOWN.value)
+                    .where(
+                        Pod.retired.is_(False),
+                        # FAILED keeps its exit code and backoff: it is not counted twice
+                        Pod.status.not_in([PodStatus.UNKNOWN.value, PodStatus.FAILED.value]),
+                    )
                     .options(selectinload(Pod.setup))
                 )
             )
@@ -406,7 +438,10 @@ class Reconciler:
             self.notify(setup_id)
 
     async def remove_containers(self, container_ids: list[str]) -> None:
-        """Stop and remove now (deleteSetup); a pass would do it too, later."""
+        """Stop and remove now; what fails is logged, and the next pass removes it (a
+        container of no active Pod), so callers whose change is committed never fail."""
         for container_id in container_ids:
-            with suppress(BackendUnavailable):
+            try:
                 await self.backend.stop(container_id, self.settings.stop_timeout_seconds)
+            except (BackendUnavailable, BackendError) as exc:
+                log.warning("could not remove %s now: %s", container_id[:12], exc)

@@ -30,17 +30,19 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import select
+from semver import Version
+from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import selectinload
 
 from port.catalogue.models import App, Release
 from port.deploy.backends.base import BackendUnavailable, PodState, PodStatus
 from port.deploy.models import Pod, Setup
-from port.deploy.policy import newest_allowed
+from port.deploy.policy import allows, newest_allowed
 from port.deploy.reconciler import Reconciler
 from port.deploy.setups import UpdatePolicy, plan_pod, record
 from port.errors import InvalidInput, NotFound
+from port.jobs.models import Job
 from port.jobs.queue import enqueue
 from port.orm import utcnow
 from port.settings import Settings
@@ -132,9 +134,9 @@ async def plan_updates(
     return planned
 
 
-async def request_update(session: AsyncSession, setup: Setup, version: str) -> None:
-    """A manual update to ``version`` (any release that is not withdrawn; a downgrade is
-    allowed when asked for by name). Enqueued like automatic ones; the caller commits."""
+async def manual_target(session: AsyncSession, setup: Setup, version: str) -> Release:
+    """The release a manual update to ``version`` moves to: any that is not withdrawn
+    (an older one too, when asked for by name) and not the one running."""
     release = await session.scalar(
         select(Release).where(Release.app_id == setup.app_id, Release.version == version)
     )
@@ -144,13 +146,34 @@ async def request_update(session: AsyncSession, setup: Setup, version: str) -> N
         raise InvalidInput(f"release {version} was withdrawn")
     if release.id == setup.release_id:
         raise InvalidInput(f"the setup runs {version} already")
-    await enqueue(
-        session,
-        "update",
-        {"setup_id": setup.id, "version": version, "manual": True},
-        key=update_key(setup.id),
-    )
+    return release
+
+
+async def request_update(session: AsyncSession, setup: Setup, version: str) -> None:
+    """Queue a manual update to ``version``; it replaces a queued automatic one (the
+    user's word wins). The caller commits."""
+    await manual_target(session, setup, version)
+    payload = {"setup_id": setup.id, "version": version, "manual": True}
+    if await enqueue(session, "update", payload, key=update_key(setup.id)) is None:
+        await session.execute(
+            update(Job)
+            .where(Job.key == update_key(setup.id), Job.status == "queued")
+            .values(payload=payload)
+        )
     record(session, setup, "UPDATE_REQUESTED", f"{version} requested")
+
+
+def _still_allowed(setup: Setup, version: str) -> bool:
+    """Would the Setup's policy choose ``version`` now (not skipped, newer, allowed)?"""
+    if version in setup.skipped_versions:
+        return False
+    return allows(
+        UpdatePolicy(setup.update_policy),
+        Version.parse(setup.release.version),
+        Version.parse(version),
+        version_range=setup.version_range,
+        include_prereleases=setup.include_prereleases,
+    )
 
 
 class Updater:
@@ -188,8 +211,12 @@ class Updater:
             )
             if target is None or target.withdrawn:
                 return f"release {version} is gone or withdrawn"
-            if not manual and version in setup.skipped_versions:
-                return f"{version} was rolled back before"
+            if not manual and not _still_allowed(setup, version):
+                # The policy changed, or a rollback skipped it, since this was planned.
+                stale = next((p for p in setup.pods if p.candidate and not p.retired), None)
+                if stale is not None:
+                    await self._abandon(session, setup, stale, "the policy no longer allows it")
+                return f"{version} is no longer allowed by the setup's policy"
             candidate = next((p for p in setup.pods if p.candidate and not p.retired), None)
             if candidate is not None and candidate.release_id != target.id:
                 await self._abandon(session, setup, candidate, "a newer update replaces it")
@@ -224,11 +251,15 @@ class Updater:
         if not started:
             await self.reconciler.launch(candidate_id)
         verdict = await self._health(candidate_id)
-        async with self.sessions() as session:
+        # The verdict is committed while no reconcile pass of this process runs, so a
+        # pass never acts on a Pod row this changes under it.
+        async with self.reconciler.lock, self.sessions() as session:
             setup = await self._load(session, setup_id)
             candidate = await session.get(Pod, candidate_id)
             if setup is None or candidate is None or candidate.retired:
                 return "setup or candidate deleted meanwhile"
+            if not candidate.candidate:
+                return "another rollout decided already"
             if verdict is None:
                 return await self._promote(session, setup, candidate, target)
             return await self._roll_back(session, setup, candidate, verdict)
@@ -338,4 +369,11 @@ class Updater:
             await self.reconciler.remove_containers([pod.container_id])
 
 
-__all__ = ["PlannedUpdate", "Updater", "pending_updates", "plan_updates", "request_update"]
+__all__ = [
+    "PlannedUpdate",
+    "Updater",
+    "manual_target",
+    "pending_updates",
+    "plan_updates",
+    "request_update",
+]

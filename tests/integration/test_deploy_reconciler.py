@@ -16,7 +16,13 @@ from sqlalchemy.orm import selectinload
 
 from port.accounts.principal import Principal
 from port.deploy import setups
-from port.deploy.backends.base import LABEL_INSTANCE, LABEL_POD, LABEL_SETUP, PodSpec
+from port.deploy.backends.base import (
+    LABEL_INSTANCE,
+    LABEL_POD,
+    LABEL_SETUP,
+    BackendError,
+    PodSpec,
+)
 from port.deploy.models import Pod, Setup, SetupEvent
 from port.deploy.reconciler import Reconciler
 from port.deploy.selection import NoFittingFlavour
@@ -409,3 +415,29 @@ async def test_mounts_come_only_from_the_admin_allow_list(catalogue: Catalogue) 
     await world.setup()
     await world.reconciler.reconcile()
     assert world.backend.starts[0].mounts == ("/srv/data:/data:ro",)
+
+
+async def test_one_pod_the_engine_refuses_does_not_block_the_others(world: World) -> None:
+    first = await world.setup()
+    second = await world.setup()
+    await world.reconciler.reconcile()
+    stuck = (await world.pod(first)).container_id
+    assert stuck is not None
+    world.backend.crash(stuck)
+    refuse = world.backend.stop
+
+    async def stop(container_id: str, timeout: float = 10) -> None:  # noqa: ASYNC109
+        if container_id == stuck:
+            raise BackendError("device or resource busy")
+        await refuse(container_id, timeout)
+
+    world.backend.stop = stop  # type: ignore[method-assign]
+    await world.expire_backoff(first)
+    await world.reconciler.reconcile()  # FAILED first; its restart needs the refused stop
+    await world.expire_backoff(first)
+    second_container = (await world.pod(second)).container_id
+    assert second_container is not None
+    world.backend.containers.pop(second_container)  # removed by hand
+    await world.reconciler.reconcile()  # pod `first` fails again; `second` is recreated
+    assert (await world.pod(second)).status == "RUNNING"
+    assert "POD_RECREATED" in await world.events(second)

@@ -14,9 +14,10 @@ from port.catalogue.models import Flavour, Release
 from port.deploy import setups
 from port.deploy.models import Pod, Setup, SetupEvent
 from port.deploy.reconciler import Reconciler
-from port.deploy.updater import Updater, plan_updates, request_update
+from port.deploy.updater import Updater, plan_updates, request_update, update_key
 from port.errors import InvalidInput
 from port.jobs.models import Job
+from port.jobs.queue import enqueue
 from tests.conftest import Catalogue
 from tests.deployfakes import FakeBackend, add_app, add_user
 
@@ -194,6 +195,10 @@ async def test_a_rollout_interrupted_by_a_crash_resumes_without_a_second_pod(
         pod = setups.plan_pod(setup, release, await fleet.reconciler.capabilities(), fleet.settings)
         pod.candidate = True
         session.add(pod)
+        # ... and its job is still there, as a dead worker leaves it (running, lease out).
+        await enqueue(
+            session, "update", {"setup_id": setup_id, "version": "1.1.0"}, key=update_key(setup_id)
+        )
     await fleet.reconciler.launch(pod.id)
     starts = len(fleet.backend.starts)
     await fleet.reconciler.reconcile()  # the reconciler leaves the candidate alone
@@ -233,3 +238,49 @@ async def test_manual_updates_may_go_back_but_not_to_withdrawn_releases(fleet: F
         await fleet.updater.run(setup_id, "1.0.0", manual=True)
         == "release 1.0.0 is gone or withdrawn"
     )
+
+
+async def test_a_candidate_without_a_rollout_job_is_abandoned(fleet: Fleet) -> None:
+    """A rollout whose job gave up for good leaves no candidate running forever."""
+    setup_id = await fleet.create(setups.UpdatePolicy.MINOR)
+    await fleet.release("1.1.0")
+    async with fleet.catalogue.sessions() as session, session.begin():
+        setup = await setups.get_setup(session, fleet.alice, setup_id)
+        release = await session.scalar(select(Release).where(Release.version == "1.1.0"))
+        assert release is not None
+        await session.refresh(release, ["flavours"])
+        pod = setups.plan_pod(setup, release, await fleet.reconciler.capabilities(), fleet.settings)
+        pod.candidate = True
+        session.add(pod)
+    await fleet.reconciler.launch(pod.id)
+    assert len(fleet.backend.running()) == 2
+    await fleet.reconciler.reconcile()  # no update job queued or running: abandoned
+    assert [c.spec.image for c in fleet.backend.running()] == ["img/1.0.0"]
+    assert "UPDATE_ABANDONED" in [e.kind for e in await fleet.events(setup_id)]
+
+
+async def test_a_queued_update_the_policy_no_longer_allows_does_nothing(fleet: Fleet) -> None:
+    setup_id = await fleet.create(setups.UpdatePolicy.MINOR)
+    await fleet.release("1.1.0")
+    assert await fleet.plan() == [(setup_id, "1.1.0")]
+    async with fleet.catalogue.sessions() as session, session.begin():
+        setup = await setups.get_setup(session, fleet.alice, setup_id)
+        setups.set_policy(session, setup, setups.UpdatePolicy.NONE, None, False)
+    outcome = await fleet.updater.run(setup_id, "1.1.0")
+    assert outcome == "1.1.0 is no longer allowed by the setup's policy"
+    assert (await fleet.setup(setup_id)).release.version == "1.0.0"
+    assert len(fleet.backend.starts) == 1
+
+
+async def test_a_manual_request_replaces_a_queued_automatic_update(fleet: Fleet) -> None:
+    setup_id = await fleet.create(setups.UpdatePolicy.MINOR)
+    await fleet.release("1.1.0")
+    await fleet.release("1.0.1")
+    await fleet.plan()  # queues 1.1.0
+    async with fleet.catalogue.sessions() as session, session.begin():
+        await request_update(
+            session, await setups.get_setup(session, fleet.alice, setup_id), "1.0.1"
+        )
+    async with fleet.catalogue.sessions() as session:
+        [job] = list(await session.scalars(select(Job).where(Job.kind == "update")))
+    assert job.payload == {"setup_id": setup_id, "version": "1.0.1", "manual": True}

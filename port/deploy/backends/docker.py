@@ -69,6 +69,7 @@ WORKERS = 4
 PROGRESS_INTERVAL_SECONDS = 0.25  # pull progress: at most four reports a second
 STREAM_BACKLOG = 1000  # stream items read ahead of the consumer before the reader waits
 DEFAULT_SOCKET = "unix:///var/run/docker.sock"
+MIN_NANO_CPUS = 10_000_000
 
 # State.Status of `docker inspect` (and State of `docker ps`) -> Pod status. "exited"
 # depends on the exit code, see _status.
@@ -428,7 +429,8 @@ class DockerBackend(Backend):
             "volumes": [self._bind(mount) for mount in spec.mounts],
         }
         if spec.cpus is not None:
-            options["nano_cpus"] = int(spec.cpus * 1e9)
+            # At least 1/100 CPU: 0 would mean "no limit" to the engine.
+            options["nano_cpus"] = max(int(spec.cpus * 1e9), MIN_NANO_CPUS)
         if spec.memory_bytes is not None:
             options["mem_limit"] = spec.memory_bytes
             options["memswap_limit"] = spec.memory_bytes  # no swap beyond the limit
@@ -519,7 +521,8 @@ class DockerBackend(Backend):
 
         def remove(client: Any) -> None:
             try:
-                client.api.remove_container(container_id, force=True)
+                # v=True: anonymous volumes of the image go with it, or disks fill up
+                client.api.remove_container(container_id, force=True, v=True)
             except docker.errors.NotFound:
                 return
             except docker.errors.APIError as exc:
