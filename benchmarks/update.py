@@ -99,8 +99,9 @@ def webhook(server: Server, url: str, version: str) -> None:
             raise SystemExit(f"webhook answered {answer.status}")
 
 
-def until_event(server: Server, token: str, setup_id: str, kinds: set[str]) -> str:
-    """Wait on podEvents for one of ``kinds`` newer than what the stream replays first."""
+def until_event(server: Server, token: str, setup_id: str, kinds: set[str], about: str = "") -> str:
+    """Wait on podEvents for one of ``kinds`` whose message mentions ``about`` (the
+    stream first replays recent events: earlier rounds' must not count)."""
     url = server.base.replace("http://", "ws://") + "/graphql"
     with connect(url, subprotocols=[Subprotocol("graphql-transport-ws")]) as socket:
         socket.send(
@@ -114,7 +115,7 @@ def until_event(server: Server, token: str, setup_id: str, kinds: set[str]) -> s
             if message.get("type") != "next":
                 raise SystemExit(f"podEvents failed: {message}")
             event = message["payload"]["data"]["podEvents"]
-            if event["kind"] in kinds:
+            if event["kind"] in kinds and about in event["message"]:
                 return str(event["kind"])
 
 
@@ -205,7 +206,7 @@ def main() -> None:
                 began = time.perf_counter()  # Port: webhook to the old Pod gone
                 webhook(server, hook_url, version)
                 kind = until_event(
-                    server, token, setup_id, {"UPDATE_SUCCEEDED", "UPDATE_ROLLED_BACK"}
+                    server, token, setup_id, {"UPDATE_SUCCEEDED", "UPDATE_ROLLED_BACK"}, version
                 )
                 ports.append(time.perf_counter() - began)
                 if kind != "UPDATE_SUCCEEDED":
