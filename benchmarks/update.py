@@ -35,7 +35,6 @@ import urllib.request
 from pathlib import Path
 
 import docker
-import yaml
 from websockets.sync.client import connect
 from websockets.typing import Subprotocol
 
@@ -45,23 +44,12 @@ from port.catalogue.repos import add_repo
 from port.settings import Settings
 from tests.deployfakes import add_user
 from tests.integration.dockerfixtures import BUSYBOX, build_image
-from tests.integration.gitfixtures import WorkRepo
+from tests.integration.gitfixtures import WorkRepo, image_yaml
 from tests.serverproc import Server, free_port, start, stop
 
 SECRET = secrets.token_hex(16)  # the webhook secret of the benchmark repo
 FOREVER = ['CMD ["sh", "-c", "while true; do sleep 1; done"]']
 EVENTS = "subscription($id: ID!) { podEvents(setupId: $id) { kind message } }"
-
-
-def manifest(version: str, image: str) -> str:
-    return yaml.safe_dump(
-        {
-            "apiVersion": "port/v1",
-            "version": version,
-            "app": {"identifier": "busy", "name": "Busy"},
-            "flavours": {"cpu": {"image": image}},
-        }
-    )
 
 
 async def _catalogue(settings: Settings, url: str) -> str:
@@ -154,7 +142,7 @@ def main() -> None:
         )
         url = f"git://127.0.0.1:{daemon_port}/remote.git"
         hook_url = "https://127.0.0.1/remote.git"  # how a forge would name the same remote
-        work.commit("1.0.0", {"port.yaml": manifest("1.0.0", images[0])})
+        work.commit("1.0.0", {"port.yaml": image_yaml("busy", "1.0.0", images[0])})
         work.tag("v1.0.0")
         work.push()
         mirror = root / "mirror.git"
@@ -189,7 +177,7 @@ def main() -> None:
             for round_ in range(1, args.rounds + 1):
                 version = f"1.{round_}.0"
                 image = images[round_ % 2]
-                work.commit(version, {"port.yaml": manifest(version, image)})
+                work.commit(version, {"port.yaml": image_yaml("busy", version, image)})
                 work.tag(f"v{version}")
                 work.push()
                 began = time.perf_counter()  # floor: fetch the tag, run the image

@@ -149,38 +149,48 @@ class FakeBackend(Backend):
 GPU_MACHINE = Capabilities(cpus=8, memory_mb=32768, gpus=(Gpu("nvidia", cuda_version="12.2"),))
 
 
+Flavours = tuple[tuple[str, str, list[dict[str, Any]]], ...]  # (name, image, selectors)
+
+
+def add_release(session: AsyncSession, app_id: int, version: str, flavours: Flavours) -> Release:
+    """A release of ``app_id`` with ``flavours``; ``{v}`` in an image becomes the version."""
+    release = Release(
+        app_id=app_id,
+        version=version,
+        source="port",
+        git_ref=f"v{version}",
+        commit="0" * 40,
+        file="port.yaml",
+    )
+    session.add(release)
+    for position, (name, image, selectors) in enumerate(flavours):
+        session.add(
+            Flavour(
+                release=release,
+                name=name,
+                position=position,
+                image=image.replace("{v}", version),
+                selectors=selectors,
+                cpus=2.0,
+                memory=1 << 30,
+            )
+        )
+    return release
+
+
 async def add_app(
     session: AsyncSession,
     identifier: str = "stardist",
     versions: tuple[str, ...] = ("1.0.0",),
-    flavours: tuple[tuple[str, str, list[dict[str, Any]]], ...] = (("cpu", "img/cpu:1", []),),
+    flavours: Flavours = (("cpu", "img/cpu:1", []),),
 ) -> App:
     """An app with ``versions``, each with ``flavours`` (name, image, selectors), in a repo."""
     repo = Repo(url=f"https://example.org/{identifier}.git")
     app = App(identifier=identifier, name=identifier.title(), repo=repo)
     session.add_all([repo, app])
+    await session.flush()
     for version in versions:
-        release = Release(
-            app=app,
-            version=version,
-            source="port",
-            git_ref=f"v{version}",
-            commit="0" * 40,
-            file="port.yaml",
-        )
-        session.add(release)
-        for position, (name, image, selectors) in enumerate(flavours):
-            session.add(
-                Flavour(
-                    release=release,
-                    name=name,
-                    position=position,
-                    image=image.replace("{v}", version),
-                    selectors=selectors,
-                    cpus=2.0,
-                    memory=1 << 30,
-                )
-            )
+        add_release(session, app.id, version, flavours)
     await session.flush()
     return app
 

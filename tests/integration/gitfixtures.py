@@ -113,6 +113,18 @@ def port_yaml(
     return yaml.safe_dump(doc, sort_keys=False)
 
 
+def image_yaml(identifier: str, version: str, image: str) -> str:
+    """A ``port.yaml`` of one ``cpu`` flavour running ``image`` (for real deployments)."""
+    return yaml.safe_dump(
+        {
+            "apiVersion": "port/v1",
+            "version": version,
+            "app": {"identifier": identifier, "name": identifier.title()},
+            "flavours": {"cpu": {"image": image}},
+        }
+    )
+
+
 def arkitekt_manifest(identifier: str, version: str) -> dict[str, object]:
     """The ``manifest`` block both Arkitekt shapes carry."""
     return {

@@ -18,16 +18,28 @@ from sqlalchemy import select
 
 from port import db
 from port.accounts.service import create_token
-from port.catalogue.models import App, Flavour, Release
+from port.catalogue.models import App
 from port.deploy.backends.base import LABEL_INSTANCE
 from port.settings import Settings
-from tests.deployfakes import add_app, add_user
+from tests.deployfakes import add_app, add_release, add_user
 from tests.integration.dockerfixtures import TestImages
 from tests.serverproc import Server, start, stop
 
 pytestmark = pytest.mark.docker
 SETUP = """query($id: ID!) { setup(id: $id) { status release { version }
   pods { id status containerId } events(last: 50) { kind } } }"""
+
+
+def server_env(settings: Settings, **more: str) -> dict[str, str]:
+    """`port serve`'s environment: this test's instance and network, quick passes."""
+    return {
+        "PORT_INSTANCE": settings.instance,
+        "PORT_DOCKER_NETWORK": settings.docker_network,
+        "PORT_RECONCILE_SECONDS": "0.3",
+        "PORT_STOP_TIMEOUT_SECONDS": "1",
+        "PORT_ACCESS_LOG": "false",
+        **more,
+    }
 
 
 def _two_containers(setup: Any) -> bool:
@@ -82,13 +94,7 @@ async def test_sigkill_and_restart_adopts_the_running_container(
 ) -> None:
     settings = docker_settings(data_dir=tmp_path)
     token = await _catalogue(settings, docker_images["forever"])
-    env = {
-        "PORT_INSTANCE": settings.instance,
-        "PORT_DOCKER_NETWORK": settings.docker_network,
-        "PORT_RECONCILE_SECONDS": "0.3",
-        "PORT_STOP_TIMEOUT_SECONDS": "1",
-        "PORT_ACCESS_LOG": "false",
-    }
+    env = server_env(settings)
     label = {"label": f"{LABEL_INSTANCE}={settings.instance}"}
 
     first = await asyncio.to_thread(start, tmp_path, env=env)
@@ -127,17 +133,9 @@ async def _add_release(settings: Settings, version: str, image: str) -> None:
     engine = db.create_engine(settings.sqlalchemy_url)
     try:
         async with db.sessionmaker(engine)() as session, session.begin():
-            app = await session.scalar(select(App).where(App.identifier == "busy"))
-            assert app is not None
-            release = Release(
-                app_id=app.id,
-                version=version,
-                source="port",
-                git_ref=f"v{version}",
-                commit="1" * 40,
-                file="port.yaml",
-            )
-            session.add_all([release, Flavour(release=release, name="cpu", image=image)])
+            app_id = await session.scalar(select(App.id).where(App.identifier == "busy"))
+            assert app_id is not None
+            add_release(session, app_id, version, (("cpu", image, []),))
     finally:
         await engine.dispose()
 
@@ -153,17 +151,13 @@ async def test_sigkill_in_the_middle_of_a_rollout_converges_to_one_pod(
     token = await _catalogue(settings, docker_images["forever"])
     newer = f"port-test/forever-next:{settings.instance}"
     docker_engine.api.tag(docker_images["forever"], *newer.split(":"))
-    env = {
-        "PORT_INSTANCE": settings.instance,
-        "PORT_DOCKER_NETWORK": settings.docker_network,
-        "PORT_RECONCILE_SECONDS": "0.3",
-        "PORT_STOP_TIMEOUT_SECONDS": "1",
-        "PORT_ACCESS_LOG": "false",
-        "PORT_JOB_LEASE_SECONDS": "2",
-        "PORT_JOB_POLL_SECONDS": "0.2",
-        "PORT_UPDATE_GRACE_SECONDS": "3",  # long enough to be killed inside the health gate
-        "PORT_POLL_SECONDS": "0",
-    }
+    env = server_env(
+        settings,
+        PORT_JOB_LEASE_SECONDS="2",
+        PORT_JOB_POLL_SECONDS="0.2",
+        PORT_UPDATE_GRACE_SECONDS="3",  # long enough to be killed inside the health gate
+        PORT_POLL_SECONDS="0",
+    )
     label = {"label": f"{LABEL_INSTANCE}={settings.instance}"}
     try:
         first = await asyncio.to_thread(start, tmp_path, env=env)

@@ -10,7 +10,7 @@ import pytest
 from sqlalchemy import select
 
 from port.accounts.principal import Principal
-from port.catalogue.models import Flavour, Release
+from port.catalogue.models import Release
 from port.deploy import setups
 from port.deploy.models import Pod, Setup, SetupEvent
 from port.deploy.reconciler import Reconciler
@@ -19,7 +19,7 @@ from port.errors import InvalidInput
 from port.jobs.models import Job
 from port.jobs.queue import enqueue
 from tests.conftest import Catalogue
-from tests.deployfakes import FakeBackend, add_app, add_user
+from tests.deployfakes import FakeBackend, add_app, add_release, add_user
 
 
 class Fleet:
@@ -53,18 +53,22 @@ class Fleet:
     async def release(self, version: str, image: str | None = None) -> None:
         async with self.catalogue.sessions() as session, session.begin():
             app_id = await session.scalar(select(Release.app_id).limit(1))
-            release = Release(
-                app_id=app_id,
-                version=version,
-                source="port",
-                git_ref=f"v{version}",
-                commit="1" * 40,
-                file="port.yaml",
-            )
-            session.add(release)
-            session.add(
-                Flavour(release=release, name="cpu", image=image or f"img/{version}", selectors=[])
-            )
+            assert app_id is not None
+            add_release(session, app_id, version, (("cpu", image or f"img/{version}", []),))
+
+    async def candidate(self, setup_id: int, version: str) -> Pod:
+        """A candidate Pod of ``version``, planned and started, as a rollout leaves it."""
+        async with self.catalogue.sessions() as session, session.begin():
+            setup = await setups.get_setup(session, self.alice, setup_id)
+            release = await session.scalar(select(Release).where(Release.version == version))
+            assert release is not None
+            await session.refresh(release, ["flavours"])
+            caps = await self.reconciler.capabilities()
+            pod = setups.plan_pod(setup, release, caps, self.settings)
+            pod.candidate = True
+            session.add(pod)
+        await self.reconciler.launch(pod.id)
+        return pod
 
     async def plan(self) -> list[tuple[int, str]]:
         async with self.catalogue.sessions() as session, session.begin():
@@ -186,20 +190,12 @@ async def test_a_rollout_interrupted_by_a_crash_resumes_without_a_second_pod(
 ) -> None:
     setup_id = await fleet.create(setups.UpdatePolicy.MINOR)
     await fleet.release("1.1.0")
-    # The dead worker got as far as starting the candidate.
+    # The dead worker got as far as starting the candidate, and its job is still there
+    # (running, its lease out), as a dead worker leaves it.
     async with fleet.catalogue.sessions() as session, session.begin():
-        setup = await setups.get_setup(session, fleet.alice, setup_id)
-        release = await session.scalar(select(Release).where(Release.version == "1.1.0"))
-        assert release is not None
-        await session.refresh(release, ["flavours"])
-        pod = setups.plan_pod(setup, release, await fleet.reconciler.capabilities(), fleet.settings)
-        pod.candidate = True
-        session.add(pod)
-        # ... and its job is still there, as a dead worker leaves it (running, lease out).
-        await enqueue(
-            session, "update", {"setup_id": setup_id, "version": "1.1.0"}, key=update_key(setup_id)
-        )
-    await fleet.reconciler.launch(pod.id)
+        payload = {"setup_id": setup_id, "version": "1.1.0"}
+        await enqueue(session, "update", payload, key=update_key(setup_id))
+    await fleet.candidate(setup_id, "1.1.0")
     starts = len(fleet.backend.starts)
     await fleet.reconciler.reconcile()  # the reconciler leaves the candidate alone
     await fleet.updater.run(setup_id, "1.1.0")
@@ -244,15 +240,7 @@ async def test_a_candidate_without_a_rollout_job_is_abandoned(fleet: Fleet) -> N
     """A rollout whose job gave up for good leaves no candidate running forever."""
     setup_id = await fleet.create(setups.UpdatePolicy.MINOR)
     await fleet.release("1.1.0")
-    async with fleet.catalogue.sessions() as session, session.begin():
-        setup = await setups.get_setup(session, fleet.alice, setup_id)
-        release = await session.scalar(select(Release).where(Release.version == "1.1.0"))
-        assert release is not None
-        await session.refresh(release, ["flavours"])
-        pod = setups.plan_pod(setup, release, await fleet.reconciler.capabilities(), fleet.settings)
-        pod.candidate = True
-        session.add(pod)
-    await fleet.reconciler.launch(pod.id)
+    await fleet.candidate(setup_id, "1.1.0")
     assert len(fleet.backend.running()) == 2
     await fleet.reconciler.reconcile()  # no update job queued or running: abandoned
     assert [c.spec.image for c in fleet.backend.running()] == ["img/1.0.0"]

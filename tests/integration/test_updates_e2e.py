@@ -17,7 +17,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 from litestar.testing import AsyncTestClient
 
 from port.accounts.service import create_token, create_user
@@ -28,7 +27,7 @@ from port.settings import Settings
 from tests.conftest import Catalogue
 from tests.integration.conftest import GitDaemon
 from tests.integration.dockerfixtures import TestImages
-from tests.integration.gitfixtures import WorkRepo
+from tests.integration.gitfixtures import WorkRepo, image_yaml
 from tests.unit.test_webhooks_forges import (
     SECRET,
     encode,
@@ -43,17 +42,6 @@ from tests.unit.test_webhooks_forges import (
 pytestmark = [pytest.mark.docker, pytest.mark.git]
 SETUP = """query($id: ID!) { setup(id: $id) { release { version } skippedVersions
   pods { containerId image status } events { kind message } } }"""
-
-
-def manifest(version: str, image: str) -> str:
-    return yaml.safe_dump(
-        {
-            "apiVersion": "port/v1",
-            "version": version,
-            "app": {"identifier": "busy", "name": "Busy"},
-            "flavours": {"cpu": {"image": image}},
-        }
-    )
 
 
 @dataclass
@@ -94,7 +82,7 @@ class Store:
         raise AssertionError(f"setup {setup_id} never got there: {seen}")
 
     def release(self, version: str, image: str) -> None:
-        self.work.commit(version, {"port.yaml": manifest(version, image)})
+        self.work.commit(version, {"port.yaml": image_yaml("busy", version, image)})
         self.work.tag(f"v{version}")
         self.work.push()
 
