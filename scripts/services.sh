@@ -118,6 +118,9 @@ start_docker() {
       return 1
     fi
   fi
+  # Networks of test sessions that were killed before their clean-up: each holds one of
+  # the engine's few address pools. Only unused `port-test-*` ones; `rm` refuses the rest.
+  docker network ls --quiet --filter name=port-test- | xargs -r docker network rm >/dev/null 2>&1 || true
   echo "export PORT_TEST_DOCKER=1"
 }
 

@@ -32,6 +32,9 @@ import docker
 import docker.errors
 
 BUSYBOX = Path("/bin/busybox")
+# The network of Pods on a SecondEngine: its bridges would outlive it (its data root is
+# deleted, the host's interfaces stay) and use up the main engine's address pools.
+NO_NETWORK = "none"
 IMAGE_PREFIX = "port-test"
 
 # name -> Dockerfile lines after `FROM scratch` + busybox. ENTRYPOINT is busybox itself,

@@ -27,7 +27,7 @@ from port.deploy.reconciler import Reconciler
 from port.settings import Settings
 from tests.conftest import Catalogue
 from tests.deployfakes import add_app, add_user
-from tests.integration.dockerfixtures import SecondEngine, TestImages
+from tests.integration.dockerfixtures import NO_NETWORK, SecondEngine, TestImages
 
 pytestmark = pytest.mark.docker
 T = TypeVar("T")
@@ -233,6 +233,7 @@ async def test_an_engine_stopped_and_started_again(
     settings = docker_settings(
         database_url=catalogue.settings.database_url,
         docker_host=second_engine.url,
+        docker_network=NO_NETWORK,
         restart_backoff_seconds=0.2,
     )
     world = await make_engine(catalogue, settings, second_engine.client(), image)
