@@ -25,7 +25,7 @@ from contextlib import AbstractAsyncContextManager, suppress
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import or_, select, update
+from sqlalchemy import delete, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from port import db
@@ -35,6 +35,7 @@ from port.jobs import queue
 from port.jobs.models import Job
 from port.orm import utcnow
 from port.settings import Settings
+from port.webhooks.models import WebhookDelivery
 
 log = logging.getLogger(__name__)
 
@@ -222,10 +223,15 @@ class Worker:
                 log.exception("after-hook %r of job %s failed", hook, job.id)
 
     async def prune(self) -> int:
-        """Delete jobs that finished more than ``job_keep_days`` ago; count them."""
+        """Delete jobs that finished, and webhook deliveries received, more than
+        ``job_keep_days`` ago; count the jobs. (A delivery replayed after that queues
+        one more index job, which joins any queued one: harmless.)"""
         before = utcnow() - timedelta(days=self.settings.job_keep_days)
         async with self.sessions() as session, session.begin():
             pruned = await queue.prune(session, finished_before=before)
+            await session.execute(
+                delete(WebhookDelivery).where(WebhookDelivery.received_at < before)
+            )
         if pruned:
             log.info("deleted %d jobs finished before %s", pruned, before.isoformat())
         return pruned

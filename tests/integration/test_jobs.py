@@ -19,6 +19,7 @@ from port.jobs.handlers import default_handlers
 from port.jobs.models import Job
 from port.jobs.worker import Handler, Worker
 from port.orm import utcnow
+from port.webhooks.models import WebhookDelivery
 from tests.conftest import Catalogue
 from tests.integration.conftest import Remote
 from tests.integration.gitfixtures import port_yaml
@@ -513,7 +514,16 @@ async def test_finished_jobs_are_deleted_after_the_days_kept(catalogue: Catalogu
         )
 
     await in_session(catalogue, age)
+    async with catalogue.sessions() as session, session.begin():
+        session.add_all(
+            [
+                WebhookDelivery(forge="github", delivery="old", event="push", received_at=long_ago),
+                WebhookDelivery(forge="github", delivery="new", event="push"),
+            ]
+        )
     assert await Worker(catalogue.sessions, settings, {}).prune() == 2
     async with catalogue.sessions() as session:
         kept = [(j.id, j.status) for j in await queue.jobs(session)]
+        deliveries = list(await session.scalars(select(WebhookDelivery.delivery)))
     assert kept == [(recent.id, "succeeded"), (waiting.id, "queued")]
+    assert deliveries == ["new"]
