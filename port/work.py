@@ -5,13 +5,19 @@
   each that may move; a notice goes out for every added release.
 - ``update``: one rollout (port/deploy/updater.py), health-gated, rolled back on failure.
 - ``notify``: one signed notice to ``PORT_NOTIFY_URL`` (port/notify.py).
+- ``reconcile``: one reconciler pass (port/deploy/reconciler.py). One key for all, so one
+  pass runs at a time across every Port process on the database; the reconciler's
+  trigger (its period, engine events, mutations) queues it, and a pass that leaves a
+  restart backoff running queues the next for when it expires.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
-from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager, suppress
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -22,6 +28,7 @@ from port.deploy.reconciler import Reconciler
 from port.deploy.updater import Updater, plan_updates
 from port.jobs.handlers import default_handlers
 from port.jobs.models import Job
+from port.jobs.queue import enqueue
 from port.jobs.worker import Worker
 from port.notify import Notifier
 from port.settings import Settings
@@ -52,6 +59,30 @@ async def after_index_run(
     return len(planned)
 
 
+RECONCILE_KEY = "reconcile"
+
+
+async def queue_reconcile(
+    sessions: async_sessionmaker[AsyncSession], *, at: datetime | None = None
+) -> None:
+    """Queue a reconcile pass (or bring a queued one forward to ``at``, default now)."""
+    async with sessions() as session, session.begin():
+        await enqueue(session, "reconcile", key=RECONCILE_KEY, run_after=at, max_attempts=1)
+
+
+def reconcile_trigger(
+    sessions: async_sessionmaker[AsyncSession], worker: Worker
+) -> Callable[[], Awaitable[datetime | None]]:
+    """What the reconciler's loop calls for a pass: queue the job, wake this worker."""
+
+    async def request() -> datetime | None:
+        await queue_reconcile(sessions)
+        worker.wake()
+        return None  # the job queues its own follow-up for a running backoff
+
+    return request
+
+
 def build_worker(
     sessions: async_sessionmaker[AsyncSession], settings: Settings, reconciler: Reconciler
 ) -> Worker:
@@ -68,10 +99,17 @@ def build_worker(
     async def planned_after_index(_job: Job, outcome: Any) -> None:
         await after_index_run(sessions, notifier, outcome, worker.wake)
 
+    async def reconcile(_job: Job) -> datetime | None:
+        due = await reconciler.reconcile()
+        if due is not None:
+            await queue_reconcile(sessions, at=due)
+        return due
+
     handlers = {
         **default_handlers(sessions, settings),
         "update": update,
         "notify": notifier.deliver,
+        "reconcile": reconcile,
     }
     worker = Worker(sessions, settings, handlers, after={"index": [planned_after_index]})
     return worker
@@ -81,9 +119,20 @@ def build_worker(
 async def full_worker(
     sessions: async_sessionmaker[AsyncSession], settings: Settings
 ) -> AsyncIterator[Worker]:
-    """`port worker`'s Worker: every job kind, with a backend of its own for rollouts."""
+    """`port worker`'s Worker: every job kind, with a backend of its own for rollouts and
+    reconcile passes, and the reconciler's trigger (period, engine events) beside it."""
     backend = load_backend(settings)
+    reconciler = Reconciler(sessions, settings, backend)
+    worker = build_worker(sessions, settings, reconciler)
+    trigger = None
+    if settings.reconcile_seconds > 0:
+        request = reconcile_trigger(sessions, worker)
+        trigger = asyncio.create_task(reconciler.run(request), name="reconcile-trigger")
     try:
-        yield build_worker(sessions, settings, Reconciler(sessions, settings, backend))
+        yield worker
     finally:
+        if trigger is not None:
+            trigger.cancel()
+            with suppress(asyncio.CancelledError):
+                await trigger
         await backend.close()

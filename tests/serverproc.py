@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import secrets
 import signal
 import socket
 import subprocess
@@ -61,6 +62,8 @@ def start(data: Path, *argv: str, env: dict[str, str] | None = None) -> Server:
         "PORT_DATA_DIR": str(data),
         "PORT_PORT": str(port),
         "PORT_ALLOW_LOCAL_REPOS": "true",
+        # An instance of its own: its reconciler never touches another Port's containers.
+        "PORT_INSTANCE": f"e2e{secrets.token_hex(4)}",
     }
     environ |= env or {}
     process = subprocess.Popen(

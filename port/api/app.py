@@ -45,7 +45,7 @@ from port.errors import Unauthenticated
 from port.events import Broker
 from port.metrics import HTTP_LATENCY, HTTP_REQUESTS, count_statements, exposition
 from port.settings import Settings
-from port.work import build_worker
+from port.work import build_worker, reconcile_trigger
 
 # metric labels: no free-form paths
 ROUTES = {"/graphql", "/healthz", "/readyz", "/metrics", *WEBHOOK_PATHS}
@@ -269,8 +269,9 @@ def create_app(
         if token is not None and announce is not None:
             announce(token)
         running = []
-        if settings.reconcile_seconds > 0:
-            running.append(asyncio.create_task(reconciler.run(), name="reconciler"))
+        if settings.reconcile_seconds > 0:  # passes are jobs: whichever worker is free
+            trigger = reconciler.run(reconcile_trigger(sessions, worker))
+            running.append(asyncio.create_task(trigger, name="reconcile-trigger"))
         if settings.serve_worker:
             running.append(asyncio.create_task(worker.run(), name="worker"))
         try:

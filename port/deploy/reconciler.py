@@ -25,7 +25,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from contextlib import suppress
 from datetime import datetime, timedelta
 
@@ -141,15 +141,21 @@ class Reconciler:
         """Ask for a pass soon (after a mutation, or an engine event)."""
         self._wake.set()
 
-    async def run(self) -> None:
-        """Reconcile until cancelled: every ``reconcile_seconds``, on wake, on backoff."""
+    async def run(self, request: Callable[[], Awaitable[datetime | None]] | None = None) -> None:
+        """Reconcile until cancelled: every ``reconcile_seconds``, on wake, on backoff.
+
+        ``request`` replaces the pass itself: `port serve` and `port worker` queue a
+        ``reconcile`` job instead (port/work.py), so that one pass runs at a time across
+        every Port process sharing the database.
+        """
+        run_pass = request or self.reconcile
         events = asyncio.create_task(self._follow_engine_events())
         try:
             while True:
                 self._wake.clear()
                 delay = self.settings.reconcile_seconds
                 try:
-                    due = await self.reconcile()
+                    due = await run_pass()
                 except Exception:
                     log.exception("reconcile pass failed")
                     due = None

@@ -223,7 +223,10 @@ def _subscribe(socket: Any, query: str, variables: dict[str, Any]) -> None:
 async def test_pod_events_and_logs_stream_to_the_owner(catalogue: Catalogue) -> None:
     backend = FakeBackend("port")
     backend.images.add("img/cpu:1")
-    settings = catalogue.settings.model_copy(update={"reconcile_seconds": 0.2})
+    # The server's own reconciler: its passes are jobs, run by the server's worker.
+    settings = catalogue.settings.model_copy(
+        update={"reconcile_seconds": 0.2, "serve_worker": True, "poll_seconds": 0}
+    )
     alice, _bob = await _users(catalogue)
     auth = {"Authorization": f"Bearer {alice}"}
     with TestClient(app=create_app(settings, backend=backend)) as client:

@@ -24,6 +24,7 @@ from port.deploy.backends.base import LABEL_INSTANCE
 from port.deploy.backends.docker import DockerBackend
 from port.deploy.models import Pod, SetupEvent
 from port.deploy.reconciler import Reconciler
+from port.jobs.queue import jobs
 from port.settings import Settings
 from tests.conftest import Catalogue
 from tests.deployfakes import add_app, add_user
@@ -338,7 +339,12 @@ async def test_the_api_runs_a_setup_on_the_engine(
     docker_engine: Any,
     docker_images: TestImages,
 ) -> None:
-    settings = docker_settings(database_url=catalogue.settings.database_url, reconcile_seconds=0.2)
+    settings = docker_settings(
+        database_url=catalogue.settings.database_url,
+        reconcile_seconds=0.2,
+        serve_worker=True,  # reconcile passes are jobs: the server's worker runs them
+        poll_seconds=0,
+    )
     async with catalogue.sessions() as session, session.begin():
         await add_app(session, identifier="busy", flavours=(("cpu", docker_images["forever"], []),))
         alice = await add_user(session, "alice")
@@ -371,6 +377,11 @@ async def test_the_api_runs_a_setup_on_the_engine(
         assert seen["setup"]["status"] == "RUNNING"
         container_id = seen["setup"]["pods"][0]["containerId"]
         assert docker_engine.containers.get(container_id).status == "running"
+
+        async with catalogue.sessions() as session:
+            passes = await jobs(session, kind="reconcile")
+        assert any(j.status == "succeeded" for j in passes)  # the pass ran as a job
+        assert all(j.key == "reconcile" for j in passes)  # one key: one pass at a time
 
         await gql(client, "mutation($id: ID!) { deleteSetup(id: $id) }", id=setup_id)
         remaining = docker_engine.containers.list(

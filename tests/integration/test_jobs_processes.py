@@ -223,6 +223,8 @@ def port_env(cat: Catalogue, **settings: str) -> dict[str, str]:
         "PORT_DATA_DIR": str(cat.settings.data_dir),
         "PORT_DATABASE_URL": cat.settings.sqlalchemy_url,
         "PORT_ALLOW_LOCAL_REPOS": "true",
+        # No containers here: the worker's reconcile trigger stays off.
+        "PORT_RECONCILE_SECONDS": "0",
     }
     return env | {f"PORT_{name.upper()}": value for name, value in settings.items()}
 
