@@ -18,7 +18,6 @@ from sqlalchemy.orm import selectinload
 from port.accounts.principal import CLI
 from port.clitools import Sessions, echo_json, with_db
 from port.deploy import setups
-from port.deploy.backends import load_backend
 from port.deploy.backends.base import BackendUnavailable
 from port.deploy.models import Pod, Setup, SetupEvent
 from port.deploy.reconciler import Reconciler
@@ -90,11 +89,8 @@ async def _load(sessions: Sessions, setup_id: int | None = None) -> list[Setup]:
 
 async def _reconcile(sessions: Sessions, settings: Settings) -> None:
     """One pass now; an unreachable engine is reported, the intent is kept."""
-    backend = load_backend(settings)
-    try:
-        await Reconciler(sessions, settings, backend).reconcile()
-    finally:
-        await backend.close()
+    async with Reconciler.opened(sessions, settings) as reconciler:
+        await reconciler.reconcile()
 
 
 def _print_setups(rows: list[dict[str, Any]]) -> None:
@@ -152,11 +148,8 @@ def setup_create(
     )
 
     async def work(sessions: Sessions, settings: Settings) -> int:
-        backend = load_backend(settings)
-        try:
-            caps = await Reconciler(sessions, settings, backend).capabilities()
-        finally:
-            await backend.close()
+        async with Reconciler.opened(sessions, settings) as reconciler:
+            caps = await reconciler.capabilities()
         async with sessions() as session, session.begin():
             setup = await setups.create_setup(session, CLI, request, caps, owner=owner)
             if start:
@@ -223,11 +216,8 @@ def _change(setup_id: int, action: str) -> None:
         async with sessions() as session, session.begin():
             setup = await setups.get_setup(session, CLI, setup_id)
             if action == "start":
-                backend = load_backend(settings)
-                try:
-                    caps = await Reconciler(sessions, settings, backend).capabilities()
-                finally:
-                    await backend.close()
+                async with Reconciler.opened(sessions, settings) as reconciler:
+                    caps = await reconciler.capabilities()
                 await setups.start_setup(session, setup, caps, settings)
             elif action == "stop":
                 setups.stop_setup(session, setup)
@@ -276,12 +266,8 @@ def setup_update(setup_id: int, version: str) -> None:
     async def work(sessions: Sessions, settings: Settings) -> str:
         async with sessions() as session:  # checked here, run here: no job is queued
             await manual_target(session, await setups.get_setup(session, CLI, setup_id), version)
-        backend = load_backend(settings)
-        try:
-            reconciler = Reconciler(sessions, settings, backend)
+        async with Reconciler.opened(sessions, settings) as reconciler:
             return await Updater(sessions, settings, reconciler).run(setup_id, version, manual=True)
-        finally:
-            await backend.close()
 
     click.echo(with_db(work))
 
@@ -376,15 +362,12 @@ def pod_logs(pod_id: int, tail: int, follow: bool) -> None:
             pod = await setups.get_pod(session, CLI, pod_id)
         if pod.container_id is None:
             raise InvalidInput(f"pod {pod_id} has no container ({pod.status})")
-        backend = load_backend(settings)
-        try:
+        async with Reconciler.opened(sessions, settings) as reconciler:
             if not follow:
-                click.echo(await backend.logs(pod.container_id, tail), nl=False)
+                click.echo(await reconciler.backend.logs(pod.container_id, tail), nl=False)
                 return
-            async for line in backend.follow_logs(pod.container_id, tail):
+            async for line in reconciler.backend.follow_logs(pod.container_id, tail):
                 click.echo(line)
-        finally:
-            await backend.close()
 
     with suppress(KeyboardInterrupt):  # Ctrl-C ends --follow; that is not an error
         with_db(work)

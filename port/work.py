@@ -23,7 +23,6 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from port.catalogue.scanning import ScanOutcome
-from port.deploy.backends import load_backend
 from port.deploy.reconciler import Reconciler
 from port.deploy.updater import Updater, plan_updates
 from port.jobs.handlers import default_handlers
@@ -121,18 +120,16 @@ async def full_worker(
 ) -> AsyncIterator[Worker]:
     """`port worker`'s Worker: every job kind, with a backend of its own for rollouts and
     reconcile passes, and the reconciler's trigger (period, engine events) beside it."""
-    backend = load_backend(settings)
-    reconciler = Reconciler(sessions, settings, backend)
-    worker = build_worker(sessions, settings, reconciler)
-    trigger = None
-    if settings.reconcile_seconds > 0:
-        request = reconcile_trigger(sessions, worker)
-        trigger = asyncio.create_task(reconciler.run(request), name="reconcile-trigger")
-    try:
-        yield worker
-    finally:
-        if trigger is not None:
-            trigger.cancel()
-            with suppress(asyncio.CancelledError):
-                await trigger
-        await backend.close()
+    async with Reconciler.opened(sessions, settings) as reconciler:
+        worker = build_worker(sessions, settings, reconciler)
+        trigger = None
+        if settings.reconcile_seconds > 0:
+            request = reconcile_trigger(sessions, worker)
+            trigger = asyncio.create_task(reconciler.run(request), name="reconcile-trigger")
+        try:
+            yield worker
+        finally:
+            if trigger is not None:
+                trigger.cancel()
+                with suppress(asyncio.CancelledError):
+                    await trigger

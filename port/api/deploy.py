@@ -23,6 +23,7 @@ from port.api.deploy_types import (
     SetupEventType,
     SetupType,
     UpdatePolicyEnum,
+    shown,
 )
 from port.api.pagination import row_id
 from port.api.scalars import JSON
@@ -69,11 +70,7 @@ def _env(value: object) -> dict[str, str]:
 async def _load_setup(info: Info, gid: relay.GlobalID) -> SetupType:
     principal = permissions.caller(info)
     async with info.context.state.sessions() as session:
-        setup = await session.scalar(
-            service.visible(principal)
-            .where(Setup.id == row_id(gid, "Setup"))
-            .options(selectinload(Setup.owner), selectinload(Setup.pods))
-        )
+        setup = await session.scalar(shown(principal).where(Setup.id == row_id(gid, "Setup")))
     if setup is None:
         raise NotFound(f"no setup {gid}")
     return SetupType.from_row(setup)
@@ -85,12 +82,7 @@ class DeployQuery:
     async def setups(self, info: Info) -> list[SetupType]:
         principal = permissions.caller(info)
         async with info.context.state.sessions() as session:
-            rows = await session.scalars(
-                service.visible(principal).options(
-                    selectinload(Setup.owner), selectinload(Setup.pods)
-                )
-            )
-            return [SetupType.from_row(r) for r in rows]
+            return [SetupType.from_row(r) for r in await session.scalars(shown(principal))]
 
     @strawberry.field(description="One of your Setups, or NOT_FOUND.")
     async def setup(self, info: Info, id: relay.GlobalID) -> SetupType:
@@ -113,13 +105,7 @@ class DeployQuery:
         principal = permissions.caller(info)
         async with info.context.state.sessions() as session:
             setups = list(
-                await session.scalars(
-                    service.visible(principal).options(
-                        selectinload(Setup.owner),
-                        selectinload(Setup.pods),
-                        selectinload(Setup.release),
-                    )
-                )
+                await session.scalars(shown(principal).options(selectinload(Setup.release)))
             )
             found = await pending_updates(session, setups)
             return [

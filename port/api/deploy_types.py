@@ -7,10 +7,11 @@ from datetime import datetime
 from typing import Any, Self
 
 import strawberry
-from sqlalchemy import select
+from sqlalchemy import Select, select
 from sqlalchemy.orm import selectinload
 from strawberry import relay
 
+from port.accounts.principal import Principal
 from port.api.context import Info
 from port.api.scalars import JSON, Long
 from port.api.types import AppType, ReleaseType, _row
@@ -28,6 +29,13 @@ UpdatePolicyEnum = strawberry.enum(
 EVENTS_SHOWN = 50
 
 
+def shown(principal: Principal) -> Select[models.Setup]:
+    """The Setups ``principal`` may see, with what ``SetupType.from_row`` reads."""
+    return visible(principal).options(
+        selectinload(models.Setup.owner), selectinload(models.Setup.pods)
+    )
+
+
 async def _visible_rows(info: Info, model: Any, ids: Iterable[str]) -> dict[int, Any]:
     """Rows of ``model`` among ``ids`` the caller may see (others: as if absent)."""
     principal = info.context.principal
@@ -36,11 +44,7 @@ async def _visible_rows(info: Info, model: Any, ids: Iterable[str]) -> dict[int,
     wanted = [int(i) for i in ids if i.isdigit()]
     async with info.context.state.sessions() as session:
         if model is models.Setup:
-            rows = await session.scalars(
-                visible(principal)
-                .where(models.Setup.id.in_(wanted))
-                .options(selectinload(models.Setup.owner), selectinload(models.Setup.pods))
-            )
+            rows = await session.scalars(shown(principal).where(models.Setup.id.in_(wanted)))
         else:
             setups = visible(principal).with_only_columns(models.Setup.id)
             rows = await session.scalars(

@@ -11,13 +11,12 @@ rolled back (``skipped``), though a newer one is tried.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Collection, Iterable
 from typing import Protocol, TypeVar
 
 from semver import Version
 
-from port.deploy.setups import UpdatePolicy
+from port.deploy.setups import UpdatePolicy, range_clauses
 
 
 class ReleaseLike(Protocol):
@@ -27,10 +26,6 @@ class ReleaseLike(Protocol):
 
 
 R = TypeVar("R", bound=ReleaseLike)
-
-
-def _clauses(version_range: str | None) -> list[str]:
-    return [c for c in re.split(r"[\s,]+", (version_range or "").strip()) if c]
 
 
 def allows(
@@ -56,7 +51,7 @@ def allows(
         case UpdatePolicy.MAJOR:
             return True
         case UpdatePolicy.RANGE:
-            clauses = _clauses(version_range)
+            clauses = range_clauses(version_range)
             return bool(clauses) and all(candidate.match(c) for c in clauses)
     return False  # pragma: no cover - the enum is closed
 

@@ -25,14 +25,15 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Callable
-from contextlib import suppress
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager, suppress
 from datetime import datetime, timedelta
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import selectinload
 
+from port.deploy.backends import load_backend
 from port.deploy.backends.base import (
     LABEL_APP,
     LABEL_FLAVOUR,
@@ -118,6 +119,18 @@ class Reconciler:
         self._wake = asyncio.Event()
         self._caps: tuple[float, Capabilities] | None = None
         self._engine_down: str | None = None
+
+    @classmethod
+    @asynccontextmanager
+    async def opened(
+        cls, sessions: async_sessionmaker[AsyncSession], settings: Settings
+    ) -> AsyncIterator[Reconciler]:
+        """A reconciler with the backend ``settings`` names, closed on leaving."""
+        reconciler = cls(sessions, settings, load_backend(settings))
+        try:
+            yield reconciler
+        finally:
+            await reconciler.backend.close()
 
     # --- facts -------------------------------------------------------------------------
 
@@ -235,8 +248,10 @@ class Reconciler:
             try:
                 return await self._converge_pod(session, setup, pod, container)
             finally:
-                await session.commit()
-                self.notify(setup.id)
+                # Most passes change nothing: then no write and no wake-up of subscribers.
+                if session.new or session.dirty or session.deleted:
+                    await session.commit()
+                    self.notify(setup.id)
 
     async def _converge_pod(
         self, session: AsyncSession, setup: Setup, pod: Pod, container: ManagedContainer | None

@@ -120,11 +120,16 @@ def check_env(env: Mapping[str, str]) -> dict[str, str]:
     return dict(env)
 
 
+def range_clauses(text: str | None) -> list[str]:
+    """The clauses of a semver range such as ``>=1.2.0 <2.0.0`` (space- or comma-separated)."""
+    return [c for c in re.split(r"[\s,]+", (text or "").strip()) if c]
+
+
 def check_range(text: str | None) -> str:
-    """A semver range such as ``>=1.2.0 <2.0.0`` (space- or comma-separated clauses)."""
-    if not text or not text.strip():
+    """A semver range such as ``>=1.2.0 <2.0.0``, normalised; INVALID_INPUT otherwise."""
+    clauses = range_clauses(text)
+    if not clauses:
         raise InvalidInput("updatePolicy RANGE needs a versionRange such as '>=1.2.0 <2.0.0'")
-    clauses = [c for c in re.split(r"[\s,]+", text.strip()) if c]
     for clause in clauses:
         try:
             semver.Version.parse("0.0.0").match(clause)

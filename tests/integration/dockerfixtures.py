@@ -163,11 +163,9 @@ def remove_instance(client: Any, instance: str) -> list[str]:
     """Force-remove every container of ``instance``; their short ids."""
     removed = []
     for row in client.api.containers(all=True, filters={"label": f"port.instance={instance}"}):
-        try:
+        with contextlib.suppress(docker.errors.NotFound):  # gone already: fine
             client.api.remove_container(row["Id"], force=True)
             removed.append(row["Id"][:12])
-        except docker.errors.NotFound:
-            pass
     return removed
 
 

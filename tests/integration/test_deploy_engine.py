@@ -101,34 +101,38 @@ def _is_running(pod: Pod) -> bool:
     return pod.status == "RUNNING"
 
 
-async def make_engine(
-    catalogue: Catalogue,
-    settings: Settings,
-    client: Any,
-    image: str,
-    flavours: tuple[tuple[str, str, list[dict[str, Any]]], ...] | None = None,
-) -> Engine:
-    async with catalogue.sessions() as session, session.begin():
-        await add_app(session, identifier="busy", flavours=flavours or (("cpu", image, []),))
-        alice = await add_user(session, "alice")
-    principal = Principal(user_id=alice.id, name="alice", is_admin=False, via="token")
-    reconciler = Reconciler(catalogue.sessions, settings, DockerBackend(settings))
-    return Engine(catalogue, settings, client, reconciler, principal)
+Flavours = tuple[tuple[str, str, list[dict[str, Any]]], ...]
+MakeEngine = Callable[..., Awaitable[Engine]]
 
 
 @pytest.fixture
-async def engine(
-    catalogue: Catalogue,
-    docker_settings: Callable[..., Settings],
-    docker_engine: Any,
-    docker_images: TestImages,
-) -> AsyncIterator[Engine]:
-    settings = docker_settings(
-        database_url=catalogue.settings.database_url, restart_backoff_seconds=0.2
-    )
-    world = await make_engine(catalogue, settings, docker_engine, docker_images["env"])
-    yield world
-    await world.reconciler.backend.close()
+async def engines(
+    catalogue: Catalogue, docker_settings: Callable[..., Settings], docker_engine: Any
+) -> AsyncIterator[MakeEngine]:
+    """``await engines(image, flavours=None, client=None, **settings)``: app `busy` running
+    ``image`` (or ``flavours``), alice, and a reconciler on the engine; closed afterwards."""
+    made: list[Engine] = []
+
+    async def make(
+        image: str, flavours: Flavours | None = None, client: Any = None, **overrides: Any
+    ) -> Engine:
+        settings = docker_settings(database_url=catalogue.settings.database_url, **overrides)
+        async with catalogue.sessions() as session, session.begin():
+            await add_app(session, identifier="busy", flavours=flavours or (("cpu", image, []),))
+            alice = await add_user(session, "alice")
+        principal = Principal(user_id=alice.id, name="alice", is_admin=False, via="token")
+        reconciler = Reconciler(catalogue.sessions, settings, DockerBackend(settings))
+        made.append(Engine(catalogue, settings, client or docker_engine, reconciler, principal))
+        return made[-1]
+
+    yield make
+    for world in made:
+        await world.reconciler.backend.close()
+
+
+@pytest.fixture
+async def engine(engines: MakeEngine, docker_images: TestImages) -> Engine:
+    return await engines(docker_images["env"], restart_backoff_seconds=0.2)
 
 
 async def test_a_setup_runs_as_a_sandboxed_labelled_container(engine: Engine) -> None:
@@ -165,26 +169,17 @@ async def test_a_setup_runs_as_a_sandboxed_labelled_container(engine: Engine) ->
 
 
 async def test_an_image_that_exits_at_once_fails_and_restarts_with_backoff(
-    catalogue: Catalogue,
-    docker_settings: Callable[..., Settings],
-    docker_engine: Any,
-    docker_images: TestImages,
+    engines: MakeEngine, docker_images: TestImages
 ) -> None:
-    settings = docker_settings(
-        database_url=catalogue.settings.database_url, restart_backoff_seconds=0.2
-    )
-    world = await make_engine(catalogue, settings, docker_engine, docker_images["exit3"])
-    try:
-        setup_id = await world.start()
-        pod = await settle(world.reconciler, lambda: world.pod(setup_id), lambda p: p.restarts >= 2)
-        assert pod.exit_code == 3
-        assert pod.failures >= 2
-        kinds = await world.events(setup_id)
-        assert kinds.count("POD_FAILED") >= 2
-        assert "POD_RESTARTED" in kinds
-        assert len(world.containers()) <= 1  # each restart replaces, never piles up
-    finally:
-        await world.reconciler.backend.close()
+    world = await engines(docker_images["exit3"], restart_backoff_seconds=0.2)
+    setup_id = await world.start()
+    pod = await settle(world.reconciler, lambda: world.pod(setup_id), lambda p: p.restarts >= 2)
+    assert pod.exit_code == 3
+    assert pod.failures >= 2
+    kinds = await world.events(setup_id)
+    assert kinds.count("POD_FAILED") >= 2
+    assert "POD_RESTARTED" in kinds
+    assert len(world.containers()) <= 1  # each restart replaces, never piles up
 
 
 async def test_a_container_removed_by_hand_is_recreated(engine: Engine) -> None:
@@ -223,52 +218,46 @@ async def test_a_deleted_setups_container_is_removed(engine: Engine) -> None:
 
 
 async def test_an_engine_stopped_and_started_again(
-    catalogue: Catalogue,
-    docker_settings: Callable[..., Settings],
+    engines: MakeEngine,
     docker_engine: Any,
     docker_images: TestImages,
     second_engine: SecondEngine,
 ) -> None:
     image = docker_images["forever"]
     second_engine.load(docker_engine, image)
-    settings = docker_settings(
-        database_url=catalogue.settings.database_url,
+    world = await engines(
+        image,
+        client=second_engine.client(),
         docker_host=second_engine.url,
         docker_network=NO_NETWORK,
         restart_backoff_seconds=0.2,
     )
-    world = await make_engine(catalogue, settings, second_engine.client(), image)
-    try:
-        setup_id = await world.start()
-        await world.running(setup_id)
+    setup_id = await world.start()
+    await world.running(setup_id)
 
-        await asyncio.to_thread(second_engine.stop)
-        await world.reconciler.reconcile()
-        pod = await world.pod(setup_id)
-        assert pod.status == "UNKNOWN"
-        assert pod.message is not None
-        assert "unreachable" in pod.message
+    await asyncio.to_thread(second_engine.stop)
+    await world.reconciler.reconcile()
+    pod = await world.pod(setup_id)
+    assert pod.status == "UNKNOWN"
+    assert pod.message is not None
+    assert "unreachable" in pod.message
 
-        await asyncio.to_thread(second_engine.start)
-        pod = await world.running(setup_id)  # its container died with the engine: restarted
-        assert len(world.containers()) == 1
-        assert "ENGINE_DOWN" in await world.events(setup_id)
-    finally:
-        await world.reconciler.backend.close()
+    await asyncio.to_thread(second_engine.start)
+    pod = await world.running(setup_id)  # its container died with the engine: restarted
+    assert len(world.containers()) == 1
+    assert "ENGINE_DOWN" in await world.events(setup_id)
 
 
 @pytest.mark.parametrize("policy", ["if-not-present", "always"])
 async def test_an_image_is_pulled_from_a_registry_with_progress(
-    catalogue: Catalogue,
-    docker_settings: Callable[..., Settings],
+    engines: MakeEngine,
     docker_engine: Any,
     docker_images: TestImages,
     docker_registry: str,
     policy: str,
 ) -> None:
     image, _by_digest = docker_images.push_unique(docker_registry, "pulled")
-    settings = docker_settings(database_url=catalogue.settings.database_url, pull_policy=policy)
-    world = await make_engine(catalogue, settings, docker_engine, image)
+    world = await engines(image, pull_policy=policy)
     try:
         setup_id = await world.start()
         pod = await world.running(setup_id)
@@ -276,61 +265,44 @@ async def test_an_image_is_pulled_from_a_registry_with_progress(
         assert pod.pull["total"] >= 512 * 1024  # the unique layer came over the wire
         assert pod.pull["done"] == pod.pull["total"]
     finally:
-        await world.reconciler.backend.close()
         for container in world.containers():  # first, or the image would stay, untagged
             container.remove(force=True)
         docker_engine.images.remove(image, force=True)
 
 
 async def test_pull_policy_never_fails_with_the_reason(
-    catalogue: Catalogue,
-    docker_settings: Callable[..., Settings],
-    docker_engine: Any,
-    docker_images: TestImages,
-    docker_registry: str,
+    engines: MakeEngine, docker_images: TestImages, docker_registry: str
 ) -> None:
     image, _ = docker_images.push_unique(docker_registry, "never")
-    settings = docker_settings(database_url=catalogue.settings.database_url, pull_policy="never")
-    world = await make_engine(catalogue, settings, docker_engine, image)
-    try:
-        setup_id = await world.start()
-        await world.reconciler.reconcile()
-        pod = await world.pod(setup_id)
-        assert pod.status == "FAILED"
-        assert pod.message == f"image {image} is not present and PORT_PULL_POLICY=never"
-        assert world.containers() == []
-    finally:
-        await world.reconciler.backend.close()
+    world = await engines(image, pull_policy="never")
+    setup_id = await world.start()
+    await world.reconciler.reconcile()
+    pod = await world.pod(setup_id)
+    assert pod.status == "FAILED"
+    assert pod.message == f"image {image} is not present and PORT_PULL_POLICY=never"
+    assert world.containers() == []
 
 
 async def test_a_cuda_flavour_asks_the_engine_for_a_gpu(
-    catalogue: Catalogue,
-    docker_settings: Callable[..., Settings],
-    docker_engine: Any,
-    docker_images: TestImages,
+    engines: MakeEngine, docker_engine: Any, docker_images: TestImages
 ) -> None:
     """With a declared GPU the CUDA build is chosen and started with a device request;
     this engine has no NVIDIA runtime, so it refuses, and the Pod says so."""
     if "nvidia" in (docker_engine.info().get("Runtimes") or {}):
         pytest.skip("this engine has an NVIDIA runtime: the GPU request would succeed")
-    settings = docker_settings(
-        database_url=catalogue.settings.database_url,
+    cpu, gpu = docker_images["forever"], docker_images["env"]
+    world = await engines(
+        cpu,
+        (("cpu", cpu, []), ("cuda", gpu, CUDA)),
         docker_gpus=[{"vendor": "nvidia", "cuda_version": "12.2"}],
     )
-    cpu, gpu = docker_images["forever"], docker_images["env"]
-    world = await make_engine(
-        catalogue, settings, docker_engine, cpu, (("cpu", cpu, []), ("cuda", gpu, CUDA))
-    )
-    try:
-        setup_id = await world.start()
-        await world.reconciler.reconcile()
-        pod = await world.pod(setup_id)
-        assert (pod.flavour, pod.gpus, pod.status) == ("cuda", 1, "FAILED")
-        assert pod.message is not None
-        assert "gpu" in pod.message.lower()
-        assert world.containers() == []  # the refused container is not left behind
-    finally:
-        await world.reconciler.backend.close()
+    setup_id = await world.start()
+    await world.reconciler.reconcile()
+    pod = await world.pod(setup_id)
+    assert (pod.flavour, pod.gpus, pod.status) == ("cuda", 1, "FAILED")
+    assert pod.message is not None
+    assert "gpu" in pod.message.lower()
+    assert world.containers() == []  # the refused container is not left behind
 
 
 async def test_the_api_runs_a_setup_on_the_engine(

@@ -32,7 +32,7 @@ import threading
 import time
 from collections.abc import AsyncGenerator, AsyncIterator, Callable, Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import aclosing
+from contextlib import aclosing, suppress
 from datetime import datetime
 from typing import Any, Self, TypeVar
 
@@ -457,11 +457,9 @@ class DockerBackend(Backend):
         name, instance = self.settings.docker_network, self.settings.instance
 
         def ensure(client: Any) -> None:
-            try:
+            with suppress(docker.errors.NotFound):
                 client.api.inspect_network(name)
                 return
-            except docker.errors.NotFound:
-                pass
             try:
                 client.api.create_network(
                     name, driver="bridge", labels={LABEL_INSTANCE: instance}, check_duplicate=True
