@@ -349,11 +349,14 @@ class Updater:
         message = f"{version} rolled back, {setup.release.version} keeps running: {reason}"
         if tail.strip():
             message += "\n--- last lines of the new pod ---\n" + tail.rstrip()
+        await session.commit()
+        # As for a promotion: the event is written once the failed container is gone (a
+        # crash before that leaves a container of a retired Pod, which a pass removes).
+        if candidate.container_id is not None:
+            await self.reconciler.remove_containers([candidate.container_id])
         record(session, setup, "UPDATE_ROLLED_BACK", message, candidate)
         await session.commit()
         self.reconciler.notify(setup.id)
-        if candidate.container_id is not None:
-            await self.reconciler.remove_containers([candidate.container_id])
         await self.announce(
             "update.rolled_back",
             {"setup": setup.id, "app": setup.app.identifier, "version": version, "reason": reason},
