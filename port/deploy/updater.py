@@ -343,17 +343,17 @@ class Updater:
                 tail = ""
         release = await session.get(Release, candidate.release_id)
         version = release.version if release is not None else "?"
+        # The failed container goes first, then the verdict is committed at once: a reader
+        # of UPDATE_ROLLED_BACK never sees it still there. Should Port die in between, the
+        # resumed job finds the candidate's container gone and rolls back the same way.
+        if candidate.container_id is not None:
+            await self.reconciler.remove_containers([candidate.container_id])
         candidate.retired, candidate.status = True, PodStatus.FAILED.value
         candidate.message, candidate.stopped_at = reason, utcnow()
         setup.skipped_versions = [*setup.skipped_versions, version]
         message = f"{version} rolled back, {setup.release.version} keeps running: {reason}"
         if tail.strip():
             message += "\n--- last lines of the new pod ---\n" + tail.rstrip()
-        await session.commit()
-        # As for a promotion: the event is written once the failed container is gone (a
-        # crash before that leaves a container of a retired Pod, which a pass removes).
-        if candidate.container_id is not None:
-            await self.reconciler.remove_containers([candidate.container_id])
         record(session, setup, "UPDATE_ROLLED_BACK", message, candidate)
         await session.commit()
         self.reconciler.notify(setup.id)
