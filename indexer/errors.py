@@ -8,9 +8,17 @@ redacted before the exception is built.
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 
 class IndexerError(Exception):
-    """Base of every indexer failure; ``str()`` is safe to show (no credentials)."""
+    """Base of every indexer failure; ``str()`` is safe to show (no credentials).
+
+    ``transient``: the same run may succeed a little later (network, a slow remote);
+    a refused URL, a remote over the size limit or a missing branch stay as they are.
+    """
+
+    transient: ClassVar[bool] = False
 
 
 class UnsafeUrlError(IndexerError):
@@ -20,9 +28,13 @@ class UnsafeUrlError(IndexerError):
 class RemoteError(IndexerError):
     """The remote is unreachable, is not a git repository, or wants credentials."""
 
+    transient = True
+
 
 class GitTimeoutError(IndexerError):
     """A git call ran longer than ``Limits.timeout_seconds`` and was killed."""
+
+    transient = True
 
 
 class RepoTooLargeError(IndexerError):

@@ -44,6 +44,12 @@ class Unauthenticated(ClientError):
     code = "UNAUTHENTICATED"
 
 
+class Permanent(PortError):
+    """A job's failure that retrying cannot fix: the job fails for good at once."""
+
+    code = "PERMANENT"
+
+
 class RepoUnreachable(ClientError):
     """The remote could not be read: network, credentials, timeout or size limit."""
 

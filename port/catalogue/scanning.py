@@ -36,6 +36,7 @@ class ScanOutcome:
     run: IndexRun
     changes: Changes | None
     remote_failed: bool = False
+    transient: bool = False  # a remote failure that may pass (network), worth a retry
 
 
 def mirror_path(settings: Settings, repo: Repo) -> Path:
@@ -85,7 +86,9 @@ async def scan_repo(
         )
     except IndexerError as exc:
         log.warning("index run of %s failed: %s", redact(spec.url), exc)
-        return await _record_failure(sessions, repo_id, started, str(exc), remote=True)
+        return await _record_failure(
+            sessions, repo_id, started, str(exc), remote=True, transient=exc.transient
+        )
 
     try:
         return await _ingest_and_record(sessions, repo_id, spec, result, started)
@@ -107,6 +110,7 @@ async def _record_failure(
     message: str,
     *,
     remote: bool = False,
+    transient: bool = False,
 ) -> ScanOutcome:
     failed = IndexRun(
         repo_id=repo_id,
@@ -119,7 +123,7 @@ async def _record_failure(
     async with sessions() as session, session.begin():
         session.add(failed)
     observe_index_run("failed", (utcnow() - started).total_seconds())
-    return ScanOutcome(run=failed, changes=None, remote_failed=remote)
+    return ScanOutcome(run=failed, changes=None, remote_failed=remote, transient=transient)
 
 
 async def _ingest_and_record(

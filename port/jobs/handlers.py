@@ -4,9 +4,11 @@
 (``scan_repo``), returning its ``ScanOutcome`` to the after-hooks (None when the Repo
 was deleted meanwhile: nothing to do, the job succeeds).
 
-A run that could not read the remote is recorded as a failed run *and* fails the job,
-which is retried after its backoff (a network blip should not wait for the next poll);
-index jobs have few attempts, since polling retries anyway and each attempt may fetch.
+A run that could not read the remote is recorded as a failed run *and* fails the job.
+A transient failure (network, timeout) is retried after its backoff (a blip should not
+wait for the next poll); index jobs have few attempts, since polling retries anyway and
+each attempt may fetch. A lasting one (a refused URL, a remote over the size limit, a
+missing branch) fails the job at once: the next poll or push tries again.
 A run whose result the catalogue refused is recorded as failed, but the job succeeds:
 the same refs give the same result, so retrying would only repeat it.
 """
@@ -19,7 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from port.catalogue.models import Repo
 from port.catalogue.scanning import ScanOutcome, scan_repo
-from port.errors import RepoUnreachable
+from port.errors import Permanent, RepoUnreachable
 from port.jobs.models import Job
 from port.jobs.worker import Handler
 from port.settings import Settings
@@ -49,9 +51,8 @@ def default_handlers(
             log.info("job %s: repository %s was deleted during its index run", job.id, repo_id)
             return None
         if outcome.remote_failed:
-            raise RepoUnreachable(
-                f"index run {outcome.run.id}: {outcome.run.message or 'the remote failed'}"
-            )
+            why = f"index run {outcome.run.id}: {outcome.run.message or 'the remote failed'}"
+            raise RepoUnreachable(why) if outcome.transient else Permanent(why)
         return outcome
 
     return {"index": index}

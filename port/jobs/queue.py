@@ -273,11 +273,14 @@ async def succeed(session: AsyncSession, job_id: int, worker: str) -> bool:
     )
 
 
-async def fail(session: AsyncSession, job_id: int, worker: str, error: str) -> Job | None:
+async def fail(
+    session: AsyncSession, job_id: int, worker: str, error: str, *, final: bool = False
+) -> Job | None:
     """Record a failed attempt of ``worker``'s running job; None when it is not its own.
 
     Before ``max_attempts`` the job is queued again after ``backoff(attempts)``, keeping
-    ``error`` in ``last_error``. After the last attempt it is ``failed`` for good.
+    ``error`` in ``last_error``. After the last attempt, or a ``final`` failure (one
+    that retrying cannot fix), it is ``failed`` for good.
 
     If another job of the same key was queued meanwhile, this one cannot be queued
     again (one queued job per key): it ends ``failed`` with a note naming the queued
@@ -291,7 +294,7 @@ async def fail(session: AsyncSession, job_id: int, worker: str, error: str) -> J
     now = utcnow()
     error = _clip(error)
     done = {"status": "failed", "finished_at": now, "locked_until": None}
-    if job.attempts >= job.max_attempts:
+    if final or job.attempts >= job.max_attempts:
         held = await _update_held(session, job_id, worker, last_error=error, **done)
     elif await _requeue(session, job, worker, now, error):
         held = True

@@ -30,7 +30,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from port import db
 from port.catalogue.models import Repo
-from port.errors import PortError
+from port.errors import Permanent, PortError
 from port.jobs import queue
 from port.jobs.models import Job
 from port.orm import utcnow
@@ -41,7 +41,8 @@ log = logging.getLogger(__name__)
 
 Handler = Callable[[Job], Awaitable[Any]]
 """Does a job's work; its return value goes to the kind's after-hooks. Raising fails
-the attempt (``PortError``: an expected failure, logged without traceback)."""
+the attempt (``PortError``: an expected failure, logged without traceback); raising
+``Permanent`` fails the job for good, without the attempts left."""
 
 AfterHook = Callable[[Job, Any], Awaitable[None]]
 """Called with the job and its handler's result after the job succeeded."""
@@ -201,7 +202,9 @@ class Worker:
         else:
             log.error("job %s failed", job.id, exc_info=exc)
         async with self.sessions() as session, session.begin():
-            now = await queue.fail(session, job.id, self.name, error)
+            now = await queue.fail(
+                session, job.id, self.name, error, final=isinstance(exc, Permanent)
+            )
         if now is None:
             log.warning("job %s was taken over meanwhile: its failure is not recorded", job.id)
             return

@@ -429,6 +429,22 @@ async def test_index_job_indexes_a_real_remote(catalogue: Catalogue, local_remot
         assert list(runs) == ["succeeded", "unchanged"]
 
 
+async def test_index_job_fails_at_once_when_retrying_cannot_help(
+    catalogue: Catalogue, local_remote: Remote
+) -> None:
+    local_remote.work.commit("0.1.0", {"port.yaml": port_yaml("stardist", "0.1.0")})
+    local_remote.work.push()
+    repo: Repo = await in_session(
+        catalogue, lambda s: add_repo(s, local_remote.url, allow_local=True, branch="nope")
+    )
+    job = await in_session(catalogue, lambda s: queue.enqueue_index(s, repo.id, "webhook"))
+    assert await index_worker(catalogue, []).run_once()
+    failed = await get(catalogue, job.id)
+    assert (failed.status, failed.attempts) == ("failed", 1)  # not 3 fetches of the same
+    assert failed.last_error is not None
+    assert "branch 'nope'" in failed.last_error
+
+
 async def test_index_job_retries_an_unreachable_remote_and_skips_a_deleted_repo(
     catalogue: Catalogue, tmp_path: Any
 ) -> None:
