@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import shutil
+from collections.abc import AsyncGenerator
+from contextlib import suppress
 from typing import Any
 
 import strawberry
@@ -23,9 +26,11 @@ from port.api.types import (
     connection_of,
 )
 from port.catalogue import repos as repo_service
-from port.catalogue.models import App, Repo
+from port.catalogue.models import App, IndexRun, Repo
 from port.catalogue.scanning import mirror_path, scan_repo
 from port.errors import InvalidInput, NotFound, RepoUnreachable
+from port.jobs.models import Job
+from port.jobs.queue import index_key
 from port.notify import Notifier
 from port.work import after_index_run
 
@@ -36,8 +41,17 @@ def _like(text: str) -> str:
     return f"%{escaped}%"
 
 
+# How often an indexRuns subscription looks at the database: runs of other processes
+# (workers, other servers) show within this time; this process's wake it at once.
+RUN_POLL_SECONDS = 1.0
+
+
 def repo_pk(gid: relay.GlobalID) -> int:
     return row_id(gid, "Repo")
+
+
+def runs_topic(repo_id: int) -> str:
+    return f"index-runs:{repo_id}"
 
 
 @strawberry.type
@@ -156,7 +170,7 @@ class CatalogueMutation:
         async with state.sessions() as session:
             if await session.get(Repo, repo_pk(id)) is None:
                 raise NotFound(f"no repository {id}")
-        topic = f"index-runs:{repo_pk(id)}"
+        topic = runs_topic(repo_pk(id))
         state.broker.publish(
             topic, IndexRunEvent(repo_id=id, status=IndexRunStatus.RUNNING, run=None)
         )
@@ -196,3 +210,65 @@ class CatalogueMutation:
         state.cache.bump()
         state.reconciler.wake()  # Setups of its apps went with them: remove their containers
         return id
+
+
+@strawberry.type
+class CatalogueSubscription:
+    @strawberry.subscription(
+        description="Index runs of a repository as they start (run: null) and finish, "
+        "whichever Port process runs them: scanRepo or the index jobs of any worker."
+    )
+    async def index_runs(
+        self, info: Info, repo_id: relay.GlobalID
+    ) -> AsyncGenerator[IndexRunEvent, None]:
+        await info.context.authenticate_connection()
+        permissions.catalogue_reader(info)
+        pk = repo_pk(repo_id)
+        state = info.context.state
+        started = IndexRunEvent(repo_id=repo_id, status=IndexRunStatus.RUNNING, run=None)
+        # The table holds every finished run; the jobs table shows the runs of workers
+        # as they start; scanRepo in this process announces its start on the broker,
+        # listened to before anything is read so that no start is missed.
+        with state.broker.listen(runs_topic(pk)) as wakeups:
+            async with state.sessions() as session:
+                if await session.get(Repo, pk) is None:
+                    raise NotFound(f"no repository {repo_id}")
+                newest = await session.scalar(
+                    select(func.max(IndexRun.id)).where(IndexRun.repo_id == pk)
+                )
+            last, announced = newest or 0, set[int]()
+            while True:
+                while not wakeups.empty():  # starts told before the finishes read below
+                    if wakeups.get_nowait().status is IndexRunStatus.RUNNING:
+                        yield started
+                await info.context.recheck()
+                async with state.sessions() as session:
+                    running = set(
+                        await session.scalars(
+                            select(Job.id).where(
+                                Job.kind == "index",
+                                Job.key == index_key(pk),
+                                Job.status == "running",
+                            )
+                        )
+                    )
+                    finished = list(
+                        await session.scalars(
+                            select(IndexRun)
+                            .where(IndexRun.repo_id == pk, IndexRun.id > last)
+                            .order_by(IndexRun.id)
+                        )
+                    )
+                    if not finished and await session.get(Repo, pk) is None:
+                        return  # deleted: the stream ends
+                for _ in running - announced:
+                    yield started
+                announced = running
+                for row in finished:
+                    last = row.id
+                    run = IndexRunType.from_row(row)
+                    yield IndexRunEvent(repo_id=repo_id, status=run.status, run=run)
+                with suppress(TimeoutError):
+                    event = await asyncio.wait_for(wakeups.get(), RUN_POLL_SECONDS)
+                    if event.status is IndexRunStatus.RUNNING:
+                        yield started

@@ -42,6 +42,8 @@ class Context(BaseContext, kw_only=True):
     # graphql-transport-ws `connection_init` payload, set by Strawberry on websockets:
     # browsers cannot send headers there, so `{"Authorization": "Bearer ..."}` goes here.
     connection_params: object = None
+    # The Authorization header that made ``principal``, to check it again in streams.
+    credential: str | None = None
 
     async def authenticate_connection(self) -> None:
         """Adopt the credential of a websocket's `connection_init`, if the handshake had none."""
@@ -52,6 +54,15 @@ class Context(BaseContext, kw_only=True):
         if isinstance(header, str):
             async with self.state.sessions() as session, session.begin():
                 self.principal = await principal_for(session, header, self.state.verifier)
+            self.credential = header
+
+    async def recheck(self) -> None:
+        """Unauthenticated once the credential of a long-lived subscription is revoked or
+        expired: streams call this as they go, so revoking a token ends its streams."""
+        if self.credential is None:
+            return
+        async with self.state.sessions() as session, session.begin():
+            await principal_for(session, self.credential, self.state.verifier)
 
 
 Info = StrawberryInfo[Context, None]
@@ -63,7 +74,12 @@ async def context_for(api: ApiState, authorization: str | None) -> Context:
     if authorization is not None:  # anonymous reads cost no session
         async with api.sessions() as session, session.begin():
             principal = await principal_for(session, authorization, api.verifier)
-    return Context(state=api, principal=principal, loaders=Loaders.create(api.sessions))
+    return Context(
+        state=api,
+        principal=principal,
+        loaders=Loaders.create(api.sessions),
+        credential=authorization if principal is not None else None,
+    )
 
 
 async def get_context(state: State, headers: Headers) -> Context:

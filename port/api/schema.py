@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncGenerator
 from typing import Any
 
 import strawberry
@@ -16,13 +15,12 @@ from strawberry.types import ExecutionContext
 
 from port.api import permissions
 from port.api.accounts import AccountsMutation, AccountsQuery
-from port.api.catalogue import CatalogueMutation, CatalogueQuery, repo_pk
+from port.api.catalogue import CatalogueMutation, CatalogueQuery, CatalogueSubscription
 from port.api.context import Info
 from port.api.cost import cost_limiter
 from port.api.deploy import DeployMutation, DeployQuery, DeploySubscription
 from port.api.pagination import row_id
 from port.api.scalars import SCALARS
-from port.api.types import IndexRunEvent
 from port.errors import ClientError
 from port.settings import Settings
 
@@ -51,17 +49,8 @@ class Mutation(CatalogueMutation, AccountsMutation, DeployMutation):
 
 
 @strawberry.type
-class Subscription(DeploySubscription):
-    @strawberry.subscription(
-        description="Index runs of a repository as they start and finish (this process's)."
-    )
-    async def index_runs(
-        self, info: Info, repo_id: relay.GlobalID
-    ) -> AsyncGenerator[IndexRunEvent, None]:
-        await info.context.authenticate_connection()
-        permissions.catalogue_reader(info)
-        async for event in info.context.state.broker.subscribe(f"index-runs:{repo_pk(repo_id)}"):
-            yield event
+class Subscription(CatalogueSubscription, DeploySubscription):
+    """Index runs and deployment events, each defined beside its queries."""
 
 
 def _client_facing(error: GraphQLError) -> bool:

@@ -2,9 +2,19 @@
 
 from __future__ import annotations
 
+import asyncio
+from typing import Any
+
 from litestar.testing import TestClient
+from strawberry.relay import GlobalID
 
 from port.api.app import create_app
+from port.api.catalogue import RUN_POLL_SECONDS
+from port.api.pagination import row_id
+from port.jobs.handlers import default_handlers
+from port.jobs.models import Job
+from port.jobs.queue import enqueue_index
+from port.jobs.worker import Worker
 from tests.conftest import Api
 from tests.integration.conftest import Remote
 from tests.integration.gitfixtures import port_yaml
@@ -55,6 +65,49 @@ async def test_index_runs_stream_to_subscribers(api: Api, local_remote: Remote) 
         "repoId": repo_id,
         "status": "SUCCEEDED",
         "run": {"status": "SUCCEEDED", "added": ["sd 1.0.0"], "repo": {"url": local_remote.url}},
+    }
+
+
+async def test_index_runs_of_a_worker_reach_subscribers(api: Api, local_remote: Remote) -> None:
+    """A run by a worker, as a webhook or a poll starts it, not by this server's scanRepo."""
+    local_remote.work.commit("1", {"port.yaml": port_yaml("sd", "1.0.0")})
+    local_remote.work.tag("v1.0.0")
+    local_remote.work.push()
+    created = await api.gql(
+        "mutation($url: String!) { createRepo(input: {url: $url}) { id } }",
+        {"url": local_remote.url},
+        token=api.admin_token,
+    )
+    repo_id = created["data"]["createRepo"]["id"]
+    catalogue = api.catalogue
+    index = default_handlers(catalogue.sessions, catalogue.settings)["index"]
+
+    async def unhurried(job: Job) -> Any:  # long enough for the subscriber to see it run
+        await asyncio.sleep(2 * RUN_POLL_SECONDS)
+        return await index(job)
+
+    worker = Worker(catalogue.sessions, catalogue.settings, {"index": unhurried})
+    with (
+        TestClient(app=create_app(catalogue.settings)) as client,
+        client.websocket_connect("/graphql", subprotocols=["graphql-transport-ws"]) as socket,
+    ):
+        socket.send_json({"type": "connection_init"})
+        assert socket.receive_json() == {"type": "connection_ack"}
+        subscribe = {"query": SUBSCRIBE, "variables": {"id": repo_id}}
+        socket.send_json({"id": "1", "type": "subscribe", "payload": subscribe})
+        async with catalogue.sessions() as session, session.begin():
+            await enqueue_index(session, row_id(GlobalID.from_id(repo_id), "Repo"), "webhook")
+        received, ran = await asyncio.gather(
+            asyncio.to_thread(lambda: [socket.receive_json(timeout=30) for _ in range(2)]),
+            worker.run_once(),
+        )
+    assert ran
+    started, finished = (message["payload"]["data"]["indexRuns"] for message in received)
+    assert (started["status"], started["run"]) == ("RUNNING", None)
+    assert finished["run"] == {
+        "status": "SUCCEEDED",
+        "added": ["sd 1.0.0"],
+        "repo": {"url": local_remote.url},
     }
 
 

@@ -4,16 +4,20 @@ in test_deploy_docker_api.py."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
 
 import pytest
 from litestar.testing import AsyncTestClient, TestClient
+from sqlalchemy import select
 
-from port.accounts.service import create_token, create_user
+from port.accounts.models import Token
+from port.accounts.service import create_token, create_user, hash_secret
 from port.api.app import create_app
 from port.deploy.reconciler import Reconciler
+from port.orm import utcnow
 from tests.conftest import Api, Catalogue
 from tests.deployfakes import FakeBackend, add_app
 
@@ -274,6 +278,34 @@ async def test_pod_events_and_logs_stream_to_the_owner(catalogue: Catalogue) -> 
             _subscribe(socket, "subscription($id: ID!) { podLogs(podId: $id) }", {"id": pod_id})
             refused = socket.receive_json()
         assert refused["payload"]["errors"][0]["extensions"]["code"] == "UNAUTHENTICATED"
+
+
+async def test_revoking_a_token_ends_its_streams(catalogue: Catalogue) -> None:
+    alice, _bob = await _users(catalogue)
+    auth = {"Authorization": f"Bearer {alice}"}
+    with TestClient(app=create_app(catalogue.settings, backend=FakeBackend("port"))) as client:
+        created = client.post(
+            "/graphql",
+            json={"query": CREATE, "variables": {"input": {"app": "stardist"}}},
+            headers=auth,
+        ).json()["data"]["createSetup"]
+        with client.websocket_connect(
+            "/graphql", subprotocols=["graphql-transport-ws"], headers=auth
+        ) as socket:
+            _subscribe(
+                socket,
+                "subscription($id: ID!) { podEvents(setupId: $id) { kind } }",
+                {"id": created["id"]},
+            )
+            assert socket.receive_json()["payload"]["data"]["podEvents"]["kind"] == "CREATED"
+            async with catalogue.sessions() as session, session.begin():
+                token = await session.scalar(
+                    select(Token).where(Token.secret_hash == hash_secret(alice))
+                )
+                assert token is not None
+                token.revoked_at = utcnow()
+            ended = await asyncio.to_thread(socket.receive_json, timeout=30)
+    assert ended["payload"]["errors"][0]["extensions"]["code"] == "UNAUTHENTICATED"
 
 
 async def test_an_unreachable_engine_is_a_coded_error(fleet: Fleet) -> None:
