@@ -1,10 +1,16 @@
-"""Notices out: a signed JSON POST to ``PORT_NOTIFY_URL`` on new releases and on the
-result of every update, delivered as a durable job (kind ``notify``) with retries.
+"""Notices out: signed JSON POSTs on new releases and on the result of every update, to
+the admin's ``PORT_NOTIFY_URL`` (every notice) and to each user's own notice URL (the
+notices about their Setups), delivered as durable jobs (kind ``notify``) with retries.
 
 The body is ``{"kind": ..., "at": ..., "data": {...}}``; ``X-Port-Signature-256`` is
-``sha256=`` + the hex HMAC-SHA256 of the raw body with ``PORT_NOTIFY_SECRET`` (as
-GitHub signs its webhooks), so the receiver can check it came from this Port. The URL is
-an admin's setting, not user input; the secret is never logged.
+``sha256=`` + the hex HMAC-SHA256 of the raw body with the secret of that URL
+(``PORT_NOTIFY_SECRET``, or the user's), as GitHub signs its webhooks, so the receiver
+can check it came from this Port. A job holds the notice and the user's id, never the
+URL or the secret: a user who changes or clears their URL is obeyed by queued notices.
+
+The admin's URL is trusted; a user's is untrusted input and goes through
+``port.outbound`` (public addresses only, no redirects). Neither URL is logged: many
+receivers (chat webhooks) carry their own secret in the path.
 """
 
 from __future__ import annotations
@@ -12,14 +18,18 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import hmac
+import http.client
 import json
 import logging
-import urllib.error
-import urllib.request
+from collections.abc import Iterable
 from typing import Any
 
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from port import outbound
+from port.accounts.models import User
+from port.errors import InvalidInput, Permanent
 from port.jobs.models import Job
 from port.jobs.queue import enqueue
 from port.orm import utcnow
@@ -28,49 +38,95 @@ from port.settings import Settings
 log = logging.getLogger(__name__)
 
 TIMEOUT_SECONDS = 10
+MAX_ATTEMPTS = 8
 
 
 def signature(secret: str, body: bytes) -> str:
     return "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
 
 
+def guard(settings: Settings) -> outbound.Guard:
+    """Where users' notice URLs may point, as the admin allowed."""
+    return outbound.Guard(outbound.networks(settings.notify_allowed_networks))
+
+
+async def set_notify_url(
+    session: AsyncSession, user: User, url: str | None, secret: str | None, settings: Settings
+) -> User:
+    """Set (or, with ``url`` None, clear) where ``user``'s notices go. UrlRefused for a
+    URL Port will not send to; the caller commits."""
+    if url is None:
+        user.notify_url = user.notify_secret = None
+        return user
+    url = url.strip()
+    await asyncio.to_thread(guard(settings).check_url, url)  # resolves: not on the loop
+    if secret is not None and not 1 <= len(secret) <= 255:
+        raise InvalidInput("a notice secret is 1 to 255 characters")
+    user.notify_url, user.notify_secret = url, secret
+    return user
+
+
 class Notifier:
-    """Queues notices when ``PORT_NOTIFY_URL`` is set; does nothing otherwise."""
+    """Queues notices for the admin's URL and for the users concerned that have one."""
 
     def __init__(self, sessions: async_sessionmaker[AsyncSession], settings: Settings) -> None:
         self.sessions = sessions
         self.settings = settings
+        self.guard = guard(settings)
 
-    async def announce(self, kind: str, data: dict[str, Any]) -> None:
-        if not self.settings.notify_url:
-            return
+    async def announce(self, kind: str, data: dict[str, Any], users: Iterable[int] = ()) -> None:
+        """Queue ``kind`` for the admin's URL and for each of ``users`` with a URL."""
         notice = {"kind": kind, "at": utcnow().isoformat(), "data": data}
+        wanted = set(users)
         async with self.sessions() as session, session.begin():
-            await enqueue(session, "notify", notice, max_attempts=8)
+            if self.settings.notify_url:
+                await enqueue(session, "notify", {"notice": notice}, max_attempts=MAX_ATTEMPTS)
+            if not wanted:
+                return
+            listening = await session.scalars(
+                select(User.id)
+                .where(User.id.in_(wanted), User.notify_url.is_not(None))
+                .order_by(User.id)
+            )
+            for user_id in listening:
+                payload = {"notice": notice, "user": user_id}
+                await enqueue(session, "notify", payload, max_attempts=MAX_ATTEMPTS)
 
     async def deliver(self, job: Job) -> int:
-        """The ``notify`` job: POST the notice; an error or a non-2xx answer retries."""
-        url = self.settings.notify_url
+        """The ``notify`` job: POST the notice; an error or a non-2xx answer retries, a
+        URL that points where users' URLs may not is a failure for good."""
+        notice = job.payload["notice"]
+        user_id = job.payload.get("user")
+        kind = notice.get("kind")
+        if user_id is None:
+            url, secret, check, whose = (
+                self.settings.notify_url,
+                self.settings.notify_secret,
+                None,
+                "the server's",
+            )
+        else:
+            async with self.sessions() as session:
+                user = await session.get(User, int(user_id))
+            if user is None:
+                return 0  # deleted since
+            url, secret = user.notify_url, user.notify_secret
+            check, whose = self.guard, f"{user.name}'s"
         if not url:
             return 0  # turned off since it was queued
-        body = json.dumps(job.payload, sort_keys=True).encode()
+        body = json.dumps(notice, sort_keys=True).encode()
         headers = {"Content-Type": "application/json", "User-Agent": "port"}
-        if self.settings.notify_secret:
-            headers["X-Port-Signature-256"] = signature(self.settings.notify_secret, body)
-        request = urllib.request.Request(url, data=body, headers=headers, method="POST")  # noqa: S310 - the admin's URL
-
-        def post() -> int:
-            with urllib.request.urlopen(request, timeout=TIMEOUT_SECONDS) as answer:  # noqa: S310
-                status: int = answer.status
-                return status
-
+        if secret:
+            headers["X-Port-Signature-256"] = signature(secret, body)
         try:
-            status = await asyncio.to_thread(post)
-        except urllib.error.HTTPError as exc:
-            raise RuntimeError(
-                f"notice {job.payload.get('kind')} refused: HTTP {exc.code}"
-            ) from exc
-        except (urllib.error.URLError, OSError) as exc:
-            raise RuntimeError(f"notice {job.payload.get('kind')} not delivered: {exc}") from exc
-        log.info("notice %s delivered (HTTP %s)", job.payload.get("kind"), status)
+            status = await asyncio.to_thread(
+                outbound.post, url, body, headers, timeout=TIMEOUT_SECONDS, guard=check
+            )
+        except outbound.UrlRefused as exc:
+            raise Permanent(f"notice {kind} to {whose} URL not sent: {exc}") from exc
+        except (OSError, http.client.HTTPException) as exc:
+            raise RuntimeError(f"notice {kind} to {whose} URL not delivered: {exc}") from exc
+        if not 200 <= status < 300:
+            raise RuntimeError(f"notice {kind} to {whose} URL refused: HTTP {status}")
+        log.info("notice %s delivered to %s URL (HTTP %s)", kind, whose, status)
         return status

@@ -11,6 +11,7 @@ from pydantic import BaseModel, Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from indexer.limits import Limits
+from port import outbound
 
 _LIMITS = Limits()  # the indexer's defaults are Port's defaults
 
@@ -240,6 +241,11 @@ class Settings(BaseSettings):
         default=None,
         description="HMAC-SHA256 key of notices (header X-Port-Signature-256); never logged.",
     )
+    notify_allowed_networks: list[str] = Field(
+        default_factory=list,
+        description="Networks (CIDR) that users' notice URLs may reach besides public "
+        "addresses, e.g. '[\"10.20.0.0/16\"]' for receivers on the lab's own network.",
+    )
 
     @field_validator("docker_capabilities")
     @classmethod
@@ -249,6 +255,11 @@ class Settings(BaseSettings):
         if extra:
             raise ValueError(f"capabilities beyond Docker's default set are refused: {extra}")
         return caps
+
+    @field_validator("notify_allowed_networks")
+    @classmethod
+    def _networks(cls, value: list[str]) -> list[str]:
+        return [str(n) for n in outbound.networks(value)]
 
     @field_validator("docker_mounts")
     @classmethod

@@ -20,9 +20,12 @@ from contextlib import asynccontextmanager, suppress
 from datetime import datetime
 from typing import Any
 
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from port.catalogue.models import App
 from port.catalogue.scanning import ScanOutcome
+from port.deploy.models import Setup
 from port.deploy.reconciler import Reconciler
 from port.deploy.updater import Updater, plan_updates
 from port.jobs.handlers import default_handlers
@@ -45,7 +48,19 @@ async def after_index_run(
     if outcome is None or outcome.run.status == "failed":
         return 0
     for release in outcome.run.added:
-        await notifier.announce("release.added", {"repo": outcome.run.repo_id, "release": release})
+        identifier, _, version = release.rpartition(" ")  # "<app> <version>"
+        async with sessions() as session:
+            runners = await session.scalars(
+                select(Setup.owner_id).join(App).where(App.identifier == identifier).distinct()
+            )
+            users = list(runners)
+        data = {
+            "repo": outcome.run.repo_id,
+            "release": release,
+            "app": identifier,
+            "version": version,
+        }
+        await notifier.announce("release.added", data, users)
     async with sessions() as session, session.begin():
         planned = await plan_updates(session, repo_id=outcome.run.repo_id)
     if planned:

@@ -1,4 +1,4 @@
-"""SQLAlchemy models of accounts: a User owns API Tokens.
+"""SQLAlchemy models of accounts: a User owns API Tokens, and may have a notice URL.
 
 A token row never holds its secret: only the SHA-256 of it (``secret_hash``) and the
 first eight characters (``prefix``), so a listing can say which token is which.
@@ -16,6 +16,8 @@ from port.orm import Base, UTCDateTime, utcnow
 USER_NAME_MAX = 64
 TOKEN_NAME_MAX = 100
 TOKEN_PREFIX_LENGTH = 8
+NOTIFY_URL_MAX = 2048
+NOTIFY_SECRET_MAX = 255
 
 
 class User(Base):
@@ -27,6 +29,10 @@ class User(Base):
     name: Mapped[str] = mapped_column(String(USER_NAME_MAX), unique=True)
     is_admin: Mapped[bool] = mapped_column(Boolean, default=False)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    # Where this user's notices go (port/notify.py), and the key that signs them: kept
+    # to sign with, so never returned by the API or logged.
+    notify_url: Mapped[str | None] = mapped_column(String(NOTIFY_URL_MAX))
+    notify_secret: Mapped[str | None] = mapped_column(String(NOTIFY_SECRET_MAX))
 
     tokens: Mapped[list[Token]] = relationship(
         back_populates="user",

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Self
+from typing import Annotated, Self
 
 import strawberry
 from strawberry import relay
@@ -14,6 +14,7 @@ from port.api import permissions
 from port.api.context import Info
 from port.api.pagination import row_id
 from port.errors import Forbidden, NotFound
+from port.notify import set_notify_url
 
 
 @strawberry.type(name="Token", description="An API token; its secret is shown only once.")
@@ -44,6 +45,8 @@ class UserType:
     is_admin: bool
     created_at: datetime
     user_id: strawberry.Private[int]
+    url: strawberry.Private[str | None]
+    signed: strawberry.Private[bool]
 
     @classmethod
     def from_row(cls, row: User) -> Self:
@@ -53,7 +56,22 @@ class UserType:
             is_admin=row.is_admin,
             created_at=row.created_at,
             user_id=row.id,
+            url=row.notify_url,
+            signed=row.notify_secret is not None,
         )
+
+    @strawberry.field(
+        description="Where this user's notices go (the user and admins only; "
+        "its secret is never shown)."
+    )
+    def notify_url(self, info: Info) -> str | None:
+        principal = permissions.caller(info)
+        return self.url if principal.is_admin or principal.owns(self.user_id) else None
+
+    @strawberry.field(description="Whether this user's notices are signed (the user and admins).")
+    def notify_signed(self, info: Info) -> bool | None:
+        principal = permissions.caller(info)
+        return self.signed if principal.is_admin or principal.owns(self.user_id) else None
 
     @strawberry.field(description="This user's tokens (the user and admins only).")
     async def tokens(self, info: Info) -> list[TokenType]:
@@ -129,6 +147,37 @@ class AccountsMutation:
         async with info.context.state.sessions() as session, session.begin():
             token = await service.revoke_token(session, _token_pk(id), by=principal)
         return TokenType.from_row(token)
+
+    @strawberry.mutation(
+        description="Where your notices go: a signed POST for each new release of an app "
+        "you run and each update of your Setups (docs/updates.md). The URL must reach a "
+        "public address; `url: null` stops them. Admins may set another user's (`user`)."
+    )
+    async def set_notify_url(
+        self,
+        info: Info,
+        url: str | None,
+        secret: Annotated[
+            str | None,
+            strawberry.argument(
+                description="Signs each notice (X-Port-Signature-256); never shown."
+            ),
+        ] = None,
+        user: relay.GlobalID | None = None,
+    ) -> UserType:
+        principal = permissions.caller(info)
+        target = row_id(user, "User") if user is not None else principal.user_id
+        if target is None:
+            raise Forbidden(f"{principal.name} has no local user to receive notices")
+        if not (principal.is_admin or principal.owns(target)):
+            raise Forbidden("only admins may set another user's notice URL")
+        state = info.context.state
+        async with state.sessions() as session, session.begin():
+            row = await session.get(User, target)
+            if row is None:
+                raise NotFound(f"no user {user}")
+            await set_notify_url(session, row, url, secret, state.settings)
+        return UserType.from_row(row)
 
     @strawberry.mutation(
         description="Add a user (admins only); give them a token with the CLI "

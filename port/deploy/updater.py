@@ -26,7 +26,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -53,7 +53,11 @@ LOG_TAIL = 20  # lines of a failed Pod's output kept in the rollback event
 HEALTH_POLL_SECONDS = 0.2
 
 
-async def _silent(_kind: str, _notice: dict[str, Any]) -> None:
+Announce = Callable[[str, dict[str, Any], Iterable[int]], Awaitable[None]]
+"""Tells of an update's result: its kind, data and the users concerned (Notifier.announce)."""
+
+
+async def _silent(_kind: str, _notice: dict[str, Any], _users: Iterable[int]) -> None:
     """No notices (PORT_NOTIFY_URL unset, or tests)."""
 
 
@@ -184,7 +188,7 @@ class Updater:
         sessions: async_sessionmaker[AsyncSession],
         settings: Settings,
         reconciler: Reconciler,
-        announce: Callable[[str, dict[str, Any]], Awaitable[None]] | None = None,
+        announce: Announce | None = None,
     ) -> None:
         self.sessions = sessions
         self.settings = settings
@@ -328,6 +332,7 @@ class Updater:
                 "from": old_version,
                 "to": target.version,
             },
+            [setup.owner_id],
         )
         log.info("setup %s: %s", setup.id, message)
         return message
@@ -360,6 +365,7 @@ class Updater:
         await self.announce(
             "update.rolled_back",
             {"setup": setup.id, "app": setup.app.identifier, "version": version, "reason": reason},
+            [setup.owner_id],
         )
         log.warning("setup %s: %s", setup.id, message.splitlines()[0])
         return message

@@ -4,6 +4,7 @@ crash. The same with real git, webhooks and Docker is in test_updates_e2e.py."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
 import pytest
@@ -272,3 +273,24 @@ async def test_a_manual_request_replaces_a_queued_automatic_update(fleet: Fleet)
     async with fleet.catalogue.sessions() as session:
         [job] = list(await session.scalars(select(Job).where(Job.kind == "update")))
     assert job.payload == {"setup_id": setup_id, "version": "1.0.1", "manual": True}
+
+
+async def test_update_results_are_announced_to_the_setups_owner(fleet: Fleet) -> None:
+    told: list[tuple[str, dict[str, Any], list[int]]] = []
+
+    async def announce(kind: str, data: dict[str, Any], users: Iterable[int]) -> None:
+        told.append((kind, data, list(users)))
+
+    updater = Updater(fleet.catalogue.sessions, fleet.settings, fleet.reconciler, announce)
+    healthy, broken = (
+        await fleet.create(setups.UpdatePolicy.MINOR),
+        await fleet.create(setups.UpdatePolicy.MINOR),
+    )
+    await fleet.release("1.1.0")
+    await updater.run(healthy, "1.1.0")
+    fleet.backend.exit_at_once["img/1.1.0"] = 3
+    await updater.run(broken, "1.1.0")
+    assert [(kind, data["setup"], users) for kind, data, users in told] == [
+        ("update.succeeded", healthy, [fleet.alice.user_id]),
+        ("update.rolled_back", broken, [fleet.alice.user_id]),
+    ]

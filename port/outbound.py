@@ -1,0 +1,153 @@
+"""HTTP requests Port makes to URLs that users chose: only to public addresses.
+
+A user's notice URL is a way into the server's network (server-side request forgery):
+``http://169.254.169.254/`` is a cloud's metadata service, ``http://localhost:5432``
+Port's own database. So a user's URL must be ``http(s)://`` without credentials, and
+every address its host has must be public (``ipaddress``'s ``is_global``, not
+multicast), unless an admin allows a network (``PORT_NOTIFY_ALLOWED_NETWORKS``, for
+receivers on a lab's own network).
+
+The check runs twice: when the URL is set (a clear error for the user) and when each
+request connects, on the very address it connects to, so a name that resolves to a
+public address when set and to an internal one later (DNS rebinding) is still refused.
+Redirects are never followed: a public receiver could otherwise point Port anywhere.
+"""
+
+from __future__ import annotations
+
+import http.client
+import ipaddress
+import socket
+from collections.abc import Sequence
+from urllib.parse import urlsplit
+
+from port.errors import InvalidInput
+
+IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
+URL_MAX = 2048
+
+
+class UrlRefused(InvalidInput):
+    """A URL Port will not send requests to; the message says why."""
+
+
+def networks(specs: Sequence[str]) -> list[IPNetwork]:
+    """Parse CIDR blocks (``10.1.0.0/16``, ``fd00::/8``); ValueError names a bad one."""
+    parsed = []
+    for spec in specs:
+        try:
+            parsed.append(ipaddress.ip_network(spec.strip(), strict=False))
+        except ValueError as exc:
+            raise ValueError(f"not a network: {spec!r} ({exc})") from exc
+    return parsed
+
+
+class Guard:
+    """Decides which addresses requests to users' URLs may reach."""
+
+    def __init__(self, allowed: Sequence[IPNetwork] = ()) -> None:
+        self.allowed = list(allowed)
+
+    def permits(self, address: str) -> bool:
+        ip = ipaddress.ip_address(address.split("%", 1)[0])  # no IPv6 zone
+        if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+            ip = ip.ipv4_mapped  # ::ffff:127.0.0.1 is 127.0.0.1
+        if any(ip in network for network in self.allowed):
+            return True
+        return ip.is_global and not ip.is_multicast
+
+    def check_url(self, url: str) -> str:
+        """``url`` if requests may go there, else UrlRefused saying why. Resolves the host
+        (blocking: call it from a thread in async code)."""
+        host, port = _target(url)
+        for address in _resolve(url, host, port):
+            self._check(url, host, address)
+        return url
+
+    def connect(
+        self,
+        address: tuple[str, int],
+        timeout: float | None = None,
+        source_address: tuple[str, int] | None = None,
+    ) -> socket.socket:
+        """``socket.create_connection`` that refuses hosts with any forbidden address."""
+        host, port = address
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+        for info in infos:
+            self._check(f"{host}:{port}", host, str(info[4][0]))
+        error: OSError = OSError(f"{host}:{port} has no address")
+        for family, kind, proto, _name, sockaddr in infos:
+            sock = socket.socket(family, kind, proto)
+            try:
+                sock.settimeout(timeout)
+                if source_address is not None:
+                    sock.bind(source_address)
+                sock.connect(sockaddr)
+            except OSError as exc:
+                sock.close()
+                error = exc
+                continue
+            return sock
+        raise error
+
+    def _check(self, url: str, host: str, address: str) -> None:
+        if not self.permits(address):
+            where = host if host == address else f"{host} ({address})"
+            raise UrlRefused(
+                f"{url}: {where} is not a public address; Port sends requests to "
+                "users' URLs only on the internet (an admin may allow a network)"
+            )
+
+
+def _target(url: str) -> tuple[str, int]:
+    """The host and port of an ``http(s)://`` URL without credentials, or UrlRefused."""
+    if len(url) > URL_MAX or not url.isprintable() or " " in url:
+        raise UrlRefused(f"a URL is up to {URL_MAX} printable characters without spaces")
+    parts = urlsplit(url)
+    if parts.scheme not in {"http", "https"}:
+        raise UrlRefused(f"{url[:100]}: only http:// and https:// URLs are allowed")
+    if "@" in parts.netloc:
+        raise UrlRefused(
+            f"{parts.scheme}://{parts.netloc.rsplit('@', 1)[1]}...: no credentials in "
+            "the URL; the notice secret proves a notice came from Port"
+        )
+    try:
+        port = parts.port or (443 if parts.scheme == "https" else 80)
+    except ValueError as exc:
+        raise UrlRefused(f"{url}: {exc}") from exc
+    if not parts.hostname:
+        raise UrlRefused(f"{url}: no host")
+    return parts.hostname, port
+
+
+def _resolve(url: str, host: str, port: int) -> list[str]:
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except (socket.gaierror, UnicodeError) as exc:
+        raise UrlRefused(f"{url}: the host {host} does not resolve from this server") from exc
+    return [str(info[4][0]) for info in infos]
+
+
+def post(
+    url: str, body: bytes, headers: dict[str, str], *, timeout: float, guard: Guard | None
+) -> int:
+    """POST ``body``; the answer's status. No redirects; ``guard`` None trusts the URL
+    (an admin's). Raises UrlRefused, OSError or http.client errors."""
+    parts = urlsplit(url)
+    host, port = _target(url) if guard is not None else (parts.hostname or "", parts.port)
+    connection_class = (
+        http.client.HTTPSConnection if parts.scheme == "https" else http.client.HTTPConnection
+    )
+    connection = connection_class(host, port, timeout=timeout)
+    if guard is not None:
+        # HTTPConnection.connect, and HTTPSConnection's before TLS, open the socket here.
+        connection._create_connection = guard.connect  # type: ignore[attr-defined]
+    path = parts.path or "/"
+    if parts.query:
+        path += "?" + parts.query
+    try:
+        connection.request("POST", path, body=body, headers=headers)
+        status: int = connection.getresponse().status
+    finally:
+        connection.close()
+    return status
