@@ -122,7 +122,7 @@ class Notifier:
             status = await asyncio.to_thread(
                 outbound.post, url, body, headers, timeout=TIMEOUT_SECONDS, guard=check
             )
-        except outbound.UrlRefused as exc:
+        except (outbound.UrlRefused, ValueError) as exc:  # ValueError: unsendable, say
             raise Permanent(f"notice {kind} to {whose} URL not sent: {exc}") from exc
         except (OSError, http.client.HTTPException) as exc:
             raise RuntimeError(f"notice {kind} to {whose} URL not delivered: {exc}") from exc

@@ -4,13 +4,16 @@ A user's notice URL is a way into the server's network (server-side request forg
 ``http://169.254.169.254/`` is a cloud's metadata service, ``http://localhost:5432``
 Port's own database. So a user's URL must be ``http(s)://`` without credentials, and
 every address its host has must be public (``ipaddress``'s ``is_global``, not
-multicast), unless an admin allows a network (``PORT_NOTIFY_ALLOWED_NETWORKS``, for
-receivers on a lab's own network).
+multicast, and for IPv6 forms that carry an IPv4 address, such as NAT64 or 6to4, that
+address public too), unless an admin allows a network (``PORT_NOTIFY_ALLOWED_NETWORKS``,
+for receivers on a lab's own network).
 
 The check runs twice: when the URL is set (a clear error for the user) and when each
 request connects, on the very address it connects to, so a name that resolves to a
 public address when set and to an internal one later (DNS rebinding) is still refused.
 Redirects are never followed: a public receiver could otherwise point Port anywhere.
+A request has one deadline for everything (connecting, sending, the answer), so a
+receiver that answers a byte at a time cannot hold a worker.
 """
 
 from __future__ import annotations
@@ -18,13 +21,22 @@ from __future__ import annotations
 import http.client
 import ipaddress
 import socket
+import threading
+import time
 from collections.abc import Sequence
+from contextlib import suppress
 from urllib.parse import urlsplit
 
 from port.errors import InvalidInput
 
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 URL_MAX = 2048
+MAX_ADDRESSES = 4  # of a host's addresses tried, so that dead ones cannot add up
+# IPv6 prefixes whose last 32 bits are an IPv4 address that a gateway reaches: NAT64
+# (RFC 6052), IPv4-compatible and SIIT (RFC 2765). 6to4 is ipaddress's ``sixtofour``.
+_EMBEDDING = tuple(ipaddress.ip_network(n) for n in ("64:ff9b::/96", "::/96", "::ffff:0:0:0/96"))
+# Never public, though ``is_global`` may say so: local-use NAT64, deprecated site-local.
+_NEVER = tuple(ipaddress.ip_network(n) for n in ("64:ff9b:1::/48", "fec0::/10"))
 
 
 class UrlRefused(InvalidInput):
@@ -49,11 +61,19 @@ class Guard:
         self.allowed = list(allowed)
 
     def permits(self, address: str) -> bool:
-        ip = ipaddress.ip_address(address.split("%", 1)[0])  # no IPv6 zone
-        if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
-            ip = ip.ipv4_mapped  # ::ffff:127.0.0.1 is 127.0.0.1
+        return self._permits(ipaddress.ip_address(address.split("%", 1)[0]))  # no zone
+
+    def _permits(self, ip: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
         if any(ip in network for network in self.allowed):
             return True
+        if isinstance(ip, ipaddress.IPv6Address):
+            if any(ip in network for network in _NEVER):
+                return False
+            inner = ip.ipv4_mapped or ip.sixtofour  # ::ffff:127.0.0.1 is 127.0.0.1
+            if inner is None and any(ip in network for network in _EMBEDDING):
+                inner = ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF)
+            if inner is not None:
+                return self._permits(inner)
         return ip.is_global and not ip.is_multicast
 
     def check_url(self, url: str) -> str:
@@ -70,16 +90,22 @@ class Guard:
         timeout: float | None = None,
         source_address: tuple[str, int] | None = None,
     ) -> socket.socket:
-        """``socket.create_connection`` that refuses hosts with any forbidden address."""
+        """``socket.create_connection`` that refuses hosts with any forbidden address;
+        ``timeout`` bounds the whole attempt, over all of the host's addresses."""
         host, port = address
+        limit = timeout if timeout is not None else 30.0
+        end = time.monotonic() + limit
         infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
         for info in infos:
             self._check(f"{host}:{port}", host, str(info[4][0]))
         error: OSError = OSError(f"{host}:{port} has no address")
-        for family, kind, proto, _name, sockaddr in infos:
+        for family, kind, proto, _name, sockaddr in infos[:MAX_ADDRESSES]:
+            left = end - time.monotonic()
+            if left <= 0:
+                raise TimeoutError(f"{host}:{port}: no connection within {limit:g} s")
             sock = socket.socket(family, kind, proto)
             try:
-                sock.settimeout(timeout)
+                sock.settimeout(left)
                 if source_address is not None:
                     sock.bind(source_address)
                 sock.connect(sockaddr)
@@ -101,9 +127,15 @@ class Guard:
 
 def _target(url: str) -> tuple[str, int]:
     """The host and port of an ``http(s)://`` URL without credentials, or UrlRefused."""
-    if len(url) > URL_MAX or not url.isprintable() or " " in url:
-        raise UrlRefused(f"a URL is up to {URL_MAX} printable characters without spaces")
-    parts = urlsplit(url)
+    if len(url) > URL_MAX or not (url.isascii() and url.isprintable()) or " " in url:
+        raise UrlRefused(
+            f"a URL is up to {URL_MAX} printable ASCII characters without spaces "
+            "(percent-encode others)"
+        )
+    try:
+        parts = urlsplit(url)
+    except ValueError as exc:  # an unclosed "[" of an IPv6 host, say
+        raise UrlRefused(f"{url}: {exc}") from exc
     if parts.scheme not in {"http", "https"}:
         raise UrlRefused(f"{url[:100]}: only http:// and https:// URLs are allowed")
     if "@" in parts.netloc:
@@ -131,8 +163,9 @@ def _resolve(url: str, host: str, port: int) -> list[str]:
 def post(
     url: str, body: bytes, headers: dict[str, str], *, timeout: float, guard: Guard | None
 ) -> int:
-    """POST ``body``; the answer's status. No redirects; ``guard`` None trusts the URL
-    (an admin's). Raises UrlRefused, OSError or http.client errors."""
+    """POST ``body``; the answer's status, within ``timeout`` seconds in all. No
+    redirects; ``guard`` None trusts the URL (an admin's). Raises UrlRefused, OSError
+    (TimeoutError past the deadline) or http.client errors."""
     parts = urlsplit(url)
     host, port = _target(url) if guard is not None else (parts.hostname or "", parts.port)
     connection_class = (
@@ -145,9 +178,24 @@ def post(
     path = parts.path or "/"
     if parts.query:
         path += "?" + parts.query
+    expired = threading.Event()
+
+    def cut() -> None:  # unblocks whatever the request waits for
+        expired.set()
+        if connection.sock is not None:
+            with suppress(OSError):
+                connection.sock.shutdown(socket.SHUT_RDWR)
+
+    deadline = threading.Timer(timeout, cut)
+    deadline.start()
     try:
         connection.request("POST", path, body=body, headers=headers)
         status: int = connection.getresponse().status
+    except (OSError, http.client.HTTPException) as exc:
+        if expired.is_set():
+            raise TimeoutError(f"no answer within {timeout:g} s") from exc
+        raise
     finally:
+        deadline.cancel()
         connection.close()
     return status
