@@ -44,6 +44,12 @@ class Unauthenticated(ClientError):
     code = "UNAUTHENTICATED"
 
 
+class Busy(ClientError):
+    """The server is at a limit (open subscriptions, ...); the same request may work later."""
+
+    code = "BUSY"
+
+
 class Permanent(PortError):
     """A job's failure that retrying cannot fix: the job fails for good at once."""
 

@@ -108,6 +108,12 @@ class Settings(BaseSettings):
         default=20_000, ge=1, description="Most objects one GraphQL operation may return."
     )
     max_body_kb: int = Field(default=256, ge=1, description="Largest request body accepted.")
+    max_subscriptions: int = Field(
+        default=256,
+        ge=1,
+        description="Open GraphQL subscriptions one server process keeps at most; more "
+        "are refused with BUSY (each polls the database).",
+    )
 
     # --- optional JWT validation (an identity provider in front of Port) --------------
     jwt_issuer: str | None = Field(default=None, description="Accept JWTs from this issuer.")

@@ -6,10 +6,11 @@ import asyncio
 import shutil
 from collections.abc import AsyncGenerator
 from contextlib import suppress
+from datetime import timedelta
 from typing import Any
 
 import strawberry
-from sqlalchemy import func, or_, select
+from sqlalchemy import Select, func, or_, select
 from strawberry import relay
 
 from port.api import permissions
@@ -32,6 +33,7 @@ from port.errors import InvalidInput, NotFound, RepoUnreachable
 from port.jobs.models import Job
 from port.jobs.queue import index_key
 from port.notify import Notifier
+from port.orm import utcnow
 from port.work import after_index_run
 
 
@@ -44,6 +46,10 @@ def _like(text: str) -> str:
 # How often an indexRuns subscription looks at the database: runs of other processes
 # (workers, other servers) show within this time; this process's wake it at once.
 RUN_POLL_SECONDS = 1.0
+# Finished runs are read from this far back, not by "id above the last one": ids are
+# taken when a run is stored but become visible at commit, which concurrent runs (a
+# scanRepo beside a worker) may do out of order.
+RUN_WINDOW = timedelta(seconds=60)
 
 
 def repo_pk(gid: relay.GlobalID) -> int:
@@ -212,11 +218,33 @@ class CatalogueMutation:
         return id
 
 
+def _recent_runs(repo_id: int, query: Select[Any]) -> Select[Any]:
+    since = utcnow() - RUN_WINDOW
+    return query.where(IndexRun.repo_id == repo_id, IndexRun.finished_at >= since)
+
+
+def _starts_told(wakeups: asyncio.Queue[Any]) -> list[IndexRunEvent]:
+    """The starts this process's scanRepo announced since the last look."""
+    told = []
+    while not wakeups.empty():
+        event = wakeups.get_nowait()
+        if event.status is IndexRunStatus.RUNNING:
+            told.append(event)
+    return told
+
+
+async def _wakeup(wakeups: asyncio.Queue[Any]) -> None:
+    """Until this process's scanRepo tells of a run (left in the queue to be read)."""
+    event = await wakeups.get()
+    wakeups.put_nowait(event)
+
+
 @strawberry.type
 class CatalogueSubscription:
     @strawberry.subscription(
-        description="Index runs of a repository as they start (run: null) and finish, "
-        "whichever Port process runs them: scanRepo or the index jobs of any worker."
+        description="Index runs of a repository as they finish, whichever Port process "
+        "ran them, and as they start (run: null): this server's scanRepo at once, the "
+        "index jobs of any worker when seen running."
     )
     async def index_runs(
         self, info: Info, repo_id: relay.GlobalID
@@ -225,50 +253,46 @@ class CatalogueSubscription:
         permissions.catalogue_reader(info)
         pk = repo_pk(repo_id)
         state = info.context.state
-        started = IndexRunEvent(repo_id=repo_id, status=IndexRunStatus.RUNNING, run=None)
-        # The table holds every finished run; the jobs table shows the runs of workers
-        # as they start; scanRepo in this process announces its start on the broker,
-        # listened to before anything is read so that no start is missed.
-        with state.broker.listen(runs_topic(pk)) as wakeups:
+        with state.stream(), state.broker.listen(runs_topic(pk)) as wakeups:
+            # Listening before anything is read: no start of this process is missed.
             async with state.sessions() as session:
                 if await session.get(Repo, pk) is None:
                     raise NotFound(f"no repository {repo_id}")
-                newest = await session.scalar(
-                    select(func.max(IndexRun.id)).where(IndexRun.repo_id == pk)
-                )
-            last, announced = newest or 0, set[int]()
+                seen = set(await session.scalars(_recent_runs(pk, select(IndexRun.id))))
+            announced: set[int] = set()
             while True:
-                while not wakeups.empty():  # starts told before the finishes read below
-                    if wakeups.get_nowait().status is IndexRunStatus.RUNNING:
-                        yield started
+                for _ in _starts_told(wakeups):  # before the finishes read below
+                    yield IndexRunEvent(repo_id=repo_id, status=IndexRunStatus.RUNNING, run=None)
                 await info.context.recheck()
                 async with state.sessions() as session:
-                    running = set(
-                        await session.scalars(
-                            select(Job.id).where(
+                    jobs = list(
+                        await session.execute(
+                            select(Job.id, Job.started_at).where(
                                 Job.kind == "index",
                                 Job.key == index_key(pk),
                                 Job.status == "running",
                             )
                         )
                     )
-                    finished = list(
+                    recent = list(
                         await session.scalars(
-                            select(IndexRun)
-                            .where(IndexRun.repo_id == pk, IndexRun.id > last)
-                            .order_by(IndexRun.id)
+                            _recent_runs(pk, select(IndexRun)).order_by(IndexRun.id)
                         )
                     )
-                    if not finished and await session.get(Repo, pk) is None:
+                    if not recent and await session.get(Repo, pk) is None:
                         return  # deleted: the stream ends
-                for _ in running - announced:
-                    yield started
-                announced = running
+                finished = [row for row in recent if row.id not in seen]
+                seen = {row.id for row in recent}  # what may still show in the window
                 for row in finished:
-                    last = row.id
                     run = IndexRunType.from_row(row)
                     yield IndexRunEvent(repo_id=repo_id, status=run.status, run=run)
+                for job_id, job_started in jobs:
+                    # A job whose run has finished (it is about to end) has nothing to start.
+                    done = any(row.started_at >= job_started for row in finished if job_started)
+                    if job_id not in announced and not done:
+                        yield IndexRunEvent(
+                            repo_id=repo_id, status=IndexRunStatus.RUNNING, run=None
+                        )
+                announced = {job_id for job_id, _ in jobs}
                 with suppress(TimeoutError):
-                    event = await asyncio.wait_for(wakeups.get(), RUN_POLL_SECONDS)
-                    if event.status is IndexRunStatus.RUNNING:
-                        yield started
+                    await asyncio.wait_for(_wakeup(wakeups), RUN_POLL_SECONDS)

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 from litestar.datastructures import Headers, State
@@ -16,6 +17,7 @@ from port.accounts.principal import Principal
 from port.api.cache import ResponseCache
 from port.api.loaders import Loaders
 from port.deploy.reconciler import Reconciler
+from port.errors import Busy, Unauthenticated
 from port.events import Broker
 from port.settings import Settings
 
@@ -33,6 +35,21 @@ class ApiState:
     reconciler: Reconciler
     # Wakes this process's job worker (a new job was queued); a no-op without one.
     wake_jobs: Callable[[], None] = lambda: None
+    open_streams: int = 0
+
+    @contextmanager
+    def stream(self) -> Iterator[None]:
+        """Hold one of the ``PORT_MAX_SUBSCRIPTIONS`` places of open subscriptions: each
+        polls the database, so their number is what bounds that load."""
+        if self.open_streams >= self.settings.max_subscriptions:
+            raise Busy(
+                f"this server has {self.open_streams} open subscriptions, its most; try again later"
+            )
+        self.open_streams += 1
+        try:
+            yield
+        finally:
+            self.open_streams -= 1
 
 
 class Context(BaseContext, kw_only=True):
@@ -58,11 +75,14 @@ class Context(BaseContext, kw_only=True):
 
     async def recheck(self) -> None:
         """Unauthenticated once the credential of a long-lived subscription is revoked or
-        expired: streams call this as they go, so revoking a token ends its streams."""
+        expired, or its rights changed (an admin no more): streams call this as they go,
+        and end; a client subscribes again with what it may now see."""
         if self.credential is None:
             return
         async with self.state.sessions() as session, session.begin():
-            await principal_for(session, self.credential, self.state.verifier)
+            now = await principal_for(session, self.credential, self.state.verifier)
+        if now != self.principal:
+            raise Unauthenticated("the credential's rights changed; subscribe again")
 
 
 Info = StrawberryInfo[Context, None]

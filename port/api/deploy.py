@@ -260,7 +260,7 @@ class DeploySubscription:
                 )
             )
             last = (min(newest) - 1) if newest else 0
-        with state.broker.listen(setup_topic(pk)) as wakeups:
+        with state.stream(), state.broker.listen(setup_topic(pk)) as wakeups:
             while True:
                 await info.context.recheck()
                 async with state.sessions() as session:
@@ -291,8 +291,9 @@ class DeploySubscription:
             return
         backend = info.context.state.reconciler.backend
         checked = time.monotonic()
-        async for line in backend.follow_logs(pod.container_id, max(0, min(tail, 10_000))):
-            if time.monotonic() - checked > LOGS_RECHECK_SECONDS:  # not a query per line
-                await info.context.recheck()
-                checked = time.monotonic()
-            yield line
+        with info.context.state.stream():
+            async for line in backend.follow_logs(pod.container_id, max(0, min(tail, 10_000))):
+                if time.monotonic() - checked > LOGS_RECHECK_SECONDS:  # not a query per line
+                    await info.context.recheck()
+                    checked = time.monotonic()
+                yield line

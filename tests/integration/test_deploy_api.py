@@ -280,7 +280,10 @@ async def test_pod_events_and_logs_stream_to_the_owner(catalogue: Catalogue) -> 
         assert refused["payload"]["errors"][0]["extensions"]["code"] == "UNAUTHENTICATED"
 
 
-async def test_revoking_a_token_ends_its_streams(catalogue: Catalogue) -> None:
+@pytest.mark.parametrize("change", ["revoked", "made admin"])
+async def test_a_revoked_token_or_changed_rights_end_streams(
+    catalogue: Catalogue, change: str
+) -> None:
     alice, _bob = await _users(catalogue)
     auth = {"Authorization": f"Bearer {alice}"}
     with TestClient(app=create_app(catalogue.settings, backend=FakeBackend("port"))) as client:
@@ -303,9 +306,37 @@ async def test_revoking_a_token_ends_its_streams(catalogue: Catalogue) -> None:
                     select(Token).where(Token.secret_hash == hash_secret(alice))
                 )
                 assert token is not None
-                token.revoked_at = utcnow()
+                if change == "revoked":
+                    token.revoked_at = utcnow()
+                else:  # what it may see changed: it subscribes again to see it
+                    await session.refresh(token, ["user"])
+                    token.user.is_admin = True
             ended = await asyncio.to_thread(socket.receive_json, timeout=30)
     assert ended["payload"]["errors"][0]["extensions"]["code"] == "UNAUTHENTICATED"
+
+
+async def test_open_subscriptions_are_capped(catalogue: Catalogue) -> None:
+    alice, _bob = await _users(catalogue)
+    auth = {"Authorization": f"Bearer {alice}"}
+    settings = catalogue.settings.model_copy(update={"max_subscriptions": 1})
+    subscribe = "subscription($id: ID!) { podEvents(setupId: $id) { kind } }"
+    with TestClient(app=create_app(settings, backend=FakeBackend("port"))) as client:
+        created = client.post(
+            "/graphql",
+            json={"query": CREATE, "variables": {"input": {"app": "stardist"}}},
+            headers=auth,
+        ).json()["data"]["createSetup"]
+        connect = {"subprotocols": ["graphql-transport-ws"], "headers": auth}
+        with client.websocket_connect("/graphql", **connect) as first:
+            _subscribe(first, subscribe, {"id": created["id"]})
+            assert first.receive_json()["payload"]["data"]["podEvents"]["kind"] == "CREATED"
+            with client.websocket_connect("/graphql", **connect) as second:
+                _subscribe(second, subscribe, {"id": created["id"]})
+                refused = second.receive_json()
+        assert refused["payload"]["errors"][0]["extensions"]["code"] == "BUSY"
+        with client.websocket_connect("/graphql", **connect) as third:  # the place is free
+            _subscribe(third, subscribe, {"id": created["id"]})
+            assert third.receive_json()["payload"]["data"]["podEvents"]["kind"] == "CREATED"
 
 
 async def test_an_unreachable_engine_is_a_coded_error(fleet: Fleet) -> None:
