@@ -14,32 +14,35 @@ from typing import ClassVar
 class IndexerError(Exception):
     """Base of every indexer failure; ``str()`` is safe to show (no credentials).
 
-    ``transient``: the same run may succeed a little later (network, a slow remote);
-    a refused URL, a remote over the size limit or a missing branch stay as they are.
+    ``transient``: the same run may succeed a little later (network, a slow remote, a
+    local fault such as too many open files); a refused URL, a remote over the size
+    limit or a missing branch stay as they are.
     """
 
-    transient: ClassVar[bool] = False
+    transient: ClassVar[bool] = True
 
 
 class UnsafeUrlError(IndexerError):
     """The URL uses a transport or form Port refuses to hand to git."""
 
+    transient = False
+
 
 class RemoteError(IndexerError):
     """The remote is unreachable, is not a git repository, or wants credentials."""
-
-    transient = True
 
 
 class GitTimeoutError(IndexerError):
     """A git call ran longer than ``Limits.timeout_seconds`` and was killed."""
 
-    transient = True
-
 
 class RepoTooLargeError(IndexerError):
     """The mirror grew past ``Limits.max_repo_bytes``; it has been removed."""
 
+    transient = False
+
 
 class BranchNotFoundError(IndexerError):
     """The configured branch does not exist on a remote that has other refs."""
+
+    transient = False
