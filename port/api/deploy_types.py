@@ -58,6 +58,7 @@ class PodResources:
     cpus: float | None
     memory: Long | None = strawberry.field(description="Bytes.")
     gpus: int
+    gpu_vendor: str | None = strawberry.field(description='"nvidia" or "amd" when gpus > 0.')
 
 
 @strawberry.type(name="PullProgress", description="How far the image pull got.")
@@ -117,6 +118,7 @@ class PodType(relay.Node):
                 cpus=row.cpus,
                 memory=Long(row.memory) if row.memory is not None else None,
                 gpus=row.gpus,
+                gpu_vendor=row.gpu_vendor,
             ),
             setup_id=row.setup_id,
             release_id=row.release_id,

@@ -67,6 +67,7 @@ class Pod(Base):
     cpus: Mapped[float | None] = mapped_column(Float)  # limits after the admin caps
     memory: Mapped[int | None] = mapped_column(BigInteger)
     gpus: Mapped[int] = mapped_column(Integer, default=0)
+    gpu_vendor: Mapped[str | None] = mapped_column(String(16))  # nvidia|amd, with gpus > 0
     container_id: Mapped[str | None] = mapped_column(String(128))
     status: Mapped[str] = mapped_column(String(16), default="PENDING")
     message: Mapped[str | None] = mapped_column(Text)  # why it failed / is unknown

@@ -96,6 +96,7 @@ def pod_spec(settings: Settings, pod: Pod, setup: Setup) -> PodSpec:
         cpus=pod.cpus,
         memory_bytes=pod.memory,
         gpus=pod.gpus,
+        gpu_vendor=pod.gpu_vendor or "nvidia",
         mounts=tuple(settings.docker_mounts.get(app, ())),
     )
 

@@ -244,12 +244,18 @@ def _capped(value: float | None, cap: float | None) -> float | None:
     return cap if value is None else min(value, cap)
 
 
-def _gpus(selectors: list[dict[str, object]], caps: Capabilities) -> int:
-    """GPUs to hand the container: the CUDA selectors' count, when the backend has GPUs."""
-    wanted = [int(str(s.get("count") or 1)) for s in selectors if s.get("kind") == "cuda"]
-    if not wanted or not caps.gpus:
-        return 0
-    return min(max(wanted), len(caps.gpus))
+GPU_VENDORS = {"cuda": "nvidia", "rocm": "amd"}  # selector kind -> the GPUs it runs on
+
+
+def _gpus(selectors: list[dict[str, object]], caps: Capabilities) -> tuple[int, str | None]:
+    """GPUs to hand the container and their vendor: the count its CUDA or ROCm selectors
+    ask for, at most the backend's GPUs of that vendor; (0, None) without any."""
+    for kind, vendor in GPU_VENDORS.items():
+        wanted = [int(str(s.get("count") or 1)) for s in selectors if s.get("kind") == kind]
+        have = sum(gpu.vendor == vendor for gpu in caps.gpus)
+        if wanted and have:
+            return min(max(wanted), have), vendor
+    return 0, None
 
 
 def plan_pod(setup: Setup, release: Release, caps: Capabilities, settings: Settings) -> Pod:
@@ -258,6 +264,7 @@ def plan_pod(setup: Setup, release: Release, caps: Capabilities, settings: Setti
     flavour = next(f for f in release.flavours if f.name == selection.flavour)
     max_memory = settings.max_memory_mb << 20 if settings.max_memory_mb else None
     memory = _capped(flavour.memory, max_memory)
+    gpus, vendor = _gpus(flavour.selectors, caps) if selection.score.accelerated else (0, None)
     return Pod(
         setup_id=setup.id,
         release_id=release.id,
@@ -267,7 +274,8 @@ def plan_pod(setup: Setup, release: Release, caps: Capabilities, settings: Setti
         selection=selection.as_json(),
         cpus=_capped(flavour.cpus, settings.max_cpus),
         memory=int(memory) if memory is not None else None,
-        gpus=_gpus(flavour.selectors, caps) if selection.score.accelerated else 0,
+        gpus=gpus,
+        gpu_vendor=vendor,
         status="PENDING",
     )
 

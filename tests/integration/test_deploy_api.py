@@ -25,7 +25,7 @@ CUDA = [{"kind": "cuda", "min_version": "11.0", "required": True, "weight": 1}]
 SETUP_FIELDS = """id owner status running updatePolicy flavour env
   app { identifier } release { version }
   pods { id status flavour image containerId exitCode restarts message selection
-         resources { cpus memory gpus } }"""
+         resources { cpus memory gpus gpuVendor } }"""
 CREATE = (
     f"""mutation($input: CreateSetupInput!) {{ createSetup(input: $input) {{ {SETUP_FIELDS} }} }}"""
 )
@@ -92,7 +92,7 @@ async def test_a_setup_lives_from_create_to_delete(fleet: Fleet) -> None:
     [pod] = started["data"]["startSetup"]["pods"]
     assert pod["status"] == "PENDING"
     assert pod["selection"] == {"flavour": "cpu", "score": 0, "accelerated": False, "rejected": {}}
-    assert pod["resources"] == {"cpus": 2.0, "memory": 1 << 30, "gpus": 0}
+    assert pod["resources"] == {"cpus": 2.0, "memory": 1 << 30, "gpus": 0, "gpuVendor": None}
 
     await fleet.reconciler.reconcile()
     shown = await fleet.gql(

@@ -437,6 +437,22 @@ async def test_a_gpu_pod_asks_the_engine_for_a_gpu(
     assert request["Capabilities"] == [["gpu"]]
 
 
+async def test_a_rocm_pod_gets_the_amd_devices(
+    docker_engine: Any, backend: DockerBackend, settings: Settings, docker_images: TestImages
+) -> None:
+    spec = pod_spec(settings, docker_images["forever"], gpus=2, gpu_vendor="amd")
+
+    container_id = await backend._create(spec)  # starting needs the devices on the host
+
+    host = inspect(docker_engine, container_id)["HostConfig"]
+    assert [(d["PathOnHost"], d["PathInContainer"]) for d in host["Devices"]] == [
+        ("/dev/kfd", "/dev/kfd"),
+        ("/dev/dri", "/dev/dri"),
+    ]
+    assert host["GroupAdd"] == ["video"]
+    assert not host["DeviceRequests"]  # no NVIDIA request
+
+
 async def test_a_container_that_cannot_start_is_removed_and_the_reason_told(
     docker_engine: Any, backend: DockerBackend, settings: Settings, docker_images: TestImages
 ) -> None:

@@ -25,13 +25,14 @@ from port.deploy.backends.base import (
 )
 from port.deploy.models import Pod, Setup, SetupEvent
 from port.deploy.reconciler import Reconciler
-from port.deploy.selection import NoFittingFlavour
+from port.deploy.selection import Capabilities, Gpu, NoFittingFlavour
 from port.errors import InvalidInput, NotFound
 from port.orm import utcnow
 from tests.conftest import Catalogue
 from tests.deployfakes import GPU_MACHINE, FakeBackend, add_app, add_user
 
 CUDA = [{"kind": "cuda", "min_version": "11.0", "required": True, "weight": 1}]
+ROCM = [{"kind": "rocm", "min_version": "5.7", "required": True, "weight": 1, "count": 2}]
 
 
 class World:
@@ -344,6 +345,30 @@ async def test_a_cuda_flavour_runs_on_a_gpu_machine_with_a_device_request(
     spec = world.backend.starts[0]
     assert (spec.image, spec.gpus) == ("img/gpu:1", 1)
     assert (spec.cpus, spec.memory_bytes) == (1.5, 512 << 20)  # capped by the admin maxima
+    assert (pod.gpu_vendor, spec.gpu_vendor) == ("nvidia", "nvidia")
+
+
+async def test_a_rocm_flavour_gets_the_amd_gpus_of_the_machine(catalogue: Catalogue) -> None:
+    amd = Gpu("amd", rocm_version="6.0")
+    backend = FakeBackend("t", caps=Capabilities(cpus=8, memory_mb=32768, gpus=(amd,) * 3))
+    backend.images.update({"img/cpu:1", "img/rocm:1", "img/cuda:1"})
+    world = World(catalogue, backend)
+    flavours = (
+        ("cpu", "img/cpu:1", []),
+        ("cuda", "img/cuda:1", CUDA),
+        ("rocm", "img/rocm:1", ROCM),
+    )
+    async with catalogue.sessions() as session, session.begin():
+        await add_app(session, flavours=flavours)
+        alice = await add_user(session, "alice")
+    world.alice = Principal(user_id=alice.id, name="alice", is_admin=False, via="token")
+    setup_id = await world.setup()
+    await world.reconciler.reconcile()
+    pod = await world.pod(setup_id)
+    assert (pod.flavour, pod.gpus, pod.gpu_vendor) == ("rocm", 2, "amd")
+    assert pod.selection["rejected"]["cuda"] == ["0 of 1 CUDA GPUs fit (not an NVIDIA GPU)"]
+    spec = world.backend.starts[0]
+    assert (spec.image, spec.gpus, spec.gpu_vendor) == ("img/rocm:1", 2, "amd")
 
 
 async def test_no_fitting_flavour_fails_create_with_reasons(world: World) -> None:

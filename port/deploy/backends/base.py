@@ -95,7 +95,8 @@ class PodSpec:
     env: Mapping[str, str] = field(default_factory=dict)
     cpus: float | None = None  # limit; None: no limit
     memory_bytes: int | None = None  # limit; None: no limit
-    gpus: int = 0  # GPUs to hand the container (CUDA flavours on a GPU backend)
+    gpus: int = 0  # GPUs to hand the container (CUDA or ROCm flavours on a GPU backend)
+    gpu_vendor: str = "nvidia"  # whose GPUs: "nvidia" or "amd"
     mounts: tuple[str, ...] = ()  # "host:container[:ro]", only from the admin allow-list
 
     @property

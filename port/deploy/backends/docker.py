@@ -70,6 +70,7 @@ PROGRESS_INTERVAL_SECONDS = 0.25  # pull progress: at most four reports a second
 STREAM_BACKLOG = 1000  # stream items read ahead of the consumer before the reader waits
 DEFAULT_SOCKET = "unix:///var/run/docker.sock"
 MIN_NANO_CPUS = 10_000_000
+AMD_DEVICES = ("/dev/kfd", "/dev/dri")  # ROCm compute interface, GPU render nodes
 
 # State.Status of `docker inspect` (and State of `docker ps`) -> Pod status. "exited"
 # depends on the exit code, see _status.
@@ -434,7 +435,12 @@ class DockerBackend(Backend):
         if spec.memory_bytes is not None:
             options["mem_limit"] = spec.memory_bytes
             options["memswap_limit"] = spec.memory_bytes  # no swap beyond the limit
-        if spec.gpus > 0:
+        if spec.gpus > 0 and spec.gpu_vendor == "amd":
+            # ROCm's way (AMD's Docker guide): the compute interface and the render nodes,
+            # usable by the video group. /dev/dri holds every card: no count applies.
+            options["devices"] = [f"{path}:{path}:rwm" for path in AMD_DEVICES]
+            options["group_add"] = ["video"]
+        elif spec.gpus > 0:
             options["device_requests"] = [
                 docker.types.DeviceRequest(count=spec.gpus, capabilities=[["gpu"]])
             ]
