@@ -173,7 +173,11 @@ async def test_an_image_that_exits_at_once_fails_and_restarts_with_backoff(
 ) -> None:
     world = await engines(docker_images["exit3"], restart_backoff_seconds=0.2)
     setup_id = await world.start()
-    pod = await settle(world.reconciler, lambda: world.pod(setup_id), lambda p: p.restarts >= 2)
+    pod = await settle(
+        world.reconciler,
+        lambda: world.pod(setup_id),
+        lambda p: p.restarts >= 2 and p.exit_code is not None,  # restarted, and failed again
+    )
     assert pod.exit_code == 3
     assert pod.failures >= 2
     kinds = await world.events(setup_id)
