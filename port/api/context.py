@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -20,6 +21,8 @@ from port.deploy.reconciler import Reconciler
 from port.errors import Busy, Unauthenticated
 from port.events import Broker
 from port.settings import Settings
+
+RECHECK_SECONDS = 2.0  # how stale a stream's view of its credential may be
 
 
 @dataclass
@@ -61,6 +64,7 @@ class Context(BaseContext, kw_only=True):
     connection_params: object = None
     # The Authorization header that made ``principal``, to check it again in streams.
     credential: str | None = None
+    checked_at: float = 0.0  # time.monotonic() of the last recheck
 
     async def authenticate_connection(self) -> None:
         """Adopt the credential of a websocket's `connection_init`, if the handshake had none."""
@@ -76,12 +80,15 @@ class Context(BaseContext, kw_only=True):
     async def recheck(self) -> None:
         """Unauthenticated once the credential of a long-lived subscription is revoked or
         expired, or its rights changed (an admin no more): streams call this as they go,
-        and end; a client subscribes again with what it may now see."""
-        if self.credential is None:
+        and end; a client subscribes again with what it may now see. Looks at most
+        every ``RECHECK_SECONDS``, so a busy stream costs no query per event."""
+        now = time.monotonic()
+        if self.credential is None or now - self.checked_at < RECHECK_SECONDS:
             return
+        self.checked_at = now
         async with self.state.sessions() as session, session.begin():
-            now = await principal_for(session, self.credential, self.state.verifier)
-        if now != self.principal:
+            current = await principal_for(session, self.credential, self.state.verifier)
+        if current != self.principal:
             raise Unauthenticated("the credential's rights changed; subscribe again")
 
 

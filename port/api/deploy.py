@@ -7,7 +7,6 @@ Mutations change intent in the database and wake the reconciler; they answer at 
 from __future__ import annotations
 
 import asyncio
-import time
 from collections.abc import AsyncGenerator
 from contextlib import suppress
 
@@ -36,7 +35,6 @@ from port.errors import InvalidInput, NotFound
 # How often a subscription looks for events written by another process (a CLI, a
 # second server); this process's own changes arrive at once through the broker.
 EVENT_POLL_SECONDS = 2.0
-LOGS_RECHECK_SECONDS = 5.0  # how often podLogs checks that its token still holds
 
 
 def setup_topic(setup_id: int) -> str:
@@ -290,10 +288,7 @@ class DeploySubscription:
         if pod.container_id is None:
             return
         backend = info.context.state.reconciler.backend
-        checked = time.monotonic()
         with info.context.state.stream():
             async for line in backend.follow_logs(pod.container_id, max(0, min(tail, 10_000))):
-                if time.monotonic() - checked > LOGS_RECHECK_SECONDS:  # not a query per line
-                    await info.context.recheck()
-                    checked = time.monotonic()
+                await info.context.recheck()
                 yield line
