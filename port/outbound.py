@@ -182,20 +182,24 @@ def post(
 
     def cut() -> None:  # unblocks whatever the request waits for
         expired.set()
-        if connection.sock is not None:
+        sock = connection.sock
+        if sock is not None:
             with suppress(OSError):
-                connection.sock.shutdown(socket.SHUT_RDWR)
+                # The plain socket's shutdown: SSLSocket's would unwrap TLS first, and a
+                # send racing it could go out in the clear.
+                socket.socket.shutdown(sock, socket.SHUT_RDWR)
 
     deadline = threading.Timer(timeout, cut)
     deadline.start()
     try:
         connection.request("POST", path, body=body, headers=headers)
         status: int = connection.getresponse().status
-    except (OSError, http.client.HTTPException) as exc:
-        if expired.is_set():
+    except (OSError, http.client.HTTPException, ValueError) as exc:
+        if expired.is_set():  # whatever the cut made the read or write raise
             raise TimeoutError(f"no answer within {timeout:g} s") from exc
         raise
     finally:
         deadline.cancel()
+        deadline.join()  # a cut under way ends before the socket is closed
         connection.close()
     return status
