@@ -218,9 +218,13 @@ class CatalogueMutation:
         return id
 
 
-def _recent_runs(repo_id: int, query: Select[Any]) -> Select[Any]:
+def _recent_runs(repo_id: int, query: Select[Any], newest: int) -> Select[Any]:
+    """Runs of the repository finished within the window, or newer than ``newest``
+    (whatever the clocks of the processes that finished them say)."""
     since = utcnow() - RUN_WINDOW
-    return query.where(IndexRun.repo_id == repo_id, IndexRun.finished_at >= since)
+    return query.where(
+        IndexRun.repo_id == repo_id, or_(IndexRun.finished_at >= since, IndexRun.id > newest)
+    )
 
 
 def _starts_told(wakeups: asyncio.Queue[Any]) -> list[IndexRunEvent]:
@@ -253,12 +257,19 @@ class CatalogueSubscription:
         permissions.catalogue_reader(info)
         pk = repo_pk(repo_id)
         state = info.context.state
-        with state.stream(), state.broker.listen(runs_topic(pk)) as wakeups:
+        anonymous = info.context.principal is None
+        with state.stream(anonymous), state.broker.listen(runs_topic(pk)) as wakeups:
             # Listening before anything is read: no start of this process is missed.
             async with state.sessions() as session:
                 if await session.get(Repo, pk) is None:
                     raise NotFound(f"no repository {repo_id}")
-                seen = set(await session.scalars(_recent_runs(pk, select(IndexRun.id))))
+                newest = (
+                    await session.scalar(
+                        select(func.max(IndexRun.id)).where(IndexRun.repo_id == pk)
+                    )
+                    or 0
+                )
+                seen = set(await session.scalars(_recent_runs(pk, select(IndexRun.id), newest)))
             announced: set[int] = set()
             while True:
                 for _ in _starts_told(wakeups):  # before the finishes read below
@@ -276,19 +287,20 @@ class CatalogueSubscription:
                     )
                     recent = list(
                         await session.scalars(
-                            _recent_runs(pk, select(IndexRun)).order_by(IndexRun.id)
+                            _recent_runs(pk, select(IndexRun), newest).order_by(IndexRun.id)
                         )
                     )
                     if not recent and await session.get(Repo, pk) is None:
                         return  # deleted: the stream ends
                 finished = [row for row in recent if row.id not in seen]
                 seen = {row.id for row in recent}  # what may still show in the window
+                newest = max([newest, *seen])
                 for row in finished:
                     run = IndexRunType.from_row(row)
                     yield IndexRunEvent(repo_id=repo_id, status=run.status, run=run)
                 for job_id, job_started in jobs:
                     # A job whose run has finished (it is about to end) has nothing to start.
-                    done = any(row.started_at >= job_started for row in finished if job_started)
+                    done = any(row.started_at >= job_started for row in recent if job_started)
                     if job_id not in announced and not done:
                         yield IndexRunEvent(
                             repo_id=repo_id, status=IndexRunStatus.RUNNING, run=None

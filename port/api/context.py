@@ -39,20 +39,23 @@ class ApiState:
     # Wakes this process's job worker (a new job was queued); a no-op without one.
     wake_jobs: Callable[[], None] = lambda: None
     open_streams: int = 0
+    anonymous_streams: int = 0
 
     @contextmanager
-    def stream(self) -> Iterator[None]:
+    def stream(self, anonymous: bool) -> Iterator[None]:
         """Hold one of the ``PORT_MAX_SUBSCRIPTIONS`` places of open subscriptions: each
-        polls the database, so their number is what bounds that load."""
-        if self.open_streams >= self.settings.max_subscriptions:
-            raise Busy(
-                f"this server has {self.open_streams} open subscriptions, its most; try again later"
-            )
+        polls the database, so their number is what bounds that load. Anonymous callers
+        get half the places at most, so they cannot lock users out of their Pods' streams."""
+        limit = self.settings.max_subscriptions
+        if self.open_streams >= limit or (anonymous and self.anonymous_streams >= limit // 2):
+            raise Busy("this server has as many open subscriptions as it keeps; try again later")
         self.open_streams += 1
+        self.anonymous_streams += anonymous
         try:
             yield
         finally:
             self.open_streams -= 1
+            self.anonymous_streams -= anonymous
 
 
 class Context(BaseContext, kw_only=True):

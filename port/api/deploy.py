@@ -258,7 +258,7 @@ class DeploySubscription:
                 )
             )
             last = (min(newest) - 1) if newest else 0
-        with state.stream(), state.broker.listen(setup_topic(pk)) as wakeups:
+        with state.stream(anonymous=False), state.broker.listen(setup_topic(pk)) as wakeups:
             while True:
                 await info.context.recheck()
                 async with state.sessions() as session:
@@ -288,7 +288,7 @@ class DeploySubscription:
         if pod.container_id is None:
             return
         backend = info.context.state.reconciler.backend
-        with info.context.state.stream():
+        with info.context.state.stream(anonymous=False):
             async for line in backend.follow_logs(pod.container_id, max(0, min(tail, 10_000))):
                 await info.context.recheck()
                 yield line

@@ -145,3 +145,38 @@ async def test_private_catalogue_subscriptions_take_the_token_from_connection_in
             )
             started = ws.receive_json()
         assert started["payload"]["data"]["indexRuns"]["status"] == "RUNNING"
+
+
+async def test_anonymous_subscriptions_get_half_the_places(api: Api, local_remote: Remote) -> None:
+    local_remote.work.commit("empty")
+    local_remote.work.push()
+    created = await api.gql(
+        "mutation($url: String!) { createRepo(input: {url: $url}) { id } }",
+        {"url": local_remote.url},
+        token=api.admin_token,
+    )
+    subscribe = {"query": SUBSCRIBE, "variables": {"id": created["data"]["createRepo"]["id"]}}
+    settings = api.catalogue.settings.model_copy(update={"max_subscriptions": 2})
+    ws = {"subprotocols": ["graphql-transport-ws"]}
+    admin = {**ws, "headers": {"Authorization": f"Bearer {api.admin_token}"}}
+    with (
+        TestClient(app=create_app(settings)) as client,
+        client.websocket_connect("/graphql", **ws) as anonymous,
+    ):
+        anonymous.send_json({"type": "connection_init"})
+        assert anonymous.receive_json() == {"type": "connection_ack"}
+        anonymous.send_json({"id": "1", "type": "subscribe", "payload": subscribe})
+        anonymous.send_json({"type": "ping"})  # answered after the subscription began
+        assert anonymous.receive_json() == {"type": "pong"}
+        with client.websocket_connect("/graphql", **ws) as another:
+            another.send_json({"type": "connection_init"})
+            assert another.receive_json() == {"type": "connection_ack"}
+            another.send_json({"id": "1", "type": "subscribe", "payload": subscribe})
+            refused = another.receive_json()
+        assert refused["payload"]["errors"][0]["extensions"]["code"] == "BUSY"
+        with client.websocket_connect("/graphql", **admin) as user:  # the other half
+            user.send_json({"type": "connection_init"})
+            assert user.receive_json() == {"type": "connection_ack"}
+            user.send_json({"id": "1", "type": "subscribe", "payload": subscribe})
+            user.send_json({"type": "ping"})
+            assert user.receive_json() == {"type": "pong"}  # not an error
