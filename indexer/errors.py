@@ -42,6 +42,13 @@ class RepoTooLargeError(IndexerError):
     transient = False
 
 
+class SetupError(IndexerError):
+    """What the run was given cannot work: a manifest path outside the repository, a
+    directory in the mirror's place that is not a mirror."""
+
+    transient = False
+
+
 class BranchNotFoundError(IndexerError):
     """The configured branch does not exist on a remote that has other refs."""
 

@@ -19,7 +19,7 @@ import uuid
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from indexer.errors import IndexerError, RemoteError, RepoTooLargeError
+from indexer.errors import IndexerError, RemoteError, RepoTooLargeError, SetupError
 from indexer.gitcmd import GitOutput, SizeCallback, describe_size, run_git
 from indexer.limits import Limits
 from indexer.urls import check_url, redact
@@ -142,7 +142,7 @@ def _remove_broken(path: Path) -> None:
         log.warning("mirror %s is incomplete; removing it", path)
         _remove(path)
         return
-    raise IndexerError(f"{path} exists and is not a git mirror; refusing to replace it")
+    raise SetupError(f"{path} exists and is not a git mirror; refusing to replace it")
 
 
 def _clone(url: str, path: Path, limits: Limits, on_size: SizeCallback | None = None) -> None:

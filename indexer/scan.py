@@ -27,7 +27,7 @@ from typing import Literal
 
 from indexer.arkitekt import ARKITEKT_FILES, ArkitektMerge
 from indexer.catfile import CatFileBatch, GitObject
-from indexer.errors import BranchNotFoundError, IndexerError
+from indexer.errors import BranchNotFoundError, SetupError
 from indexer.gitcmd import describe_size
 from indexer.history import FileVersion, file_history, is_ancestor
 from indexer.limits import Limits
@@ -156,7 +156,7 @@ def check_manifest_path(path: str) -> str:
         or any(unicodedata.category(c) in ("Cc", "Cf", "Zl", "Zp") for c in path)
     )
     if bad:
-        raise IndexerError(f"manifest path {path!r} must be a relative path inside the repo")
+        raise SetupError(f"manifest path {path!r} must be a relative path inside the repo")
     return str(pure)
 
 
