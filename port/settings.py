@@ -178,6 +178,12 @@ class Settings(BaseSettings):
         description='GPUs of the engine, as JSON: [{"vendor": "nvidia", "cuda_version": '
         '"12.2"}]. Docker cannot report them; without this, CUDA flavours never fit.',
     )
+    docker_gpu_groups: list[int] = Field(
+        default_factory=list,
+        description="Numeric ids of the host groups owning /dev/kfd and /dev/dri "
+        "(`getent group render video`), added to ROCm Pods so that a non-root user "
+        "in the image may use the GPU.",
+    )
     docker_mounts: dict[str, list[str]] = Field(
         default_factory=dict,
         description='Admin allow-list of host mounts per app, as JSON: {"napari": '

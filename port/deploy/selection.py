@@ -177,6 +177,20 @@ def misses(selector: AnySelector, caps: Capabilities) -> str | None:
     return f"unknown selector kind {selector.kind}"  # pragma: no cover - the union is closed
 
 
+def gpus_for(selectors: Sequence[Any], caps: Capabilities) -> tuple[int, str | None]:
+    """GPUs to hand a container of a flavour and their vendor: the count its CUDA or ROCm
+    selectors that hold on ``caps`` ask for; (0, None) when none holds."""
+    counts: dict[str, int] = {}
+    for raw in selectors:
+        selector = validate_selector(raw)
+        if isinstance(selector, CudaSelector | RocmSelector) and misses(selector, caps) is None:
+            vendor = "nvidia" if isinstance(selector, CudaSelector) else "amd"
+            counts[vendor] = max(counts.get(vendor, 0), selector.count or 1)
+    for vendor, count in counts.items():  # the first that holds, as the manifest lists
+        return count, vendor
+    return 0, None
+
+
 @dataclass(frozen=True, order=True)
 class Score:
     """How well a fitting flavour uses the backend; higher is better."""

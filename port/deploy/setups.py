@@ -27,7 +27,7 @@ from port.accounts.models import User
 from port.accounts.principal import Principal
 from port.catalogue.models import App, Release
 from port.deploy.models import Pod, Setup, SetupEvent
-from port.deploy.selection import Candidate, Capabilities, Selection
+from port.deploy.selection import Candidate, Capabilities, Selection, gpus_for
 from port.deploy.selection import select as select_flavour
 from port.errors import Conflict, Forbidden, InvalidInput, NotFound
 from port.orm import utcnow
@@ -244,27 +244,13 @@ def _capped(value: float | None, cap: float | None) -> float | None:
     return cap if value is None else min(value, cap)
 
 
-GPU_VENDORS = {"cuda": "nvidia", "rocm": "amd"}  # selector kind -> the GPUs it runs on
-
-
-def _gpus(selectors: list[dict[str, object]], caps: Capabilities) -> tuple[int, str | None]:
-    """GPUs to hand the container and their vendor: the count its CUDA or ROCm selectors
-    ask for, at most the backend's GPUs of that vendor; (0, None) without any."""
-    for kind, vendor in GPU_VENDORS.items():
-        wanted = [int(str(s.get("count") or 1)) for s in selectors if s.get("kind") == kind]
-        have = sum(gpu.vendor == vendor for gpu in caps.gpus)
-        if wanted and have:
-            return min(max(wanted), have), vendor
-    return 0, None
-
-
 def plan_pod(setup: Setup, release: Release, caps: Capabilities, settings: Settings) -> Pod:
     """A PENDING Pod of ``release`` with the flavour chosen for ``caps`` and capped limits."""
     selection = choose(release, caps, setup.flavour)
     flavour = next(f for f in release.flavours if f.name == selection.flavour)
     max_memory = settings.max_memory_mb << 20 if settings.max_memory_mb else None
     memory = _capped(flavour.memory, max_memory)
-    gpus, vendor = _gpus(flavour.selectors, caps) if selection.score.accelerated else (0, None)
+    gpus, vendor = gpus_for(flavour.selectors, caps)
     return Pod(
         setup_id=setup.id,
         release_id=release.id,

@@ -441,6 +441,7 @@ async def test_a_rocm_pod_gets_the_amd_devices(
     docker_engine: Any, backend: DockerBackend, settings: Settings, docker_images: TestImages
 ) -> None:
     spec = pod_spec(settings, docker_images["forever"], gpus=2, gpu_vendor="amd")
+    backend.settings = settings.model_copy(update={"docker_gpu_groups": [109, 44]})
 
     container_id = await backend._create(spec)  # starting needs the devices on the host
 
@@ -449,7 +450,7 @@ async def test_a_rocm_pod_gets_the_amd_devices(
         ("/dev/kfd", "/dev/kfd"),
         ("/dev/dri", "/dev/dri"),
     ]
-    assert host["GroupAdd"] == ["video"]
+    assert host["GroupAdd"] == ["109", "44"]  # by number: the image has no such groups
     assert not host["DeviceRequests"]  # no NVIDIA request
 
 

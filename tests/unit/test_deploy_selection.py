@@ -6,7 +6,14 @@ from typing import Any
 
 import pytest
 
-from port.deploy.selection import Candidate, Capabilities, Gpu, NoFittingFlavour, select
+from port.deploy.selection import (
+    Candidate,
+    Capabilities,
+    Gpu,
+    NoFittingFlavour,
+    gpus_for,
+    select,
+)
 from port.errors import InvalidInput
 
 CUDA = Candidate("cuda", [{"kind": "cuda", "min_version": "11.8"}])
@@ -99,3 +106,18 @@ def test_a_pinned_flavour_must_exist_and_fit() -> None:
         select([CUDA, CPU], LAPTOP, pinned="cuda")
     with pytest.raises(InvalidInput, match="no flavour 'rocm'"):
         select([CUDA, CPU], LAPTOP, pinned="rocm")
+
+
+def test_a_container_gets_the_gpus_of_the_selector_that_holds() -> None:
+    mixed = Capabilities(
+        cpus=8,
+        memory_mb=32768,
+        gpus=(Gpu("nvidia", cuda_version="11.0"), Gpu("amd", rocm_version="6.0")),
+    )
+    either = [
+        {"kind": "cuda", "min_version": "12.0", "required": False, "weight": 1},  # too old
+        {"kind": "rocm", "min_version": "5.7", "required": False, "weight": 1, "count": 1},
+    ]
+    assert gpus_for(either, mixed) == (1, "amd")
+    assert gpus_for([{"kind": "cuda", "count": 2}], mixed) == (0, None)  # one NVIDIA GPU
+    assert gpus_for([{"kind": "cpu"}], mixed) == (0, None)

@@ -436,10 +436,12 @@ class DockerBackend(Backend):
             options["mem_limit"] = spec.memory_bytes
             options["memswap_limit"] = spec.memory_bytes  # no swap beyond the limit
         if spec.gpus > 0 and spec.gpu_vendor == "amd":
-            # ROCm's way (AMD's Docker guide): the compute interface and the render nodes,
-            # usable by the video group. /dev/dri holds every card: no count applies.
+            # ROCm's way (AMD's Docker guide): the compute interface and the render nodes.
+            # /dev/dri holds every card: no count applies. The groups owning them go by
+            # number: a name would be looked up in the image, which may have no such group.
             options["devices"] = [f"{path}:{path}:rwm" for path in AMD_DEVICES]
-            options["group_add"] = ["video"]
+            if settings.docker_gpu_groups:
+                options["group_add"] = [str(gid) for gid in settings.docker_gpu_groups]
         elif spec.gpus > 0:
             options["device_requests"] = [
                 docker.types.DeviceRequest(count=spec.gpus, capabilities=[["gpu"]])
