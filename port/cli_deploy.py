@@ -22,7 +22,7 @@ from port.deploy.backends.base import BackendUnavailable
 from port.deploy.models import Pod, Setup, SetupEvent
 from port.deploy.reconciler import Reconciler
 from port.deploy.updater import Updater, manual_target, pending_updates
-from port.errors import InvalidInput
+from port.errors import InvalidInput, NotFound
 from port.settings import Settings
 
 
@@ -60,9 +60,7 @@ def _setup_document(setup: Setup, events: list[SetupEvent] | None = None) -> dic
         "version": setup.release.version,
         "owner": setup.owner.name,
         "running": setup.wants_running,
-        "status": active[-1].status
-        if active
-        else ("PENDING" if setup.wants_running else "STOPPED"),
+        "status": setups.setup_status(setup.pods, setup.wants_running).value,
         "update_policy": setup.update_policy,
         "flavour": setup.flavour,
         "pods": [_pod_document(p) for p in active],
@@ -153,7 +151,6 @@ def setup_create(
         async with sessions() as session, session.begin():
             setup = await setups.create_setup(session, CLI, request, caps, owner=owner)
             if start:
-                await session.refresh(setup, ["pods"])
                 await setups.start_setup(session, setup, caps, settings)
             setup_id = setup.id
         if start:
@@ -185,8 +182,10 @@ def setup_show(setup_id: int, as_json: bool) -> None:
     """One Setup, its Pods and its last events."""
 
     async def work(sessions: Sessions, _settings: Settings) -> dict[str, Any]:
+        found = await _load(sessions, setup_id)
+        if not found:
+            raise NotFound(f"no setup {setup_id}")
         async with sessions() as session:
-            setup = await setups.get_setup(session, CLI, setup_id)
             events = list(
                 await session.scalars(
                     select(SetupEvent)
@@ -195,8 +194,7 @@ def setup_show(setup_id: int, as_json: bool) -> None:
                     .limit(20)
                 )
             )
-        [loaded] = await _load(sessions, setup.id)
-        return _setup_document(loaded, list(reversed(events)))
+        return _setup_document(found[0], list(reversed(events)))
 
     document = with_db(work)
     if as_json:

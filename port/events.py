@@ -1,13 +1,12 @@
-"""In-process publish/subscribe for subscriptions (index runs, pod events).
-
-One process serves one broker; several Port processes would need the database's
-notifications (PostgreSQL LISTEN/NOTIFY), which the jobs work will bring.
+"""In-process publish/subscribe: wakes this process's subscriptions (index runs, pod
+events) at once. What they send comes from the database, which they also poll, so the
+work of other Port processes reaches them too, a poll later.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from typing import Any
 
@@ -38,8 +37,3 @@ class Broker:
             subscribers.discard(queue)
             if not subscribers:
                 self._topics.pop(topic, None)
-
-    async def subscribe(self, topic: str) -> AsyncIterator[Any]:
-        with self.listen(topic) as queue:
-            while True:
-                yield await queue.get()

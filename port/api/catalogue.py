@@ -10,7 +10,7 @@ from datetime import timedelta
 from typing import Any
 
 import strawberry
-from sqlalchemy import Select, func, or_, select
+from sqlalchemy import ColumnElement, and_, func, or_, select
 from strawberry import relay
 
 from port.api import permissions
@@ -218,11 +218,11 @@ class CatalogueMutation:
         return id
 
 
-def _recent_runs(repo_id: int, query: Select[Any], newest: int) -> Select[Any]:
+def _recent_runs(repo_id: int, newest: int) -> ColumnElement[bool]:
     """Runs of the repository finished within the window, or newer than ``newest``
     (whatever the clocks of the processes that finished them say)."""
     since = utcnow() - RUN_WINDOW
-    return query.where(
+    return and_(
         IndexRun.repo_id == repo_id, or_(IndexRun.finished_at >= since, IndexRun.id > newest)
     )
 
@@ -269,7 +269,9 @@ class CatalogueSubscription:
                     )
                     or 0
                 )
-                seen = set(await session.scalars(_recent_runs(pk, select(IndexRun.id), newest)))
+                seen = set(
+                    await session.scalars(select(IndexRun.id).where(_recent_runs(pk, newest)))
+                )
             announced: set[int] = set()
             while True:
                 for _ in _starts_told(wakeups):  # before the finishes read below
@@ -286,21 +288,30 @@ class CatalogueSubscription:
                         )
                     )
                     recent = list(
-                        await session.scalars(
-                            _recent_runs(pk, select(IndexRun), newest).order_by(IndexRun.id)
+                        await session.execute(
+                            select(IndexRun.id, IndexRun.started_at).where(_recent_runs(pk, newest))
                         )
                     )
                     if not recent and await session.get(Repo, pk) is None:
                         return  # deleted: the stream ends
-                finished = [row for row in recent if row.id not in seen]
-                seen = {row.id for row in recent}  # what may still show in the window
+                    fresh = [run_id for run_id, _ in recent if run_id not in seen]
+                    finished = (  # whole rows only for what is sent
+                        list(
+                            await session.scalars(
+                                select(IndexRun).where(IndexRun.id.in_(fresh)).order_by(IndexRun.id)
+                            )
+                        )
+                        if fresh
+                        else []
+                    )
+                seen = {run_id for run_id, _ in recent}  # what may still show in the window
                 newest = max([newest, *seen])
                 for row in finished:
                     run = IndexRunType.from_row(row)
                     yield IndexRunEvent(repo_id=repo_id, status=run.status, run=run)
                 for job_id, job_started in jobs:
                     # A job whose run has finished (it is about to end) has nothing to start.
-                    done = any(row.started_at >= job_started for row in recent if job_started)
+                    done = any(started >= job_started for _, started in recent if job_started)
                     if job_id not in announced and not done:
                         yield IndexRunEvent(
                             repo_id=repo_id, status=IndexRunStatus.RUNNING, run=None

@@ -147,7 +147,6 @@ class DeployMutation:
         async with state.sessions() as session, session.begin():
             setup = await service.create_setup(session, principal, request, caps)
             if input.start:
-                await session.refresh(setup, ["pods"])
                 await service.start_setup(session, setup, caps, state.settings)
             setup_id = setup.id
         state.reconciler.wake()
@@ -228,7 +227,7 @@ class DeployMutation:
         state = info.context.state
         async with state.sessions() as session, session.begin():
             setup = await service.get_setup(session, principal, row_id(id, "Setup"))
-            containers = [p.container_id for p in setup.pods if p.container_id and not p.retired]
+            containers = [p.container_id for p in service.active_pods(setup) if p.container_id]
             await session.delete(setup)
         await state.reconciler.remove_containers(containers)
         state.reconciler.wake()  # whatever could not be removed now goes on the next pass

@@ -17,7 +17,7 @@ from port.api.scalars import JSON, Long
 from port.api.types import AppType, ReleaseType, _row
 from port.deploy import models
 from port.deploy.backends.base import BackendUnavailable, PodStatus
-from port.deploy.setups import UpdatePolicy, visible
+from port.deploy.setups import UpdatePolicy, setup_status, visible
 
 PodStatusEnum = strawberry.enum(PodStatus, name="PodStatus")
 UpdatePolicyEnum = strawberry.enum(
@@ -226,10 +226,7 @@ class SetupType(relay.Node):
 
     @strawberry.field(description="Its newest active Pod's status; STOPPED when none runs.")
     def status(self) -> PodStatusEnum:  # type: ignore[valid-type]
-        active = [p for p in self.pod_rows if not p.retired]
-        if active:
-            return PodStatus(active[-1].status)
-        return PodStatus.PENDING if self.running else PodStatus.STOPPED
+        return setup_status(self.pod_rows, self.running)
 
     @strawberry.field(description="Active Pods, oldest first; `all` adds retired ones.")
     def pods(self, all: bool = False) -> list[PodType]:

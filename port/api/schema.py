@@ -32,11 +32,8 @@ class Query(CatalogueQuery, AccountsQuery, DeployQuery):
     @strawberry.field(description="Any object by its global id.")
     async def node(self, info: Info, id: relay.GlobalID) -> relay.Node | None:
         permissions.catalogue_reader(info)
-        if id.type_name in {"Setup", "Pod"}:  # the caller's own only, checked by the type
-            row_id(id, id.type_name)
-            found: relay.Node | None = await id.resolve_node(info, ensure_type=relay.Node)
-            return found
-        if id.type_name not in {"Repo", "App", "Release", "Flavour", "IndexRun"}:
+        # Setups and Pods: the caller's own only, which their types' resolve_nodes check.
+        if id.type_name not in {"Repo", "App", "Release", "Flavour", "IndexRun", "Setup", "Pod"}:
             return None
         row_id(id, id.type_name)  # INVALID_INPUT unless a plain row number
         node: relay.Node | None = await id.resolve_node(info, ensure_type=relay.Node)

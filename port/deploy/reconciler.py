@@ -31,7 +31,7 @@ from datetime import datetime, timedelta
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
-from sqlalchemy.orm import selectinload
+from sqlalchemy.orm import joinedload, selectinload
 
 from port.deploy.backends import load_backend
 from port.deploy.backends.base import (
@@ -55,8 +55,16 @@ from port.deploy.models import Pod, Setup
 from port.deploy.selection import Capabilities
 from port.deploy.setups import record
 from port.jobs.models import Job
+from port.jobs.queue import backoff, update_key
 from port.orm import utcnow
 from port.settings import Settings
+
+# What pod_spec reads of a Pod, loaded with it in one query (a pass loads every Pod).
+POD_SPEC_LOADS = (
+    joinedload(Pod.release),
+    joinedload(Pod.setup).joinedload(Setup.app),
+    joinedload(Pod.setup).joinedload(Setup.owner),
+)
 
 log = logging.getLogger(__name__)
 
@@ -143,11 +151,11 @@ class Reconciler:
         return self._caps[1]
 
     def backoff(self, failures: int) -> timedelta:
-        base, most = (
+        return backoff(
+            failures,
             self.settings.restart_backoff_seconds,
             self.settings.restart_backoff_max_seconds,
         )
-        return timedelta(seconds=min(base * 2 ** max(failures - 1, 0), most))
 
     # --- running -------------------------------------------------------------------------
 
@@ -230,15 +238,7 @@ class Reconciler:
             return min(due, default=None)
 
     async def _load(self, session: AsyncSession, pod_id: int) -> Pod | None:
-        return await session.scalar(
-            select(Pod)
-            .where(Pod.id == pod_id)
-            .options(
-                selectinload(Pod.release),
-                selectinload(Pod.setup).selectinload(Setup.app),
-                selectinload(Pod.setup).selectinload(Setup.owner),
-            )
-        )
+        return await session.scalar(select(Pod).where(Pod.id == pod_id).options(*POD_SPEC_LOADS))
 
     async def _converge(self, pod_id: int, container: ManagedContainer | None) -> datetime | None:
         async with self.sessions() as session:
@@ -378,7 +378,7 @@ class Reconciler:
         """Is an update job of this Setup queued or running?"""
         found = await session.scalar(
             select(Job.id)
-            .where(Job.key == f"setup:{setup_id}", Job.status.in_(["queued", "running"]))
+            .where(Job.key == update_key(setup_id), Job.status.in_(["queued", "running"]))
             .limit(1)
         )
         return found is not None

@@ -26,6 +26,8 @@ from sqlalchemy.orm import selectinload
 from port.accounts.models import User
 from port.accounts.principal import Principal
 from port.catalogue.models import App, Release
+from port.catalogue.queries import newest_first
+from port.deploy.backends.base import PodStatus
 from port.deploy.models import Pod, Setup, SetupEvent
 from port.deploy.selection import Candidate, Capabilities, Selection, gpus_for
 from port.deploy.selection import select as select_flavour
@@ -141,16 +143,16 @@ def check_range(text: str | None) -> str:
 
 
 def _newest(releases: list[Release], include_prereleases: bool) -> Release | None:
-    chosen: tuple[semver.Version, Release] | None = None
-    for release in releases:
-        version = semver.Version.parse(release.version)
-        if release.withdrawn or not release.current:
-            continue
-        if version.prerelease and not include_prereleases:
-            continue
-        if chosen is None or version > chosen[0]:
-            chosen = (version, release)
-    return chosen[1] if chosen else None
+    return next(
+        (
+            r
+            for r in newest_first(releases)
+            if r.current
+            and not r.withdrawn
+            and (include_prereleases or not semver.Version.parse(r.version).prerelease)
+        ),
+        None,
+    )
 
 
 async def _release(session: AsyncSession, app: App, request: SetupRequest) -> Release:
@@ -221,6 +223,7 @@ async def create_setup(
         include_prereleases=request.include_prereleases,
         env=env,
         wants_running=False,
+        pods=[],  # loaded, and empty: start_setup may follow in the same transaction
     )
     session.add(setup)
     await session.flush()
@@ -268,6 +271,15 @@ def plan_pod(setup: Setup, release: Release, caps: Capabilities, settings: Setti
 
 def active_pods(setup: Setup) -> list[Pod]:
     return [p for p in setup.pods if not p.retired]
+
+
+def setup_status(pods: list[Pod], wants_running: bool) -> PodStatus:
+    """A Setup's status: its newest active Pod's; PENDING when wanted running without
+    one, else STOPPED."""
+    active = [p for p in pods if not p.retired]
+    if active:
+        return PodStatus(active[-1].status)
+    return PodStatus.PENDING if wants_running else PodStatus.STOPPED
 
 
 async def start_setup(

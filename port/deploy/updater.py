@@ -43,7 +43,7 @@ from port.deploy.reconciler import Reconciler
 from port.deploy.setups import UpdatePolicy, plan_pod, record
 from port.errors import InvalidInput, NotFound
 from port.jobs.models import Job
-from port.jobs.queue import enqueue
+from port.jobs.queue import enqueue, update_key
 from port.orm import utcnow
 from port.settings import Settings
 
@@ -59,10 +59,6 @@ Announce = Callable[[str, dict[str, Any], Iterable[int]], Awaitable[None]]
 
 async def _silent(_kind: str, _notice: dict[str, Any], _users: Iterable[int]) -> None:
     """No notices (PORT_NOTIFY_URL unset, or tests)."""
-
-
-def update_key(setup_id: int) -> str:
-    return f"setup:{setup_id}"
 
 
 @dataclass(frozen=True)

@@ -64,7 +64,6 @@ class Engine:
             setup = await setups.create_setup(
                 session, self.alice, setups.SetupRequest(app="busy", **request), caps
             )
-            await session.refresh(setup, ["pods"])
             await setups.start_setup(session, setup, caps, self.settings)
             return setup.id
 

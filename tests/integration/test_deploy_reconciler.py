@@ -12,7 +12,6 @@ from typing import Any
 
 import pytest
 from sqlalchemy import select
-from sqlalchemy.orm import selectinload
 
 from port.accounts.principal import Principal
 from port.deploy import setups
@@ -54,7 +53,6 @@ class World:
             setup = await setups.create_setup(
                 session, self.alice, setups.SetupRequest(app="stardist", **request), caps
             )
-            await session.refresh(setup, ["pods"])
             await setups.start_setup(session, setup, caps, self.settings)
             return setup.id
 
@@ -192,18 +190,12 @@ async def test_a_restarted_port_adopts_running_containers(world: World) -> None:
 
 async def test_a_container_started_but_never_recorded_is_adopted(world: World) -> None:
     """Port died between creating the container and writing its id down."""
-    from port.deploy.reconciler import pod_spec
+    from port.deploy.reconciler import POD_SPEC_LOADS, pod_spec
 
     setup_id = await world.setup()
     async with world.catalogue.sessions() as session:
         pod = await session.scalar(
-            select(Pod)
-            .where(Pod.setup_id == setup_id)
-            .options(
-                selectinload(Pod.release),
-                selectinload(Pod.setup).selectinload(Setup.app),
-                selectinload(Pod.setup).selectinload(Setup.owner),
-            )
+            select(Pod).where(Pod.setup_id == setup_id).options(*POD_SPEC_LOADS)
         )
         assert pod is not None
         orphan = await world.backend.start(pod_spec(world.settings, pod, pod.setup))

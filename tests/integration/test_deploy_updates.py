@@ -44,7 +44,6 @@ class Fleet:
                 setups.SetupRequest(app="sd", version="1.0.0", update_policy=policy),
                 caps,
             )
-            await session.refresh(setup, ["pods"])
             if start:
                 await setups.start_setup(session, setup, caps, self.settings)
             setup_id = setup.id
