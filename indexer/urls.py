@@ -23,7 +23,7 @@ MAX_URL_LENGTH = 2048
 
 # git's own rule for "<transport>::<address>" (remote helpers such as ext:: and fd::).
 _HELPER = re.compile(r"^[A-Za-z0-9+.-]*::")
-_SCHEME = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*)://")
+SCHEME = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*)://")
 # git reads "[user@]host:path" as ssh when a colon comes before any slash.
 _SCP = re.compile(
     r"^(?:(?P<user>[A-Za-z0-9._~+-]+)@)?(?P<host>[A-Za-z0-9._-]+|\[[0-9A-Fa-f:.]+\]):(?P<path>.*)$",
@@ -31,7 +31,7 @@ _SCP = re.compile(
 )
 _HOSTNAME = re.compile(r"^[a-z0-9_](?:[a-z0-9._-]*[a-z0-9_])?$|^[0-9a-f:.]+$")
 _SSH_SCHEMES = {"ssh": "ssh", "git+ssh": "ssh", "ssh+git": "ssh"}
-_REMOTE_SCHEMES = {"https", "git", *_SSH_SCHEMES}
+REMOTE_SCHEMES = {"https", "git", *_SSH_SCHEMES}
 # Userinfo of any "scheme://user:pass@" in free text; greedy up to the last "@" of the
 # authority, so a password holding "@" is hidden whole.
 _USERINFO = re.compile(r"(?P<scheme>\b[A-Za-z][A-Za-z0-9+.-]*://)(?P<info>[^/?#\s]*)@", re.ASCII)
@@ -68,12 +68,12 @@ def check_url(url: str, *, allow_local: bool) -> str:
     _check_characters(url)
     if _HELPER.match(url):
         raise _refuse(url, "git remote helpers ('transport::address') are not allowed")
-    scheme = _SCHEME.match(url)
+    scheme = SCHEME.match(url)
     if scheme:
         name = scheme.group(1).lower()
         if name == "file":
             return _local(url, _split(url), allow_local)
-        if name not in _REMOTE_SCHEMES:
+        if name not in REMOTE_SCHEMES:
             raise _refuse(url, f"the '{name}' protocol is not allowed (use https, ssh or git)")
         return _remote(url, name, _split(url))
     if url.startswith(("/", ".", "~")):

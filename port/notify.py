@@ -16,8 +16,6 @@ receivers (chat webhooks) carry their own secret in the path.
 from __future__ import annotations
 
 import asyncio
-import hashlib
-import hmac
 import http.client
 import json
 import logging
@@ -28,12 +26,13 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from port import outbound
-from port.accounts.models import User
+from port.accounts.models import NOTIFY_SECRET_MAX, User
 from port.errors import InvalidInput, Permanent
 from port.jobs.models import Job
 from port.jobs.queue import enqueue
 from port.orm import utcnow
 from port.settings import Settings
+from port.webhooks.forges import hmac_sha256
 
 log = logging.getLogger(__name__)
 
@@ -42,7 +41,7 @@ MAX_ATTEMPTS = 8
 
 
 def signature(secret: str, body: bytes) -> str:
-    return "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+    return "sha256=" + hmac_sha256(secret, body)  # as GitHub signs its deliveries
 
 
 def guard(settings: Settings) -> outbound.Guard:
@@ -60,8 +59,8 @@ async def set_notify_url(
         return user
     url = url.strip()
     await asyncio.to_thread(guard(settings).check_url, url)  # resolves: not on the loop
-    if secret is not None and not 1 <= len(secret) <= 255:
-        raise InvalidInput("a notice secret is 1 to 255 characters")
+    if secret is not None and not 1 <= len(secret) <= NOTIFY_SECRET_MAX:
+        raise InvalidInput(f"a notice secret is 1 to {NOTIFY_SECRET_MAX} characters")
     user.notify_url, user.notify_secret = url, secret
     return user
 
@@ -76,8 +75,10 @@ class Notifier:
 
     async def announce(self, kind: str, data: dict[str, Any], users: Iterable[int] = ()) -> None:
         """Queue ``kind`` for the admin's URL and for each of ``users`` with a URL."""
-        notice = {"kind": kind, "at": utcnow().isoformat(), "data": data}
         wanted = set(users)
+        if not (self.settings.notify_url or wanted):
+            return  # nobody to tell: no transaction
+        notice = {"kind": kind, "at": utcnow().isoformat(), "data": data}
         async with self.sessions() as session, session.begin():
             if self.settings.notify_url:
                 await enqueue(session, "notify", {"notice": notice}, max_attempts=MAX_ATTEMPTS)

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import Any
 
 from sqlalchemy import JSON, DateTime, Dialect, MetaData, TypeDecorator
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import DeclarativeBase
 
 # Stable constraint names, so Alembic migrations name things the same on every database.
@@ -38,6 +41,16 @@ class UTCDateTime(TypeDecorator[datetime]):
 
 def utcnow() -> datetime:
     return datetime.now(UTC)
+
+
+def on_postgres(session: AsyncSession) -> bool:
+    """PostgreSQL (row locks, advisory locks) rather than the embedded SQLite."""
+    return session.get_bind().dialect.name == "postgresql"
+
+
+def insert(session: AsyncSession, table: type[Any]) -> postgresql.Insert | sqlite.Insert:
+    """An INSERT that can say ``on_conflict_do_nothing``, in the session's dialect."""
+    return postgresql.insert(table) if on_postgres(session) else sqlite.insert(table)
 
 
 class Base(DeclarativeBase):

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections import defaultdict
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager, suppress
 from datetime import datetime
@@ -47,20 +48,26 @@ async def after_index_run(
     """Queue the rollouts an index run made possible; how many were planned."""
     if outcome is None or outcome.run.status == "failed":
         return 0
-    for release in outcome.run.added:
-        identifier, _, version = release.rpartition(" ")  # "<app> <version>"
+    added = [release.rpartition(" ") for release in outcome.run.added]  # "<app> <version>"
+    runners: dict[str, list[int]] = defaultdict(list)
+    if added:  # one query for every release: a first index may add hundreds
         async with sessions() as session:
-            runners = await session.scalars(
-                select(Setup.owner_id).join(App).where(App.identifier == identifier).distinct()
+            rows = await session.execute(
+                select(App.identifier, Setup.owner_id)
+                .join(Setup, Setup.app_id == App.id)
+                .where(App.identifier.in_({identifier for identifier, _, _ in added}))
+                .distinct()
             )
-            users = list(runners)
+            for identifier, owner_id in rows:
+                runners[identifier].append(owner_id)
+    for identifier, _, version in added:
         data = {
             "repo": outcome.run.repo_id,
-            "release": release,
+            "release": f"{identifier} {version}",
             "app": identifier,
             "version": version,
         }
-        await notifier.announce("release.added", data, users)
+        await notifier.announce("release.added", data, runners[identifier])
     async with sessions() as session, session.begin():
         planned = await plan_updates(session, repo_id=outcome.run.repo_id)
     if planned:

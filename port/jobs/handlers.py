@@ -40,15 +40,12 @@ def default_handlers(
 
     async def index(job: Job) -> ScanOutcome | None:
         repo_id = int(job.payload["repo_id"])
-        if not await repo_exists(repo_id):
-            log.info("job %s: repository %s was deleted, nothing to index", job.id, repo_id)
-            return None
         try:
-            outcome = await scan_repo(sessions, settings, repo_id)
+            outcome = await scan_repo(sessions, settings, repo_id)  # LookupError: no repo
         except LookupError:
             if await repo_exists(repo_id):
                 raise
-            log.info("job %s: repository %s was deleted during its index run", job.id, repo_id)
+            log.info("job %s: repository %s was deleted, nothing to index", job.id, repo_id)
             return None
         if outcome.remote_failed:
             why = f"index run {outcome.run.id}: {outcome.run.message or 'the remote failed'}"

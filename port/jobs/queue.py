@@ -39,13 +39,12 @@ from sqlalchemy import (
     text,
     update,
 )
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
 from port.jobs.models import Job
-from port.orm import utcnow
+from port.orm import insert, on_postgres, utcnow
 
 BACKOFF_BASE_SECONDS = 5.0
 BACKOFF_MAX_SECONDS = 300.0
@@ -57,10 +56,12 @@ _KEY_LOCK_CLASS = 0x506F7274
 _QUEUED = text("status = 'queued'")  # the predicate of uq_jobs_queued_key, verbatim
 
 
-def backoff(attempts: int) -> timedelta:
-    """Wait before retry number ``attempts`` + 1: 5 s, 10 s, 20 s ... at most 5 minutes."""
-    seconds = BACKOFF_BASE_SECONDS * 2 ** max(attempts - 1, 0)
-    return timedelta(seconds=min(seconds, BACKOFF_MAX_SECONDS))
+def backoff(
+    attempts: int, base: float = BACKOFF_BASE_SECONDS, most: float = BACKOFF_MAX_SECONDS
+) -> timedelta:
+    """Wait before retry number ``attempts`` + 1: base, twice that, four times ... at most
+    ``most`` (jobs: 5 s, 10 s, 20 s ... 5 minutes; the reconciler's restarts too)."""
+    return timedelta(seconds=min(base * 2 ** max(attempts - 1, 0), most))
 
 
 def index_key(repo_id: int) -> str:
@@ -68,8 +69,9 @@ def index_key(repo_id: int) -> str:
     return f"repo:{repo_id}"
 
 
-def _dialect(session: AsyncSession) -> str:
-    return session.get_bind().dialect.name
+def update_key(setup_id: int) -> str:
+    """The coalescing key of a Setup's update jobs (one rollout at a time)."""
+    return f"setup:{setup_id}"
 
 
 def _utc(moment: datetime) -> datetime:
@@ -100,8 +102,7 @@ async def enqueue(
     """
     now = utcnow()
     when = _utc(run_after) if run_after is not None else now
-    insert = postgresql.insert if _dialect(session) == "postgresql" else sqlite.insert
-    statement = insert(Job).values(
+    statement = insert(session, Job).values(
         kind=kind,
         key=key,
         payload=payload or {},
@@ -162,7 +163,7 @@ async def claim(
     """
     if kinds is not None and not kinds:
         return None
-    postgres = _dialect(session) == "postgresql"
+    postgres = on_postgres(session)
     passed_over: set[int] = set()
     for _ in range(_CLAIM_TRIES):
         now = utcnow()
@@ -328,7 +329,7 @@ async def _requeue(session: AsyncSession, job: Job, worker: str, now: datetime, 
         )
         .execution_options(synchronize_session=False)
     )
-    if _dialect(session) != "postgresql":
+    if not on_postgres(session):
         # SQLite runs the statement under its one write lock: the check cannot be raced.
         return bool(getattr(await session.execute(statement), "rowcount", 0))
     # PostgreSQL: a queued job of the key committed after the statement's snapshot makes

@@ -33,7 +33,7 @@ from port.catalogue.models import Repo
 from port.errors import Permanent, PortError
 from port.jobs import queue
 from port.jobs.models import Job
-from port.orm import utcnow
+from port.orm import on_postgres, utcnow
 from port.settings import Settings
 from port.webhooks.models import WebhookDelivery
 
@@ -263,7 +263,7 @@ class Worker:
                 .order_by(Repo.id)
                 .limit(POLL_BATCH)
             )
-            if session.get_bind().dialect.name == "postgresql":
+            if on_postgres(session):
                 # Another process polling at the same moment takes the other repositories.
                 due = due.with_for_update(skip_locked=True)
             repos = list(await session.scalars(due))

@@ -81,8 +81,19 @@ def _latin1(value: str) -> bytes:
         return value.encode("utf-8")
 
 
-def _hmac_sha256(secret: str, body: bytes) -> str:
+def hmac_sha256(secret: str, body: bytes) -> str:
+    """Hex HMAC-SHA256 of ``body``: how forges sign deliveries, and Port its notices."""
     return hmac.new(secret.encode("utf-8"), body, hashlib.sha256).hexdigest()
+
+
+def _push_or_ref(name: str, payload: dict[str, Any]) -> tuple[EventKind, str | None]:
+    """GitHub's and Gitea's events: ``push`` names a full ref, ``create``/``delete`` a
+    short branch or tag name; anything else is not about refs."""
+    if name == "push":
+        return EventKind.PUSH, _string(payload, "ref")
+    if name in ("create", "delete"):
+        return EventKind.PUSH, _short_ref(payload)
+    return EventKind.OTHER, None
 
 
 def _load(headers: Headers, body: bytes) -> dict[str, Any]:
@@ -160,21 +171,14 @@ class GitHub(Forge):
         given = self._SIGNATURE.fullmatch(credential.strip())
         if given is None:  # sha1=..., no prefix, truncated: refused before any hashing
             return False
-        return hmac.compare_digest(_hmac_sha256(secret, body), given.group(1).lower())
+        return hmac.compare_digest(hmac_sha256(secret, body), given.group(1).lower())
 
     def event(self, headers: Headers, body: bytes) -> Event:
         payload = _load(headers, body)
         name = headers.get("x-github-event", "").strip()[:MAX_EVENT_NAME]
         repository = payload.get("repository")
         urls = _urls(repository, "clone_url", "ssh_url", "git_url", "html_url", "svn_url")
-        if name == "ping":
-            kind, ref = EventKind.PING, None
-        elif name == "push":
-            kind, ref = EventKind.PUSH, _string(payload, "ref")
-        elif name in ("create", "delete"):
-            kind, ref = EventKind.PUSH, _short_ref(payload)
-        else:
-            kind, ref = EventKind.OTHER, None
+        kind, ref = (EventKind.PING, None) if name == "ping" else _push_or_ref(name, payload)
         delivery = self._delivery(headers, body, "x-github-delivery")
         return Event(self.name, name or "unknown", kind, delivery, tuple(urls), ref)
 
@@ -228,18 +232,13 @@ class Gitea(Forge):
         given = credential.strip()
         if not _HEX64.fullmatch(given):  # bare hex only: "sha256=..." is GitHub's form
             return False
-        return hmac.compare_digest(_hmac_sha256(secret, body), given.lower())
+        return hmac.compare_digest(hmac_sha256(secret, body), given.lower())
 
     def event(self, headers: Headers, body: bytes) -> Event:
         payload = _load(headers, body)
         name = self._header(headers, "event")[:MAX_EVENT_NAME]
         urls = _urls(payload.get("repository"), "clone_url", "ssh_url", "html_url")
-        if name == "push":
-            kind, ref = EventKind.PUSH, _string(payload, "ref")
-        elif name in ("create", "delete"):
-            kind, ref = EventKind.PUSH, _short_ref(payload)
-        else:
-            kind, ref = EventKind.OTHER, None
+        kind, ref = _push_or_ref(name, payload)
         delivery = self._header(headers, "delivery") or body_digest(body)
         return Event(self.name, name or "unknown", kind, delivery, tuple(urls), ref)
 

@@ -31,14 +31,15 @@ from sqlalchemy import or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql import func
 
+from indexer.urls import MAX_URL_LENGTH, REMOTE_SCHEMES, SCHEME
 from port.catalogue.models import Repo
 
-_SCHEME = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*)://")
-_REMOTE_SCHEMES = {"https", "http", "ssh", "git+ssh", "ssh+git", "git"}
+# A forge's payload may name the repository by its http:// URL, which Port refuses to
+# register but which still names the same repository.
+_REMOTE_SCHEMES = {*REMOTE_SCHEMES, "http"}
 # git reads "[user@]host:path" as ssh when a colon comes before any slash.
 _SCP = re.compile(r"^(?:[^@/\s]+@)?(?P<host>[A-Za-z0-9._-]+|\[[0-9A-Fa-f:.]+\]):(?P<path>[^\s]*)$")
 _PLAIN_NAME = re.compile(r"[a-z0-9._-]+")
-MAX_URL_LENGTH = 2048
 MAX_URLS = 16  # a payload names its repository a handful of times, not more
 
 
@@ -51,7 +52,7 @@ def remote_key(url: str) -> str | None:
     url = url.strip()
     if not url or len(url) > MAX_URL_LENGTH:
         return None
-    scheme = _SCHEME.match(url)
+    scheme = SCHEME.match(url)
     if scheme:
         if scheme.group(1).lower() not in _REMOTE_SCHEMES:
             return None  # file://, ext::, ... are never what a forge delivers

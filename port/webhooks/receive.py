@@ -25,7 +25,6 @@ Secrets and credential headers never reach a log line or an answer.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import re
 import secrets
@@ -33,14 +32,12 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 
-from sqlalchemy.dialects.postgresql import insert as postgresql_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from indexer.urls import redact
 from port.jobs.queue import enqueue_index
-from port.orm import utcnow
-from port.webhooks.forges import FORGES, Event, EventKind, Forge, PayloadError
+from port.orm import insert, utcnow
+from port.webhooks.forges import FORGES, Event, EventKind, Forge, PayloadError, body_digest
 from port.webhooks.matching import matching_repos
 from port.webhooks.models import WebhookDelivery
 
@@ -78,7 +75,7 @@ def delivery_key(delivery: str, repo_ids: Sequence[int]) -> str:
 
 
 def _sha256(text: str) -> str:
-    return "sha256:" + hashlib.sha256(text.encode("utf-8", "surrogateescape")).hexdigest()
+    return body_digest(text.encode("utf-8", "surrogateescape"))
 
 
 def _shown(urls: Sequence[str]) -> list[str]:
@@ -202,7 +199,6 @@ def _message(event: Event, repos: int, new_jobs: int) -> str:
 
 async def _record(session: AsyncSession, event: Event, key: str, repo_id: int) -> bool:
     """Insert the delivery; False when it is there already (a replay, or a twin racing)."""
-    connection = await session.connection()
     values = {
         "forge": event.forge,
         "delivery": key,
@@ -210,20 +206,12 @@ async def _record(session: AsyncSession, event: Event, key: str, repo_id: int) -
         "event": event.name,
         "received_at": utcnow(),
     }
-    if connection.dialect.name == "postgresql":
-        statement = (
-            postgresql_insert(WebhookDelivery)
-            .values(values)
-            .on_conflict_do_nothing(index_elements=["forge", "delivery"])
-            .returning(WebhookDelivery.id)
-        )
-    else:
-        statement = (
-            sqlite_insert(WebhookDelivery)
-            .values(values)
-            .on_conflict_do_nothing(index_elements=["forge", "delivery"])
-            .returning(WebhookDelivery.id)
-        )
+    statement = (
+        insert(session, WebhookDelivery)
+        .values(values)
+        .on_conflict_do_nothing(index_elements=["forge", "delivery"])
+        .returning(WebhookDelivery.id)
+    )
     return (await session.scalar(statement)) is not None
 
 
