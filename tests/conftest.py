@@ -146,6 +146,28 @@ class Api:
         body["_status"] = response.status_code
         return body
 
+    async def create_repo(self, url: str) -> str:
+        """Register ``url`` as the admin; the repository's id."""
+        created = await self.gql(
+            "mutation($url: String!) { createRepo(input: {url: $url}) { id } }",
+            {"url": url},
+            token=self.admin_token,
+        )
+        repo_id: str = created["data"]["createRepo"]["id"]
+        return repo_id
+
+
+def subscribe(
+    socket: Any, query: str, variables: dict[str, Any], init: dict[str, Any] | None = None
+) -> None:
+    """graphql-transport-ws on a test websocket: ``connection_init`` (``init`` its payload,
+    where browsers put their token), then one subscription, id "1"."""
+    socket.send_json({"type": "connection_init", "payload": init or {}})
+    assert socket.receive_json() == {"type": "connection_ack"}
+    socket.send_json(
+        {"id": "1", "type": "subscribe", "payload": {"query": query, "variables": variables}}
+    )
+
 
 @pytest.fixture
 async def api(catalogue: Catalogue) -> AsyncIterator[Api]:

@@ -150,6 +150,7 @@ GPU_MACHINE = Capabilities(cpus=8, memory_mb=32768, gpus=(Gpu("nvidia", cuda_ver
 
 
 Flavours = tuple[tuple[str, str, list[dict[str, Any]]], ...]  # (name, image, selectors)
+CUDA = [{"kind": "cuda", "min_version": "11.0", "required": True, "weight": 1}]  # a GPU build
 
 
 def add_release(session: AsyncSession, app_id: int, version: str, flavours: Flavours) -> Release:

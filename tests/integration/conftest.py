@@ -221,6 +221,14 @@ def docker_engine() -> Iterator[Any]:
         client.close()
 
 
+@pytest.fixture
+def gpu_refused(docker_engine: Any) -> None:
+    """For tests of a GPU request the engine refuses: skipped on an engine that has an
+    NVIDIA runtime, where the request would succeed (never the case under this CI)."""
+    if "nvidia" in (docker_engine.info().get("Runtimes") or {}):
+        pytest.skip("this engine has an NVIDIA runtime: a GPU request would succeed")
+
+
 @pytest.fixture(scope="session")
 def docker_images(
     docker_engine: Any, tmp_path_factory: pytest.TempPathFactory

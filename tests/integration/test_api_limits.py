@@ -141,15 +141,11 @@ async def test_metrics_count_index_runs(api: Api, local_remote: Remote) -> None:
 
     local_remote.work.commit("empty")
     local_remote.work.push()
-    created = await api.gql(
-        "mutation($url: String!) { createRepo(input: {url: $url}) { id } }",
-        {"url": local_remote.url},
-        token=api.admin_token,
-    )
+    repo_id = await api.create_repo(local_remote.url)
     before = runs()
     await api.gql(
         "mutation($id: ID!) { scanRepo(id: $id) { status } }",
-        {"id": created["data"]["createRepo"]["id"]},
+        {"id": repo_id},
         token=api.admin_token,
     )
     assert runs() == before + 1

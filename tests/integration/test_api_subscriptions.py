@@ -15,7 +15,7 @@ from port.jobs.handlers import default_handlers
 from port.jobs.models import Job
 from port.jobs.queue import enqueue_index
 from port.jobs.worker import Worker
-from tests.conftest import Api
+from tests.conftest import Api, subscribe
 from tests.integration.conftest import Remote
 from tests.integration.gitfixtures import port_yaml
 
@@ -27,12 +27,7 @@ async def test_index_runs_stream_to_subscribers(api: Api, local_remote: Remote) 
     local_remote.work.commit("1", {"port.yaml": port_yaml("sd", "1.0.0")})
     local_remote.work.tag("v1.0.0")
     local_remote.work.push()
-    created = await api.gql(
-        "mutation($url: String!) { createRepo(input: {url: $url}) { id } }",
-        {"url": local_remote.url},
-        token=api.admin_token,
-    )
-    repo_id = created["data"]["createRepo"]["id"]
+    repo_id = await api.create_repo(local_remote.url)
     auth = {"Authorization": f"Bearer {api.admin_token}"}
 
     # A second server process-alike on the same database, driven from a thread.
@@ -40,15 +35,7 @@ async def test_index_runs_stream_to_subscribers(api: Api, local_remote: Remote) 
         TestClient(app=create_app(api.catalogue.settings)) as client,
         client.websocket_connect("/graphql", subprotocols=["graphql-transport-ws"]) as socket,
     ):
-        socket.send_json({"type": "connection_init"})
-        assert socket.receive_json() == {"type": "connection_ack"}
-        socket.send_json(
-            {
-                "id": "1",
-                "type": "subscribe",
-                "payload": {"query": SUBSCRIBE, "variables": {"id": repo_id}},
-            }
-        )
+        subscribe(socket, SUBSCRIBE, {"id": repo_id})
         scan = "mutation($id: ID!) { scanRepo(id: $id) { status } }"
         response = client.post(
             "/graphql", json={"query": scan, "variables": {"id": repo_id}}, headers=auth
@@ -73,12 +60,7 @@ async def test_index_runs_of_a_worker_reach_subscribers(api: Api, local_remote: 
     local_remote.work.commit("1", {"port.yaml": port_yaml("sd", "1.0.0")})
     local_remote.work.tag("v1.0.0")
     local_remote.work.push()
-    created = await api.gql(
-        "mutation($url: String!) { createRepo(input: {url: $url}) { id } }",
-        {"url": local_remote.url},
-        token=api.admin_token,
-    )
-    repo_id = created["data"]["createRepo"]["id"]
+    repo_id = await api.create_repo(local_remote.url)
     catalogue = api.catalogue
     index = default_handlers(catalogue.sessions, catalogue.settings)["index"]
 
@@ -91,10 +73,7 @@ async def test_index_runs_of_a_worker_reach_subscribers(api: Api, local_remote: 
         TestClient(app=create_app(catalogue.settings)) as client,
         client.websocket_connect("/graphql", subprotocols=["graphql-transport-ws"]) as socket,
     ):
-        socket.send_json({"type": "connection_init"})
-        assert socket.receive_json() == {"type": "connection_ack"}
-        subscribe = {"query": SUBSCRIBE, "variables": {"id": repo_id}}
-        socket.send_json({"id": "1", "type": "subscribe", "payload": subscribe})
+        subscribe(socket, SUBSCRIBE, {"id": repo_id})
         async with catalogue.sessions() as session, session.begin():
             await enqueue_index(session, row_id(GlobalID.from_id(repo_id), "Repo"), "webhook")
         received, ran = await asyncio.gather(
@@ -116,27 +95,17 @@ async def test_private_catalogue_subscriptions_take_the_token_from_connection_in
 ) -> None:
     local_remote.work.commit("empty")
     local_remote.work.push()
-    created = await api.gql(
-        "mutation($url: String!) { createRepo(input: {url: $url}) { id } }",
-        {"url": local_remote.url},
-        token=api.admin_token,
-    )
-    repo_id = created["data"]["createRepo"]["id"]
+    repo_id = await api.create_repo(local_remote.url)
     api.catalogue.settings.public_catalogue = False
     bearer = f"Bearer {api.admin_token}"
-    subscribe = {"query": SUBSCRIBE, "variables": {"id": repo_id}}
     with TestClient(app=create_app(api.catalogue.settings)) as client:
         with client.websocket_connect("/graphql", subprotocols=["graphql-transport-ws"]) as ws:
-            ws.send_json({"type": "connection_init", "payload": {}})
-            assert ws.receive_json() == {"type": "connection_ack"}
-            ws.send_json({"id": "1", "type": "subscribe", "payload": subscribe})
+            subscribe(ws, SUBSCRIBE, {"id": repo_id})
             refused = ws.receive_json()
         assert refused["payload"]["errors"][0]["extensions"]["code"] == "UNAUTHENTICATED"
 
         with client.websocket_connect("/graphql", subprotocols=["graphql-transport-ws"]) as ws:
-            ws.send_json({"type": "connection_init", "payload": {"Authorization": bearer}})
-            assert ws.receive_json() == {"type": "connection_ack"}
-            ws.send_json({"id": "1", "type": "subscribe", "payload": subscribe})
+            subscribe(ws, SUBSCRIBE, {"id": repo_id}, init={"Authorization": bearer})
             scan = "mutation($id: ID!) { scanRepo(id: $id) { status } }"
             client.post(
                 "/graphql",
@@ -150,12 +119,7 @@ async def test_private_catalogue_subscriptions_take_the_token_from_connection_in
 async def test_anonymous_subscriptions_get_half_the_places(api: Api, local_remote: Remote) -> None:
     local_remote.work.commit("empty")
     local_remote.work.push()
-    created = await api.gql(
-        "mutation($url: String!) { createRepo(input: {url: $url}) { id } }",
-        {"url": local_remote.url},
-        token=api.admin_token,
-    )
-    subscribe = {"query": SUBSCRIBE, "variables": {"id": created["data"]["createRepo"]["id"]}}
+    variables = {"id": await api.create_repo(local_remote.url)}
     settings = api.catalogue.settings.model_copy(update={"max_subscriptions": 2})
     ws = {"subprotocols": ["graphql-transport-ws"]}
     admin = {**ws, "headers": {"Authorization": f"Bearer {api.admin_token}"}}
@@ -163,20 +127,14 @@ async def test_anonymous_subscriptions_get_half_the_places(api: Api, local_remot
         TestClient(app=create_app(settings)) as client,
         client.websocket_connect("/graphql", **ws) as anonymous,
     ):
-        anonymous.send_json({"type": "connection_init"})
-        assert anonymous.receive_json() == {"type": "connection_ack"}
-        anonymous.send_json({"id": "1", "type": "subscribe", "payload": subscribe})
+        subscribe(anonymous, SUBSCRIBE, variables)
         anonymous.send_json({"type": "ping"})  # answered after the subscription began
         assert anonymous.receive_json() == {"type": "pong"}
         with client.websocket_connect("/graphql", **ws) as another:
-            another.send_json({"type": "connection_init"})
-            assert another.receive_json() == {"type": "connection_ack"}
-            another.send_json({"id": "1", "type": "subscribe", "payload": subscribe})
+            subscribe(another, SUBSCRIBE, variables)
             refused = another.receive_json()
         assert refused["payload"]["errors"][0]["extensions"]["code"] == "BUSY"
         with client.websocket_connect("/graphql", **admin) as user:  # the other half
-            user.send_json({"type": "connection_init"})
-            assert user.receive_json() == {"type": "connection_ack"}
-            user.send_json({"id": "1", "type": "subscribe", "payload": subscribe})
+            subscribe(user, SUBSCRIBE, variables)
             user.send_json({"type": "ping"})
             assert user.receive_json() == {"type": "pong"}  # not an error

@@ -1,6 +1,6 @@
 """Setups and Pods over GraphQL, against a fake engine: the whole lifecycle, who may do
-what, coded errors, and the two subscriptions. The same stories against real Docker are
-in test_deploy_docker_api.py."""
+what, coded errors, and the two subscriptions. Against the real Docker engine: the
+reconciler in test_deploy_engine.py, `port serve` processes in test_deploy_restart.py."""
 
 from __future__ import annotations
 
@@ -18,10 +18,9 @@ from port.accounts.service import create_token, create_user, hash_secret
 from port.api.app import create_app
 from port.deploy.reconciler import Reconciler
 from port.orm import utcnow
-from tests.conftest import Api, Catalogue
-from tests.deployfakes import FakeBackend, add_app
+from tests.conftest import Api, Catalogue, subscribe
+from tests.deployfakes import CUDA, FakeBackend, add_app
 
-CUDA = [{"kind": "cuda", "min_version": "11.0", "required": True, "weight": 1}]
 SETUP_FIELDS = """id owner status running updatePolicy flavour env
   app { identifier } release { version }
   pods { id status flavour image containerId exitCode restarts message selection
@@ -216,14 +215,6 @@ async def test_bad_input_is_refused_with_a_code(
     assert code(await fleet.create(fleet.alice, **fields)) == expected
 
 
-def _subscribe(socket: Any, query: str, variables: dict[str, Any]) -> None:
-    socket.send_json({"type": "connection_init", "payload": {}})
-    assert socket.receive_json() == {"type": "connection_ack"}
-    socket.send_json(
-        {"id": "1", "type": "subscribe", "payload": {"query": query, "variables": variables}}
-    )
-
-
 async def test_pod_events_and_logs_stream_to_the_owner(catalogue: Catalogue) -> None:
     backend = FakeBackend("port")
     backend.images.add("img/cpu:1")
@@ -242,7 +233,7 @@ async def test_pod_events_and_logs_stream_to_the_owner(catalogue: Catalogue) -> 
         with client.websocket_connect(
             "/graphql", subprotocols=["graphql-transport-ws"], headers=auth
         ) as socket:
-            _subscribe(
+            subscribe(
                 socket,
                 "subscription($id: ID!) { podEvents(setupId: $id) { kind podId } }",
                 {"id": created["id"]},
@@ -266,7 +257,7 @@ async def test_pod_events_and_logs_stream_to_the_owner(catalogue: Catalogue) -> 
         with client.websocket_connect(
             "/graphql", subprotocols=["graphql-transport-ws"], headers=auth
         ) as socket:
-            _subscribe(
+            subscribe(
                 socket, "subscription($id: ID!) { podLogs(podId: $id, tail: 10) }", {"id": pod_id}
             )
             line = socket.receive_json()
@@ -275,7 +266,7 @@ async def test_pod_events_and_logs_stream_to_the_owner(catalogue: Catalogue) -> 
 
         # Someone else's pod: refused, and nothing streamed.
         with client.websocket_connect("/graphql", subprotocols=["graphql-transport-ws"]) as socket:
-            _subscribe(socket, "subscription($id: ID!) { podLogs(podId: $id) }", {"id": pod_id})
+            subscribe(socket, "subscription($id: ID!) { podLogs(podId: $id) }", {"id": pod_id})
             refused = socket.receive_json()
         assert refused["payload"]["errors"][0]["extensions"]["code"] == "UNAUTHENTICATED"
 
@@ -295,7 +286,7 @@ async def test_a_revoked_token_or_changed_rights_end_streams(
         with client.websocket_connect(
             "/graphql", subprotocols=["graphql-transport-ws"], headers=auth
         ) as socket:
-            _subscribe(
+            subscribe(
                 socket,
                 "subscription($id: ID!) { podEvents(setupId: $id) { kind } }",
                 {"id": created["id"]},
@@ -319,7 +310,7 @@ async def test_open_subscriptions_are_capped(catalogue: Catalogue) -> None:
     alice, _bob = await _users(catalogue)
     auth = {"Authorization": f"Bearer {alice}"}
     settings = catalogue.settings.model_copy(update={"max_subscriptions": 1})
-    subscribe = "subscription($id: ID!) { podEvents(setupId: $id) { kind } }"
+    events = "subscription($id: ID!) { podEvents(setupId: $id) { kind } }"
     with TestClient(app=create_app(settings, backend=FakeBackend("port"))) as client:
         created = client.post(
             "/graphql",
@@ -328,14 +319,14 @@ async def test_open_subscriptions_are_capped(catalogue: Catalogue) -> None:
         ).json()["data"]["createSetup"]
         connect = {"subprotocols": ["graphql-transport-ws"], "headers": auth}
         with client.websocket_connect("/graphql", **connect) as first:
-            _subscribe(first, subscribe, {"id": created["id"]})
+            subscribe(first, events, {"id": created["id"]})
             assert first.receive_json()["payload"]["data"]["podEvents"]["kind"] == "CREATED"
             with client.websocket_connect("/graphql", **connect) as second:
-                _subscribe(second, subscribe, {"id": created["id"]})
+                subscribe(second, events, {"id": created["id"]})
                 refused = second.receive_json()
         assert refused["payload"]["errors"][0]["extensions"]["code"] == "BUSY"
         with client.websocket_connect("/graphql", **connect) as third:  # the place is free
-            _subscribe(third, subscribe, {"id": created["id"]})
+            subscribe(third, events, {"id": created["id"]})
             assert third.receive_json()["payload"]["data"]["podEvents"]["kind"] == "CREATED"
 
 

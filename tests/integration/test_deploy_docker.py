@@ -454,11 +454,10 @@ async def test_a_rocm_pod_gets_the_amd_devices(
     assert not host["DeviceRequests"]  # no NVIDIA request
 
 
+@pytest.mark.usefixtures("gpu_refused")
 async def test_a_container_that_cannot_start_is_removed_and_the_reason_told(
-    docker_engine: Any, backend: DockerBackend, settings: Settings, docker_images: TestImages
+    backend: DockerBackend, settings: Settings, docker_images: TestImages
 ) -> None:
-    if "nvidia" in (docker_engine.info().get("Runtimes") or {}):
-        pytest.skip("this engine has an NVIDIA runtime: a GPU container would start")
     spec = pod_spec(settings, docker_images["forever"], gpus=1)
 
     with pytest.raises(BackendError) as raised:

@@ -27,12 +27,11 @@ from port.deploy.reconciler import Reconciler
 from port.jobs.queue import jobs
 from port.settings import Settings
 from tests.conftest import Catalogue
-from tests.deployfakes import add_app, add_user
+from tests.deployfakes import CUDA, Flavours, add_app, add_user
 from tests.integration.dockerfixtures import NO_NETWORK, SecondEngine, TestImages
 
 pytestmark = pytest.mark.docker
 T = TypeVar("T")
-CUDA = [{"kind": "cuda", "min_version": "11.0", "required": True, "weight": 1}]
 
 
 async def settle(
@@ -100,7 +99,6 @@ def _is_running(pod: Pod) -> bool:
     return pod.status == "RUNNING"
 
 
-Flavours = tuple[tuple[str, str, list[dict[str, Any]]], ...]
 MakeEngine = Callable[..., Awaitable[Engine]]
 
 
@@ -286,13 +284,12 @@ async def test_pull_policy_never_fails_with_the_reason(
     assert world.containers() == []
 
 
+@pytest.mark.usefixtures("gpu_refused")
 async def test_a_cuda_flavour_asks_the_engine_for_a_gpu(
-    engines: MakeEngine, docker_engine: Any, docker_images: TestImages
+    engines: MakeEngine, docker_images: TestImages
 ) -> None:
     """With a declared GPU the CUDA build is chosen and started with a device request;
     this engine has no NVIDIA runtime, so it refuses, and the Pod says so."""
-    if "nvidia" in (docker_engine.info().get("Runtimes") or {}):
-        pytest.skip("this engine has an NVIDIA runtime: the GPU request would succeed")
     cpu, gpu = docker_images["forever"], docker_images["env"]
     world = await engines(
         cpu,

@@ -1,7 +1,7 @@
 """The reconciler and the Setup service against a fake engine, on SQLite and PostgreSQL.
 
 The fake engine (tests/deployfakes.py) lets these tests crash containers, remove them
-behind Port's back and take the engine down in microseconds; test_deploy_api.py and
+behind Port's back and take the engine down in microseconds; test_deploy_engine.py and
 test_deploy_docker.py run the same kinds of stories against the real Docker engine.
 """
 
@@ -28,9 +28,8 @@ from port.deploy.selection import Capabilities, Gpu, NoFittingFlavour
 from port.errors import InvalidInput, NotFound
 from port.orm import utcnow
 from tests.conftest import Catalogue
-from tests.deployfakes import GPU_MACHINE, FakeBackend, add_app, add_user
+from tests.deployfakes import CUDA, GPU_MACHINE, FakeBackend, add_app, add_user
 
-CUDA = [{"kind": "cuda", "min_version": "11.0", "required": True, "weight": 1}]
 ROCM = [{"kind": "rocm", "min_version": "5.7", "required": True, "weight": 1, "count": 2}]
 
 
