@@ -54,4 +54,15 @@ def insert(session: AsyncSession, table: type[Any]) -> postgresql.Insert | sqlit
 
 
 class Base(DeclarativeBase):
+    """Every table: stable constraint names, and ids that are never handed out twice."""
+
     metadata = MetaData(naming_convention=NAMING)
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        # SQLite reuses the largest id after a delete unless a table says AUTOINCREMENT:
+        # a new Setup would take a deleted one's id, and with it its containers' labels.
+        # PostgreSQL's sequences never go back.
+        table = cls.__dict__.get("__table__")
+        if table is not None:
+            table.dialect_options["sqlite"]["autoincrement"] = True

@@ -18,6 +18,7 @@ from port import db
 from port.api.app import create_app
 from port.catalogue.models import Repo
 from port.demo import index_examples
+from port.deploy.instance import resolved
 from port.settings import Settings
 
 
@@ -53,9 +54,12 @@ def serve(settings: Settings, *, examples: bool = False, out: TextIO = sys.stdou
     db.upgrade(settings.sqlalchemy_url)
     if examples:
         asyncio.run(_fill_empty_catalogue(settings, out))
+    settings = resolved(settings)
     app = create_app(settings, announce=announce_admin(out))
     url = f"http://{settings.host}:{settings.port}/graphql"
     out.write(
+        f"Port instance {settings.instance_name}: its containers carry the label "
+        f"port.instance={settings.instance_name}.\n"
         f"Port serves GraphiQL at {url} (health: /healthz, metrics: /metrics).\n"
         "Browsing needs no token; to change things send `Authorization: Bearer <token>` "
         "(GraphiQL: headers tab). `port token create --user admin` makes a token.\n"

@@ -12,6 +12,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from indexer.limits import Limits
 from port import outbound
+from port.errors import PortError
 
 _LIMITS = Limits()  # the indexer's defaults are Port's defaults
 
@@ -130,12 +131,13 @@ class Settings(BaseSettings):
     backend: str = Field(
         default="docker", description="Container backend, by entry point name (port.backends)."
     )
-    instance: str = Field(
-        default="port",
+    instance: str | None = Field(
+        default=None,
         pattern=r"^[a-z][a-z0-9-]{0,30}$",
         description=(
             "Name of this Port installation: the `port.instance` label and the prefix of "
-            "container names, so two installations can share an engine."
+            "its engine objects, so two installations can share an engine. Default: "
+            "`port-` and 8 random hex digits, made once and stored in the database."
         ),
     )
     server_url: str | None = Field(
@@ -281,6 +283,13 @@ class Settings(BaseSettings):
                 if len(mount.split(":")) not in (2, 3) or not mount.startswith("/"):
                     raise ValueError(f"mount {mount!r} of {app}: use /host:/container[:ro]")
         return value
+
+    @property
+    def instance_name(self) -> str:
+        """The instance, once resolved (``port.deploy.instance.resolved``)."""
+        if self.instance is None:
+            raise PortError("the instance name is not resolved yet (port.deploy.instance)")
+        return self.instance
 
     @property
     def public_url(self) -> str:

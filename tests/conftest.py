@@ -110,6 +110,7 @@ async def catalogue(database_url: str, tmp_path: Path) -> AsyncIterator[Catalogu
         data_dir=tmp_path / "data",
         database_url=database_url,
         allow_local_repos=True,
+        instance="port",  # what FakeBackend() manages; the stored default has its own tests
         reconcile_seconds=0,  # tests that deploy run passes themselves, or turn it on
         serve_worker=False,  # likewise jobs: a test sees what was queued, then runs it
     )

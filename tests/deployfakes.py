@@ -62,7 +62,7 @@ class FakeBackend(Backend):
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Self:
-        return cls(settings.instance)
+        return cls(settings.instance_name)
 
     def _check(self) -> None:
         if self.down:
@@ -89,7 +89,7 @@ class FakeBackend(Backend):
         self._check()
         for c in self.containers.values():
             if c.spec.name == spec.name:
-                raise ContainerExists(spec.name, c.id)
+                raise ContainerExists(spec.name, c.id, c.spec.labels)
         container_id = uuid.uuid4().hex * 2  # 64 hex digits, like Docker's
         code = self.exit_at_once.get(spec.image)
         state = (

@@ -40,6 +40,7 @@ from port.api.webhooks import PATHS as WEBHOOK_PATHS
 from port.api.webhooks import webhook
 from port.deploy.backends import load_backend
 from port.deploy.backends.base import Backend
+from port.deploy.instance import resolved
 from port.deploy.reconciler import Reconciler
 from port.errors import Unauthenticated
 from port.events import Broker
@@ -240,6 +241,7 @@ def create_app(
     above zero the reconciler runs beside the server for its whole life, and with
     ``serve_worker`` a job worker (index runs, rollouts, notices) does too.
     """
+    settings = resolved(settings)
     engine = db.create_engine(settings.sqlalchemy_url)
     count_statements(engine)
     sessions = db.sessionmaker(engine)

@@ -257,10 +257,15 @@ class DeploySubscription:
                 )
             )
             last = (min(newest) - 1) if newest else 0
+        shown = service.visible(permissions.caller(info)).where(Setup.id == pk)
         with state.stream(anonymous=False), state.broker.listen(setup_topic(pk)) as wakeups:
             while True:
                 await info.context.recheck()
                 async with state.sessions() as session:
+                    # Looked at on every poll: a deleted Setup (or one no longer the
+                    # caller's) ends the stream before another event is read.
+                    if await session.scalar(shown.with_only_columns(Setup.id)) is None:
+                        return
                     rows = list(
                         await session.scalars(
                             select(SetupEvent)
@@ -268,8 +273,6 @@ class DeploySubscription:
                             .order_by(SetupEvent.id)
                         )
                     )
-                    if not rows and await session.get(Setup, pk) is None:
-                        return  # deleted: the stream ends
                 for row in rows:
                     last = row.id
                     yield SetupEventType.from_row(row)

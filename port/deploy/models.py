@@ -101,3 +101,17 @@ class SetupEvent(Base):
     kind: Mapped[str] = mapped_column(String(32))
     message: Mapped[str] = mapped_column(Text, default="")
     at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+class Installation(Base):
+    """This Port installation, one row: what every Port process on the database shares.
+
+    ``instance`` names its engine objects (the ``port.instance`` label, name prefixes),
+    so two installations on one engine never touch each other's containers.
+    """
+
+    __tablename__ = "installation"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    instance: Mapped[str] = mapped_column(String(31), unique=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)

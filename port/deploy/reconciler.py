@@ -32,6 +32,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import joinedload, selectinload
+from sqlalchemy.orm.exc import StaleDataError
 
 from port.deploy.backends import load_backend
 from port.deploy.backends.base import (
@@ -51,6 +52,7 @@ from port.deploy.backends.base import (
     PodStatus,
     PullProgress,
 )
+from port.deploy.instance import resolved
 from port.deploy.models import Pod, Setup
 from port.deploy.selection import Capabilities
 from port.deploy.setups import record
@@ -75,7 +77,7 @@ LIVE = {PodStatus.RUNNING, PodStatus.STARTING}
 
 def container_name(settings: Settings, app: str, setup_id: int, pod_id: int) -> str:
     """``port-stardist-s12-p31``: what runs, for whom, found again after a restart."""
-    return f"{settings.instance}-{app}-s{setup_id}-p{pod_id}"
+    return f"{settings.instance_name}-{app}-s{setup_id}-p{pod_id}"
 
 
 def pod_spec(settings: Settings, pod: Pod, setup: Setup) -> PodSpec:
@@ -92,7 +94,7 @@ def pod_spec(settings: Settings, pod: Pod, setup: Setup) -> PodSpec:
         name=container_name(settings, app, setup.id, pod.id),
         image=pod.image,
         labels={
-            LABEL_INSTANCE: settings.instance,
+            LABEL_INSTANCE: settings.instance_name,
             LABEL_SETUP: str(setup.id),
             LABEL_POD: str(pod.id),
             LABEL_RELEASE: pod.release.version,
@@ -109,6 +111,10 @@ def pod_spec(settings: Settings, pod: Pod, setup: Setup) -> PodSpec:
     )
 
 
+class PodGone(Exception):
+    """The Pod being launched was deleted, retired or stopped meanwhile: create nothing."""
+
+
 class Reconciler:
     """Drives one backend for one catalogue. ``notify(setup_id)`` is called after every
     committed change of a Setup's Pods or events (the API streams them)."""
@@ -121,7 +127,7 @@ class Reconciler:
         notify: Callable[[int], None] = lambda _setup_id: None,
     ) -> None:
         self.sessions = sessions
-        self.settings = settings
+        self.settings = resolved(settings)  # pod specs carry the instance name
         self.backend = backend
         self.notify = notify
         self._lock = asyncio.Lock()
@@ -135,6 +141,7 @@ class Reconciler:
         cls, sessions: async_sessionmaker[AsyncSession], settings: Settings
     ) -> AsyncIterator[Reconciler]:
         """A reconciler with the backend ``settings`` names, closed on leaving."""
+        settings = resolved(settings)
         reconciler = cls(sessions, settings, load_backend(settings))
         try:
             yield reconciler
@@ -220,9 +227,8 @@ class Reconciler:
                 pod_ids = list(await session.scalars(select(Pod.id).where(Pod.retired.is_(False))))
             due: list[datetime] = []
             for pod_id in pod_ids:
-                found = by_pod.pop(pod_id, [])
                 try:
-                    next_at = await self._converge(pod_id, found[0] if found else None)
+                    next_at = await self._converge(pod_id, by_pod.pop(pod_id, []))
                 except BackendUnavailable as exc:
                     await self._mark_engine_down(str(exc))
                     return None
@@ -240,14 +246,26 @@ class Reconciler:
     async def _load(self, session: AsyncSession, pod_id: int) -> Pod | None:
         return await session.scalar(select(Pod).where(Pod.id == pod_id).options(*POD_SPEC_LOADS))
 
-    async def _converge(self, pod_id: int, container: ManagedContainer | None) -> datetime | None:
+    async def _converge(self, pod_id: int, found: list[ManagedContainer]) -> datetime | None:
         async with self.sessions() as session:
             pod = await self._load(session, pod_id)
             if pod is None or pod.retired:
                 return None  # deleted or retired since the listing
             setup = pod.setup
+            spec = pod_spec(self.settings, pod, setup)
+            mine = [c for c in found if spec.is_mine(c.labels)]
+            foreign = [c.id for c in found if not spec.is_mine(c.labels)]
+            if foreign:
+                # Labelled with this Pod's id but not its Setup, owner, app or release:
+                # never adopted (it could hold another tenant's data), only removed.
+                log.warning("pod %s: removing containers not its own: %s", pod_id, foreign)
+                await self.remove_containers(foreign)
             try:
-                return await self._converge_pod(session, setup, pod, container)
+                return await self._converge_pod(session, setup, pod, mine[0] if mine else None)
+            except PodGone:
+                await session.rollback()
+                log.info("pod %s went away while it was being launched", pod_id)
+                return None
             finally:
                 # Most passes change nothing: then no write and no wake-up of subscribers.
                 if session.new or session.dirty or session.deleted:
@@ -343,15 +361,24 @@ class Reconciler:
         return await self._launch(session, setup, pod)
 
     async def _launch(self, session: AsyncSession, setup: Setup, pod: Pod) -> datetime | None:
-        """Pull by policy, then start; a failure is FAILED with a backoff."""
+        """Pull by policy, then start; a failure is FAILED with a backoff.
+
+        A pull can take minutes, during which the Setup may be deleted: PodGone, and
+        nothing is created. The check runs after the pull, right before the start.
+        """
         spec = pod_spec(self.settings, pod, setup)
         pod.next_attempt_at = None
         try:
             await self._ensure_image(session, pod)
+            await self._still_wanted(session, setup, pod)
             self._set(pod, PodStatus.STARTING)
             try:
                 pod.container_id = await self.backend.start(spec)
             except ContainerExists as exc:
+                if not spec.is_mine(exc.labels):
+                    raise BackendError(
+                        f"a container named {spec.name} exists and is not this pod's"
+                    ) from exc
                 pod.container_id = exc.container_id
                 record(session, setup, "POD_ADOPTED", f"adopted {exc.container_id[:12]}", pod)
             state = await self.backend.poll(pod.container_id)
@@ -372,6 +399,19 @@ class Reconciler:
         # Exited already, or still starting: the next pass (woken by its event) decides.
         self.wake()
         return None
+
+    @staticmethod
+    async def _still_wanted(session: AsyncSession, setup: Setup, pod: Pod) -> None:
+        """PodGone unless ``pod`` still exists, active, of ``setup``, which wants it run."""
+        row = (
+            await session.execute(
+                select(Pod.setup_id, Pod.retired, Setup.wants_running)
+                .join(Setup, Setup.id == Pod.setup_id)
+                .where(Pod.id == pod.id)
+            )
+        ).first()
+        if row is None or row.setup_id != setup.id or row.retired or not row.wants_running:
+            raise PodGone(pod.id)
 
     @staticmethod
     async def _rollout_pending(session: AsyncSession, setup_id: int) -> bool:
@@ -396,9 +436,12 @@ class Reconciler:
                 return
             try:
                 await self._launch(session, pod.setup, pod)
+            except PodGone:
+                await session.rollback()
             finally:
-                await session.commit()
-                self.notify(pod.setup_id)
+                if session.new or session.dirty or session.deleted:
+                    await session.commit()
+                    self.notify(pod.setup_id)
 
     async def _ensure_image(self, session: AsyncSession, pod: Pod) -> None:
         policy = self.settings.pull_policy
@@ -426,7 +469,10 @@ class Reconciler:
         await pull  # its error, if any
 
     async def _save(self, session: AsyncSession, pod: Pod) -> None:
-        await session.commit()
+        try:
+            await session.commit()
+        except StaleDataError as exc:  # its row was deleted (with its Setup) meanwhile
+            raise PodGone(pod.id) from exc
         self.notify(pod.setup_id)
 
     def _set(self, pod: Pod, status: PodStatus, message: str | None = None) -> None:

@@ -7,14 +7,16 @@ the session; containers carry a per-test ``port.instance`` label, so a test sees
 its own and the finaliser removes them all (``scripts/services.sh`` starts the engine
 and the registry on 127.0.0.1:5000).
 
-``SecondEngine`` is a dockerd of its own (own socket, data and exec roots, no default
-bridge, no iptables rules) that a test may stop and start again without disturbing the
-engine every other test uses.
+``SecondEngine`` is a dockerd of its own (own socket, data and exec roots, own network
+namespace) that a test may stop and start again without disturbing the engine every
+other test uses, or the host.
 """
 
 from __future__ import annotations
 
 import contextlib
+import http.client
+import http.server
 import json
 import os
 import secrets
@@ -23,6 +25,7 @@ import signal
 import struct
 import subprocess
 import tempfile
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -32,9 +35,6 @@ import docker
 import docker.errors
 
 BUSYBOX = Path("/bin/busybox")
-# The network of Pods on a SecondEngine: its bridges would outlive it (its data root is
-# deleted, the host's interfaces stay) and use up the main engine's address pools.
-NO_NETWORK = "none"
 IMAGE_PREFIX = "port-test"
 
 # name -> Dockerfile lines after `FROM scratch` + busybox. ENTRYPOINT is busybox itself,
@@ -52,6 +52,8 @@ BEHAVIOURS = {
         'HEALTHCHECK --interval=1s --timeout=2s --retries=3 CMD ["/bin/busybox", "true"]',
         'CMD ["sh", "-c", "echo started; while true; do sleep 1; done"]',
     ],
+    # Ignores SIGTERM: only the SIGKILL after the stop timeout ends it.
+    "deaf": ['CMD ["sh", "-c", "trap \'\' TERM; echo started; while true; do sleep 1; done"]'],
     # Prints its environment, then waits to be stopped.
     "env": ['CMD ["sh", "-c", "env; echo env printed; while true; do sleep 1; done"]'],
 }
@@ -191,10 +193,13 @@ def describe_containers(client: Any, instance: str | None = None) -> str:
 class SecondEngine:
     """A dockerd of its own, on its own socket, that a test may stop and start again.
 
-    It has its own data root, exec root (and so its own containerd) and pidfile, no
-    default bridge and no iptables rules: nothing it does touches the main engine. The
-    directory is short and under /tmp because unix socket paths are limited to about 100
-    characters.
+    It has its own data root, exec root (and so its own containerd) and pidfile, and
+    runs in a network namespace of its own: its bridges, veths and iptables rules live
+    and die there, and the host's interfaces (``docker0`` among them: a dockerd with
+    ``--bridge=none`` in the host's namespace deletes it) are never touched. ``nsenter
+    --net``, not ``ip netns exec``, which remounts /sys and hides the cgroups dockerd
+    needs. The directory is short and under /tmp because unix socket paths are limited
+    to about 100 characters.
     """
 
     def __init__(self) -> None:
@@ -202,21 +207,26 @@ class SecondEngine:
         self.socket = self.root / "docker.sock"
         self.url = f"unix://{self.socket}"
         self.log = self.root / "dockerd.log"
+        self.netns = f"port-engine-{secrets.token_hex(4)}"
         self._proc: subprocess.Popen[bytes] | None = None
+        subprocess.run(["ip", "netns", "add", self.netns], check=True)
+        subprocess.run(
+            ["ip", "netns", "exec", self.netns, "ip", "link", "set", "lo", "up"], check=True
+        )
 
     def start(self, timeout: float = 30) -> None:
         """Start dockerd and wait until it answers."""
         if self._proc is not None and self._proc.poll() is None:
             return
         command = [
+            "nsenter",
+            f"--net=/var/run/netns/{self.netns}",
             "dockerd",
             f"--host={self.url}",
             f"--data-root={self.root / 'data'}",
             f"--exec-root={self.root / 'exec'}",
             f"--pidfile={self.root / 'docker.pid'}",
             "--bridge=none",
-            "--iptables=false",
-            "--ip-masq=false",
         ]
         with self.log.open("ab") as log:
             self._proc = subprocess.Popen(
@@ -274,6 +284,69 @@ class SecondEngine:
             return ""
 
     def destroy(self) -> None:
-        """Stop the engine and remove its directories."""
+        """Stop the engine, remove its directories and its namespace (with its bridges)."""
         self.stop()
         shutil.rmtree(self.root, ignore_errors=True)
+        subprocess.run(["ip", "netns", "delete", self.netns], capture_output=True)
+
+
+class DelayingRegistry:
+    """A registry on 127.0.0.1 that forwards to ``upstream`` and holds every blob back
+    until ``release()`` (at most ``hold_seconds``): a pull that a test can keep going.
+
+    ``pulling`` is set when the first blob is asked for, so the test knows the pull is
+    under way. Plain threads and http.client: what a slow registry looks like to Docker.
+    """
+
+    def __init__(self, upstream: str, hold_seconds: float = 60) -> None:
+        self.upstream = upstream
+        self.hold_seconds = hold_seconds
+        self.pulling = threading.Event()
+        self.released = threading.Event()
+        self._server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
+        self._server.daemon_threads = True
+        self.address = f"127.0.0.1:{self._server.server_address[1]}"
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+
+    def __enter__(self) -> DelayingRegistry:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.release()
+        self._server.shutdown()
+        self._server.server_close()
+
+    def release(self) -> None:
+        self.released.set()
+
+    def _handler(self) -> type[http.server.BaseHTTPRequestHandler]:
+        registry = self
+
+        class Forward(http.server.BaseHTTPRequestHandler):
+            def log_message(self, *_args: object) -> None:
+                pass
+
+            def _forward(self) -> None:
+                if "/blobs/" in self.path:
+                    registry.pulling.set()
+                    registry.released.wait(registry.hold_seconds)
+                upstream = http.client.HTTPConnection(registry.upstream, timeout=30)
+                try:
+                    headers = {k: v for k, v in self.headers.items() if k.lower() != "host"}
+                    upstream.request(self.command, self.path, headers=headers)
+                    answer = upstream.getresponse()
+                    body = answer.read()
+                    self.send_response(answer.status)
+                    for key, value in answer.getheaders():
+                        if key.lower() not in ("transfer-encoding", "connection"):
+                            self.send_header(key, value)
+                    self.end_headers()
+                    if self.command != "HEAD":
+                        self.wfile.write(body)
+                finally:
+                    upstream.close()
+
+            do_GET = do_HEAD = _forward
+
+        return Forward

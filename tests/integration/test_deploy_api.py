@@ -336,3 +336,37 @@ async def test_an_unreachable_engine_is_a_coded_error(fleet: Fleet) -> None:
     assert code(body) == "BACKEND_UNAVAILABLE"
     assert body["errors"][0]["message"] == "fake engine is down"
     assert (await fleet.gql("{ setups { id } }", fleet.alice))["data"]["setups"] == []
+
+
+async def test_a_deleted_setups_event_stream_ends_and_never_shows_the_next_setup(
+    catalogue: Catalogue,
+) -> None:
+    """Repro: alice's open podEvents stream went on with the events of bob's new Setup,
+    which had taken her deleted Setup's id. Now the stream ends with the deletion."""
+    alice, bob = await _users(catalogue)
+    with TestClient(app=create_app(catalogue.settings, backend=FakeBackend("port"))) as client:
+
+        def gql(token: str, query: str, **variables: Any) -> dict[str, Any]:
+            answer = client.post(
+                "/graphql",
+                json={"query": query, "variables": variables},
+                headers={"Authorization": f"Bearer {token}"},
+            )
+            return dict(answer.json()["data"])
+
+        created = gql(alice, CREATE, input={"app": "stardist"})["createSetup"]
+        with client.websocket_connect(
+            "/graphql",
+            subprotocols=["graphql-transport-ws"],
+            headers={"Authorization": f"Bearer {alice}"},
+        ) as socket:
+            subscribe(
+                socket,
+                "subscription($id: ID!) { podEvents(setupId: $id) { kind message } }",
+                {"id": created["id"]},
+            )
+            assert socket.receive_json()["payload"]["data"]["podEvents"]["kind"] == "CREATED"
+            gql(alice, "mutation($id: ID!) { deleteSetup(id: $id) }", id=created["id"])
+            theirs = gql(bob, CREATE, input={"app": "stardist"})["createSetup"]
+            assert theirs["id"] != created["id"]
+            assert socket.receive_json()["type"] == "complete"

@@ -37,7 +37,7 @@ from port.deploy.backends.docker import DockerBackend, parse_time, split_image
 from port.deploy.selection import Capabilities, Gpu
 from port.settings import GpuDeclaration, Settings
 from tests.integration.conftest import DockerSettings, free_port
-from tests.integration.dockerfixtures import NO_NETWORK, SecondEngine, TestImages
+from tests.integration.dockerfixtures import SecondEngine, TestImages
 
 T = TypeVar("T")
 
@@ -588,7 +588,7 @@ async def test_the_engine_stopped_and_started_again(
     second_engine: SecondEngine,
 ) -> None:
     second_engine.load(docker_engine, docker_images["forever"])
-    settings = docker_settings(docker_host=second_engine.url, docker_network=NO_NETWORK)
+    settings = docker_settings(docker_host=second_engine.url, docker_network="port-second")
     backend = DockerBackend(settings)
     try:
         container_id = await backend.start(pod_spec(settings, docker_images["forever"]))

@@ -28,7 +28,7 @@ from port.jobs.queue import jobs
 from port.settings import Settings
 from tests.conftest import Catalogue
 from tests.deployfakes import CUDA, Flavours, add_app, add_user
-from tests.integration.dockerfixtures import NO_NETWORK, SecondEngine, TestImages
+from tests.integration.dockerfixtures import SecondEngine, TestImages
 
 pytestmark = pytest.mark.docker
 T = TypeVar("T")
@@ -230,7 +230,7 @@ async def test_an_engine_stopped_and_started_again(
         image,
         client=second_engine.client(),
         docker_host=second_engine.url,
-        docker_network=NO_NETWORK,
+        docker_network="port-second",
         restart_backoff_seconds=0.2,
     )
     setup_id = await world.start()

@@ -2,13 +2,24 @@
 
 from __future__ import annotations
 
+import asyncio
+import sqlite3
+from contextlib import closing
+from pathlib import Path
 from typing import Any
 
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import selectinload
 
+from port import db
+from port.catalogue.models import Release
+from port.deploy.models import Pod, Setup, SetupEvent
 from port.tables import metadata
 from tests.conftest import Catalogue
+from tests.deployfakes import add_app, add_user
 
 
 def _diff(connection: Any) -> list[Any]:
@@ -19,3 +30,96 @@ async def test_migrations_match_the_models(catalogue: Catalogue) -> None:
     async with catalogue.engine.connect() as connection:
         diff = await connection.run_sync(_diff)
     assert diff == []
+
+
+def _sqlite_rows(path: Path, sql: str) -> list[tuple[Any, ...]]:
+    with closing(sqlite3.connect(path)) as connection:
+        return connection.execute(sql).fetchall()
+
+
+async def _a_deployed_catalogue(url: str) -> None:
+    """What a running installation holds: a user's Setup with a Pod and its events."""
+    engine = db.create_engine(url)
+    try:
+        async with db.sessionmaker(engine)() as session, session.begin():
+            user = await add_user(session, "alice")
+            app = await add_app(session)
+            release = (await session.scalars(select(Release))).one()
+            setup = Setup(owner_id=user.id, app_id=app.id, release_id=release.id, env={})
+            session.add(setup)
+            await session.flush()
+            pod = Pod(
+                setup_id=setup.id,
+                release_id=release.id,
+                flavour="cpu",
+                image="img/cpu:1",
+                backend="docker",
+            )
+            session.add(pod)
+            await session.flush()
+            session.add(SetupEvent(setup_id=setup.id, pod_id=pod.id, kind="CREATED"))
+    finally:
+        await engine.dispose()
+
+
+async def test_sqlite_tables_are_rebuilt_with_autoincrement_and_keep_every_row(
+    tmp_path: Path,
+) -> None:
+    """0008 rebuilds each table (SQLite cannot add AUTOINCREMENT in place): nothing is
+    lost on the way, no child row is cascaded away, and the old instance name stays."""
+    path = tmp_path / "old.db"
+    url = f"sqlite+aiosqlite:///{path}"
+    await asyncio.to_thread(db.upgrade, url, "0007")
+    await _a_deployed_catalogue(url)
+    before = _sqlite_rows(path, "SELECT id, setup_id FROM setup_events")
+    await asyncio.to_thread(db.upgrade, url)
+
+    plain = _sqlite_rows(
+        path,
+        "SELECT name FROM sqlite_master WHERE type = 'table' AND sql LIKE '%INTEGER NOT NULL,%'"
+        " AND sql NOT LIKE '%AUTOINCREMENT%' AND name != 'alembic_version'",
+    )
+    assert plain == []
+    assert _sqlite_rows(path, "SELECT id, setup_id FROM setup_events") == before
+    assert _sqlite_rows(path, "SELECT pod_id FROM setup_events") == [(1,)]
+    assert _sqlite_rows(path, "SELECT count(*) FROM pods") == [(1,)]
+    # its Pods' containers are labelled `port`: the installation keeps that name
+    assert _sqlite_rows(path, "SELECT instance FROM installation") == [("port",)]
+    # the foreign keys still act: deleting the user takes the Setup, its Pod and events
+    with closing(sqlite3.connect(path)) as connection:
+        connection.execute("PRAGMA foreign_keys=ON")
+        connection.execute("DELETE FROM users")
+        connection.commit()
+    assert _sqlite_rows(path, "SELECT count(*) FROM pods") == [(0,)]
+    assert _sqlite_rows(path, "SELECT count(*) FROM setup_events") == [(0,)]
+
+
+async def test_ids_are_never_handed_out_twice(catalogue: Catalogue) -> None:
+    """The newest Setup and Pod deleted, the next ones get new ids (on both databases):
+    an id names a tenant's containers, streams and logs."""
+    async with catalogue.sessions() as session, session.begin():
+        await _a_setup(session, "alice")
+    async with catalogue.sessions() as session, session.begin():
+        first = (await session.scalars(select(Setup).options(selectinload(Setup.pods)))).one()
+        first_ids = (first.id, first.pods[0].id)
+        await session.delete(first)
+    async with catalogue.sessions() as session, session.begin():
+        second = await _a_setup(session, "bob")
+        second_ids = (second.id, second.pods[0].id)
+    assert second_ids[0] > first_ids[0]
+    assert second_ids[1] > first_ids[1]
+
+
+async def _a_setup(session: AsyncSession, owner: str) -> Setup:
+    user = await add_user(session, owner)
+    app = await add_app(session, identifier=f"app-{owner}")
+    release = (await session.scalars(select(Release).where(Release.app_id == app.id))).one()
+    setup = Setup(owner_id=user.id, app_id=app.id, release_id=release.id, env={})
+    session.add(setup)
+    await session.flush()
+    session.add(
+        Pod(setup_id=setup.id, release_id=release.id, flavour="cpu", image="i", backend="docker")
+    )
+    await session.flush()
+    await session.refresh(setup, ["pods"])
+    return setup

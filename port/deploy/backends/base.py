@@ -42,6 +42,16 @@ LABEL_RELEASE = "port.release"
 LABEL_FLAVOUR = "port.flavour"
 LABEL_OWNER = "port.owner"
 LABEL_APP = "port.app"
+# What makes a container a given Pod's: all of them, or it is adopted by nobody.
+IDENTITY_LABELS = (
+    LABEL_INSTANCE,
+    LABEL_SETUP,
+    LABEL_POD,
+    LABEL_OWNER,
+    LABEL_APP,
+    LABEL_RELEASE,
+    LABEL_FLAVOUR,
+)
 
 
 class PodStatus(enum.StrEnum):
@@ -78,11 +88,13 @@ class ImageNotFound(BackendError):
 
 
 class ContainerExists(BackendError):
-    """A container with the Pod's name exists already: adopt ``container_id``."""
+    """A container with the Pod's name exists already: adopt ``container_id`` when its
+    ``labels`` say it is the Pod's (``PodSpec.identity``)."""
 
-    def __init__(self, name: str, container_id: str) -> None:
+    def __init__(self, name: str, container_id: str, labels: Mapping[str, str]) -> None:
         super().__init__(f"a container named {name} exists already ({container_id[:12]})")
         self.container_id = container_id
+        self.labels = labels
 
 
 @dataclass(frozen=True)
@@ -102,6 +114,11 @@ class PodSpec:
     @property
     def pod_id(self) -> int:
         return int(self.labels[LABEL_POD])
+
+    def is_mine(self, labels: Mapping[str, str]) -> bool:
+        """Do ``labels`` (a container's) name this very Pod? Every identity label must
+        match: a container that shares only the Pod's id is somebody else's."""
+        return all(labels.get(key) == self.labels.get(key) for key in IDENTITY_LABELS)
 
 
 @dataclass(frozen=True)

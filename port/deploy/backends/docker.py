@@ -414,7 +414,7 @@ class DockerBackend(Backend):
             "name": spec.name,
             # The instance label is what list_managed and events look for: set it here,
             # whatever the caller built, so no container of ours can go unseen.
-            "labels": {**spec.labels, LABEL_INSTANCE: settings.instance},
+            "labels": {**spec.labels, LABEL_INSTANCE: settings.instance_name},
             "environment": dict(spec.env),
             "detach": True,
             "privileged": False,
@@ -462,7 +462,7 @@ class DockerBackend(Backend):
         """Create the Pods' network (a bridge) once, when it is missing."""
         if self._network_ready:
             return
-        name, instance = self.settings.docker_network, self.settings.instance
+        name, instance = self.settings.docker_network, self.settings.instance_name
 
         def ensure(client: Any) -> None:
             with suppress(docker.errors.NotFound):
@@ -500,7 +500,8 @@ class DockerBackend(Backend):
                 existing = client.api.inspect_container(spec.name)
             except docker.errors.NotFound:  # removed again meanwhile: one more try
                 return str(client.containers.create(**options).id)
-            raise ContainerExists(spec.name, existing["Id"])
+            labels = (existing.get("Config") or {}).get("Labels") or {}
+            raise ContainerExists(spec.name, existing["Id"], labels)
 
         await self._ensure_network()
         try:
@@ -631,7 +632,7 @@ class DockerBackend(Backend):
         the others' from `docker inspect`, for their exit code and the engine's message.
         The reconciler calls this every few seconds, and most containers run.
         """
-        label = f"{LABEL_INSTANCE}={self.settings.instance}"
+        label = f"{LABEL_INSTANCE}={self.settings.instance_name}"
 
         def collect(client: Any) -> list[ManagedContainer]:
             found = []
@@ -661,7 +662,7 @@ class DockerBackend(Backend):
         Raises BackendUnavailable when the engine cannot be reached at all; ends when the
         connection to the engine drops later.
         """
-        instance_label = f"{LABEL_INSTANCE}={self.settings.instance}"
+        instance_label = f"{LABEL_INSTANCE}={self.settings.instance_name}"
         filters = {"type": "container", "label": instance_label, "event": list(WATCHED_EVENTS)}
 
         def open_events(client: Any) -> Any:

@@ -1,0 +1,265 @@
+"""Tenants kept apart on the real engine: no Setup ever gets another user's container.
+
+Each story is one an attacker among Port's users could play: delete a Setup at the
+right moment and hope that the next one (someone else's) inherits its container, its
+environment and its event stream.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import select
+
+from port import db
+from port.accounts.principal import Principal
+from port.deploy import setups
+from port.deploy.backends.base import LABEL_INSTANCE
+from port.deploy.backends.docker import DockerBackend
+from port.deploy.instance import resolved
+from port.deploy.models import Pod, SetupEvent
+from port.deploy.reconciler import Reconciler, pod_spec
+from port.settings import Settings
+from tests.conftest import Catalogue
+from tests.deployfakes import add_app, add_user
+from tests.integration.dockerfixtures import DelayingRegistry, TestImages, remove_instance
+
+pytestmark = pytest.mark.docker
+
+SECRET = "ALICE_DB_PASSWORD=correct-horse-battery-staple"
+
+
+@dataclass
+class Lab:
+    """Two users of one Port, alice (app `alpha`) and bob (app `beta`), on a real engine."""
+
+    catalogue: Catalogue
+    settings: Settings
+    client: Any
+    reconciler: Reconciler
+    users: dict[str, Principal]
+
+    async def create(self, who: str, app: str, *, env: dict[str, str] | None = None) -> int:
+        caps = await self.reconciler.capabilities()
+        async with self.catalogue.sessions() as session, session.begin():
+            setup = await setups.create_setup(
+                session, self.users[who], setups.SetupRequest(app=app, env=env or {}), caps
+            )
+            await setups.start_setup(session, setup, caps, self.settings)
+            return setup.id
+
+    async def delete(self, who: str, setup_id: int) -> list[str]:
+        """What deleteSetup does: the row goes, then its containers are removed."""
+        async with self.catalogue.sessions() as session, session.begin():
+            setup = await setups.get_setup(session, self.users[who], setup_id)
+            containers = [p.container_id for p in setups.active_pods(setup) if p.container_id]
+            await session.delete(setup)
+        return containers
+
+    async def pod(self, setup_id: int) -> Pod:
+        async with self.catalogue.sessions() as session:
+            return (
+                await session.scalars(
+                    select(Pod).where(Pod.setup_id == setup_id, Pod.retired.is_(False))
+                )
+            ).one()
+
+    async def events(self, setup_id: int) -> list[tuple[str, str]]:
+        async with self.catalogue.sessions() as session:
+            rows = await session.execute(
+                select(SetupEvent.kind, SetupEvent.message)
+                .where(SetupEvent.setup_id == setup_id)
+                .order_by(SetupEvent.id)
+            )
+            return [(kind, message) for kind, message in rows]
+
+    def containers(self) -> list[Any]:
+        return self.client.containers.list(
+            all=True, filters={"label": f"{LABEL_INSTANCE}={self.settings.instance}"}
+        )
+
+    async def running(self, setup_id: int) -> Pod:
+        for _ in range(150):
+            await self.reconciler.reconcile()
+            pod = await self.pod(setup_id)
+            if pod.status == "RUNNING":
+                return pod
+            await asyncio.sleep(0.1)
+        raise AssertionError(f"setup {setup_id} did not run: {pod.status} {pod.message}")
+
+
+MakeLab = Callable[..., Any]
+
+
+@pytest.fixture
+async def lab(
+    catalogue: Catalogue,
+    docker_settings: Callable[..., Settings],
+    docker_engine: Any,
+    docker_images: TestImages,
+) -> AsyncIterator[Callable[..., Any]]:
+    """``await lab(alpha_image, beta_image, **settings)``."""
+    made: list[Lab] = []
+
+    async def make(alpha: str, beta: str, **overrides: Any) -> Lab:
+        settings = docker_settings(database_url=catalogue.settings.database_url, **overrides)
+        users = {}
+        async with catalogue.sessions() as session, session.begin():
+            await add_app(session, identifier="alpha", flavours=(("cpu", alpha, []),))
+            await add_app(session, identifier="beta", flavours=(("cpu", beta, []),))
+            for name in ("alice", "bob"):
+                user = await add_user(session, name)
+                users[name] = Principal(user_id=user.id, name=name, is_admin=False, via="token")
+        reconciler = Reconciler(catalogue.sessions, settings, DockerBackend(settings))
+        made.append(Lab(catalogue, settings, docker_engine, reconciler, users))
+        return made[-1]
+
+    yield make
+    for world in made:
+        await world.reconciler.backend.close()
+
+
+async def test_a_setup_deleted_during_its_pull_leaves_nothing_for_the_next_tenant(
+    lab: MakeLab, docker_images: TestImages, docker_registry: str
+) -> None:
+    """Repro: alice's pull is slow; she deletes her Setup meanwhile; bob creates one. When
+    the pull ends, nothing of alice's runs, and bob's Setup runs bob's app, not her env."""
+    image, _ = docker_images.push_unique(docker_registry, "slow")
+    with DelayingRegistry(docker_registry) as registry:
+        slow = image.replace(docker_registry, registry.address, 1)
+        world: Lab = await lab(slow, docker_images["env"])
+        alice_setup = await world.create("alice", "alpha", env={"ALICE_DB_PASSWORD": "x"})
+        alice_pod = (await world.pod(alice_setup)).id
+        first_pass = asyncio.create_task(world.reconciler.reconcile())
+        assert await asyncio.to_thread(registry.pulling.wait, 30), "the pull never started"
+        await world.delete("alice", alice_setup)
+        bob_setup = await world.create("bob", "beta")
+        bob_pod = (await world.pod(bob_setup)).id
+        registry.release()
+        await asyncio.wait_for(first_pass, 60)
+
+    assert (bob_setup, bob_pod) != (alice_setup, alice_pod)  # ids are never handed out twice
+    pod = await world.running(bob_setup)
+    [container] = world.containers()  # bob's alone: alice's launch created nothing
+    assert container.id == pod.container_id
+    assert container.labels["port.owner"] == "bob"
+    assert container.labels["port.app"] == "beta"
+    assert await _eventually_printed(world, container.id)
+    assert "ALICE_DB_PASSWORD" not in await world.reconciler.backend.logs(container.id, 200)
+    assert all(kind != "POD_ADOPTED" for kind, _ in await world.events(bob_setup))
+
+
+async def _eventually_printed(world: Lab, container_id: str) -> bool:
+    for _ in range(50):
+        if "env printed" in await world.reconciler.backend.logs(container_id, 200):
+            return True
+        await asyncio.sleep(0.1)
+    return False
+
+
+async def test_a_container_that_ignores_sigterm_is_never_adopted_by_the_next_setup(
+    lab: MakeLab, docker_images: TestImages
+) -> None:
+    """Repro: alice's container ignores SIGTERM, so it lives through the stop window
+    after she deletes her Setup; bob's new Setup runs meanwhile and never adopts it."""
+    world: Lab = await lab(docker_images["deaf"], docker_images["forever"], stop_timeout_seconds=4)
+    alice_setup = await world.create("alice", "alpha")
+    alice_container = (await world.running(alice_setup)).container_id
+    containers = await world.delete("alice", alice_setup)
+    removal = asyncio.create_task(world.reconciler.remove_containers(containers))
+    bob_setup = await world.create("bob", "beta")
+    bob = await world.running(bob_setup)
+    await removal
+    assert bob.container_id != alice_container
+    assert [c.id for c in world.containers()] == [bob.container_id]
+    assert all(kind != "POD_ADOPTED" for kind, _ in await world.events(bob_setup))
+
+
+async def test_a_container_with_a_pods_id_but_another_identity_is_removed_not_adopted(
+    lab: MakeLab, docker_images: TestImages
+) -> None:
+    """Adoption needs every identity label: a container that names bob's Pod but alice's
+    Setup, owner or app (what a reused id would leave) is removed, and bob gets his own."""
+    world: Lab = await lab(docker_images["forever"], docker_images["forever"])
+    bob_setup = await world.create("bob", "beta")
+    pod = await world.pod(bob_setup)
+    async with world.catalogue.sessions() as session:
+        loaded = await world.reconciler._load(session, pod.id)
+        assert loaded is not None
+        spec = pod_spec(world.settings, loaded, loaded.setup)
+    impostor = world.client.containers.run(
+        docker_images["forever"],
+        detach=True,
+        name=spec.name,
+        labels={**spec.labels, "port.owner": "alice", "port.app": "alpha"},
+    )
+    bob = await world.running(bob_setup)
+    assert bob.container_id != impostor.id
+    assert [c.id for c in world.containers()] == [bob.container_id]
+    assert all(kind != "POD_ADOPTED" for kind, _ in await world.events(bob_setup))
+
+
+async def test_two_ports_on_one_engine_with_default_settings_leave_each_other_alone(
+    tmp_path: Path,
+    sqlite_template: Path,
+    docker_engine: Any,
+    docker_network: str,
+    docker_images: TestImages,
+) -> None:
+    """Repro: two installations with the default instance name removed each other's
+    containers as unknown. Now each makes its own name once, stores it, and shows it."""
+    worlds: list[tuple[Reconciler, int]] = []
+    engines = []
+    try:
+        for name in ("one", "two"):
+            path = tmp_path / f"{name}.db"
+            shutil.copy(sqlite_template, path)
+            settings = Settings(
+                data_dir=tmp_path / name,
+                database_url=f"sqlite+aiosqlite:///{path}",
+                docker_network=docker_network,
+                stop_timeout_seconds=1,
+            )
+            assert settings.instance is None  # the default: made and stored on first use
+            engine = db.create_engine(settings.sqlalchemy_url)
+            engines.append(engine)
+            sessions = db.sessionmaker(engine)
+            async with sessions() as session, session.begin():
+                await add_app(
+                    session, identifier="alpha", flavours=(("cpu", docker_images["forever"], []),)
+                )
+                user = await add_user(session, "alice")
+            reconciler = Reconciler(sessions, settings, DockerBackend(resolved(settings)))
+            alice = Principal(user_id=user.id, name="alice", is_admin=False, via="token")
+            caps = await reconciler.capabilities()
+            async with sessions() as session, session.begin():
+                setup = await setups.create_setup(
+                    session, alice, setups.SetupRequest(app="alpha"), caps
+                )
+                await setups.start_setup(session, setup, caps, reconciler.settings)
+            worlds.append((reconciler, setup.id))
+        names = [r.settings.instance_name for r, _ in worlds]
+        assert names[0] != names[1]
+        assert all(name.startswith("port-") for name in names)
+        assert (
+            resolved(worlds[0][0].settings.model_copy(update={"instance": None})).instance
+            == names[0]
+        )
+        for _ in range(3):
+            for reconciler, _setup in worlds:
+                await reconciler.reconcile()
+        for name in names:
+            running = docker_engine.containers.list(filters={"label": f"port.instance={name}"})
+            assert len(running) == 1, f"{name} lost its container"
+    finally:
+        for reconciler, _ in worlds:
+            remove_instance(docker_engine, reconciler.settings.instance_name)
+            await reconciler.backend.close()
+        for engine in engines:
+            await engine.dispose()
