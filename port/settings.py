@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import ipaddress
+import re
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
@@ -173,7 +175,30 @@ class Settings(BaseSettings):
         default=None, description="Docker engine URL (default: DOCKER_HOST or the local socket)."
     )
     docker_network: str = Field(
-        default="port", description="Named network every Pod joins (created when missing)."
+        default="port",
+        description="Name prefix of the Pods' networks: each Setup gets its own, "
+        "`<prefix>-<instance>-s<setup>`, made when its first Pod starts.",
+    )
+    docker_subnets: str = Field(
+        default="10.213.0.0/16",
+        description="Address range the Setups' networks are cut from, a /28 each (13 "
+        "Pods); Docker's own pools hold about 30 networks only.",
+    )
+    docker_firewall: bool = Field(
+        default=True,
+        description="Keep Pods from the host's own addresses and from loopback, private, "
+        "link-local and metadata addresses with iptables chains of Port's (needs root "
+        "on the engine's host). Off: Pods reach all of these.",
+    )
+    egress_allowed_networks: list[str] = Field(
+        default_factory=list,
+        description="Networks (CIDR, JSON list) Pods may reach although they are private "
+        "or the host's, e.g. '[\"10.20.0.5/32\"]' for the lab's Arkitekt server.",
+    )
+    offline_apps: list[str] = Field(
+        default_factory=list,
+        description="Apps (identifiers, JSON list) whose Pods get no route out at all, "
+        "not even to the internet.",
     )
     docker_gpus: list[GpuDeclaration] = Field(
         default_factory=list,
@@ -270,10 +295,35 @@ class Settings(BaseSettings):
             raise ValueError(f"capabilities beyond Docker's default set are refused: {extra}")
         return caps
 
-    @field_validator("notify_allowed_networks")
+    @field_validator("notify_allowed_networks", "egress_allowed_networks")
     @classmethod
     def _networks(cls, value: list[str]) -> list[str]:
         return [str(n) for n in outbound.networks(value)]
+
+    @field_validator("docker_network")
+    @classmethod
+    def _pod_network(cls, value: str) -> str:
+        # Any of these would put Pods on a network they share with the host or with each
+        # other (Docker's names for the host's stack, no stack, another container's).
+        if value in ("host", "none", "default", "bridge") or value.startswith("container:"):
+            raise ValueError(
+                f"{value!r} is not a network of Port's: Pods get a network of their own "
+                "per Setup, named with this prefix (for example 'port')"
+            )
+        if not re.fullmatch(r"[a-zA-Z0-9][a-zA-Z0-9_.-]{0,63}", value):
+            raise ValueError(f"{value!r}: letters, digits, '_', '.' and '-' only")
+        return value
+
+    @field_validator("docker_subnets")
+    @classmethod
+    def _subnets(cls, value: str) -> str:
+        try:
+            pool = ipaddress.IPv4Network(value)
+        except ValueError as exc:
+            raise ValueError(f"{value!r} is not an IPv4 network: {exc}") from exc
+        if pool.prefixlen > 28:
+            raise ValueError(f"{value} is smaller than one Setup's /28")
+        return str(pool)
 
     @field_validator("docker_mounts")
     @classmethod

@@ -108,6 +108,8 @@ def pod_spec(settings: Settings, pod: Pod, setup: Setup) -> PodSpec:
         gpus=pod.gpus,
         gpu_vendor=pod.gpu_vendor or "nvidia",
         mounts=tuple(settings.docker_mounts.get(app, ())),
+        tenant=setup.id,
+        offline=app in settings.offline_apps,
     )
 
 
@@ -224,7 +226,12 @@ class Reconciler:
             for container in containers:
                 by_pod.setdefault(container.pod_id, []).append(container)
             async with self.sessions() as session:
-                pod_ids = list(await session.scalars(select(Pod.id).where(Pod.retired.is_(False))))
+                active = (
+                    await session.execute(
+                        select(Pod.id, Pod.setup_id).where(Pod.retired.is_(False))
+                    )
+                ).all()
+            pod_ids = [pod_id for pod_id, _ in active]
             due: list[datetime] = []
             for pod_id in pod_ids:
                 try:
@@ -241,6 +248,10 @@ class Reconciler:
                 for container in strays:
                     log.info("removing %s (%s): no active pod", container.name, container.id[:12])
                     await self.remove_containers([container.id])
+            try:
+                await self.backend.prune({setup_id for _, setup_id in active})
+            except (BackendError, BackendUnavailable) as exc:
+                log.warning("could not release engine objects of gone setups: %s", exc)
             return min(due, default=None)
 
     async def _load(self, session: AsyncSession, pod_id: int) -> Pod | None:

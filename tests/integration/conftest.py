@@ -33,6 +33,7 @@ from tests.integration.dockerfixtures import (
     SecondEngine,
     TestImages,
     describe_containers,
+    host_state,
     is_static_elf,
     remove_instance,
 )
@@ -215,8 +216,20 @@ def docker_engine() -> Iterator[Any]:
         client.ping()
     except docker.errors.DockerException as exc:
         _require(f"a Docker engine that answers ({exc})")
+    before = host_state(client)
     try:
         yield client
+        after = host_state(client)
+        changed = {
+            what: {
+                "left": sorted(set(after[what]) - set(before[what])),
+                "gone": sorted(set(before[what]) - set(after[what])),
+            }
+            for what in before
+            if after[what] != before[what]
+        }
+        # The suite leaves the machine as it found it (docker0, bridges, rules).
+        assert not changed, f"the test session changed the host: {changed}"
     finally:
         client.close()
 
@@ -244,12 +257,10 @@ def docker_images(
 
 
 @pytest.fixture(scope="session")
-def docker_network(docker_engine: Any) -> Iterator[str]:
-    """The name of the network this session's Pods join (made by the backend, removed here)."""
-    name = f"port-test-{secrets.token_hex(4)}"
-    yield name
-    for network in docker_engine.networks.list(names=[name]):
-        network.remove()
+def docker_network(docker_engine: Any) -> str:
+    """The prefix of this session's Pod networks (one per Setup, made by the backend and
+    removed with their instance, see ``remove_instance``)."""
+    return f"port-test-{secrets.token_hex(4)}"
 
 
 @pytest.fixture(scope="session")

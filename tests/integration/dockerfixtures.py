@@ -34,6 +34,8 @@ from typing import Any
 import docker
 import docker.errors
 
+from port.deploy.backends.firewall import Firewall
+
 BUSYBOX = Path("/bin/busybox")
 IMAGE_PREFIX = "port-test"
 
@@ -54,6 +56,11 @@ BEHAVIOURS = {
     ],
     # Ignores SIGTERM: only the SIGKILL after the stop timeout ends it.
     "deaf": ['CMD ["sh", "-c", "trap \'\' TERM; echo started; while true; do sleep 1; done"]'],
+    # Serves "hello from setup N" over HTTP on port 8080 (busybox httpd).
+    "web": [
+        'CMD ["sh", "-c", "mkdir -p /www && echo hello from setup $PORT_SETUP_ID > '
+        '/www/index.html && exec httpd -f -p 8080 -h /www"]'
+    ],
     # Prints its environment, then waits to be stopped.
     "env": ['CMD ["sh", "-c", "env; echo env printed; while true; do sleep 1; done"]'],
 }
@@ -162,12 +169,19 @@ class TestImages:
 
 
 def remove_instance(client: Any, instance: str) -> list[str]:
-    """Force-remove every container of ``instance``; their short ids."""
+    """Force-remove every container of ``instance``, then its networks and firewall
+    chains; the containers' short ids."""
     removed = []
-    for row in client.api.containers(all=True, filters={"label": f"port.instance={instance}"}):
+    label = {"label": f"port.instance={instance}"}
+    for row in client.api.containers(all=True, filters=label):
         with contextlib.suppress(docker.errors.NotFound):  # gone already: fine
             client.api.remove_container(row["Id"], force=True)
             removed.append(row["Id"][:12])
+    for network in client.api.networks(filters=label):
+        with contextlib.suppress(docker.errors.NotFound):
+            client.api.remove_network(network["Id"])
+    if os.geteuid() == 0 and shutil.which("iptables"):
+        Firewall(instance, []).remove()
     return removed
 
 
@@ -350,3 +364,28 @@ class DelayingRegistry:
             do_GET = do_HEAD = _forward
 
         return Forward
+
+
+def host_state(client: Any) -> dict[str, list[str]]:
+    """What the suite must leave as it found it: interfaces (``docker0`` among them; not
+    the veths of other people's containers), network namespaces, the engine's networks
+    and the iptables rules of the filter and nat tables."""
+
+    def lines(*command: str) -> list[str]:
+        if shutil.which(command[0]) is None:
+            return [f"{command[0]}: not installed"]
+        done = subprocess.run(command, capture_output=True, text=True, check=False)
+        return sorted(done.stdout.splitlines())
+
+    interfaces = [
+        line.split(":")[1].strip().split("@")[0]
+        for line in lines("ip", "-o", "link", "show")
+        if line.count(":") >= 2
+    ]
+    return {
+        "interfaces": sorted(i for i in interfaces if not i.startswith("veth")),
+        "namespaces": lines("ip", "netns", "list"),
+        "networks": sorted(n.name for n in client.networks.list()),
+        "iptables filter": lines("iptables", "-w", "5", "-S"),
+        "iptables nat": lines("iptables", "-w", "5", "-t", "nat", "-S"),
+    }

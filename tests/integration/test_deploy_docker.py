@@ -367,8 +367,9 @@ async def test_sandbox_and_limits_as_the_engine_sees_them(
         assert host["SecurityOpt"] == ["no-new-privileges:true"]
         assert host["CapDrop"] == ["ALL"]
         assert host["CapAdd"] == ["CHOWN", "KILL"]
-        assert host["NetworkMode"] == settings.docker_network
-        assert list(attrs["NetworkSettings"]["Networks"]) == [settings.docker_network]
+        network = f"{settings.docker_network}-{settings.instance}-s0"  # tenant 0's own
+        assert host["NetworkMode"] == network
+        assert list(attrs["NetworkSettings"]["Networks"]) == [network]
         assert host["PidMode"] in ("", "private")
         assert host["IpcMode"] == "private"
         assert host["UsernsMode"] in ("", "private")

@@ -8,8 +8,12 @@ environment and its event stream.
 from __future__ import annotations
 
 import asyncio
+import http.server
+import secrets
 import shutil
-from collections.abc import AsyncIterator, Callable
+import subprocess
+import threading
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -263,3 +267,133 @@ async def test_two_ports_on_one_engine_with_default_settings_leave_each_other_al
             await reconciler.backend.close()
         for engine in engines:
             await engine.dispose()
+
+
+@pytest.fixture
+def host_listener() -> Iterator[int]:
+    """An HTTP server of the host's on 0.0.0.0 (every address it has); its port."""
+    server = http.server.ThreadingHTTPServer(("0.0.0.0", 0), _Hello)  # noqa: S104 - the point
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield server.server_address[1]
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+class _Hello(http.server.BaseHTTPRequestHandler):
+    def do_GET(self) -> None:
+        body = b"the host answers\n"
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *_args: object) -> None:
+        pass
+
+
+@pytest.fixture
+def host_addresses() -> Iterator[tuple[str, str]]:
+    """Two private addresses of the host's, on an interface of the test's own (a veth
+    pair: this kernel may have no dummy interfaces)."""
+    name = f"ptv{secrets.token_hex(3)}"
+    octet = secrets.randbelow(200) + 20
+    addresses = (f"10.251.{octet}.1", f"10.251.{octet}.2")
+    subprocess.run(
+        ["ip", "link", "add", name, "type", "veth", "peer", "name", f"{name}p"], check=True
+    )
+    try:
+        for address in addresses:
+            subprocess.run(["ip", "addr", "add", f"{address}/32", "dev", name], check=True)
+        for end in (name, f"{name}p"):
+            subprocess.run(["ip", "link", "set", end, "up"], check=True)
+        yield addresses
+    finally:
+        subprocess.run(["ip", "link", "delete", name], check=True)
+
+
+def _in_pod(container: Any, *command: str) -> tuple[int, str]:
+    """Run a busybox applet inside the Pod's container: (exit code, output)."""
+    code, output = container.exec_run(["/bin/busybox", *command])
+    return code, output.decode(errors="replace")
+
+
+def _get(container: Any, address: str, port: int) -> str:
+    """The body of ``GET /`` from inside the Pod, "" when nothing answered 200 (busybox
+    nc: its wget resolves names through glibc's NSS, which a FROM-scratch image lacks)."""
+    request = "printf 'GET / HTTP/1.0\\r\\n\\r\\n'"
+    _code, answer = _in_pod(container, "sh", "-c", f"{request} | nc -w 3 {address} {port}")
+    head, _, body = answer.partition("\r\n\r\n")
+    return body if " 200 " in head.split("\r\n", 1)[0] else ""
+
+
+async def test_a_pod_reaches_neither_other_tenants_nor_the_host_but_allowed_networks(
+    lab: MakeLab,
+    docker_images: TestImages,
+    host_listener: int,
+    host_addresses: tuple[str, str],
+) -> None:
+    """Repro: every Pod shared one bridge, so alice's Pod reached bob's app over HTTP,
+    found it by DNS, and reached whatever the host binds to 0.0.0.0. Now each Setup has
+    a network of its own and the host answers a Pod only on an allowed network."""
+    allowed, refused = host_addresses
+    world: Lab = await lab(
+        docker_images["web"],
+        docker_images["web"],
+        egress_allowed_networks=[f"{allowed}/32"],
+    )
+    alice = world.client.containers.get(
+        (await world.running(await world.create("alice", "alpha"))).container_id
+    )
+    bob_setup = await world.create("bob", "beta")
+    bob = world.client.containers.get((await world.running(bob_setup)).container_id)
+    [(alice_net, alice_addr)] = alice.attrs["NetworkSettings"]["Networks"].items()
+    [(bob_net, bob_addr)] = bob.attrs["NetworkSettings"]["Networks"].items()
+    assert alice_net != bob_net
+
+    # bob's app works, in bob's own Pod
+    for _ in range(50):
+        page = _get(bob, "127.0.0.1", 8080)
+        if page:
+            break
+        await asyncio.sleep(0.1)
+    assert page.strip() == f"hello from setup {bob_setup}"
+    # alice reaches neither bob's address nor his name
+    assert _get(alice, bob_addr["IPAddress"], 8080) == ""
+    _code, own = _in_pod(alice, "nslookup", alice.name, "127.0.0.11")
+    assert alice_addr["IPAddress"] in own  # the engine's DNS answers for her own network
+    _code, answer = _in_pod(alice, "nslookup", bob.name, "127.0.0.11")
+    assert bob_addr["IPAddress"] not in answer
+    # the host: not at the gateway of alice's network, not at a private address of its
+    # own, but at the address an admin allowed
+    assert _get(alice, alice_addr["Gateway"], host_listener) == ""
+    assert _get(alice, refused, host_listener) == ""
+    assert _get(alice, allowed, host_listener) == "the host answers\n"
+
+
+async def test_networks_and_firewall_rules_go_with_the_last_setup(
+    lab: MakeLab, docker_images: TestImages
+) -> None:
+    world: Lab = await lab(docker_images["forever"], docker_images["forever"])
+    setup_id = await world.create("alice", "alpha")
+    await world.running(setup_id)
+    label = {"label": f"{LABEL_INSTANCE}={world.settings.instance}"}
+    assert len(world.client.networks.list(filters=label)) == 1
+    chains = await _iptables()
+    firewall = world.reconciler.backend.firewall  # type: ignore[attr-defined]
+    assert f"-N {firewall.forward}" in chains
+    await world.reconciler.remove_containers(await world.delete("alice", setup_id))
+    await world.reconciler.reconcile()
+    assert world.client.networks.list(filters=label) == []
+    chains = await _iptables()
+    assert firewall.forward not in chains
+    assert firewall.input not in chains
+
+
+async def _iptables() -> str:
+    done = await asyncio.to_thread(
+        subprocess.run, ["iptables", "-S"], capture_output=True, text=True, check=True
+    )
+    return done.stdout

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import enum
 from abc import ABC, abstractmethod
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Collection, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import ClassVar, Self
@@ -42,6 +42,7 @@ LABEL_RELEASE = "port.release"
 LABEL_FLAVOUR = "port.flavour"
 LABEL_OWNER = "port.owner"
 LABEL_APP = "port.app"
+LABEL_TENANT = "port.tenant"  # on networks: the Setup whose Pods it joins
 # What makes a container a given Pod's: all of them, or it is adopted by nobody.
 IDENTITY_LABELS = (
     LABEL_INSTANCE,
@@ -110,6 +111,9 @@ class PodSpec:
     gpus: int = 0  # GPUs to hand the container (CUDA or ROCm flavours on a GPU backend)
     gpu_vendor: str = "nvidia"  # whose GPUs: "nvidia" or "amd"
     mounts: tuple[str, ...] = ()  # "host:container[:ro]", only from the admin allow-list
+    # The isolation unit (the Setup's id): Pods of two tenants never share a network.
+    tenant: int = 0
+    offline: bool = False  # no route out at all (an admin's PORT_OFFLINE_APPS)
 
     @property
     def pod_id(self) -> int:
@@ -210,6 +214,10 @@ class Backend(ABC):
     def events(self) -> AsyncIterator[str]:
         """Ids of this instance's containers as the engine reports a change (die, start,
         destroy...); the reconciler wakes on each. Ends when the engine goes away."""
+
+    async def prune(self, tenants: Collection[int]) -> None:  # noqa: B027 - optional hook
+        """Release what the engine keeps for tenants other than ``tenants`` (networks);
+        the reconciler calls it after each pass. Nothing to release by default."""
 
     async def close(self) -> None:  # noqa: B027 - optional hook, nothing to release by default
         """Release clients and threads."""

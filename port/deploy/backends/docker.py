@@ -24,16 +24,18 @@ restart is recorded.
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import logging
 import math
 import os
 import re
 import threading
 import time
-from collections.abc import AsyncGenerator, AsyncIterator, Callable, Iterable, Mapping
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Collection, Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import aclosing, suppress
 from datetime import datetime
+from functools import cached_property
 from typing import Any, Self, TypeVar
 
 import docker
@@ -44,6 +46,7 @@ from docker.utils import parse_repository_tag
 
 from port.deploy.backends.base import (
     LABEL_INSTANCE,
+    LABEL_TENANT,
     Backend,
     BackendError,
     BackendUnavailable,
@@ -56,6 +59,7 @@ from port.deploy.backends.base import (
     ProgressCallback,
     PullProgress,
 )
+from port.deploy.backends.firewall import Firewall, bridge_name, host_resolvers
 from port.deploy.selection import ARCH_ALIASES, Capabilities, Gpu
 from port.errors import PortError
 from port.settings import Settings
@@ -70,7 +74,10 @@ PROGRESS_INTERVAL_SECONDS = 0.25  # pull progress: at most four reports a second
 STREAM_BACKLOG = 1000  # stream items read ahead of the consumer before the reader waits
 DEFAULT_SOCKET = "unix:///var/run/docker.sock"
 MIN_NANO_CPUS = 10_000_000
-AMD_DEVICES = ("/dev/kfd", "/dev/dri")  # ROCm compute interface, GPU render nodes
+AMD_DEVICES = ("/dev/kfd", "/dev/dri")
+SUBNET_PREFIX = (
+    28  # a Setup's network: 13 addresses for its Pods  # ROCm compute interface, GPU render nodes
+)
 
 # State.Status of `docker inspect` (and State of `docker ps`) -> Pod status. "exited"
 # depends on the exit code, see _status.
@@ -165,6 +172,19 @@ def _explanation(exc: docker.errors.APIError) -> str:
     return str(exc.explanation or exc).strip()
 
 
+def _free_subnet(client: Any, pool: ipaddress.IPv4Network | ipaddress.IPv6Network) -> Any:
+    """The first /28 of ``pool`` that no network of the engine overlaps."""
+    taken = []
+    for network in client.api.networks():
+        for config in (network.get("IPAM") or {}).get("Config") or ():
+            with suppress(KeyError, ValueError):
+                taken.append(ipaddress.ip_network(config["Subnet"], strict=False))
+    for subnet in pool.subnets(new_prefix=max(pool.prefixlen, SUBNET_PREFIX)):
+        if not any(subnet.overlaps(other) for other in taken if other.version == subnet.version):
+            return subnet
+    raise BackendError(f"every subnet of {pool} is in use: widen PORT_DOCKER_SUBNETS")
+
+
 class _Pump:
     """Reads a blocking stream on its own thread and hands the items to the event loop.
 
@@ -234,7 +254,7 @@ class DockerBackend(Backend):
         self._client: Any = None  # docker.DockerClient, made on first use
         self._client_lock = threading.Lock()
         self._executor = ThreadPoolExecutor(max_workers=WORKERS, thread_name_prefix="port-docker")
-        self._network_ready = False
+        self._networks: set[str] = set()  # Pod networks known to exist
         self._network_lock = asyncio.Lock()
         self._pumps: set[_Pump] = set()
         self._closed = False
@@ -242,6 +262,15 @@ class DockerBackend(Backend):
     @classmethod
     def from_settings(cls, settings: Settings) -> Self:
         return cls(settings)
+
+    @cached_property
+    def firewall(self) -> Firewall:
+        """This instance's iptables chains (made with its first Pod network)."""
+        return Firewall(
+            self.settings.instance_name,
+            self.settings.egress_allowed_networks,
+            dns=host_resolvers(),
+        )
 
     # --- the one way to the engine -------------------------------------------------
 
@@ -421,7 +450,7 @@ class DockerBackend(Backend):
             "security_opt": ["no-new-privileges:true"],
             "cap_drop": ["ALL"],
             "cap_add": list(settings.docker_capabilities),
-            "network": settings.docker_network,
+            "network": self.network_name(spec.tenant),
             "ipc_mode": "private",
             "pids_limit": settings.docker_pids_limit,
             # docker-init (tini) as PID 1 reaps zombies and passes SIGTERM on; the engine
@@ -458,29 +487,86 @@ class DockerBackend(Backend):
             raise BackendError(f"mount {mount!r}: use /host:/container[:ro]")
         return f"{parts[0]}:{parts[1]}:{mode}"
 
-    async def _ensure_network(self) -> None:
-        """Create the Pods' network (a bridge) once, when it is missing."""
-        if self._network_ready:
-            return
-        name, instance = self.settings.docker_network, self.settings.instance_name
+    def network_name(self, tenant: int) -> str:
+        """The network of one tenant (a Setup): ``port-<instance>-s12``."""
+        return f"{self.settings.docker_network}-{self.settings.instance_name}-s{tenant}"
+
+    async def _ensure_network(self, spec: PodSpec) -> str:
+        """The Pod's network, made when missing: a bridge of the tenant's own, on a subnet
+        of ``PORT_DOCKER_SUBNETS``, guarded by the instance's firewall chains."""
+        name = self.network_name(spec.tenant)
+        if name in self._networks:
+            return name
+        instance = self.settings.instance_name
+        pool = ipaddress.ip_network(self.settings.docker_subnets)
 
         def ensure(client: Any) -> None:
             with suppress(docker.errors.NotFound):
                 client.api.inspect_network(name)
                 return
-            try:
-                client.api.create_network(
-                    name, driver="bridge", labels={LABEL_INSTANCE: instance}, check_duplicate=True
-                )
-                log.info("created the Docker network %s", name)
-            except docker.errors.APIError as exc:
-                if exc.status_code != 409:  # 409: another Port made it meanwhile
-                    raise
+            if self.settings.docker_firewall:
+                self.firewall.ensure()  # before the first Pod can send a packet
+            for _attempt in range(5):
+                subnet = _free_subnet(client, pool)
+                try:
+                    client.api.create_network(
+                        name,
+                        driver="bridge",
+                        internal=spec.offline,
+                        ipam=docker.types.IPAMConfig(
+                            pool_configs=[docker.types.IPAMPool(subnet=str(subnet))]
+                        ),
+                        options={
+                            "com.docker.network.bridge.name": bridge_name(instance, spec.tenant),
+                            # Not even Pods of one Setup talk to each other (an update's
+                            # old and new Pod have nothing to say).
+                            "com.docker.network.bridge.enable_icc": "false",
+                        },
+                        labels={LABEL_INSTANCE: instance, LABEL_TENANT: str(spec.tenant)},
+                        check_duplicate=True,
+                    )
+                    log.info("created the Docker network %s on %s", name, subnet)
+                    return
+                except docker.errors.APIError as exc:
+                    if exc.status_code == 409:  # another Port process made it meanwhile
+                        return
+                    if "overlap" not in _explanation(exc).lower():
+                        raise
+                    # Another engine user took the subnet since we looked: the next one.
+            raise BackendError(f"no free subnet for the network {name} in {pool}")
 
         async with self._network_lock:
-            if not self._network_ready:
+            if name not in self._networks:
                 await self._call(ensure)
-                self._network_ready = True
+                self._networks.add(name)
+        return name
+
+    async def prune(self, tenants: Collection[int]) -> None:
+        """Remove the networks of tenants other than ``tenants`` that no container uses;
+        the firewall chains go with the instance's last network."""
+        instance = self.settings.instance_name
+        keep = {str(tenant) for tenant in tenants}
+
+        def prune(client: Any) -> None:
+            networks = client.api.networks(filters={"label": f"{LABEL_INSTANCE}={instance}"})
+            left = 0
+            for network in networks:
+                if (network.get("Labels") or {}).get(LABEL_TENANT) in keep:
+                    left += 1
+                    continue
+                try:
+                    client.api.remove_network(network["Id"])
+                    log.info("removed the Docker network %s", network["Name"])
+                except docker.errors.NotFound:
+                    pass
+                except docker.errors.APIError:  # still in use (a container being stopped)
+                    left += 1
+                self._networks.discard(network["Name"])
+            if left == 0 and self.settings.docker_firewall:
+                self.firewall.remove()
+
+        async with self._network_lock:
+            await self._call(prune)
 
     async def _create(self, spec: PodSpec) -> str:
         """Create (not start) the container of ``spec``; its id. ContainerExists: adopt."""
@@ -503,17 +589,17 @@ class DockerBackend(Backend):
             labels = (existing.get("Config") or {}).get("Labels") or {}
             raise ContainerExists(spec.name, existing["Id"], labels)
 
-        await self._ensure_network()
+        network = await self._ensure_network(spec)
         try:
             created = await self._call(create)
             if created is None:
-                self._network_ready = False
-                await self._ensure_network()
+                self._networks.discard(network)
+                await self._ensure_network(spec)
                 created = await self._call(create)
         except ImageNotFound as exc:
             raise ImageNotFound(f"image {spec.image} is not on the engine: {exc}") from exc
         if created is None:
-            raise BackendError(f"the network {self.settings.docker_network} keeps vanishing")
+            raise BackendError(f"the network {network} keeps vanishing")
         log.info("created container %s (%s) from %s", short(created), spec.name, spec.image)
         return created
 
