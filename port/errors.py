@@ -44,6 +44,12 @@ class Unauthenticated(ClientError):
     code = "UNAUTHENTICATED"
 
 
+class QuotaExceeded(ClientError):
+    """The owner's running Pods would exceed their quota (count, CPUs or memory)."""
+
+    code = "QUOTA_EXCEEDED"
+
+
 class Busy(ClientError):
     """The server is at a limit (open subscriptions, ...); the same request may work later."""
 

@@ -171,6 +171,31 @@ class Settings(BaseSettings):
     max_memory_mb: int | None = Field(
         default=None, gt=0, description="Most memory any Pod may use (caps the flavour's)."
     )
+    default_cpus: float = Field(
+        default=1.0, gt=0, description="CPUs of a Pod whose flavour names none."
+    )
+    default_memory_mb: int = Field(
+        default=1024, gt=0, description="Memory of a Pod whose flavour names none."
+    )
+    quota_pods: int | None = Field(
+        default=10, ge=0, description="Most running Pods per user (none: no quota)."
+    )
+    quota_cpus: float | None = Field(
+        default=None, ge=0, description="Most CPUs per user, summed over running Pods."
+    )
+    quota_memory_mb: int | None = Field(
+        default=None, ge=0, description="Most memory per user, summed over running Pods."
+    )
+    read_only_apps: list[str] = Field(
+        default_factory=list,
+        description="Apps (identifiers, JSON list) whose Pods get a read-only root "
+        "filesystem (with a writable /tmp).",
+    )
+    non_root_apps: list[str] = Field(
+        default_factory=list,
+        description="Apps (identifiers, JSON list) whose Pods run as user and group "
+        "65534 (nobody) whatever their image says.",
+    )
     docker_host: str | None = Field(
         default=None, description="Docker engine URL (default: DOCKER_HOST or the local socket)."
     )
@@ -222,6 +247,17 @@ class Settings(BaseSettings):
         "Docker's default set.",
     )
     docker_pids_limit: int = Field(default=1024, ge=16, description="Most processes per Pod.")
+    docker_log_max_mb: int = Field(
+        default=10, ge=1, description="A Pod's output file is rotated at this size."
+    )
+    docker_log_files: int = Field(
+        default=3, ge=1, description="Rotated output files kept per Pod (the rest dropped)."
+    )
+    logs_max_kb: int = Field(
+        default=1024,
+        ge=1,
+        description="Most output one `logs` read returns, whatever its `tail`: the newest.",
+    )
 
     # --- jobs and polling (docs/jobs.md) ---------------------------------------------
     poll_seconds: float = Field(

@@ -110,6 +110,8 @@ def pod_spec(settings: Settings, pod: Pod, setup: Setup) -> PodSpec:
         mounts=tuple(settings.docker_mounts.get(app, ())),
         tenant=setup.id,
         offline=app in settings.offline_apps,
+        read_only=app in settings.read_only_apps,
+        user="65534:65534" if app in settings.non_root_apps else None,
     )
 
 

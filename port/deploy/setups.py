@@ -19,7 +19,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 import semver
-from sqlalchemy import Select, select
+from sqlalchemy import Select, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import selectinload
 
@@ -31,7 +31,7 @@ from port.deploy.backends.base import PodStatus
 from port.deploy.models import Pod, Setup, SetupEvent
 from port.deploy.selection import Candidate, Capabilities, Selection, gpus_for
 from port.deploy.selection import select as select_flavour
-from port.errors import Conflict, Forbidden, InvalidInput, NotFound
+from port.errors import Conflict, Forbidden, InvalidInput, NotFound, QuotaExceeded
 from port.orm import utcnow
 from port.settings import Settings
 
@@ -252,7 +252,8 @@ def plan_pod(setup: Setup, release: Release, caps: Capabilities, settings: Setti
     selection = choose(release, caps, setup.flavour)
     flavour = next(f for f in release.flavours if f.name == selection.flavour)
     max_memory = settings.max_memory_mb << 20 if settings.max_memory_mb else None
-    memory = _capped(flavour.memory, max_memory)
+    # A flavour that names no limit gets the admin's default: never "unlimited".
+    memory = _capped(flavour.memory or settings.default_memory_mb << 20, max_memory)
     gpus, vendor = gpus_for(flavour.selectors, caps)
     return Pod(
         setup_id=setup.id,
@@ -261,7 +262,7 @@ def plan_pod(setup: Setup, release: Release, caps: Capabilities, settings: Setti
         image=flavour.image,
         backend=settings.backend,
         selection=selection.as_json(),
-        cpus=_capped(flavour.cpus, settings.max_cpus),
+        cpus=_capped(flavour.cpus or settings.default_cpus, settings.max_cpus),
         memory=int(memory) if memory is not None else None,
         gpus=gpus,
         gpu_vendor=vendor,
@@ -295,6 +296,7 @@ async def start_setup(
     if release is None:  # pragma: no cover - the foreign key cascades
         raise NotFound("the setup's release is gone")
     pod = plan_pod(setup, release, caps, settings)
+    await check_quota(session, setup, pod, settings)
     session.add(pod)
     await session.flush()
     record(
@@ -305,6 +307,39 @@ async def start_setup(
         pod,
     )
     return pod
+
+
+async def check_quota(session: AsyncSession, setup: Setup, pod: Pod, settings: Settings) -> None:
+    """QUOTA_EXCEEDED when ``pod`` would take its owner past a quota; an update's new
+    Pod is not counted (it replaces one)."""
+    used = (
+        await session.execute(
+            select(func.count(Pod.id), func.sum(Pod.cpus), func.sum(Pod.memory))
+            .join(Setup, Setup.id == Pod.setup_id)
+            .where(
+                Setup.owner_id == setup.owner_id,
+                Setup.id != setup.id,
+                Setup.wants_running.is_(True),
+                Pod.retired.is_(False),
+                Pod.candidate.is_(False),
+            )
+        )
+    ).one()
+    # PostgreSQL sums BIGINTs as NUMERIC: back to plain numbers.
+    pods = int(used[0]) + 1
+    cpus = float(used[1] or 0) + (pod.cpus or 0)
+    memory = int(used[2] or 0) + (pod.memory or 0)
+    if settings.quota_pods is not None and pods > settings.quota_pods:
+        raise QuotaExceeded(f"at most {settings.quota_pods} running pods per user")
+    if settings.quota_cpus is not None and cpus > settings.quota_cpus:
+        raise QuotaExceeded(
+            f"{cpus:g} CPUs would be more than the {settings.quota_cpus:g} allowed per user"
+        )
+    if settings.quota_memory_mb is not None and memory > settings.quota_memory_mb << 20:
+        raise QuotaExceeded(
+            f"{memory >> 20} MB of memory would be more than the "
+            f"{settings.quota_memory_mb} MB allowed per user"
+        )
 
 
 def stop_setup(session: AsyncSession, setup: Setup) -> None:

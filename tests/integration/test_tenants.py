@@ -19,16 +19,18 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from port import db
 from port.accounts.principal import Principal
+from port.catalogue.models import Flavour
 from port.deploy import setups
 from port.deploy.backends.base import LABEL_INSTANCE
 from port.deploy.backends.docker import DockerBackend
 from port.deploy.instance import resolved
 from port.deploy.models import Pod, SetupEvent
 from port.deploy.reconciler import Reconciler, pod_spec
+from port.errors import QuotaExceeded
 from port.settings import Settings
 from tests.conftest import Catalogue
 from tests.deployfakes import add_app, add_user
@@ -397,3 +399,86 @@ async def _iptables() -> str:
         subprocess.run, ["iptables", "-S"], capture_output=True, text=True, check=True
     )
     return done.stdout
+
+
+async def test_pods_get_default_limits_rotated_logs_and_the_admins_options(
+    lab: MakeLab, docker_images: TestImages
+) -> None:
+    """Repro: a manifest without resources ran unlimited (Memory=0 NanoCpus=0), logs grew
+    without bound, and every Pod ran as root on a writable root filesystem."""
+    world: Lab = await lab(
+        docker_images["forever"],
+        docker_images["forever"],
+        default_cpus=0.5,
+        default_memory_mb=128,
+        read_only_apps=["alpha"],
+        non_root_apps=["alpha"],
+    )
+    async with world.catalogue.sessions() as session, session.begin():
+        await session.execute(update(Flavour).values(cpus=None, memory=None))
+    pod = await world.running(await world.create("alice", "alpha"))
+    container = world.client.containers.get(pod.container_id)
+    host = container.attrs["HostConfig"]
+    assert host["NanoCpus"] == 500_000_000
+    assert host["Memory"] == 128 << 20
+    assert host["PidsLimit"] == world.settings.docker_pids_limit
+    assert host["LogConfig"] == {
+        "Type": "json-file",
+        "Config": {"max-file": "3", "max-size": "10m"},
+    }
+    assert host["ReadonlyRootfs"] is True
+    assert _in_pod(container, "id", "-u") == (0, "65534\n")
+    code, said = _in_pod(container, "touch", "/written")
+    assert code != 0
+    assert "Read-only file system" in said
+    assert _in_pod(container, "touch", "/tmp/scratch")[0] == 0
+
+    bob = world.client.containers.get(
+        (await world.running(await world.create("bob", "beta"))).container_id
+    )
+    assert bob.attrs["HostConfig"]["ReadonlyRootfs"] is False  # not an app the admin named
+    assert _in_pod(bob, "id", "-u") == (0, "0\n")
+
+
+async def test_a_users_running_pods_stay_within_their_quota(
+    lab: MakeLab, docker_images: TestImages
+) -> None:
+    """Repro: one user started 25 unlimited Pods in seconds. Now a quota of running Pods
+    (and of their CPUs and memory) stops them with QUOTA_EXCEEDED; others are unaffected."""
+    world: Lab = await lab(docker_images["forever"], docker_images["forever"], quota_pods=1)
+    first = await world.create("alice", "alpha")
+    with pytest.raises(QuotaExceeded, match="at most 1 running pods per user") as raised:
+        await world.create("alice", "beta")
+    assert raised.value.code == "QUOTA_EXCEEDED"
+    await world.create("bob", "beta")  # bob has a quota of his own
+    async with world.catalogue.sessions() as session, session.begin():
+        setups.stop_setup(session, await setups.get_setup(session, world.users["alice"], first))
+    await world.create("alice", "beta")  # a stopped Setup frees its place
+
+    world.settings = world.settings.model_copy(update={"quota_pods": None, "quota_memory_mb": 1536})
+    with pytest.raises(QuotaExceeded, match="2048 MB of memory"):
+        await world.create("bob", "alpha")  # bob runs beta (1 GiB) already
+
+
+async def test_logs_are_bounded_in_bytes_whatever_the_tail(
+    lab: MakeLab, docker_images: TestImages
+) -> None:
+    """Repro: `logs(tail: 10000)` of a chatty Pod answered tens of MB at once."""
+    chatty = docker_images.add(
+        "chatty",
+        [
+            'CMD ["sh", "-c", "i=0; while [ $i -lt 3000 ]; do i=$((i+1)); '
+            "echo line $i of a chatty app that writes a lot; done; echo last line; "
+            'while true; do sleep 1; done"]'
+        ],
+    )
+    world: Lab = await lab(chatty, chatty, logs_max_kb=4)
+    pod = await world.running(await world.create("alice", "alpha"))
+    for _ in range(100):
+        output = await world.reconciler.backend.logs(pod.container_id or "", 10_000)
+        if output.endswith("last line\n"):
+            break
+        await asyncio.sleep(0.1)
+    assert output.endswith("last line\n")
+    assert len(output.encode()) <= 4 * 1024
+    assert output.startswith("line ")  # whole lines only

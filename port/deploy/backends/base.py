@@ -114,6 +114,8 @@ class PodSpec:
     # The isolation unit (the Setup's id): Pods of two tenants never share a network.
     tenant: int = 0
     offline: bool = False  # no route out at all (an admin's PORT_OFFLINE_APPS)
+    read_only: bool = False  # a read-only root filesystem, a writable /tmp
+    user: str | None = None  # "uid:gid" to run as, whatever the image says
 
     @property
     def pod_id(self) -> int:

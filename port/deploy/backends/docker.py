@@ -457,7 +457,20 @@ class DockerBackend(Backend):
             # mounts it into the container, so FROM-scratch images get it too.
             "init": True,
             "volumes": [self._bind(mount) for mount in spec.mounts],
+            # Rotated, so a chatty Pod cannot fill the engine's disk.
+            "log_config": docker.types.LogConfig(
+                type="json-file",
+                config={
+                    "max-size": f"{settings.docker_log_max_mb}m",
+                    "max-file": str(settings.docker_log_files),
+                },
+            ),
+            "read_only": spec.read_only,
         }
+        if spec.read_only:
+            options["tmpfs"] = {"/tmp": "rw,noexec,nosuid,size=64m"}  # noqa: S108 - in the Pod
+        if spec.user is not None:
+            options["user"] = spec.user
         if spec.cpus is not None:
             # At least 1/100 CPU: 0 would mean "no limit" to the engine.
             options["nano_cpus"] = max(int(spec.cpus * 1e9), MIN_NANO_CPUS)
@@ -683,12 +696,26 @@ class DockerBackend(Backend):
         output of a Pod whose container may have been removed a moment ago.
         """
 
+        limit = self.settings.logs_max_kb << 10
+
         def read(client: Any) -> bytes:
+            # Streamed and trimmed as it comes: `tail` lines of any length cost at most
+            # twice the byte limit in memory, and the newest `limit` bytes are kept.
             try:
-                output: bytes = client.api.logs(container_id, stdout=True, stderr=True, tail=tail)
+                chunks = client.api.logs(
+                    container_id, stdout=True, stderr=True, tail=tail, stream=True, follow=False
+                )
             except docker.errors.NotFound:
                 return b""
-            return output
+            kept = bytearray()
+            for chunk in chunks:
+                kept += chunk
+                if len(kept) > 2 * limit:
+                    del kept[:-limit]
+            if len(kept) > limit:
+                del kept[:-limit]
+                del kept[: kept.find(b"\n") + 1]  # no half line at the top
+            return bytes(kept)
 
         return (await self._call(read)).decode(errors="replace")
 
