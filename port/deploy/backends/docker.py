@@ -571,7 +571,7 @@ class DockerBackend(Backend):
                     client.api.remove_network(network["Id"])
                     log.info("removed the Docker network %s", network["Name"])
                 except docker.errors.NotFound:
-                    pass
+                    pass  # removed by someone else meanwhile: what we wanted
                 except docker.errors.APIError:  # still in use (a container being stopped)
                     left += 1
                 self._networks.discard(network["Name"])

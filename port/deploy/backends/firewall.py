@@ -190,5 +190,5 @@ def host_resolvers(path: Path = Path("/etc/resolv.conf")) -> list[str]:
                     if not address.is_loopback:
                         servers.append(str(address))
     except OSError:
-        pass
+        return []  # no resolv.conf: the engine gives Pods public resolvers then
     return servers

@@ -42,7 +42,7 @@ def upgrade() -> None:
             with op.batch_alter_table(
                 name, recreate="always", table_kwargs={"sqlite_autoincrement": True}
             ):
-                pass
+                pass  # the rebuild with the new table options is the whole change
     op.create_table(
         "installation",
         sa.Column("id", sa.Integer(), nullable=False),
