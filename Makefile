@@ -4,9 +4,10 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
-# The embedded default for `make run`: SQLite and mirrors in ./.data, local repos allowed.
+# The embedded default for `make run`: SQLite and mirrors in ./.data, local repos and
+# the examples' registry (localhost:5000) allowed.
 DATA ?= $(CURDIR)/.data
-RUN_ENV := PORT_DATA_DIR=$(DATA) PORT_ALLOW_LOCAL_REPOS=true
+RUN_ENV := PORT_DATA_DIR=$(DATA) PORT_ALLOW_LOCAL_REPOS=true PORT_ALLOWED_REGISTRIES='["localhost:5000"]'
 
 .DEFAULT_GOAL := help
 .PHONY: help install run demo test lint format typecheck unit services bench clean

@@ -34,7 +34,15 @@ from manifests.fields import (
     parse_memory,
 )
 from manifests.selectors import Selector
-from manifests.specs import AppSpec, FlavourSpec, Parsed, ReleaseSpec, Requirement, Resources
+from manifests.specs import (
+    AppSpec,
+    FlavourSpec,
+    Parsed,
+    ReleaseSpec,
+    Requirement,
+    Resources,
+    Sandbox,
+)
 from manifests.versions import normalise_version
 from manifests.yamlload import MAX_BYTES, LoadedYaml, YamlLoadError, load_yaml
 
@@ -126,12 +134,23 @@ class ResourcesModel(_Strict):
     memory: Memory | None = Field(default=None, description="Bytes, or a size like 8g / 512m.")
 
 
+class SandboxModel(_Strict):
+    """What the image supports; Port runs it so by default."""
+
+    read_only: bool = Field(
+        default=False,
+        description="Runs with a read-only root filesystem (writes only to /tmp).",
+    )
+    non_root: bool = Field(default=False, description="Runs as any unprivileged user.")
+
+
 class FlavourModel(_Strict):
     """One build of the release."""
 
     image: Image
     selectors: list[Selector] = Field(default_factory=list)
     resources: ResourcesModel = Field(default_factory=ResourcesModel)
+    sandbox: SandboxModel = Field(default_factory=SandboxModel)
 
 
 class PortManifest(_Strict):
@@ -219,6 +238,7 @@ def to_release(manifest: PortManifest, version: str) -> ReleaseSpec:
             image=flavour.image,
             selectors=tuple(flavour.selectors),
             resources=Resources(cpus=flavour.resources.cpus, memory=flavour.resources.memory),
+            sandbox=Sandbox(read_only=flavour.sandbox.read_only, non_root=flavour.sandbox.non_root),
         )
         for name, flavour in manifest.flavours.items()
     )

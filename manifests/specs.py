@@ -50,6 +50,15 @@ class Resources:
 
 
 @dataclass(frozen=True, slots=True)
+class Sandbox:
+    """What an image says it runs under: a read-only root filesystem (it writes only to
+    ``/tmp``) and any unprivileged user. Port then runs it so by default."""
+
+    read_only: bool = False
+    non_root: bool = False
+
+
+@dataclass(frozen=True, slots=True)
 class FlavourSpec:
     """One build of a release: an image and the hardware it needs or prefers."""
 
@@ -57,6 +66,7 @@ class FlavourSpec:
     image: str
     selectors: tuple[Selector, ...] = ()
     resources: Resources = field(default_factory=Resources)
+    sandbox: Sandbox = field(default_factory=Sandbox)
 
 
 @dataclass(frozen=True, slots=True)

@@ -13,7 +13,7 @@ from pydantic import BaseModel, Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from indexer.limits import Limits
-from port import outbound
+from port import outbound, registries
 from port.errors import PortError
 
 _LIMITS = Limits()  # the indexer's defaults are Port's defaults
@@ -220,6 +220,12 @@ class Settings(BaseSettings):
         description="Networks (CIDR, JSON list) Pods may reach although they are private "
         "or the host's, e.g. '[\"10.20.0.5/32\"]' for the lab's Arkitekt server.",
     )
+    allowed_registries: list[str] = Field(
+        default_factory=list,
+        description="Registries (host[:port], JSON list) images may come from although "
+        "they are on a private, loopback or link-local address, e.g. "
+        "'[\"registry.lab:5000\"]'. Entries match exactly.",
+    )
     offline_apps: list[str] = Field(
         default_factory=list,
         description="Apps (identifiers, JSON list) whose Pods get no route out at all, "
@@ -335,6 +341,11 @@ class Settings(BaseSettings):
     @classmethod
     def _networks(cls, value: list[str]) -> list[str]:
         return [str(n) for n in outbound.networks(value)]
+
+    @field_validator("allowed_registries")
+    @classmethod
+    def _registries(cls, value: list[str]) -> list[str]:
+        return [registries.normalise(entry) for entry in value]
 
     @field_validator("docker_network")
     @classmethod

@@ -67,6 +67,12 @@ class ResourcesType:
     memory: Long | None = strawberry.field(description="Bytes.")
 
 
+@strawberry.type(name="Sandbox", description="What a flavour's image says it runs under.")
+class SandboxType:
+    read_only: bool = strawberry.field(description="A read-only root filesystem (/tmp writable).")
+    non_root: bool = strawberry.field(description="Any unprivileged user.")
+
+
 @strawberry.type(name="Flavour", description="One build of a release: an image and its needs.")
 class FlavourType(Loaded):
     loader: ClassVar[str] = "flavour"
@@ -75,6 +81,9 @@ class FlavourType(Loaded):
     image: str
     selectors: JSON = strawberry.field(description="Normalised selectors, as stored.")
     resources: ResourcesType
+    sandbox: SandboxType = strawberry.field(
+        description="Port runs the flavour's Pods so by default."
+    )
     release_id: strawberry.Private[int]
 
     @classmethod
@@ -87,6 +96,7 @@ class FlavourType(Loaded):
             resources=ResourcesType(
                 cpus=row.cpus, memory=Long(row.memory) if row.memory is not None else None
             ),
+            sandbox=SandboxType(read_only=row.read_only, non_root=row.non_root),
             release_id=row.release_id,
         )
 

@@ -67,6 +67,8 @@ def _flavour_row(position: int, spec: FlavourSpec) -> dict[str, Any]:
         "selectors": [s.model_dump(mode="json") for s in spec.selectors],
         "cpus": spec.resources.cpus,
         "memory": spec.resources.memory,
+        "read_only": spec.sandbox.read_only,
+        "non_root": spec.sandbox.non_root,
     }
 
 

@@ -18,6 +18,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    false,
 )
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
@@ -132,6 +133,9 @@ class Flavour(Base):
     selectors: Mapped[list[dict[str, Any]]] = mapped_column(JSONType, default=list)
     cpus: Mapped[float | None] = mapped_column(Float)
     memory: Mapped[int | None] = mapped_column(BigInteger)
+    # What the image says it supports (port.yaml's sandbox): Pods run so by default.
+    read_only: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    non_root: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
 
     release: Mapped[Release] = relationship(back_populates="flavours")
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path
 
@@ -13,13 +13,15 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from indexer.errors import IndexerError
-from indexer.result import IndexResult, Previous, RepoSpec
+from indexer.result import FoundRelease, IndexResult, Previous, RepoSpec
 from indexer.scan import Limits, Progress, index_repo
 from indexer.urls import redact
+from manifests.errors import ManifestError
 from port.catalogue.ingest import Changes, error_rows, ingest
 from port.catalogue.models import IndexRun, Repo
 from port.metrics import observe_index_run
 from port.orm import utcnow
+from port.registries import Registries
 from port.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -89,6 +91,7 @@ async def scan_repo(
         return await _record_failure(
             sessions, repo_id, started, str(exc), remote=True, transient=exc.transient
         )
+    await asyncio.to_thread(screen_registries, result, Registries(settings.allowed_registries))
 
     try:
         return await _ingest_and_record(sessions, repo_id, spec, result, started)
@@ -101,6 +104,40 @@ async def scan_repo(
             started,
             f"the index result could not be stored ({type(exc).__name__})",
         )
+
+
+def screen_registries(result: IndexResult, registries: Registries) -> None:
+    """Drop the flavours whose image comes from a refused registry, each a located error.
+
+    A release left without flavours is dropped too, and a tag whose whole release was
+    refused counts as broken: its last good release stands, as for any broken manifest.
+    Blocks on name lookups (one per registry): call it from a thread.
+    """
+    kept: list[FoundRelease] = []
+    for found in result.releases:
+        flavours = []
+        for flavour in found.spec.flavours:
+            why = registries.refusal(flavour.image)
+            if why is None:
+                flavours.append(flavour)
+                continue
+            native = found.source == "port"
+            result.errors.append(
+                ManifestError(
+                    file=found.file,
+                    ref=found.ref,
+                    path=f"flavours.{flavour.name}.image" if native else "image",
+                    message=f"{found.spec.app.identifier} {found.spec.version} flavour "
+                    f"{flavour.name}: image {flavour.image} refused: {why}",
+                )
+            )
+        if len(flavours) == len(found.spec.flavours):
+            kept.append(found)
+        elif flavours:
+            kept.append(replace(found, spec=replace(found.spec, flavours=tuple(flavours))))
+        elif found.source == "port":
+            result.tags_read.discard(found.ref)
+    result.releases = kept
 
 
 async def _record_failure(

@@ -12,7 +12,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import BigInteger, Boolean, Float, ForeignKey, Integer, String, Text
+from sqlalchemy import BigInteger, Boolean, Float, ForeignKey, Integer, String, Text, false
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from port.accounts.models import User
@@ -68,6 +68,8 @@ class Pod(Base):
     memory: Mapped[int | None] = mapped_column(BigInteger)
     gpus: Mapped[int] = mapped_column(Integer, default=0)
     gpu_vendor: Mapped[str | None] = mapped_column(String(16))  # nvidia|amd, with gpus > 0
+    read_only: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    non_root: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     container_id: Mapped[str | None] = mapped_column(String(128))
     status: Mapped[str] = mapped_column(String(16), default="PENDING")
     message: Mapped[str | None] = mapped_column(Text)  # why it failed / is unknown

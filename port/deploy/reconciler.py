@@ -59,6 +59,7 @@ from port.deploy.setups import record
 from port.jobs.models import Job
 from port.jobs.queue import backoff, update_key
 from port.orm import utcnow
+from port.registries import Registries
 from port.settings import Settings
 
 # What pod_spec reads of a Pod, loaded with it in one query (a pass loads every Pod).
@@ -110,8 +111,9 @@ def pod_spec(settings: Settings, pod: Pod, setup: Setup) -> PodSpec:
         mounts=tuple(settings.docker_mounts.get(app, ())),
         tenant=setup.id,
         offline=app in settings.offline_apps,
-        read_only=app in settings.read_only_apps,
-        user="65534:65534" if app in settings.non_root_apps else None,
+        # What the image says it supports, or what the admin asks of the app.
+        read_only=pod.read_only or app in settings.read_only_apps,
+        user="65534:65534" if pod.non_root or app in settings.non_root_apps else None,
     )
 
 
@@ -382,6 +384,7 @@ class Reconciler:
         spec = pod_spec(self.settings, pod, setup)
         pod.next_attempt_at = None
         try:
+            await self._check_registry(pod)
             await self._ensure_image(session, pod)
             await self._still_wanted(session, setup, pod)
             self._set(pod, PodStatus.STARTING)
@@ -412,6 +415,16 @@ class Reconciler:
         # Exited already, or still starting: the next pass (woken by its event) decides.
         self.wake()
         return None
+
+    async def _check_registry(self, pod: Pod) -> None:
+        """BackendError unless the settings let ``pod``'s image come from its registry.
+
+        Checked before every start, not only at index time: an admin may have taken a
+        registry off the list, or its name may now point elsewhere."""
+        registries = Registries(self.settings.allowed_registries)
+        why = await asyncio.to_thread(registries.refusal, pod.image)
+        if why is not None:
+            raise BackendError(f"image {pod.image} refused: {why}")
 
     @staticmethod
     async def _still_wanted(session: AsyncSession, setup: Setup, pod: Pod) -> None:

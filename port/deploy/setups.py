@@ -266,6 +266,8 @@ def plan_pod(setup: Setup, release: Release, caps: Capabilities, settings: Setti
         memory=int(memory) if memory is not None else None,
         gpus=gpus,
         gpu_vendor=vendor,
+        read_only=flavour.read_only,
+        non_root=flavour.non_root,
         status="PENDING",
     )
 

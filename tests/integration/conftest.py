@@ -294,6 +294,8 @@ def docker_settings(
             "data_dir": tmp_path / "data",
             "docker_network": docker_network,
             "stop_timeout_seconds": 1,
+            # The local test registry is on loopback: allowed, as a lab's own would be.
+            "allowed_registries": [os.environ.get("PORT_TEST_REGISTRY") or "127.0.0.1:5000"],
         }
         return Settings(instance=instance, **{**defaults, **overrides})
 

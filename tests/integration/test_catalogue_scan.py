@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import pytest
-from sqlalchemy import func, select
+import yaml
+from sqlalchemy import func, select, update
 from sqlalchemy.exc import DataError
 
 from port.catalogue import scanning
 from port.catalogue.ingest import Changes
-from port.catalogue.models import IndexRun
+from port.catalogue.models import Flavour, IndexRun, Repo
 from port.catalogue.queries import app_document, list_apps
 from port.catalogue.repos import add_repo
 from port.catalogue.scanning import ScanOutcome, scan_repo
@@ -337,3 +338,73 @@ async def test_a_result_the_database_refuses_ends_in_a_failed_run(
     monkeypatch.undo()
     retried = await scan(catalogue, repo_id, local_remote)  # nothing was half-written
     assert retried.run.added == ["fiji 1.0.0"]
+
+
+def _with_image(manifest: str, flavour: str, image: str) -> str:
+    doc = yaml.safe_load(manifest)
+    doc["flavours"][flavour]["image"] = image
+    return yaml.safe_dump(doc, sort_keys=False)
+
+
+async def test_images_from_the_servers_own_network_are_refused_where_they_are_written(
+    catalogue: Catalogue, local_remote: Remote
+) -> None:
+    """Repro: a manifest image on 127.0.0.1 would make the engine request the host's own
+    loopback. Each such flavour is a located error; the rest of the release stands; a
+    release with nothing left is not added."""
+    work = local_remote.work
+    two = port_yaml("napari", "1.0.0", ("cpu", "loop"))
+    one = port_yaml("napari", "1.1.0", ("loop",))
+    work.commit("1.0.0", {"port.yaml": _with_image(two, "loop", "127.0.0.1:8000/graphql:1")})
+    work.tag("v1.0.0")
+    work.commit("1.1.0", {"port.yaml": _with_image(one, "loop", "127.0.0.1:8000/graphql:1")})
+    work.tag("v1.1.0")
+    metadata = app_image("renamer", "0.1.0")
+    metadata["image"] = {"imageString": "169.254.169.254/latest:meta-data"}
+    work.commit("ark", {".arkitekt_next/deployments.yaml": app_images_yaml(metadata)})
+    repo_id = await register(catalogue, local_remote.url)
+
+    outcome = await scan(catalogue, repo_id, local_remote)
+    assert outcome.run.added == ["napari 1.0.0"]
+    errors = sorted(outcome.run.errors, key=lambda e: e.file)
+    assert [(e.file, e.ref, e.path) for e in errors] == [
+        (".arkitekt_next/deployments.yaml", errors[0].ref, "image"),
+        ("port.yaml", "v1.0.0", "flavours.loop.image"),
+        ("port.yaml", "v1.1.0", "flavours.loop.image"),
+    ]
+    assert "renamer 0.1.0 flavour vanilla: image 169.254.169.254/latest:meta-data" in (
+        errors[0].message
+    )
+    assert "the registry 127.0.0.1:8000 is on this server's own network" in errors[1].message
+    doc = await catalogue_doc(catalogue)
+    assert set(doc) == {"napari"}
+    [release] = doc["napari"]["releases"]  # type: ignore[misc]
+    assert [f["name"] for f in release["flavours"]] == ["cpu"]
+
+    # An admin allows the registry: the next full index keeps the flavour.
+    await scan(catalogue, repo_id, local_remote)  # unchanged: nothing re-read
+    async with catalogue.sessions() as session, session.begin():
+        await session.execute(update(Repo).where(Repo.id == repo_id).values(refs={}))
+    allowed = catalogue.settings.model_copy(
+        update={"allowed_registries": ["127.0.0.1:8000", "169.254.169.254"]}
+    )
+    again = await scan_repo(catalogue.sessions, allowed, repo_id)
+    assert again.run.errors == []
+    doc = await catalogue_doc(catalogue)
+    assert set(doc) == {"napari", "renamer"}
+    flavours = {r["version"]: [f["name"] for f in r["flavours"]] for r in doc["napari"]["releases"]}  # type: ignore[index,union-attr]
+    assert flavours == {"1.1.0": ["loop"], "1.0.0": ["cpu", "loop"]}
+
+
+async def test_what_an_image_supports_reaches_the_catalogue(
+    catalogue: Catalogue, local_remote: Remote
+) -> None:
+    doc = yaml.safe_load(port_yaml("napari", "1.0.0", ("cpu", "gpu")))
+    doc["flavours"]["cpu"]["sandbox"] = {"read_only": True, "non_root": True}
+    publish(local_remote, "v1.0.0", yaml.safe_dump(doc, sort_keys=False))
+    await scanned(catalogue, local_remote)
+    async with catalogue.sessions() as session:
+        rows = await session.execute(
+            select(Flavour.name, Flavour.read_only, Flavour.non_root).order_by(Flavour.name)
+        )
+        assert [tuple(row) for row in rows] == [("cpu", True, True), ("gpu", False, False)]

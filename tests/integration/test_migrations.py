@@ -16,7 +16,7 @@ from sqlalchemy.orm import selectinload
 
 from port import db
 from port.catalogue.models import Release
-from port.deploy.models import Pod, Setup, SetupEvent
+from port.deploy.models import Pod, Setup
 from port.tables import metadata
 from tests.conftest import Catalogue
 from tests.deployfakes import add_app, add_user
@@ -37,29 +37,37 @@ def _sqlite_rows(path: Path, sql: str) -> list[tuple[Any, ...]]:
         return connection.execute(sql).fetchall()
 
 
-async def _a_deployed_catalogue(url: str) -> None:
-    """What a running installation holds: a user's Setup with a Pod and its events."""
-    engine = db.create_engine(url)
-    try:
-        async with db.sessionmaker(engine)() as session, session.begin():
-            user = await add_user(session, "alice")
-            app = await add_app(session)
-            release = (await session.scalars(select(Release))).one()
-            setup = Setup(owner_id=user.id, app_id=app.id, release_id=release.id, env={})
-            session.add(setup)
-            await session.flush()
-            pod = Pod(
-                setup_id=setup.id,
-                release_id=release.id,
-                flavour="cpu",
-                image="img/cpu:1",
-                backend="docker",
-            )
-            session.add(pod)
-            await session.flush()
-            session.add(SetupEvent(setup_id=setup.id, pod_id=pod.id, kind="CREATED"))
-    finally:
-        await engine.dispose()
+# What a running installation held at 0007: a user's Setup with a Pod and its event.
+# Plain SQL of that schema, not the models: they describe the newest schema.
+_AT_0007 = """
+INSERT INTO users (id, name, is_admin, created_at) VALUES (1, 'alice', 0, '2026-01-01');
+INSERT INTO repos (id, url, manifest_path, tag_prefix, created_at, refs)
+    VALUES (1, 'https://example.org/stardist.git', 'port.yaml', '', '2026-01-01', '{}');
+INSERT INTO apps (id, identifier, repo_id, name, description, categories, scopes,
+    requirements, created_at, updated_at)
+    VALUES (1, 'stardist', 1, 'Stardist', '', '[]', '[]', '[]', '2026-01-01', '2026-01-01');
+INSERT INTO releases (id, app_id, version, source, current, withdrawn, git_ref, "commit",
+    file, app_meta, created_at, updated_at)
+    VALUES (1, 1, '1.0.0', 'port', 1, 0, 'v1.0.0', 'abc', 'port.yaml', '{}', '2026-01-01',
+    '2026-01-01');
+INSERT INTO flavours (id, release_id, name, position, image, selectors)
+    VALUES (1, 1, 'cpu', 0, 'img/cpu:1', '[]');
+INSERT INTO setups (id, owner_id, app_id, release_id, update_policy, include_prereleases,
+    env, wants_running, created_at, updated_at)
+    VALUES (1, 1, 1, 1, 'manual', 0, '{}', 1, '2026-01-01', '2026-01-01');
+INSERT INTO pods (id, setup_id, release_id, flavour, image, backend, selection, gpus,
+    status, restarts, failures, restart_requested, retired, created_at)
+    VALUES (1, 1, 1, 'cpu', 'img/cpu:1', 'docker', '{}', 0, 'RUNNING', 0, 0, 0, 0,
+    '2026-01-01');
+INSERT INTO setup_events (id, setup_id, pod_id, kind, message, at)
+    VALUES (1, 1, 1, 'CREATED', '', '2026-01-01');
+"""
+
+
+def _a_deployed_catalogue(path: Path) -> None:
+    with closing(sqlite3.connect(path)) as connection:
+        connection.executescript(_AT_0007)
+        connection.commit()
 
 
 async def test_sqlite_tables_are_rebuilt_with_autoincrement_and_keep_every_row(
@@ -70,7 +78,7 @@ async def test_sqlite_tables_are_rebuilt_with_autoincrement_and_keep_every_row(
     path = tmp_path / "old.db"
     url = f"sqlite+aiosqlite:///{path}"
     await asyncio.to_thread(db.upgrade, url, "0007")
-    await _a_deployed_catalogue(url)
+    _a_deployed_catalogue(path)
     before = _sqlite_rows(path, "SELECT id, setup_id FROM setup_events")
     await asyncio.to_thread(db.upgrade, url)
 

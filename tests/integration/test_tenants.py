@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import http.server
+import json
 import secrets
 import shutil
 import subprocess
@@ -139,7 +140,7 @@ async def test_a_setup_deleted_during_its_pull_leaves_nothing_for_the_next_tenan
     image, _ = docker_images.push_unique(docker_registry, "slow")
     with DelayingRegistry(docker_registry) as registry:
         slow = image.replace(docker_registry, registry.address, 1)
-        world: Lab = await lab(slow, docker_images["env"])
+        world: Lab = await lab(slow, docker_images["env"], allowed_registries=[registry.address])
         alice_setup = await world.create("alice", "alpha", env={"ALICE_DB_PASSWORD": "x"})
         alice_pod = (await world.pod(alice_setup)).id
         first_pass = asyncio.create_task(world.reconciler.reconcile())
@@ -440,6 +441,24 @@ async def test_pods_get_default_limits_rotated_logs_and_the_admins_options(
     assert _in_pod(bob, "id", "-u") == (0, "0\n")
 
 
+async def test_a_flavour_whose_image_supports_it_runs_read_only_and_non_root(
+    lab: MakeLab, docker_images: TestImages
+) -> None:
+    """port.yaml's ``sandbox`` says what the image supports; no admin setting needed."""
+    world: Lab = await lab(docker_images["forever"], docker_images["forever"])
+    async with world.catalogue.sessions() as session, session.begin():
+        await session.execute(
+            update(Flavour)
+            .where(Flavour.image == docker_images["forever"])
+            .values(read_only=True, non_root=True)
+        )
+    pod = await world.running(await world.create("alice", "alpha"))
+    container = world.client.containers.get(pod.container_id)
+    assert container.attrs["HostConfig"]["ReadonlyRootfs"] is True
+    assert _in_pod(container, "id", "-u") == (0, "65534\n")
+    assert _in_pod(container, "touch", "/tmp/scratch")[0] == 0
+
+
 async def test_a_users_running_pods_stay_within_their_quota(
     lab: MakeLab, docker_images: TestImages
 ) -> None:
@@ -482,3 +501,87 @@ async def test_logs_are_bounded_in_bytes_whatever_the_tail(
     assert output.endswith("last line\n")
     assert len(output.encode()) <= 4 * 1024
     assert output.startswith("line ")  # whole lines only
+
+
+REGISTRY_SECRET = "PORT-INTERNAL-SECRET-4242"
+
+
+class _InternalService(http.server.BaseHTTPRequestHandler):
+    """A service on the host's loopback that answers like a registry with nothing to
+    pull, and puts its own data in the error (as Port's API answered the engine)."""
+
+    requests: list[str]
+
+    def do_GET(self) -> None:
+        self.requests.append(self.path)
+        if self.path == "/v2/":
+            body, status = b"{}", 200
+        else:
+            error = {"code": "MANIFEST_UNKNOWN", "message": REGISTRY_SECRET}
+            body, status = json.dumps({"errors": [error]}).encode(), 404
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    do_HEAD = do_GET
+
+    def log_message(self, *_args: object) -> None:
+        pass
+
+
+@pytest.fixture
+def internal_service() -> Iterator[tuple[str, list[str]]]:
+    """``127.0.0.1:<port>`` of a loopback-only service, and the paths it was asked for."""
+    requests: list[str] = []
+    handler = type("Handler", (_InternalService,), {"requests": requests})
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"127.0.0.1:{server.server_address[1]}", requests
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+async def test_an_image_on_the_hosts_loopback_is_refused_and_the_engine_never_asks(
+    lab: MakeLab, docker_images: TestImages, internal_service: tuple[str, list[str]]
+) -> None:
+    """Repro: a manifest image `127.0.0.1:<port>/...` made the host's engine send requests
+    to the host's loopback. Refused before the pull, in Port's words."""
+    address, requests = internal_service
+    image = f"{address}/graphql:1"
+    world: Lab = await lab(image, docker_images["forever"])
+    setup_id = await world.create("alice", "alpha")
+    await world.reconciler.reconcile()
+    pod = await world.pod(setup_id)
+    assert pod.status == "FAILED"
+    assert pod.message == (
+        f"image {image} refused: the registry {address} is on this server's own network: "
+        "127.0.0.1 is not a public address. Port pulls images only from public registries "
+        "and those an admin allows (PORT_ALLOWED_REGISTRIES)"
+    )
+    assert requests == []
+    assert world.containers() == []
+
+
+async def test_a_failed_pull_says_what_failed_without_the_registrys_words(
+    lab: MakeLab,
+    docker_images: TestImages,
+    internal_service: tuple[str, list[str]],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """An allowed registry's answer reaches the admin's log, never the user's Pod."""
+    address, requests = internal_service
+    image = f"{address}/graphql:1"
+    world: Lab = await lab(image, docker_images["forever"], allowed_registries=[address])
+    setup_id = await world.create("alice", "alpha")
+    await world.reconciler.reconcile()
+    pod = await world.pod(setup_id)
+    assert requests, "the engine never asked the allowed registry"
+    assert pod.status == "FAILED"
+    assert pod.message == f"image {image} cannot be pulled: the registry has no such image"
+    assert REGISTRY_SECRET not in " ".join(m for _, m in await world.events(setup_id))
+    assert REGISTRY_SECRET in caplog.text  # the admin can still see what the engine said

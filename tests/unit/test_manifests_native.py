@@ -7,7 +7,15 @@ import pytest
 from manifests.errors import ManifestError
 from manifests.native import parse_port_manifest
 from manifests.selectors import CpuSelector, CudaSelector, RamSelector
-from manifests.specs import AppSpec, FlavourSpec, Parsed, ReleaseSpec, Requirement, Resources
+from manifests.specs import (
+    AppSpec,
+    FlavourSpec,
+    Parsed,
+    ReleaseSpec,
+    Requirement,
+    Resources,
+    Sandbox,
+)
 
 DESIGN_EXAMPLE = """\
 apiVersion: port/v1
@@ -369,3 +377,24 @@ def test_a_key_that_is_not_a_string_is_an_error() -> None:
     error = only_error(MINIMAL + "1: one\n")
     assert (error.path, error.line) == ("[1]", 7)
     assert error.message == "keys must be strings, got number 1"
+
+
+def test_a_flavour_says_what_its_image_supports() -> None:
+    parsed = parse(MINIMAL + "    sandbox: {read_only: true, non_root: true}\n")
+    [release] = parsed.releases
+    assert release.flavours[0].sandbox == Sandbox(read_only=True, non_root=True)
+    assert parse(MINIMAL).releases[0].flavours[0].sandbox == Sandbox()
+
+
+@pytest.mark.parametrize(
+    ("sandbox", "path", "message"),
+    [
+        ("{read_only: maybe}", "read_only", "must be true or false"),
+        ("{rootless: true}", "rootless", "unknown field 'rootless'"),
+    ],
+)
+def test_bad_sandbox(sandbox: str, path: str, message: str) -> None:
+    error = only_error(MINIMAL + f"    sandbox: {sandbox}\n")
+    assert error.path == f"flavours.vanilla.sandbox.{path}"
+    assert error.line == 7
+    assert message in error.message

@@ -91,8 +91,26 @@ _STATUS = {
 }
 # Engine events after which the reconciler should look at a container again.
 WATCHED_EVENTS = ("start", "die", "oom", "destroy", "health_status")
-# Pull errors that mean "no such image" rather than "the registry failed".
-_MISSING_IMAGE = ("not found", "manifest unknown", "does not exist", "pull access denied")
+# What a pull's failure means, from fragments of the engine's message, in Port's words:
+# users see these, and the engine's own text (which may echo whatever a registry
+# answered) goes to Port's log only. The first two mean "no such image" (ImageNotFound).
+_PULL_FAILURES = (
+    (("manifest unknown", "not found", "does not exist"), "the registry has no such image"),
+    (
+        ("pull access denied", "unauthorized", "denied", "authentication required"),
+        "the registry refused access to it (a private image needs the engine signed in)",
+    ),
+    (("no such host", "lookup "), "the registry's name does not resolve from the engine"),
+    (
+        ("http response to https client", "x509", "tls", "certificate"),
+        "the registry's HTTPS could not be verified (or it speaks only HTTP)",
+    ),
+    (
+        ("connection refused", "dial tcp", "timeout", "timed out", "unreachable"),
+        "the registry could not be reached",
+    ),
+)
+_MISSING = 2  # _PULL_FAILURES[:2] are ImageNotFound
 _HEALTH_IN_STATUS = re.compile(r"\((healthy|unhealthy|health: starting)\)")
 _END = object()  # the end of a stream
 
@@ -424,10 +442,15 @@ class DockerBackend(Backend):
 
     @staticmethod
     def _pull_error(image: str, message: str) -> BackendError:
-        message = message.removeprefix("the Docker engine refused: ")
-        if any(fragment in message.lower() for fragment in _MISSING_IMAGE):
-            return ImageNotFound(f"image {image} cannot be pulled: {message}")
-        return BackendError(f"pulling {image} failed: {message}")
+        log.warning("pulling %s failed: %s", image, message)
+        lowered = message.lower()
+        for index, (fragments, meaning) in enumerate(_PULL_FAILURES):
+            if any(fragment in lowered for fragment in fragments):
+                error = ImageNotFound if index < _MISSING else BackendError
+                return error(f"image {image} cannot be pulled: {meaning}")
+        return BackendError(
+            f"image {image} cannot be pulled: the engine failed (its message is in Port's log)"
+        )
 
     # --- containers --------------------------------------------------------------------
 
