@@ -5,11 +5,11 @@
 FROM python:3.11-slim AS build
 WORKDIR /src
 RUN python -m venv /opt/port
-COPY pyproject.toml README.md ./
+COPY pyproject.toml README.md constraints.txt ./
 COPY manifests ./manifests
 COPY indexer ./indexer
 COPY port ./port
-RUN /opt/port/bin/pip install --no-cache-dir .
+RUN /opt/port/bin/pip install --no-cache-dir -c constraints.txt .
 
 FROM python:3.11-slim
 # git for the indexer; tini reaps git's children and forwards signals.

@@ -10,18 +10,27 @@ DATA ?= $(CURDIR)/.data
 RUN_ENV := PORT_DATA_DIR=$(DATA) PORT_ALLOW_LOCAL_REPOS=true PORT_ALLOWED_REGISTRIES='["localhost:5000"]'
 
 .DEFAULT_GOAL := help
-.PHONY: help install run demo test lint format typecheck unit services bench clean
+.PHONY: help install constraints run demo test lint format typecheck unit services bench clean
 
 help: ## Show this help
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[dev]'
+	$(BIN)/pip install --quiet -c constraints.txt -e '.[dev]'
 	touch $@
 
-install: $(STAMP) ## Create .venv and install Port with its development tools
+install: $(STAMP) ## Create .venv and install Port with its development tools (pinned)
+
+constraints: ## Re-pin constraints.txt: the newest releases pyproject.toml admits
+	rm -rf $(VENV)-pin
+	$(PYTHON) -m venv $(VENV)-pin
+	$(VENV)-pin/bin/pip install --quiet --upgrade pip
+	$(VENV)-pin/bin/pip install --quiet -e '.[dev]'
+	{ echo "# Versions make install and CI use; regenerate with make constraints."; \
+	  $(VENV)-pin/bin/pip freeze --exclude-editable; } > constraints.txt
+	rm -rf $(VENV)-pin
 
 run: $(STAMP) ## Serve the API on the embedded default, with the example apps (DATA=dir)
 	$(RUN_ENV) $(BIN)/port serve --with-examples

@@ -58,6 +58,7 @@ class Progress:
 
 
 @click.group()
+@click.version_option(package_name="port", message="port %(version)s")
 @click.option("-v", "--verbose", is_flag=True, help="Log what Port does to stderr.")
 def main(verbose: bool) -> None:
     """Port: a self-hosted, git-fed app store for containerised apps."""
