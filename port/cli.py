@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import sys
 from pathlib import Path
@@ -26,10 +25,8 @@ from port.cli_deploy import pod_group, setup_group
 from port.clitools import Sessions, echo_json, with_db
 from port.demo import index_examples
 from port.errors import PortError
-from port.jobs.worker import run_worker
-from port.serve import serve
+from port.serve import serve, work
 from port.settings import Settings, get_settings
-from port.work import full_worker
 
 
 class Progress:
@@ -96,7 +93,7 @@ def worker_command() -> None:
     root = logging.getLogger()
     root.setLevel(min(root.level, logging.INFO))  # a daemon's log is its only output
     try:
-        asyncio.run(run_worker(get_settings(), full_worker))
+        work(get_settings())
     except PortError as exc:
         raise click.ClickException(str(exc)) from exc
     except (SQLAlchemyError, OSError) as exc:  # at start: no database to work on

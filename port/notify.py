@@ -32,10 +32,11 @@ from port.jobs.models import Job
 from port.jobs.queue import enqueue
 from port.orm import utcnow
 from port.settings import Settings
-from port.webhooks.forges import hmac_sha256
+from port.signing import hmac_sha256
 
 log = logging.getLogger(__name__)
 
+NOTIFY = "notify"  # the job kind
 TIMEOUT_SECONDS = 10
 MAX_ATTEMPTS = 8
 
@@ -81,7 +82,7 @@ class Notifier:
         notice = {"kind": kind, "at": utcnow().isoformat(), "data": data}
         async with self.sessions() as session, session.begin():
             if self.settings.notify_url:
-                await enqueue(session, "notify", {"notice": notice}, max_attempts=MAX_ATTEMPTS)
+                await enqueue(session, NOTIFY, {"notice": notice}, max_attempts=MAX_ATTEMPTS)
             if not wanted:
                 return
             listening = await session.scalars(
@@ -91,7 +92,7 @@ class Notifier:
             )
             for user_id in listening:
                 payload = {"notice": notice, "user": user_id}
-                await enqueue(session, "notify", payload, max_attempts=MAX_ATTEMPTS)
+                await enqueue(session, NOTIFY, payload, max_attempts=MAX_ATTEMPTS)
 
     async def deliver(self, job: Job) -> int:
         """The ``notify`` job: POST the notice; an error or a non-2xx answer retries, a

@@ -1,4 +1,5 @@
-"""`port serve`: the API server under uvicorn, on the configured host and port.
+"""The processes: `port serve` (the API server under uvicorn, on the configured host and
+port) and `port worker` (the job worker alone).
 
 With ``examples=True`` (what `make run` uses) an empty catalogue is first filled from
 the bundled example repositories, so a newcomer has something to browse.
@@ -15,11 +16,13 @@ import uvicorn
 from sqlalchemy import func, select
 
 from port import db
-from port.api.app import create_app
 from port.catalogue.models import Repo
 from port.demo import index_examples
 from port.deploy.instance import resolved
+from port.jobs.worker import run_worker
 from port.settings import Settings
+from port.work.jobs import full_worker
+from port.work.server import create_app
 
 
 def announce_admin(out: TextIO) -> Callable[[str], None]:
@@ -75,3 +78,8 @@ def serve(settings: Settings, *, examples: bool = False, out: TextIO = sys.stdou
         proxy_headers=False,
     )
     uvicorn.Server(config).run()
+
+
+def work(settings: Settings) -> None:
+    """`port worker`: every kind of job and the periodic tasks, until SIGINT/SIGTERM."""
+    asyncio.run(run_worker(settings, full_worker))

@@ -23,9 +23,9 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from port import db
-from port.api.app import create_app
 from port.settings import Settings
 from port.tables import metadata
+from port.work.server import create_app
 
 IN_CI = bool(os.environ.get("CI"))
 

@@ -1,8 +1,8 @@
-"""The Litestar application: GraphQL at /graphql, health, readiness and metrics.
+"""The Litestar application: GraphQL at /graphql, webhooks, health, readiness and
+metrics, with the anonymous response cache in front.
 
-``create_app`` wires everything once; ``port serve`` migrates the database and runs it
-under uvicorn. On a database with no user at all, the start creates an admin whose token
-is handed to ``announce`` once (the CLI prints it; it is never logged).
+``build_app`` makes it over an ``ApiState``; ``port.work.server.create_app`` composes
+that state and what runs beside the server.
 """
 
 from __future__ import annotations
@@ -10,8 +10,8 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager, suppress
+from collections.abc import Callable
+from contextlib import AbstractAsyncContextManager
 from typing import Any
 
 from litestar import Litestar, MediaType, Request, Response, get
@@ -29,24 +29,13 @@ from litestar.types import (
 from sqlalchemy import text
 from strawberry.litestar import make_graphql_controller
 
-from port import db
-from port.accounts.jwt import JwtVerifier
-from port.accounts.service import bootstrap_admin
 from port.api.cache import ResponseCache
 from port.api.context import ApiState, get_context
-from port.api.deploy import setup_topic
 from port.api.schema import build_schema
 from port.api.webhooks import PATHS as WEBHOOK_PATHS
 from port.api.webhooks import webhook
-from port.deploy.backends import load_backend
-from port.deploy.backends.base import Backend
-from port.deploy.instance import resolved
-from port.deploy.reconciler import Reconciler
 from port.errors import Unauthenticated
-from port.events import Broker
-from port.metrics import HTTP_LATENCY, HTTP_REQUESTS, count_statements, exposition
-from port.settings import Settings
-from port.work import build_worker, reconcile_trigger
+from port.metrics import HTTP_LATENCY, HTTP_REQUESTS, exposition
 
 # metric labels: no free-form paths
 ROUTES = {"/graphql", "/healthz", "/readyz", "/metrics", *WEBHOOK_PATHS}
@@ -230,62 +219,12 @@ def _recording(send: Send, keep: Callable[[bytes], None]) -> Send:
     return recording
 
 
-def create_app(
-    settings: Settings,
-    announce: Callable[[str], None] | None = None,
-    backend: Backend | None = None,
+def build_app(
+    state: ApiState, lifespan: Callable[[Litestar], AbstractAsyncContextManager[None]]
 ) -> Litestar:
-    """The server for ``settings``; ``announce`` receives a bootstrap admin token, once.
-
-    ``backend`` defaults to the one ``settings.backend`` names. With ``reconcile_seconds``
-    above zero the reconciler runs beside the server for its whole life, and with
-    ``serve_worker`` a job worker (index runs, rollouts, notices) does too.
-    """
-    settings = resolved(settings)
-    engine = db.create_engine(settings.sqlalchemy_url)
-    count_statements(engine)
-    sessions = db.sessionmaker(engine)
-    broker = Broker()
-    reconciler = Reconciler(
-        sessions,
-        settings,
-        backend or load_backend(settings),
-        notify=lambda setup_id: broker.publish(setup_topic(setup_id), None),
-    )
-    worker = build_worker(sessions, settings, reconciler)
-    state = ApiState(
-        settings=settings,
-        engine=engine,
-        sessions=sessions,
-        verifier=JwtVerifier.from_settings(settings),
-        broker=broker,
-        cache=ResponseCache(ttl=settings.cache_seconds),
-        reconciler=reconciler,
-        wake_jobs=worker.wake,
-    )
-
-    @asynccontextmanager
-    async def lifespan(_app: Litestar) -> AsyncIterator[None]:
-        async with state.sessions() as session, session.begin():
-            token = await bootstrap_admin(session)
-        if token is not None and announce is not None:
-            announce(token)
-        running = []
-        if settings.reconcile_seconds > 0:  # passes are jobs: whichever worker is free
-            trigger = reconciler.run(reconcile_trigger(sessions, worker))
-            running.append(asyncio.create_task(trigger, name="reconcile-trigger"))
-        if settings.serve_worker:
-            running.append(asyncio.create_task(worker.run(), name="worker"))
-        try:
-            yield
-        finally:
-            for task in running:  # a job cut short here is resumed when its lease expires
-                task.cancel()
-                with suppress(asyncio.CancelledError):
-                    await task
-            await reconciler.backend.close()
-            await engine.dispose()
-
+    """The Litestar application over ``state``; ``lifespan`` starts and stops what runs
+    beside it (port/work/server.py composes both)."""
+    settings = state.settings
     graphql = make_graphql_controller(
         build_schema(settings),
         path="/graphql",
@@ -301,6 +240,3 @@ def create_app(
         request_max_body_size=settings.max_body_kb * 1024,
         debug=False,
     )
-
-
-__all__ = ["create_app"]

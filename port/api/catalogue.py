@@ -27,14 +27,11 @@ from port.api.types import (
     connection_of,
 )
 from port.catalogue import repos as repo_service
+from port.catalogue.jobs import running_index_jobs
 from port.catalogue.models import App, IndexRun, Repo
 from port.catalogue.scanning import mirror_path, scan_repo
 from port.errors import InvalidInput, NotFound, RepoUnreachable
-from port.jobs.models import Job
-from port.jobs.queue import index_key
-from port.notify import Notifier
 from port.orm import utcnow
-from port.work import after_index_run
 
 
 def _like(text: str) -> str:
@@ -182,8 +179,7 @@ class CatalogueMutation:
         )
         outcome = await scan_repo(state.sessions, state.settings, repo_pk(id))
         state.cache.bump()  # every run, even a failed one, is a repo's new lastRun
-        notifier = Notifier(state.sessions, state.settings)
-        await after_index_run(state.sessions, notifier, outcome, state.wake_jobs)
+        await state.after_index(outcome)
         run = IndexRunType.from_row(outcome.run)
         state.broker.publish(topic, IndexRunEvent(repo_id=id, status=run.status, run=run))
         if outcome.remote_failed:  # the failed run is recorded: see the repo's lastRun
@@ -278,15 +274,7 @@ class CatalogueSubscription:
                     yield IndexRunEvent(repo_id=repo_id, status=IndexRunStatus.RUNNING, run=None)
                 await info.context.recheck()
                 async with state.sessions() as session:
-                    jobs = list(
-                        await session.execute(
-                            select(Job.id, Job.started_at).where(
-                                Job.kind == "index",
-                                Job.key == index_key(pk),
-                                Job.status == "running",
-                            )
-                        )
-                    )
+                    jobs = [(j.id, j.started_at) for j in await running_index_jobs(session, pk)]
                     recent = list(
                         await session.execute(
                             select(IndexRun.id, IndexRun.started_at).where(_recent_runs(pk, newest))

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 
@@ -17,12 +17,17 @@ from port.accounts.jwt import JwtVerifier
 from port.accounts.principal import Principal
 from port.api.cache import ResponseCache
 from port.api.loaders import Loaders
+from port.catalogue.scanning import ScanOutcome
 from port.deploy.reconciler import Reconciler
 from port.errors import Busy, Unauthenticated
 from port.events import Broker
 from port.settings import Settings
 
 RECHECK_SECONDS = 2.0  # how stale a stream's view of its credential may be
+
+
+async def _nothing_after(_outcome: ScanOutcome) -> None:
+    """No follow-ups: an ApiState composed without a worker."""
 
 
 @dataclass
@@ -38,6 +43,8 @@ class ApiState:
     reconciler: Reconciler
     # Wakes this process's job worker (a new job was queued); a no-op without one.
     wake_jobs: Callable[[], None] = lambda: None
+    # What follows an index run that scanRepo ran here: notices and rollouts (port/work).
+    after_index: Callable[[ScanOutcome], Awaitable[None]] = _nothing_after
     open_streams: int = 0
     anonymous_streams: int = 0
 

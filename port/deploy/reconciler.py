@@ -53,11 +53,11 @@ from port.deploy.backends.base import (
     PullProgress,
 )
 from port.deploy.instance import resolved
+from port.deploy.jobs import rollout_pending
 from port.deploy.models import Pod, Setup
 from port.deploy.selection import Capabilities
 from port.deploy.setups import record
-from port.jobs.models import Job
-from port.jobs.queue import backoff, update_key
+from port.jobs.queue import backoff
 from port.orm import utcnow
 from port.registries import Registries
 from port.settings import Settings
@@ -180,7 +180,7 @@ class Reconciler:
         """Reconcile until cancelled: every ``reconcile_seconds``, on wake, on backoff.
 
         ``request`` replaces the pass itself: `port serve` and `port worker` queue a
-        ``reconcile`` job instead (port/work.py), so that one pass runs at a time across
+        ``reconcile`` job instead (port/work/jobs.py), so that one pass runs at a time across
         every Port process sharing the database.
         """
         run_pass = request or self.reconcile
@@ -303,7 +303,7 @@ class Reconciler:
         if pod.candidate:
             # An update's new Pod: the updater starts it and judges its health. One whose
             # rollout job is gone for good (failed, or deleted) is abandoned here.
-            if await self._rollout_pending(session, setup.id):
+            if await rollout_pending(session, setup.id):
                 return None
             if container is not None:
                 await self.backend.stop(container.id, self.settings.stop_timeout_seconds)
@@ -438,16 +438,6 @@ class Reconciler:
         ).first()
         if row is None or row.setup_id != setup.id or row.retired or not row.wants_running:
             raise PodGone(pod.id)
-
-    @staticmethod
-    async def _rollout_pending(session: AsyncSession, setup_id: int) -> bool:
-        """Is an update job of this Setup queued or running?"""
-        found = await session.scalar(
-            select(Job.id)
-            .where(Job.key == update_key(setup_id), Job.status.in_(["queued", "running"]))
-            .limit(1)
-        )
-        return found is not None
 
     @property
     def lock(self) -> asyncio.Lock:

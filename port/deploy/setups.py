@@ -379,3 +379,20 @@ def restart_pod(session: AsyncSession, pod: Pod) -> None:
         raise Conflict(f"pod {pod.id} is stopped and retired; start its setup instead")
     pod.restart_requested = True
     record(session, pod.setup, "RESTART_REQUESTED", f"restart of pod {pod.id} requested", pod)
+
+
+async def runners_of(session: AsyncSession, identifiers: set[str]) -> dict[str, list[int]]:
+    """The users with a Setup of each app, by app identifier (one query for all: a first
+    index may add hundreds of releases)."""
+    runners: dict[str, list[int]] = {}
+    if not identifiers:
+        return runners
+    rows = await session.execute(
+        select(App.identifier, Setup.owner_id)
+        .join(Setup, Setup.app_id == App.id)
+        .where(App.identifier.in_(identifiers))
+        .distinct()
+    )
+    for identifier, owner_id in rows:
+        runners.setdefault(identifier, []).append(owner_id)
+    return runners

@@ -31,19 +31,18 @@ from dataclasses import dataclass
 from typing import Any
 
 from semver import Version
-from sqlalchemy import select, update
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import selectinload
 
 from port.catalogue.models import App, Release
 from port.deploy.backends.base import BackendUnavailable, PodState, PodStatus
+from port.deploy.jobs import enqueue_update
 from port.deploy.models import Pod, Setup
 from port.deploy.policy import allows, newest_allowed
 from port.deploy.reconciler import Reconciler
 from port.deploy.setups import UpdatePolicy, plan_pod, record
 from port.errors import InvalidInput, NotFound
-from port.jobs.models import Job
-from port.jobs.queue import enqueue, update_key
 from port.orm import utcnow
 from port.settings import Settings
 
@@ -115,12 +114,7 @@ async def plan_updates(
     setups = list(await session.scalars(query))
     planned = []
     for setup, target in await pending_updates(session, setups):
-        job = await enqueue(
-            session,
-            "update",
-            {"setup_id": setup.id, "version": target.version},
-            key=update_key(setup.id),
-        )
+        job = await enqueue_update(session, setup.id, target.version)
         if job is not None:
             record(
                 session,
@@ -153,13 +147,7 @@ async def request_update(session: AsyncSession, setup: Setup, version: str) -> N
     """Queue a manual update to ``version``; it replaces a queued automatic one (the
     user's word wins). The caller commits."""
     await manual_target(session, setup, version)
-    payload = {"setup_id": setup.id, "version": version, "manual": True}
-    if await enqueue(session, "update", payload, key=update_key(setup.id)) is None:
-        await session.execute(
-            update(Job)
-            .where(Job.key == update_key(setup.id), Job.status == "queued")
-            .values(payload=payload)
-        )
+    await enqueue_update(session, setup.id, version, manual=True)
     record(session, setup, "UPDATE_REQUESTED", f"{version} requested")
 
 

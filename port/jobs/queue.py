@@ -48,7 +48,6 @@ from port.orm import insert, on_postgres, utcnow
 
 BACKOFF_BASE_SECONDS = 5.0
 BACKOFF_MAX_SECONDS = 300.0
-INDEX_MAX_ATTEMPTS = 3  # polling is the long-term retry of an index (docs/jobs.md)
 MAX_ERROR_CHARS = 4000
 _CLAIM_TRIES = 10  # candidates one claim looks at before giving up for now
 # pg_advisory_xact_lock(class, hashtext(key)): one class of locks for job keys ("Port").
@@ -62,16 +61,6 @@ def backoff(
     """Wait before retry number ``attempts`` + 1: base, twice that, four times ... at most
     ``most`` (jobs: 5 s, 10 s, 20 s ... 5 minutes; the reconciler's restarts too)."""
     return timedelta(seconds=min(base * 2 ** max(attempts - 1, 0), most))
-
-
-def index_key(repo_id: int) -> str:
-    """The coalescing key of a Repo's index jobs."""
-    return f"repo:{repo_id}"
-
-
-def update_key(setup_id: int) -> str:
-    """The coalescing key of a Setup's update jobs (one rollout at a time)."""
-    return f"setup:{setup_id}"
 
 
 def _utc(moment: datetime) -> datetime:
@@ -92,13 +81,14 @@ async def enqueue(
     key: str | None = None,
     run_after: datetime | None = None,
     max_attempts: int = 5,
+    replace: bool = False,
 ) -> Job | None:
     """Queue a job; None when a queued job with the same ``key`` already exists.
 
-    The existing job then does the work for both (it keeps its payload). If it was
-    waiting later than ``run_after`` (a retry backing off), it is brought forward: new
-    work should not wait for an old failure's backoff. The job is visible to workers
-    once the caller commits.
+    The existing job then does the work for both: it keeps its payload, or takes this
+    one with ``replace`` (newer intent wins). If it was waiting later than ``run_after``
+    (a retry backing off), it is brought forward: new work should not wait for an old
+    failure's backoff. The job is visible to workers once the caller commits.
     """
     now = utcnow()
     when = _utc(run_after) if run_after is not None else now
@@ -115,6 +105,13 @@ async def enqueue(
     if key is not None:
         statement = statement.on_conflict_do_nothing(index_elements=[Job.key], index_where=_QUEUED)
     job = (await session.scalars(statement.returning(Job))).one_or_none()
+    if job is None and key is not None and replace:
+        await session.execute(
+            update(Job)
+            .where(Job.key == key, Job.status == "queued")
+            .values(payload=payload or {})
+            .execution_options(synchronize_session=False)
+        )
     if job is None and key is not None:
         await session.execute(
             update(Job)
@@ -123,21 +120,6 @@ async def enqueue(
             .execution_options(synchronize_session=False)
         )
     return job
-
-
-async def enqueue_index(session: AsyncSession, repo_id: int, reason: str) -> Job | None:
-    """Queue an index run of a Repo (``reason``: "poll", "webhook", "api", ...).
-
-    Coalesces with a queued index job of the same Repo: a burst of pushes gives the one
-    run that may be in progress plus one queued run.
-    """
-    return await enqueue(
-        session,
-        "index",
-        {"repo_id": repo_id, "reason": reason},
-        key=index_key(repo_id),
-        max_attempts=INDEX_MAX_ATTEMPTS,
-    )
 
 
 def _live(job: Any, now: datetime) -> ColumnElement[bool]:
@@ -340,6 +322,21 @@ async def _requeue(session: AsyncSession, job: Job, worker: str, now: datetime, 
     except IntegrityError:
         return False
     return bool(getattr(result, "rowcount", 0))
+
+
+async def pending(session: AsyncSession, key: str) -> bool:
+    """Is a job with ``key`` queued or running?"""
+    found = await session.scalar(
+        select(Job.id).where(Job.key == key, Job.status.in_(("queued", "running"))).limit(1)
+    )
+    return found is not None
+
+
+async def running(session: AsyncSession, kind: str, key: str) -> list[Job]:
+    """The jobs of ``kind`` with ``key`` that are running now (one, but for a lease
+    being taken over)."""
+    statement = select(Job).where(Job.kind == kind, Job.key == key, Job.status == "running")
+    return list(await session.scalars(statement.order_by(Job.id)))
 
 
 async def jobs(

@@ -1,4 +1,7 @@
-"""The worker: claims jobs, runs their handlers under a lease, and polls repositories.
+"""The worker: claims jobs, runs their handlers under a lease, and runs periodic tasks.
+
+It knows no domain: the wiring (port/work) gives it a handler per job kind, hooks to
+call after a kind's jobs, and periodic tasks (polling repositories, pruning).
 
 One worker runs one job at a time. Several workers (in one process or in many) share
 a PostgreSQL database safely; on SQLite, run one worker per database (`port serve`'s
@@ -15,27 +18,24 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-import random
 import secrets
 import signal
 import socket
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager, suppress
+from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import delete, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from port import db
-from port.catalogue.models import Repo
 from port.errors import Permanent, PortError
 from port.jobs import queue
 from port.jobs.models import Job
-from port.orm import on_postgres, utcnow
+from port.orm import utcnow
 from port.settings import Settings
-from port.webhooks.models import WebhookDelivery
 
 log = logging.getLogger(__name__)
 
@@ -47,10 +47,18 @@ the attempt (``PortError``: an expected failure, logged without traceback); rais
 AfterHook = Callable[[Job, Any], Awaitable[None]]
 """Called with the job and its handler's result after the job succeeded."""
 
-POLL_CHECK_SECONDS = 5.0  # how often run() looks for repositories due for a poll
-POLL_BATCH = 500  # repositories one look enqueues at most
-PRUNE_EVERY_SECONDS = 3600.0  # how often run() deletes old finished jobs
 STOP_GRACE_SECONDS = 10.0  # `port worker`: how long the current job may finish on SIGTERM
+
+
+@dataclass(frozen=True, slots=True)
+class Periodic:
+    """A task the worker runs between jobs, at most every ``seconds``; a truthy result
+    (work was queued, say) makes it look for a job at once. One that raises is logged
+    and tried again after its period."""
+
+    name: str
+    seconds: float
+    run: Callable[[], Awaitable[object]]
 
 
 def worker_name() -> str:
@@ -73,11 +81,13 @@ class Worker:
         *,
         name: str | None = None,
         after: Mapping[str, Sequence[AfterHook]] | None = None,
+        periodic: Sequence[Periodic] = (),
     ) -> None:
         self.sessions = sessions
         self.settings = settings
         self.handlers = dict(handlers)
         self.after = {kind: list(hooks) for kind, hooks in (after or {}).items()}
+        self.periodic = list(periodic)
         self.name = name or worker_name()
         self.lease = timedelta(seconds=settings.job_lease_seconds)
         self.current: Job | None = None  # the job being run, if any
@@ -97,7 +107,7 @@ class Worker:
         self._wake.set()
 
     async def run(self) -> None:
-        """Run jobs until cancelled or stopped; poll repositories every few seconds.
+        """Run jobs until cancelled or stopped, and the periodic tasks when they are due.
 
         Idle, it waits ``job_poll_seconds`` (or until ``wake``). Database errors are
         logged and retried after that wait. Cancelled while a job runs, the job is
@@ -111,21 +121,18 @@ class Worker:
             log.info("worker %s stopped", self.name)
 
     async def _loop(self) -> None:
-        next_poll = next_prune = 0.0
+        due = dict.fromkeys(range(len(self.periodic)), 0.0)
         while not self._stopping:
             self._wake.clear()
-            if self.settings.job_keep_days > 0 and time.monotonic() >= next_prune:
-                next_prune = time.monotonic() + PRUNE_EVERY_SECONDS
+            for index, task in enumerate(self.periodic):
+                if time.monotonic() < due[index]:
+                    continue
+                due[index] = time.monotonic() + task.seconds
                 try:
-                    await self.prune()
+                    if await task.run():
+                        self.wake()
                 except Exception:
-                    log.exception("deleting old jobs failed")
-            if self.settings.poll_seconds > 0 and time.monotonic() >= next_poll:
-                next_poll = time.monotonic() + min(POLL_CHECK_SECONDS, self.settings.poll_seconds)
-                try:
-                    await self.poll_due_repos()
-                except Exception:
-                    log.exception("looking for repositories due for a poll failed")
+                    log.exception("periodic task %s failed", task.name)
             try:
                 ran = await self.run_once()
             except Exception:
@@ -224,61 +231,6 @@ class Worker:
                 await hook(job, result)
             except Exception:
                 log.exception("after-hook %r of job %s failed", hook, job.id)
-
-    async def prune(self) -> int:
-        """Delete jobs that finished, and webhook deliveries received, more than
-        ``job_keep_days`` ago; count the jobs. (A delivery replayed after that queues
-        one more index job, which joins any queued one: harmless.)"""
-        before = utcnow() - timedelta(days=self.settings.job_keep_days)
-        async with self.sessions() as session, session.begin():
-            pruned = await queue.prune(session, finished_before=before)
-            await session.execute(
-                delete(WebhookDelivery).where(WebhookDelivery.received_at < before)
-            )
-        if pruned:
-            log.info("deleted %d jobs finished before %s", pruned, before.isoformat())
-        return pruned
-
-    # --- polling -----------------------------------------------------------------------
-
-    def next_poll(self) -> timedelta:
-        """``poll_seconds`` give or take ``poll_jitter`` of it, so polls spread out."""
-        jitter = self.settings.poll_jitter
-        factor = 1 + random.uniform(-jitter, jitter)  # noqa: S311 - spreading load, not secrets
-        return timedelta(seconds=self.settings.poll_seconds * factor)
-
-    async def poll_due_repos(self) -> int:
-        """Queue an index job (reason "poll") for each Repo whose poll is due; count them.
-
-        Due: ``next_poll_at`` is unset or past. Each gets its next poll time at once, so
-        one poll per interval whatever the number of workers; the index job joins one
-        already queued for the Repo. An index run of an unchanged remote costs one
-        `git ls-remote` (docs/indexing.md).
-        """
-        now = utcnow()
-        async with self.sessions() as session, session.begin():
-            due = (
-                select(Repo.id)
-                .where(or_(Repo.next_poll_at.is_(None), Repo.next_poll_at <= now))
-                .order_by(Repo.id)
-                .limit(POLL_BATCH)
-            )
-            if on_postgres(session):
-                # Another process polling at the same moment takes the other repositories.
-                due = due.with_for_update(skip_locked=True)
-            repos = list(await session.scalars(due))
-            for repo_id in repos:
-                await queue.enqueue_index(session, repo_id, "poll")
-                await session.execute(
-                    update(Repo)
-                    .where(Repo.id == repo_id)
-                    .values(next_poll_at=now + self.next_poll())
-                    .execution_options(synchronize_session=False)
-                )
-        if repos:
-            log.info("polling %d repositories", len(repos))
-            self.wake()
-        return len(repos)
 
 
 WorkerFactory = Callable[

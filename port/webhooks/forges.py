@@ -31,6 +31,8 @@ from enum import StrEnum
 from typing import Any, ClassVar
 from urllib.parse import parse_qs
 
+from port.signing import hmac_sha256
+
 Headers = Mapping[str, str]
 
 _HEX64 = re.compile(r"[0-9a-fA-F]{64}")
@@ -79,11 +81,6 @@ def _latin1(value: str) -> bytes:
         return value.encode("latin-1")
     except UnicodeEncodeError:
         return value.encode("utf-8")
-
-
-def hmac_sha256(secret: str, body: bytes) -> str:
-    """Hex HMAC-SHA256 of ``body``: how forges sign deliveries, and Port its notices."""
-    return hmac.new(secret.encode("utf-8"), body, hashlib.sha256).hexdigest()
 
 
 def _push_or_ref(name: str, payload: dict[str, Any]) -> tuple[EventKind, str | None]:

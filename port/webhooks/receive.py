@@ -30,12 +30,14 @@ import re
 import secrets
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from enum import StrEnum
 
+from sqlalchemy import delete
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from indexer.urls import redact
-from port.jobs.queue import enqueue_index
+from port.catalogue.jobs import enqueue_index
 from port.orm import insert, utcnow
 from port.webhooks.forges import FORGES, Event, EventKind, Forge, PayloadError, body_digest
 from port.webhooks.matching import matching_repos
@@ -216,3 +218,14 @@ async def _record(session: AsyncSession, event: Event, key: str, repo_id: int) -
 
 
 __all__ = ["REFUSED", "Outcome", "Status", "delivery_key", "receive"]
+
+
+async def prune_deliveries(session: AsyncSession, *, received_before: datetime) -> int:
+    """Forget deliveries received before ``received_before``; how many. (A delivery
+    replayed after that queues one more index job, which joins any queued one.)"""
+    result = await session.execute(
+        delete(WebhookDelivery)
+        .where(WebhookDelivery.received_at < received_before)
+        .execution_options(synchronize_session=False)
+    )
+    return int(getattr(result, "rowcount", 0))

@@ -10,7 +10,7 @@ import pytest
 from litestar.testing import AsyncTestClient
 
 from port.accounts.service import create_token, create_user
-from port.api.app import create_app
+from port.work.server import create_app
 from tests.conftest import Api
 from tests.integration.conftest import Remote
 from tests.integration.gitfixtures import port_yaml

@@ -8,13 +8,12 @@ from typing import Any
 from litestar.testing import TestClient
 from strawberry.relay import GlobalID
 
-from port.api.app import create_app
 from port.api.catalogue import RUN_POLL_SECONDS
 from port.api.pagination import row_id
-from port.jobs.handlers import default_handlers
+from port.catalogue.jobs import enqueue_index, index_handler
 from port.jobs.models import Job
-from port.jobs.queue import enqueue_index
 from port.jobs.worker import Worker
+from port.work.server import create_app
 from tests.conftest import Api, subscribe
 from tests.integration.conftest import Remote
 from tests.integration.gitfixtures import port_yaml
@@ -62,7 +61,7 @@ async def test_index_runs_of_a_worker_reach_subscribers(api: Api, local_remote: 
     local_remote.work.push()
     repo_id = await api.create_repo(local_remote.url)
     catalogue = api.catalogue
-    index = default_handlers(catalogue.sessions, catalogue.settings)["index"]
+    index = index_handler(catalogue.sessions, catalogue.settings)
 
     async def unhurried(job: Job) -> Any:  # long enough for the subscriber to see it run
         await asyncio.sleep(2 * RUN_POLL_SECONDS)

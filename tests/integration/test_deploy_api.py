@@ -15,9 +15,9 @@ from sqlalchemy import select
 
 from port.accounts.models import Token
 from port.accounts.service import create_token, create_user, hash_secret
-from port.api.app import create_app
 from port.deploy.reconciler import Reconciler
 from port.orm import utcnow
+from port.work.server import create_app
 from tests.conftest import Api, Catalogue, subscribe
 from tests.deployfakes import CUDA, FakeBackend, add_app
 

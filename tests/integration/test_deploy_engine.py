@@ -18,7 +18,6 @@ from sqlalchemy import select
 
 from port.accounts.principal import Principal
 from port.accounts.service import create_token
-from port.api.app import create_app
 from port.deploy import setups
 from port.deploy.backends.base import LABEL_INSTANCE
 from port.deploy.backends.docker import DockerBackend
@@ -26,6 +25,7 @@ from port.deploy.models import Pod, SetupEvent
 from port.deploy.reconciler import Reconciler
 from port.jobs.queue import jobs
 from port.settings import Settings
+from port.work.server import create_app
 from tests.conftest import Catalogue
 from tests.deployfakes import CUDA, Flavours, add_app, add_user
 from tests.integration.dockerfixtures import SecondEngine, TestImages

@@ -13,9 +13,10 @@ from sqlalchemy import select
 from port.accounts.principal import Principal
 from port.catalogue.models import Release
 from port.deploy import setups
+from port.deploy.jobs import update_key
 from port.deploy.models import Pod, Setup, SetupEvent
 from port.deploy.reconciler import Reconciler
-from port.deploy.updater import Updater, plan_updates, request_update, update_key
+from port.deploy.updater import Updater, plan_updates, request_update
 from port.errors import InvalidInput
 from port.jobs.models import Job
 from port.jobs.queue import enqueue

@@ -10,16 +10,17 @@ from typing import Any
 
 from sqlalchemy import func, select, update
 
+from port.catalogue.jobs import enqueue_index, index_handler, index_key, next_poll, poll_due_repos
 from port.catalogue.models import IndexRun, Repo
 from port.catalogue.repos import add_repo
 from port.catalogue.scanning import ScanOutcome
 from port.errors import RepoUnreachable
 from port.jobs import queue
-from port.jobs.handlers import default_handlers
 from port.jobs.models import Job
 from port.jobs.worker import Handler, Worker
 from port.orm import utcnow
 from port.webhooks.models import WebhookDelivery
+from port.work.jobs import periodic_tasks
 from tests.conftest import Catalogue
 from tests.integration.conftest import Remote
 from tests.integration.gitfixtures import port_yaml
@@ -80,12 +81,12 @@ async def test_a_burst_of_fifty_pushes_leaves_one_queued_job_then_one_more_while
 ) -> None:
     async def push() -> Job | None:
         async with catalogue.sessions() as session, session.begin():
-            return await queue.enqueue_index(session, 7, "webhook")
+            return await enqueue_index(session, 7, "webhook")
 
     first_burst = await asyncio.gather(*(push() for _ in range(50)))
     assert sum(job is not None for job in first_burst) == 1
     async with catalogue.sessions() as session:
-        queued = await queue.jobs(session, key=queue.index_key(7))
+        queued = await queue.jobs(session, key=index_key(7))
     assert [(j.kind, j.status, j.payload) for j in queued] == [
         ("index", "queued", {"repo_id": 7, "reason": "webhook"})
     ]
@@ -113,8 +114,8 @@ async def test_enqueue_keeps_the_callers_transaction_when_it_coalesces(
 ) -> None:
     async def register_and_enqueue_twice(session: Any) -> tuple[Job | None, Job | None]:
         repo = await add_repo(session, str(tmp_path / "remote.git"), allow_local=True)
-        first = await queue.enqueue_index(session, repo.id, "api")
-        second = await queue.enqueue_index(session, repo.id, "api")
+        first = await enqueue_index(session, repo.id, "api")
+        second = await enqueue_index(session, repo.id, "api")
         return first, second
 
     first, second = await in_session(catalogue, register_and_enqueue_twice)
@@ -209,9 +210,9 @@ async def test_failures_back_off_then_fail_for_good_with_the_last_error(
 async def test_a_failed_attempt_is_not_retried_when_its_key_is_queued_again(
     catalogue: Catalogue,
 ) -> None:
-    running = await in_session(catalogue, lambda s: queue.enqueue_index(s, 3, "poll"))
+    running = await in_session(catalogue, lambda s: enqueue_index(s, 3, "poll"))
     assert await claim(catalogue, "w") is not None
-    queued = await in_session(catalogue, lambda s: queue.enqueue_index(s, 3, "webhook"))
+    queued = await in_session(catalogue, lambda s: enqueue_index(s, 3, "webhook"))
     assert queued is not None
 
     ended = await in_session(catalogue, lambda s: queue.fail(s, running.id, "w", "remote down"))
@@ -224,12 +225,12 @@ async def test_a_failed_attempt_is_not_retried_when_its_key_is_queued_again(
 
 
 async def test_new_work_brings_a_backing_off_retry_forward(catalogue: Catalogue) -> None:
-    job = await in_session(catalogue, lambda s: queue.enqueue_index(s, 4, "poll"))
+    job = await in_session(catalogue, lambda s: enqueue_index(s, 4, "poll"))
     assert await claim(catalogue, "w") is not None
     await in_session(catalogue, lambda s: queue.fail(s, job.id, "w", "remote down"))
     assert await claim(catalogue, "w") is None
 
-    assert await in_session(catalogue, lambda s: queue.enqueue_index(s, 4, "webhook")) is None
+    assert await in_session(catalogue, lambda s: enqueue_index(s, 4, "webhook")) is None
     again = await claim(catalogue, "w")
     assert again is not None
     assert (again.id, again.attempts) == (job.id, 2)
@@ -241,7 +242,7 @@ async def test_new_work_brings_a_backing_off_retry_forward(catalogue: Catalogue)
 async def test_a_job_whose_worker_died_is_taken_over_and_the_dead_worker_cannot_end_it(
     catalogue: Catalogue,
 ) -> None:
-    job = await in_session(catalogue, lambda s: queue.enqueue_index(s, 1, "poll"))
+    job = await in_session(catalogue, lambda s: enqueue_index(s, 1, "poll"))
     short = timedelta(seconds=0.3)
     assert await claim(catalogue, "dead", lease=short) is not None
     assert await claim(catalogue, "alive") is None  # the lease is live
@@ -290,9 +291,9 @@ async def test_a_heartbeat_keeps_the_job_and_a_job_that_kills_its_workers_is_giv
 async def test_an_expired_job_and_a_queued_job_of_one_key_never_run_together(
     catalogue: Catalogue,
 ) -> None:
-    stale = await in_session(catalogue, lambda s: queue.enqueue_index(s, 9, "poll"))
+    stale = await in_session(catalogue, lambda s: enqueue_index(s, 9, "poll"))
     assert await claim(catalogue, "dead", lease=timedelta(seconds=0.1)) is not None
-    fresh = await in_session(catalogue, lambda s: queue.enqueue_index(s, 9, "webhook"))
+    fresh = await in_session(catalogue, lambda s: enqueue_index(s, 9, "webhook"))
     assert fresh is not None
     await asyncio.sleep(0.2)
 
@@ -397,7 +398,7 @@ def index_worker(cat: Catalogue, outcomes: list[ScanOutcome | None]) -> Worker:
     async def keep(_job: Job, outcome: ScanOutcome | None) -> None:
         outcomes.append(outcome)
 
-    handlers: dict[str, Handler] = default_handlers(cat.sessions, cat.settings)
+    handlers: dict[str, Handler] = {"index": index_handler(cat.sessions, cat.settings)}
     return Worker(cat.sessions, cat.settings, handlers, after={"index": [keep]})
 
 
@@ -414,13 +415,13 @@ async def test_index_job_indexes_a_real_remote(catalogue: Catalogue, local_remot
     outcomes: list[ScanOutcome | None] = []
     worker = index_worker(catalogue, outcomes)
 
-    job = await in_session(catalogue, lambda s: queue.enqueue_index(s, repo_id, "webhook"))
+    job = await in_session(catalogue, lambda s: enqueue_index(s, repo_id, "webhook"))
     assert await worker.run_once()
     assert outcomes[0] is not None
     assert (outcomes[0].run.status, outcomes[0].run.added) == ("succeeded", ["stardist 0.1.0"])
     assert (await get(catalogue, job.id)).status == "succeeded"
 
-    await in_session(catalogue, lambda s: queue.enqueue_index(s, repo_id, "poll"))
+    await in_session(catalogue, lambda s: enqueue_index(s, repo_id, "poll"))
     assert await worker.run_once()
     assert outcomes[1] is not None
     assert outcomes[1].run.status == "unchanged"
@@ -437,7 +438,7 @@ async def test_index_job_fails_at_once_when_retrying_cannot_help(
     repo: Repo = await in_session(
         catalogue, lambda s: add_repo(s, local_remote.url, allow_local=True, branch="nope")
     )
-    job = await in_session(catalogue, lambda s: queue.enqueue_index(s, repo.id, "webhook"))
+    job = await in_session(catalogue, lambda s: enqueue_index(s, repo.id, "webhook"))
     assert await index_worker(catalogue, []).run_once()
     failed = await get(catalogue, job.id)
     assert (failed.status, failed.attempts) == ("failed", 1)  # not 3 fetches of the same
@@ -452,7 +453,7 @@ async def test_index_job_retries_an_unreachable_remote_and_skips_a_deleted_repo(
     outcomes: list[ScanOutcome | None] = []
     worker = index_worker(catalogue, outcomes)
 
-    job = await in_session(catalogue, lambda s: queue.enqueue_index(s, repo_id, "webhook"))
+    job = await in_session(catalogue, lambda s: enqueue_index(s, repo_id, "webhook"))
     assert await worker.run_once()
     retry = await get(catalogue, job.id)
     assert (retry.status, retry.attempts, retry.max_attempts) == ("queued", 1, 3)
@@ -491,26 +492,25 @@ async def test_polling_queues_due_repos_and_schedules_the_next_poll_with_jitter(
         await session.execute(update(Repo).where(Repo.id == future).values(next_poll_at=in_an_hour))
 
     await in_session(catalogue, schedule)
-    worker = Worker(catalogue.sessions, settings, {})
     before = utcnow()
-    assert await worker.poll_due_repos() == 2
+    assert await poll_due_repos(catalogue.sessions, settings) == 2
     after = utcnow()
 
     async with catalogue.sessions() as session:
         queued = await queue.jobs(session, kind="index")
         polls = dict((await session.execute(select(Repo.id, Repo.next_poll_at))).all())
     assert sorted((j.key, j.payload["reason"]) for j in queued) == [
-        (queue.index_key(never), "poll"),
-        (queue.index_key(past), "poll"),
+        (index_key(never), "poll"),
+        (index_key(past), "poll"),
     ]
     for repo_id in (never, past):
         scheduled = polls[repo_id]
         assert scheduled is not None
         assert before + timedelta(seconds=80) <= scheduled <= after + timedelta(seconds=120)
     assert polls[future] == in_an_hour
-    assert await worker.poll_due_repos() == 0
+    assert await poll_due_repos(catalogue.sessions, settings) == 0
 
-    spread = {worker.next_poll().total_seconds() for _ in range(200)}
+    spread = {next_poll(settings).total_seconds() for _ in range(200)}
     assert all(80 <= seconds <= 120 for seconds in spread)
     assert max(spread) - min(spread) > 20  # jittered, not one fixed interval
 
@@ -537,7 +537,10 @@ async def test_finished_jobs_are_deleted_after_the_days_kept(catalogue: Catalogu
                 WebhookDelivery(forge="github", delivery="new", event="push"),
             ]
         )
-    assert await Worker(catalogue.sessions, settings, {}).prune() == 2
+    [prune] = [
+        task for task in periodic_tasks(catalogue.sessions, settings) if task.name == "prune"
+    ]
+    await prune.run()
     async with catalogue.sessions() as session:
         kept = [(j.id, j.status) for j in await queue.jobs(session)]
         deliveries = list(await session.scalars(select(WebhookDelivery.delivery)))

@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func, select
 
+from port.catalogue.jobs import index_key
 from port.catalogue.models import IndexRun
 from port.catalogue.repos import add_repo
 from port.jobs import queue
@@ -264,7 +265,7 @@ async def test_port_worker_polls_and_indexes_a_new_repo_then_stops_on_sigterm(
     stderr = output.decode()
     assert process.returncode == 0, stderr
     async with catalogue.sessions() as session:
-        [job] = await queue.jobs(session, key=queue.index_key(repo.id))
+        [job] = await queue.jobs(session, key=index_key(repo.id))
         run = await session.scalar(select(IndexRun))
     assert (job.status, job.payload["reason"]) == ("succeeded", "poll")
     assert run is not None

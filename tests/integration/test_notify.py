@@ -23,7 +23,7 @@ from port.errors import Permanent
 from port.jobs.models import Job
 from port.jobs.worker import Worker
 from port.notify import Notifier
-from port.work import after_index_run
+from port.work.jobs import after_index_run
 from tests.conftest import Api, Catalogue
 from tests.deployfakes import add_app, add_user
 

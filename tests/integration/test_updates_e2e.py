@@ -20,10 +20,10 @@ import pytest
 from litestar.testing import AsyncTestClient
 
 from port.accounts.service import create_token, create_user
-from port.api.app import create_app
 from port.catalogue.repos import add_repo
 from port.deploy.backends.base import LABEL_INSTANCE
 from port.settings import Settings
+from port.work.server import create_app
 from tests.conftest import Catalogue
 from tests.integration.conftest import GitDaemon
 from tests.integration.dockerfixtures import TestImages

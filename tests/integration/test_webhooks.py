@@ -18,10 +18,11 @@ from httpx import Response
 from sqlalchemy import func, select
 
 from port.api.webhooks import MAX_WEBHOOK_BODY
+from port.catalogue.jobs import index_key
 from port.catalogue.models import IndexRun
 from port.catalogue.repos import add_repo, update_repo
 from port.jobs.models import Job
-from port.jobs.queue import index_key, jobs
+from port.jobs.queue import jobs
 from port.metrics import REGISTRY
 from port.webhooks.models import WebhookDelivery
 from tests.conftest import Api

@@ -1,42 +1,46 @@
-"""Every kind of job Port runs, wired once for `port serve` and `port worker`.
+"""Every kind of job Port runs, and the periodic tasks, wired once for `port serve` and
+`port worker`.
 
-- ``index``: one index run of a Repo (port/jobs/handlers.py). After it, every Setup of
+- ``index`` (port/catalogue/jobs.py): one index run of a Repo. After it, every Setup of
   the Repo's apps is checked against its update policy and a rollout is queued for
   each that may move; a notice goes out for every added release.
-- ``update``: one rollout (port/deploy/updater.py), health-gated, rolled back on failure.
-- ``notify``: one signed notice to ``PORT_NOTIFY_URL`` (port/notify.py).
-- ``reconcile``: one reconciler pass (port/deploy/reconciler.py). One key for all, so one
-  pass runs at a time across every Port process on the database; the reconciler's
-  trigger (its period, engine events, mutations) queues it, and a pass that leaves a
-  restart backoff running queues the next for when it expires.
+- ``update`` (port/deploy/updater.py): one rollout, health-gated, rolled back on failure.
+- ``notify`` (port/notify.py): one signed notice to ``PORT_NOTIFY_URL`` or a user's URL.
+- ``reconcile`` (port/deploy/reconciler.py): one reconciler pass (port/deploy/jobs.py).
+
+Periodic: polling repositories that are due (every few seconds), and deleting finished
+jobs and old webhook deliveries (hourly).
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections import defaultdict
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager, suppress
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from port.catalogue.models import App
+from port.catalogue.jobs import INDEX, index_handler, poll_due_repos
 from port.catalogue.scanning import ScanOutcome
-from port.deploy.models import Setup
+from port.deploy.jobs import RECONCILE, UPDATE, queue_reconcile
 from port.deploy.reconciler import Reconciler
+from port.deploy.setups import runners_of
 from port.deploy.updater import Updater, plan_updates
-from port.jobs.handlers import default_handlers
+from port.jobs import queue
 from port.jobs.models import Job
-from port.jobs.queue import enqueue
-from port.jobs.worker import Worker
-from port.notify import Notifier
+from port.jobs.worker import Periodic, Worker
+from port.notify import NOTIFY, Notifier
+from port.orm import utcnow
 from port.settings import Settings
+from port.webhooks.receive import prune_deliveries
 
 log = logging.getLogger(__name__)
+
+POLL_CHECK_SECONDS = 5.0  # how often the worker looks for repositories due for a poll
+PRUNE_EVERY_SECONDS = 3600.0  # how often it deletes old finished jobs and deliveries
 
 
 async def after_index_run(
@@ -45,21 +49,13 @@ async def after_index_run(
     outcome: ScanOutcome | None,
     wake: Callable[[], None],
 ) -> int:
-    """Queue the rollouts an index run made possible; how many were planned."""
+    """Announce the releases an index run added and queue the rollouts it made
+    possible; how many were planned."""
     if outcome is None or outcome.run.status == "failed":
         return 0
     added = [release.rpartition(" ") for release in outcome.run.added]  # "<app> <version>"
-    runners: dict[str, list[int]] = defaultdict(list)
-    if added:  # one query for every release: a first index may add hundreds
-        async with sessions() as session:
-            rows = await session.execute(
-                select(App.identifier, Setup.owner_id)
-                .join(Setup, Setup.app_id == App.id)
-                .where(App.identifier.in_({identifier for identifier, _, _ in added}))
-                .distinct()
-            )
-            for identifier, owner_id in rows:
-                runners[identifier].append(owner_id)
+    async with sessions() as session:
+        runners = await runners_of(session, {identifier for identifier, _, _ in added})
     for identifier, _, version in added:
         data = {
             "repo": outcome.run.repo_id,
@@ -67,7 +63,7 @@ async def after_index_run(
             "app": identifier,
             "version": version,
         }
-        await notifier.announce("release.added", data, runners[identifier])
+        await notifier.announce("release.added", data, runners.get(identifier, []))
     async with sessions() as session, session.begin():
         planned = await plan_updates(session, repo_id=outcome.run.repo_id)
     if planned:
@@ -78,17 +74,6 @@ async def after_index_run(
         )
         wake()
     return len(planned)
-
-
-RECONCILE_KEY = "reconcile"
-
-
-async def queue_reconcile(
-    sessions: async_sessionmaker[AsyncSession], *, at: datetime | None = None
-) -> None:
-    """Queue a reconcile pass (or bring a queued one forward to ``at``, default now)."""
-    async with sessions() as session, session.begin():
-        await enqueue(session, "reconcile", key=RECONCILE_KEY, run_after=at, max_attempts=1)
 
 
 def reconcile_trigger(
@@ -102,6 +87,31 @@ def reconcile_trigger(
         return None  # the job queues its own follow-up for a running backoff
 
     return request
+
+
+def periodic_tasks(
+    sessions: async_sessionmaker[AsyncSession], settings: Settings
+) -> list[Periodic]:
+    """Polling (unless ``poll_seconds`` is 0) and pruning (unless ``job_keep_days`` is 0)."""
+    tasks = []
+    if settings.job_keep_days > 0:
+
+        async def prune() -> None:
+            before = utcnow() - timedelta(days=settings.job_keep_days)
+            async with sessions() as session, session.begin():
+                jobs = await queue.prune(session, finished_before=before)
+                await prune_deliveries(session, received_before=before)
+            if jobs:
+                log.info("deleted %d jobs finished before %s", jobs, before.isoformat())
+
+        tasks.append(Periodic("prune", PRUNE_EVERY_SECONDS, prune))
+    if settings.poll_seconds > 0:
+
+        async def poll() -> int:
+            return await poll_due_repos(sessions, settings)
+
+        tasks.append(Periodic("poll", min(POLL_CHECK_SECONDS, settings.poll_seconds), poll))
+    return tasks
 
 
 def build_worker(
@@ -127,12 +137,18 @@ def build_worker(
         return due
 
     handlers = {
-        **default_handlers(sessions, settings),
-        "update": update,
-        "notify": notifier.deliver,
-        "reconcile": reconcile,
+        INDEX: index_handler(sessions, settings),
+        UPDATE: update,
+        NOTIFY: notifier.deliver,
+        RECONCILE: reconcile,
     }
-    worker = Worker(sessions, settings, handlers, after={"index": [planned_after_index]})
+    worker = Worker(
+        sessions,
+        settings,
+        handlers,
+        after={INDEX: [planned_after_index]},
+        periodic=periodic_tasks(sessions, settings),
+    )
     return worker
 
 

@@ -1,0 +1,97 @@
+"""The web server composed: database, event broker, reconciler, job worker and API.
+
+``port serve`` migrates the database and runs ``create_app`` under uvicorn. On a
+database with no user at all, the start creates an admin whose token is handed to
+``announce`` once (the CLI prints it; it is never logged).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager, suppress
+
+from litestar import Litestar
+
+from port import db
+from port.accounts.jwt import JwtVerifier
+from port.accounts.service import bootstrap_admin
+from port.api.app import build_app
+from port.api.cache import ResponseCache
+from port.api.context import ApiState
+from port.api.deploy import setup_topic
+from port.catalogue.scanning import ScanOutcome
+from port.deploy.backends import load_backend
+from port.deploy.backends.base import Backend
+from port.deploy.instance import resolved
+from port.deploy.reconciler import Reconciler
+from port.events import Broker
+from port.metrics import count_statements
+from port.notify import Notifier
+from port.settings import Settings
+from port.work.jobs import after_index_run, build_worker, reconcile_trigger
+
+
+def create_app(
+    settings: Settings,
+    announce: Callable[[str], None] | None = None,
+    backend: Backend | None = None,
+) -> Litestar:
+    """The server for ``settings``; ``announce`` receives a bootstrap admin token, once.
+
+    ``backend`` defaults to the one ``settings.backend`` names. With ``reconcile_seconds``
+    above zero the reconciler runs beside the server for its whole life, and with
+    ``serve_worker`` a job worker (index runs, rollouts, notices) does too.
+    """
+    settings = resolved(settings)
+    engine = db.create_engine(settings.sqlalchemy_url)
+    count_statements(engine)
+    sessions = db.sessionmaker(engine)
+    broker = Broker()
+    reconciler = Reconciler(
+        sessions,
+        settings,
+        backend or load_backend(settings),
+        notify=lambda setup_id: broker.publish(setup_topic(setup_id), None),
+    )
+    worker = build_worker(sessions, settings, reconciler)
+    notifier = Notifier(sessions, settings)
+
+    async def after_index(outcome: ScanOutcome) -> None:
+        await after_index_run(sessions, notifier, outcome, worker.wake)
+
+    state = ApiState(
+        settings=settings,
+        engine=engine,
+        sessions=sessions,
+        verifier=JwtVerifier.from_settings(settings),
+        broker=broker,
+        cache=ResponseCache(ttl=settings.cache_seconds),
+        reconciler=reconciler,
+        wake_jobs=worker.wake,
+        after_index=after_index,
+    )
+
+    @asynccontextmanager
+    async def lifespan(_app: Litestar) -> AsyncIterator[None]:
+        async with state.sessions() as session, session.begin():
+            token = await bootstrap_admin(session)
+        if token is not None and announce is not None:
+            announce(token)
+        running = []
+        if settings.reconcile_seconds > 0:  # passes are jobs: whichever worker is free
+            trigger = reconciler.run(reconcile_trigger(sessions, worker))
+            running.append(asyncio.create_task(trigger, name="reconcile-trigger"))
+        if settings.serve_worker:
+            running.append(asyncio.create_task(worker.run(), name="worker"))
+        try:
+            yield
+        finally:
+            for task in running:  # a job cut short here is resumed when its lease expires
+                task.cancel()
+                with suppress(asyncio.CancelledError):
+                    await task
+            await reconciler.backend.close()
+            await engine.dispose()
+
+    return build_app(state, lifespan)
