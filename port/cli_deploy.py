@@ -19,7 +19,7 @@ from port.accounts.principal import CLI
 from port.clitools import Sessions, echo_json, with_db
 from port.deploy import setups
 from port.deploy.backends.base import BackendUnavailable
-from port.deploy.models import Pod, Setup, SetupEvent
+from port.deploy.models import Pod, Setup, SetupEvent, UpdatePolicy
 from port.deploy.reconciler import Reconciler
 from port.deploy.updater import Updater, manual_target, pending_updates
 from port.errors import InvalidInput, NotFound
@@ -114,7 +114,7 @@ def setup_group() -> None:
 @click.option("--flavour", help="Pin a flavour (default: the best fit for this engine).")
 @click.option(
     "--policy",
-    type=click.Choice([p.value for p in setups.UpdatePolicy], case_sensitive=False),
+    type=click.Choice([p.value for p in UpdatePolicy], case_sensitive=False),
     default="NONE",
     show_default=True,
     help="Which new releases it follows.",
@@ -139,7 +139,7 @@ def setup_create(
         app=app,
         version=version,
         flavour=flavour,
-        update_policy=setups.UpdatePolicy(policy.upper()),
+        update_policy=UpdatePolicy(policy.upper()),
         version_range=version_range,
         include_prereleases=prereleases,
         env=_env(env_pairs),

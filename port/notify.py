@@ -28,7 +28,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from port import outbound
 from port.accounts.models import NOTIFY_SECRET_MAX, User
 from port.errors import InvalidInput, Permanent
-from port.jobs.models import Job
+from port.jobs.models import Job, Payload, payload_of
 from port.jobs.queue import enqueue
 from port.orm import utcnow
 from port.settings import Settings
@@ -66,6 +66,17 @@ async def set_notify_url(
     return user
 
 
+class Notice(Payload):
+    kind: str  # "release.added", "update.succeeded", ...
+    at: str  # ISO 8601, UTC
+    data: dict[str, Any]
+
+
+class NoticePayload(Payload):
+    notice: Notice
+    user: int | None = None  # None: the server's PORT_NOTIFY_URL
+
+
 class Notifier:
     """Queues notices for the admin's URL and for the users concerned that have one."""
 
@@ -79,10 +90,11 @@ class Notifier:
         wanted = set(users)
         if not (self.settings.notify_url or wanted):
             return  # nobody to tell: no transaction
-        notice = {"kind": kind, "at": utcnow().isoformat(), "data": data}
+        notice = Notice(kind=kind, at=utcnow().isoformat(), data=data)
         async with self.sessions() as session, session.begin():
             if self.settings.notify_url:
-                await enqueue(session, NOTIFY, {"notice": notice}, max_attempts=MAX_ATTEMPTS)
+                payload = NoticePayload(notice=notice).model_dump(exclude_none=True)
+                await enqueue(session, NOTIFY, payload, max_attempts=MAX_ATTEMPTS)
             if not wanted:
                 return
             listening = await session.scalars(
@@ -91,15 +103,15 @@ class Notifier:
                 .order_by(User.id)
             )
             for user_id in listening:
-                payload = {"notice": notice, "user": user_id}
+                payload = NoticePayload(notice=notice, user=user_id).model_dump()
                 await enqueue(session, NOTIFY, payload, max_attempts=MAX_ATTEMPTS)
 
     async def deliver(self, job: Job) -> int:
         """The ``notify`` job: POST the notice; an error or a non-2xx answer retries, a
         URL that points where users' URLs may not is a failure for good."""
-        notice = job.payload["notice"]
-        user_id = job.payload.get("user")
-        kind = notice.get("kind")
+        payload = payload_of(job, NoticePayload)
+        notice, user_id = payload.notice, payload.user
+        kind = notice.kind
         if user_id is None:
             url, secret, check, whose = (
                 self.settings.notify_url,
@@ -109,14 +121,14 @@ class Notifier:
             )
         else:
             async with self.sessions() as session:
-                user = await session.get(User, int(user_id))
+                user = await session.get(User, user_id)
             if user is None:
                 return 0  # deleted since
             url, secret = user.notify_url, user.notify_secret
             check, whose = self.guard, f"{user.name}'s"
         if not url:
             return 0  # turned off since it was queued
-        body = json.dumps(notice, sort_keys=True).encode()
+        body = json.dumps(notice.model_dump(), sort_keys=True).encode()
         headers = {"Content-Type": "application/json", "User-Agent": "port"}
         if secret:
             headers["X-Port-Signature-256"] = signature(secret, body)

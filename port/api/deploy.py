@@ -28,7 +28,7 @@ from port.api.deploy_types import (
 from port.api.pagination import row_id
 from port.api.scalars import JSON
 from port.deploy import setups as service
-from port.deploy.models import Pod, Setup, SetupEvent
+from port.deploy.models import Pod, Setup, SetupEvent, UpdatePolicy
 from port.deploy.updater import pending_updates, plan_updates, request_update
 from port.errors import InvalidInput, NotFound
 
@@ -48,7 +48,7 @@ class CreateSetupInput:
         default=None, description="A release; default: the newest current one."
     )
     flavour: str | None = strawberry.field(default=None, description="Pin a flavour.")
-    update_policy: UpdatePolicyEnum = service.UpdatePolicy.NONE  # type: ignore[valid-type]
+    update_policy: UpdatePolicyEnum = UpdatePolicy.NONE  # type: ignore[valid-type]
     version_range: str | None = strawberry.field(
         default=None, description="With RANGE: e.g. '>=1.2.0 <2.0.0'."
     )
@@ -138,7 +138,7 @@ class DeployMutation:
             app=input.app,
             version=input.version,
             flavour=input.flavour,
-            update_policy=service.UpdatePolicy(input.update_policy),
+            update_policy=UpdatePolicy(input.update_policy),
             version_range=input.version_range,
             include_prereleases=input.include_prereleases,
             env=_env(input.env),
@@ -213,7 +213,7 @@ class DeployMutation:
             service.set_policy(
                 session,
                 setup,
-                service.UpdatePolicy(update_policy),
+                UpdatePolicy(update_policy),
                 version_range,
                 include_prereleases,
             )

@@ -17,7 +17,8 @@ from port.api.scalars import JSON, Long
 from port.api.types import AppType, ReleaseType, _row
 from port.deploy import models
 from port.deploy.backends.base import BackendUnavailable, PodStatus
-from port.deploy.setups import UpdatePolicy, setup_status, visible
+from port.deploy.models import EventKind, UpdatePolicy
+from port.deploy.setups import setup_status, visible
 
 PodStatusEnum = strawberry.enum(PodStatus, name="PodStatus")
 UpdatePolicyEnum = strawberry.enum(
@@ -25,6 +26,9 @@ UpdatePolicyEnum = strawberry.enum(
     name="UpdatePolicy",
     description="Which new releases a Setup follows: NONE stays, PATCH 1.2.x, MINOR 1.x, "
     "MAJOR any newer, RANGE a semver range.",
+)
+EventKindEnum = strawberry.enum(
+    EventKind, name="SetupEventKind", description="What a SetupEvent records."
 )
 EVENTS_SHOWN = 50
 
@@ -155,7 +159,7 @@ class PodType(relay.Node):
 
 @strawberry.type(name="SetupEvent", description="Something that happened to a Setup or Pod.")
 class SetupEventType:
-    kind: str
+    kind: EventKindEnum  # type: ignore[valid-type]
     message: str
     at: datetime
     setup_id: relay.GlobalID

@@ -33,16 +33,35 @@ FLAVOURS = Base.metadata.tables["flavours"]
 
 @dataclass(slots=True)
 class Changes:
-    """What one ingest did, as a person reads it: ``stardist 0.4.10`` per line."""
+    """What one ingest did. ``str()`` of each entry is how a person reads it
+    (``stardist 0.4.10``, ``stardist 0.4.10: flavours.cpu.image``), as runs store it."""
 
-    added: list[str] = field(default_factory=list)
-    changed: list[str] = field(default_factory=list)
-    withdrawn: list[str] = field(default_factory=list)
+    added: list[ReleaseRef] = field(default_factory=list)
+    changed: list[Change] = field(default_factory=list)
+    withdrawn: list[ReleaseRef] = field(default_factory=list)
     errors: list[ManifestError] = field(default_factory=list)
 
 
-def _label(identifier: str, version: str) -> str:
-    return f"{identifier} {version}"
+@dataclass(frozen=True, order=True, slots=True)
+class ReleaseRef:
+    """One release, by app identifier and version."""
+
+    app: str
+    version: str
+
+    def __str__(self) -> str:
+        return f"{self.app} {self.version}"
+
+
+@dataclass(frozen=True, slots=True)
+class Change:
+    """What changed about a release: fields (``commit, flavours.cpu.image``) or where."""
+
+    release: ReleaseRef
+    what: str
+
+    def __str__(self) -> str:
+        return f"{self.release}: {self.what}"
 
 
 def _app_meta(app: AppSpec) -> dict[str, Any]:
@@ -219,7 +238,7 @@ class Ingest:
                 meta, withdrawn = pending[key].values["app_meta"], False
             else:
                 pending[key] = _NewRelease(app.id, item)
-                self.changes.added.append(_label(app.identifier, item.spec.version))
+                self.changes.added.append(ReleaseRef(app.identifier, item.spec.version))
                 meta, withdrawn = pending[key].values["app_meta"], False
             if not withdrawn:
                 best = newest.get(app.id)
@@ -270,8 +289,8 @@ class Ingest:
         what += self._merge_flavours(release, item, replace=item.source == "port")
         if what:
             release.updated_at = utcnow()
-            label = _label(app.identifier, release.version)
-            self.changes.changed.append(f"{label}: {', '.join(what)}")
+            ref = ReleaseRef(app.identifier, release.version)
+            self.changes.changed.append(Change(ref, ", ".join(what)))
 
     def _merge_flavours(self, release: Release, item: FoundRelease, *, replace: bool) -> list[str]:
         what: list[str] = []
@@ -334,7 +353,7 @@ class Ingest:
             release.withdrawn = True
             release.current = False
             release.updated_at = utcnow()
-            self.changes.withdrawn.append(_label(app.identifier, release.version))
+            self.changes.withdrawn.append(ReleaseRef(app.identifier, release.version))
             if app.meta_version == release.version:
                 app.meta_version = None  # recomputed from what is left
             self.touched_apps[app.id] = app
@@ -349,7 +368,7 @@ class Ingest:
             if _set(release, {"current": (identifier, release.version) in head}):
                 release.updated_at = utcnow()
                 where = "back at the branch head" if release.current else "only in history now"
-                self.changes.changed.append(f"{_label(identifier, release.version)}: {where}")
+                self.changes.changed.append(Change(ReleaseRef(identifier, release.version), where))
 
     async def _refresh_app_meta(self) -> None:
         """Apps whose metadata release was withdrawn take it from the newest one left."""

@@ -27,7 +27,7 @@ from port.catalogue.models import Repo
 from port.catalogue.scanning import ScanOutcome, scan_repo
 from port.errors import Permanent, RepoUnreachable
 from port.jobs import queue
-from port.jobs.models import Job
+from port.jobs.models import Job, Payload, payload_of
 from port.jobs.worker import Handler
 from port.orm import on_postgres, utcnow
 from port.settings import Settings
@@ -37,6 +37,11 @@ log = logging.getLogger(__name__)
 INDEX = "index"  # the job kind
 INDEX_MAX_ATTEMPTS = 3  # polling is the long-term retry of an index (docs/jobs.md)
 POLL_BATCH = 500  # repositories one look enqueues at most
+
+
+class IndexPayload(Payload):
+    repo_id: int
+    reason: str  # "poll", "webhook", "api", ...
 
 
 def index_key(repo_id: int) -> str:
@@ -53,7 +58,7 @@ async def enqueue_index(session: AsyncSession, repo_id: int, reason: str) -> Job
     return await queue.enqueue(
         session,
         INDEX,
-        {"repo_id": repo_id, "reason": reason},
+        IndexPayload(repo_id=repo_id, reason=reason).model_dump(),
         key=index_key(repo_id),
         max_attempts=INDEX_MAX_ATTEMPTS,
     )
@@ -67,7 +72,7 @@ def index_handler(sessions: async_sessionmaker[AsyncSession], settings: Settings
             return await session.get(Repo, repo_id) is not None
 
     async def index(job: Job) -> ScanOutcome | None:
-        repo_id = int(job.payload["repo_id"])
+        repo_id = payload_of(job, IndexPayload).repo_id
         try:
             outcome = await scan_repo(sessions, settings, repo_id)  # LookupError: no repo
         except LookupError:

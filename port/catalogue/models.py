@@ -6,6 +6,7 @@ module is the only place that turns one into the other.
 
 from __future__ import annotations
 
+import enum
 from datetime import datetime
 from typing import Any
 
@@ -22,7 +23,15 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from port.orm import Base, JSONType, UTCDateTime, utcnow
+from port.orm import Base, JSONType, Named, UTCDateTime, utcnow
+
+
+class IndexRunStatus(enum.StrEnum):
+    """How an index run ended. ``unchanged``: the remote had not moved, nothing read."""
+
+    SUCCEEDED = "succeeded"
+    UNCHANGED = "unchanged"
+    FAILED = "failed"
 
 
 class Repo(Base):
@@ -147,7 +156,7 @@ class IndexRun(Base):
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     repo_id: Mapped[int] = mapped_column(ForeignKey("repos.id", ondelete="CASCADE"), index=True)
-    status: Mapped[str] = mapped_column(String(16))  # succeeded|unchanged|failed
+    status: Mapped[IndexRunStatus] = mapped_column(Named(IndexRunStatus, 16))
     started_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     branch: Mapped[str | None] = mapped_column(String(255))

@@ -18,7 +18,7 @@ from indexer.scan import Limits, Progress, index_repo
 from indexer.urls import redact
 from manifests.errors import ManifestError
 from port.catalogue.ingest import Changes, error_rows, ingest
-from port.catalogue.models import IndexRun, Repo
+from port.catalogue.models import IndexRun, IndexRunStatus, Repo
 from port.metrics import observe_index_run
 from port.orm import utcnow
 from port.registries import Registries
@@ -151,7 +151,7 @@ async def _record_failure(
 ) -> ScanOutcome:
     failed = IndexRun(
         repo_id=repo_id,
-        status="failed",
+        status=IndexRunStatus.FAILED,
         started_at=started,
         finished_at=utcnow(),
         message=message,
@@ -159,7 +159,7 @@ async def _record_failure(
     )
     async with sessions() as session, session.begin():
         session.add(failed)
-    observe_index_run("failed", (utcnow() - started).total_seconds())
+    observe_index_run(IndexRunStatus.FAILED, (utcnow() - started).total_seconds())
     return ScanOutcome(run=failed, changes=None, remote_failed=remote, transient=transient)
 
 
@@ -180,15 +180,15 @@ async def _ingest_and_record(
             changes = await ingest(session, repo, result)
         run = IndexRun(
             repo_id=repo_id,
-            status="unchanged" if result.unchanged else "succeeded",
+            status=IndexRunStatus.UNCHANGED if result.unchanged else IndexRunStatus.SUCCEEDED,
             started_at=started,
             finished_at=utcnow(),
             branch=result.branch,
             commit=result.head,
             blobs_read=result.blobs_read,
-            added=changes.added,
-            changed=changes.changed,
-            withdrawn=changes.withdrawn,
+            added=[str(ref) for ref in changes.added],
+            changed=[str(change) for change in changes.changed],
+            withdrawn=[str(ref) for ref in changes.withdrawn],
             errors=error_rows(changes.errors),
         )
         session.add(run)

@@ -14,11 +14,17 @@ from datetime import datetime
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from port.jobs import queue
-from port.jobs.models import Job
+from port.jobs.models import Job, Payload
 
 UPDATE = "update"
 RECONCILE = "reconcile"
 RECONCILE_KEY = "reconcile"
+
+
+class UpdatePayload(Payload):
+    setup_id: int
+    version: str
+    manual: bool = False  # asked for by a user: may go back, skips the policy
 
 
 def update_key(setup_id: int) -> str:
@@ -31,10 +37,10 @@ async def enqueue_update(
 ) -> Job | None:
     """Queue a rollout of the Setup to ``version``; None when one was queued already.
     A manual one replaces the queued job's target (the user's word wins)."""
-    payload: dict[str, object] = {"setup_id": setup_id, "version": version}
-    if manual:
-        payload["manual"] = True
-    return await queue.enqueue(session, UPDATE, payload, key=update_key(setup_id), replace=manual)
+    payload = UpdatePayload(setup_id=setup_id, version=version, manual=manual)
+    return await queue.enqueue(
+        session, UPDATE, payload.model_dump(), key=update_key(setup_id), replace=manual
+    )
 
 
 async def rollout_pending(session: AsyncSession, setup_id: int) -> bool:

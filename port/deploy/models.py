@@ -9,6 +9,7 @@ a new Pod. Every state change is a SetupEvent, which the API shows and streams.
 
 from __future__ import annotations
 
+import enum
 from datetime import datetime
 from typing import Any
 
@@ -17,7 +18,41 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from port.accounts.models import User
 from port.catalogue.models import App, Release
-from port.orm import Base, JSONType, UTCDateTime, utcnow
+from port.deploy.backends.base import PodStatus
+from port.orm import Base, JSONType, Named, UTCDateTime, utcnow
+
+
+class UpdatePolicy(enum.StrEnum):
+    """Which newer releases a Setup moves to by itself (docs/updates.md)."""
+
+    NONE = "NONE"
+    PATCH = "PATCH"
+    MINOR = "MINOR"
+    MAJOR = "MAJOR"
+    RANGE = "RANGE"
+
+
+class EventKind(enum.StrEnum):
+    """What a SetupEvent records."""
+
+    CREATED = "CREATED"
+    STARTED = "STARTED"
+    STOPPED = "STOPPED"
+    POLICY_CHANGED = "POLICY_CHANGED"
+    RESTART_REQUESTED = "RESTART_REQUESTED"
+    POD_RUNNING = "POD_RUNNING"
+    POD_FAILED = "POD_FAILED"
+    POD_RESTARTED = "POD_RESTARTED"
+    POD_RECREATED = "POD_RECREATED"
+    POD_ADOPTED = "POD_ADOPTED"
+    POD_STOPPED = "POD_STOPPED"
+    ENGINE_DOWN = "ENGINE_DOWN"
+    UPDATE_AVAILABLE = "UPDATE_AVAILABLE"
+    UPDATE_REQUESTED = "UPDATE_REQUESTED"
+    UPDATE_STARTED = "UPDATE_STARTED"
+    UPDATE_SUCCEEDED = "UPDATE_SUCCEEDED"
+    UPDATE_ROLLED_BACK = "UPDATE_ROLLED_BACK"
+    UPDATE_ABANDONED = "UPDATE_ABANDONED"
 
 
 class Setup(Base):
@@ -31,7 +66,9 @@ class Setup(Base):
     # The release new Pods run; the updater moves it along the update policy.
     release_id: Mapped[int] = mapped_column(ForeignKey("releases.id", ondelete="CASCADE"))
     flavour: Mapped[str | None] = mapped_column(String(255))  # a user's pin, else automatic
-    update_policy: Mapped[str] = mapped_column(String(8), default="NONE")
+    update_policy: Mapped[UpdatePolicy] = mapped_column(
+        Named(UpdatePolicy, 8), default=UpdatePolicy.NONE
+    )
     version_range: Mapped[str | None] = mapped_column(String(255))
     include_prereleases: Mapped[bool] = mapped_column(Boolean, default=False)
     env: Mapped[dict[str, str]] = mapped_column(JSONType, default=dict)
@@ -71,7 +108,7 @@ class Pod(Base):
     read_only: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     non_root: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     container_id: Mapped[str | None] = mapped_column(String(128))
-    status: Mapped[str] = mapped_column(String(16), default="PENDING")
+    status: Mapped[PodStatus] = mapped_column(Named(PodStatus, 16), default=PodStatus.PENDING)
     message: Mapped[str | None] = mapped_column(Text)  # why it failed / is unknown
     exit_code: Mapped[int | None] = mapped_column(Integer)
     pull: Mapped[dict[str, int] | None] = mapped_column(JSONType)  # layers, done, total bytes
@@ -100,7 +137,7 @@ class SetupEvent(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     setup_id: Mapped[int] = mapped_column(ForeignKey("setups.id", ondelete="CASCADE"), index=True)
     pod_id: Mapped[int | None] = mapped_column(ForeignKey("pods.id", ondelete="SET NULL"))
-    kind: Mapped[str] = mapped_column(String(32))
+    kind: Mapped[EventKind] = mapped_column(Named(EventKind, 32))
     message: Mapped[str] = mapped_column(Text, default="")
     at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
 

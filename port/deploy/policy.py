@@ -16,7 +16,8 @@ from typing import Protocol, TypeVar
 
 from semver import Version
 
-from port.deploy.setups import UpdatePolicy, range_clauses
+from port.deploy.models import UpdatePolicy
+from port.deploy.setups import range_clauses
 
 
 class ReleaseLike(Protocol):

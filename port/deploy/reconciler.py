@@ -54,7 +54,7 @@ from port.deploy.backends.base import (
 )
 from port.deploy.instance import resolved
 from port.deploy.jobs import rollout_pending
-from port.deploy.models import Pod, Setup
+from port.deploy.models import EventKind, Pod, Setup
 from port.deploy.selection import Capabilities
 from port.deploy.setups import record
 from port.jobs.queue import backoff
@@ -298,7 +298,7 @@ class Reconciler:
                 await self.backend.stop(container.id, self.settings.stop_timeout_seconds)
             self._set(pod, PodStatus.STOPPED)
             pod.retired, pod.stopped_at = True, now
-            record(session, setup, "POD_STOPPED", f"pod {pod.id} stopped and removed", pod)
+            record(session, setup, EventKind.POD_STOPPED, f"pod {pod.id} stopped and removed", pod)
             return None
         if pod.candidate:
             # An update's new Pod: the updater starts it and judges its health. One whose
@@ -309,7 +309,9 @@ class Reconciler:
                 await self.backend.stop(container.id, self.settings.stop_timeout_seconds)
             self._set(pod, PodStatus.STOPPED, "its rollout ended without a verdict")
             pod.retired, pod.stopped_at = True, now
-            record(session, setup, "UPDATE_ABANDONED", f"pod {pod.id}: rollout gave up", pod)
+            record(
+                session, setup, EventKind.UPDATE_ABANDONED, f"pod {pod.id}: rollout gave up", pod
+            )
             return None
         if pod.restart_requested:
             pod.restart_requested = False
@@ -318,27 +320,31 @@ class Reconciler:
                 container = None
             pod.restarts += 1
             pod.next_attempt_at = None
-            record(session, setup, "POD_RESTARTED", f"pod {pod.id} restarted on request", pod)
+            record(
+                session, setup, EventKind.POD_RESTARTED, f"pod {pod.id} restarted on request", pod
+            )
             return await self._launch(session, setup, pod)
         if container is None:
             if pod.next_attempt_at is not None and pod.next_attempt_at > now:
                 return pod.next_attempt_at
             if pod.status == PodStatus.FAILED:
                 pod.restarts += 1
-                record(session, setup, "POD_RESTARTED", f"attempt {pod.failures + 1}", pod)
+                record(session, setup, EventKind.POD_RESTARTED, f"attempt {pod.failures + 1}", pod)
             elif pod.container_id is not None and pod.status in LIVE:
                 pod.restarts += 1
                 record(
                     session,
                     setup,
-                    "POD_RECREATED",
+                    EventKind.POD_RECREATED,
                     f"container {pod.container_id[:12]} disappeared; starting a new one",
                     pod,
                 )
             return await self._launch(session, setup, pod)
         if pod.container_id != container.id:
             pod.container_id = container.id
-            record(session, setup, "POD_ADOPTED", f"adopted container {container.id[:12]}", pod)
+            record(
+                session, setup, EventKind.POD_ADOPTED, f"adopted container {container.id[:12]}", pod
+            )
         state = container.state
         if state.status is PodStatus.STARTING and state.started_at is None:
             # Created but never started: Port (or the engine) died in between. Start afresh.
@@ -350,7 +356,7 @@ class Reconciler:
                 pod.message, pod.exit_code = None, None
                 pod.started_at = state.started_at or pod.started_at or now
                 if state.status is PodStatus.RUNNING:
-                    record(session, setup, "POD_RUNNING", f"pod {pod.id} is running", pod)
+                    record(session, setup, EventKind.POD_RUNNING, f"pod {pod.id} is running", pod)
             ran = (now - pod.started_at) if pod.started_at else timedelta(0)
             if pod.failures and ran.total_seconds() >= self.settings.restart_backoff_max_seconds:
                 pod.failures = 0  # it has run long enough: the next crash starts afresh
@@ -366,13 +372,15 @@ class Reconciler:
             reason = state.message or f"exited with code {state.exit_code}"
             self._set(pod, PodStatus.FAILED, reason)
             wait = (pod.next_attempt_at - now).total_seconds()
-            record(session, setup, "POD_FAILED", f"{reason}; restart in {wait:g} s", pod)
+            record(session, setup, EventKind.POD_FAILED, f"{reason}; restart in {wait:g} s", pod)
             return pod.next_attempt_at
         if pod.next_attempt_at > now:
             return pod.next_attempt_at
         await self.backend.stop(container.id, self.settings.stop_timeout_seconds)
         pod.restarts += 1
-        record(session, setup, "POD_RESTARTED", f"restart {pod.restarts} after a crash", pod)
+        record(
+            session, setup, EventKind.POD_RESTARTED, f"restart {pod.restarts} after a crash", pod
+        )
         return await self._launch(session, setup, pod)
 
     async def _launch(self, session: AsyncSession, setup: Setup, pod: Pod) -> datetime | None:
@@ -396,7 +404,9 @@ class Reconciler:
                         f"a container named {spec.name} exists and is not this pod's"
                     ) from exc
                 pod.container_id = exc.container_id
-                record(session, setup, "POD_ADOPTED", f"adopted {exc.container_id[:12]}", pod)
+                record(
+                    session, setup, EventKind.POD_ADOPTED, f"adopted {exc.container_id[:12]}", pod
+                )
             state = await self.backend.poll(pod.container_id)
         except BackendUnavailable:
             raise
@@ -404,13 +414,13 @@ class Reconciler:
             pod.failures += 1
             pod.next_attempt_at = utcnow() + self.backoff(pod.failures)
             self._set(pod, PodStatus.FAILED, str(exc))
-            record(session, setup, "POD_FAILED", f"could not start: {exc}", pod)
+            record(session, setup, EventKind.POD_FAILED, f"could not start: {exc}", pod)
             return pod.next_attempt_at
         if state is not None and state.status is PodStatus.RUNNING:
             self._set(pod, PodStatus.RUNNING)
             pod.started_at = state.started_at or utcnow()
             pod.exit_code = None
-            record(session, setup, "POD_RUNNING", f"pod {pod.id} is running", pod)
+            record(session, setup, EventKind.POD_RUNNING, f"pod {pod.id} is running", pod)
             return None
         # Exited already, or still starting: the next pass (woken by its event) decides.
         self.wake()
@@ -492,7 +502,7 @@ class Reconciler:
         self.notify(pod.setup_id)
 
     def _set(self, pod: Pod, status: PodStatus, message: str | None = None) -> None:
-        pod.status = status.value
+        pod.status = status
         if message is not None or status in LIVE:
             pod.message = message
 
@@ -509,14 +519,16 @@ class Reconciler:
                     .where(
                         Pod.retired.is_(False),
                         # FAILED keeps its exit code and backoff: it is not counted twice
-                        Pod.status.not_in([PodStatus.UNKNOWN.value, PodStatus.FAILED.value]),
+                        Pod.status.not_in([PodStatus.UNKNOWN, PodStatus.FAILED]),
                     )
                     .options(selectinload(Pod.setup))
                 )
             )
             for pod in pods:
                 self._set(pod, PodStatus.UNKNOWN, f"engine unreachable: {reason}")
-                record(session, pod.setup, "ENGINE_DOWN", f"engine unreachable: {reason}", pod)
+                record(
+                    session, pod.setup, EventKind.ENGINE_DOWN, f"engine unreachable: {reason}", pod
+                )
             await session.commit()
         for setup_id in {p.setup_id for p in pods}:
             self.notify(setup_id)

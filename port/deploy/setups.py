@@ -13,7 +13,6 @@ Someone else's Setup is NOT_FOUND, not FORBIDDEN, so ids reveal nothing.
 
 from __future__ import annotations
 
-import enum
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -28,7 +27,7 @@ from port.accounts.principal import Principal
 from port.catalogue.models import App, Release
 from port.catalogue.queries import newest_first
 from port.deploy.backends.base import PodStatus
-from port.deploy.models import Pod, Setup, SetupEvent
+from port.deploy.models import EventKind, Pod, Setup, SetupEvent, UpdatePolicy
 from port.deploy.selection import Candidate, Capabilities, Selection, gpus_for
 from port.deploy.selection import select as select_flavour
 from port.errors import Conflict, Forbidden, InvalidInput, NotFound, QuotaExceeded
@@ -39,14 +38,6 @@ ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,127}")
 ENV_MAX_ITEMS = 100
 ENV_MAX_VALUE = 4096
 RESERVED_ENV_PREFIX = "PORT_"  # Port's own variables: PORT_SETUP_ID, PORT_POD_ID, ...
-
-
-class UpdatePolicy(enum.StrEnum):
-    NONE = "NONE"
-    PATCH = "PATCH"
-    MINOR = "MINOR"
-    MAJOR = "MAJOR"
-    RANGE = "RANGE"
 
 
 @dataclass(frozen=True)
@@ -63,7 +54,7 @@ class SetupRequest:
 
 
 def record(
-    session: AsyncSession, setup: Setup, kind: str, message: str, pod: Pod | None = None
+    session: AsyncSession, setup: Setup, kind: EventKind, message: str, pod: Pod | None = None
 ) -> SetupEvent:
     """Add a SetupEvent (committed with the caller's transaction)."""
     event = SetupEvent(
@@ -227,7 +218,7 @@ async def create_setup(
     )
     session.add(setup)
     await session.flush()
-    record(session, setup, "CREATED", f"{app.identifier} {release.version} for {user.name}")
+    record(session, setup, EventKind.CREATED, f"{app.identifier} {release.version} for {user.name}")
     return setup
 
 
@@ -304,7 +295,7 @@ async def start_setup(
     record(
         session,
         setup,
-        "STARTED",
+        EventKind.STARTED,
         f"{release.version} with flavour {pod.flavour} ({pod.image})",
         pod,
     )
@@ -349,7 +340,7 @@ def stop_setup(session: AsyncSession, setup: Setup) -> None:
     if setup.wants_running:
         setup.wants_running = False
         setup.updated_at = utcnow()
-        record(session, setup, "STOPPED", "stop requested")
+        record(session, setup, EventKind.STOPPED, "stop requested")
 
 
 def set_policy(
@@ -364,12 +355,15 @@ def set_policy(
         version_range = check_range(version_range)
     elif version_range:
         raise InvalidInput("versionRange is only used with updatePolicy RANGE")
-    setup.update_policy = policy.value
+    setup.update_policy = policy
     setup.version_range = version_range
     setup.include_prereleases = include_prereleases
     setup.updated_at = utcnow()
     record(
-        session, setup, "POLICY_CHANGED", f"follows {policy.value} {version_range or ''}".strip()
+        session,
+        setup,
+        EventKind.POLICY_CHANGED,
+        f"follows {policy.value} {version_range or ''}".strip(),
     )
 
 
@@ -378,7 +372,9 @@ def restart_pod(session: AsyncSession, pod: Pod) -> None:
     if pod.retired:
         raise Conflict(f"pod {pod.id} is stopped and retired; start its setup instead")
     pod.restart_requested = True
-    record(session, pod.setup, "RESTART_REQUESTED", f"restart of pod {pod.id} requested", pod)
+    record(
+        session, pod.setup, EventKind.RESTART_REQUESTED, f"restart of pod {pod.id} requested", pod
+    )
 
 
 async def runners_of(session: AsyncSession, identifiers: set[str]) -> dict[str, list[int]]:

@@ -38,10 +38,10 @@ from sqlalchemy.orm import selectinload
 from port.catalogue.models import App, Release
 from port.deploy.backends.base import BackendUnavailable, PodState, PodStatus
 from port.deploy.jobs import enqueue_update
-from port.deploy.models import Pod, Setup
+from port.deploy.models import EventKind, Pod, Setup, UpdatePolicy
 from port.deploy.policy import allows, newest_allowed
 from port.deploy.reconciler import Reconciler
-from port.deploy.setups import UpdatePolicy, plan_pod, record
+from port.deploy.setups import plan_pod, record
 from port.errors import InvalidInput, NotFound
 from port.orm import utcnow
 from port.settings import Settings
@@ -119,7 +119,7 @@ async def plan_updates(
             record(
                 session,
                 setup,
-                "UPDATE_AVAILABLE",
+                EventKind.UPDATE_AVAILABLE,
                 f"{setup.release.version} -> {target.version} ({setup.update_policy})",
             )
         planned.append(
@@ -148,7 +148,7 @@ async def request_update(session: AsyncSession, setup: Setup, version: str) -> N
     user's word wins). The caller commits."""
     await manual_target(session, setup, version)
     await enqueue_update(session, setup.id, version, manual=True)
-    record(session, setup, "UPDATE_REQUESTED", f"{version} requested")
+    record(session, setup, EventKind.UPDATE_REQUESTED, f"{version} requested")
 
 
 def _still_allowed(setup: Setup, version: str) -> bool:
@@ -215,7 +215,9 @@ class Updater:
                 if not setup.wants_running:  # nothing runs: only the intent moves
                     old = setup.release.version
                     setup.release_id = target.id
-                    record(session, setup, "UPDATE_SUCCEEDED", f"{old} -> {version} (stopped)")
+                    record(
+                        session, setup, EventKind.UPDATE_SUCCEEDED, f"{old} -> {version} (stopped)"
+                    )
                     await session.commit()
                     self.reconciler.notify(setup.id)
                     return "moved a stopped setup"
@@ -227,7 +229,7 @@ class Updater:
                 record(
                     session,
                     setup,
-                    "UPDATE_STARTED",
+                    EventKind.UPDATE_STARTED,
                     f"{setup.release.version} -> {version}: pod {candidate.id} "
                     f"({candidate.flavour}, {candidate.image})",
                     candidate,
@@ -290,9 +292,9 @@ class Updater:
         old_version = setup.release.version
         old_pods = [p for p in setup.pods if not p.retired and p.id != candidate.id]
         for pod in old_pods:
-            pod.retired, pod.status, pod.stopped_at = True, PodStatus.STOPPED.value, utcnow()
+            pod.retired, pod.status, pod.stopped_at = True, PodStatus.STOPPED, utcnow()
         candidate.candidate = False
-        candidate.status = PodStatus.RUNNING.value
+        candidate.status = PodStatus.RUNNING
         candidate.started_at = candidate.started_at or utcnow()
         setup.release_id = target.id
         setup.updated_at = utcnow()
@@ -305,7 +307,7 @@ class Updater:
         message = f"{old_version} -> {target.version}: pod {candidate.id} is healthy"
         if old_pods:
             message += f", pod {', '.join(str(p.id) for p in old_pods)} stopped"
-        record(session, setup, "UPDATE_SUCCEEDED", message, candidate)
+        record(session, setup, EventKind.UPDATE_SUCCEEDED, message, candidate)
         await session.commit()
         self.reconciler.notify(setup.id)
         await self.announce(
@@ -337,13 +339,13 @@ class Updater:
         # resumed job finds the candidate's container gone and rolls back the same way.
         if candidate.container_id is not None:
             await self.reconciler.remove_containers([candidate.container_id])
-        candidate.retired, candidate.status = True, PodStatus.FAILED.value
+        candidate.retired, candidate.status = True, PodStatus.FAILED
         candidate.message, candidate.stopped_at = reason, utcnow()
         setup.skipped_versions = [*setup.skipped_versions, version]
         message = f"{version} rolled back, {setup.release.version} keeps running: {reason}"
         if tail.strip():
             message += "\n--- last lines of the new pod ---\n" + tail.rstrip()
-        record(session, setup, "UPDATE_ROLLED_BACK", message, candidate)
+        record(session, setup, EventKind.UPDATE_ROLLED_BACK, message, candidate)
         await session.commit()
         self.reconciler.notify(setup.id)
         await self.announce(
@@ -355,8 +357,8 @@ class Updater:
         return message
 
     async def _abandon(self, session: AsyncSession, setup: Setup, pod: Pod, why: str) -> None:
-        pod.retired, pod.status, pod.message = True, PodStatus.STOPPED.value, why
-        record(session, setup, "UPDATE_ABANDONED", f"pod {pod.id}: {why}", pod)
+        pod.retired, pod.status, pod.message = True, PodStatus.STOPPED, why
+        record(session, setup, EventKind.UPDATE_ABANDONED, f"pod {pod.id}: {why}", pod)
         await session.commit()
         if pod.container_id is not None:
             await self.reconciler.remove_containers([pod.container_id])

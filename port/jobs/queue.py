@@ -43,7 +43,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
-from port.jobs.models import Job
+from port.jobs.models import FINISHED, Job, JobStatus
 from port.orm import insert, on_postgres, utcnow
 
 BACKOFF_BASE_SECONDS = 5.0
@@ -96,7 +96,7 @@ async def enqueue(
         kind=kind,
         key=key,
         payload=payload or {},
-        status="queued",
+        status=JobStatus.QUEUED,
         attempts=0,
         max_attempts=max_attempts,
         run_after=when,
@@ -108,14 +108,14 @@ async def enqueue(
     if job is None and key is not None and replace:
         await session.execute(
             update(Job)
-            .where(Job.key == key, Job.status == "queued")
+            .where(Job.key == key, Job.status == JobStatus.QUEUED)
             .values(payload=payload or {})
             .execution_options(synchronize_session=False)
         )
     if job is None and key is not None:
         await session.execute(
             update(Job)
-            .where(Job.key == key, Job.status == "queued", Job.run_after > when)
+            .where(Job.key == key, Job.status == JobStatus.QUEUED, Job.run_after > when)
             .values(run_after=when)
             .execution_options(synchronize_session=False)
         )
@@ -124,7 +124,7 @@ async def enqueue(
 
 def _live(job: Any, now: datetime) -> ColumnElement[bool]:
     """``job`` is running under a lease that has not expired."""
-    return and_(job.status == "running", job.locked_until > now)
+    return and_(job.status == JobStatus.RUNNING, job.locked_until > now)
 
 
 async def claim(
@@ -152,8 +152,8 @@ async def claim(
         candidate = aliased(Job, name="candidate")
         other = aliased(Job, name="other")
         due = or_(
-            and_(candidate.status == "queued", candidate.run_after <= now),
-            and_(candidate.status == "running", candidate.locked_until <= now),
+            and_(candidate.status == JobStatus.QUEUED, candidate.run_after <= now),
+            and_(candidate.status == JobStatus.RUNNING, candidate.locked_until <= now),
         )
         busy_key = exists().where(
             other.key == candidate.key, other.id != candidate.id, _live(other, now)
@@ -171,14 +171,14 @@ async def claim(
         if postgres:
             pick = pick.with_for_update(skip_locked=True, of=candidate)
         taken_over = case(
-            (Job.status == "running", literal("lease of ") + Job.locked_by + " expired"),
+            (Job.status == JobStatus.RUNNING, literal("lease of ") + Job.locked_by + " expired"),
             else_=Job.last_error,
         )
         statement = (
             update(Job)
             .where(Job.id == pick.scalar_subquery())
             .values(
-                status="running",
+                status=JobStatus.RUNNING,
                 attempts=Job.attempts + 1,
                 locked_by=worker,
                 locked_until=now + lease,
@@ -200,7 +200,7 @@ async def claim(
             await session.rollback()
             continue
         if job.attempts > job.max_attempts:
-            job.status, job.finished_at, job.locked_until = "failed", now, None
+            job.status, job.finished_at, job.locked_until = JobStatus.FAILED, now, None
             job.last_error = _clip(
                 f"given up after {job.max_attempts} attempts: its worker stopped without "
                 f"finishing ({job.last_error})"
@@ -228,7 +228,7 @@ async def _key_taken(session: AsyncSession, job: Job, now: datetime) -> bool:
 
 
 def _held(job_id: int, worker: str) -> ColumnElement[bool]:
-    return and_(Job.id == job_id, Job.locked_by == worker, Job.status == "running")
+    return and_(Job.id == job_id, Job.locked_by == worker, Job.status == JobStatus.RUNNING)
 
 
 async def _update_held(session: AsyncSession, job_id: int, worker: str, **values: Any) -> bool:
@@ -252,7 +252,7 @@ async def heartbeat(session: AsyncSession, job_id: int, worker: str, lease: time
 async def succeed(session: AsyncSession, job_id: int, worker: str) -> bool:
     """Mark ``worker``'s running job succeeded; False (and nothing changed) otherwise."""
     return await _update_held(
-        session, job_id, worker, status="succeeded", finished_at=utcnow(), locked_until=None
+        session, job_id, worker, status=JobStatus.SUCCEEDED, finished_at=utcnow(), locked_until=None
     )
 
 
@@ -276,14 +276,14 @@ async def fail(
         return None
     now = utcnow()
     error = _clip(error)
-    done = {"status": "failed", "finished_at": now, "locked_until": None}
+    done = {"status": JobStatus.FAILED, "finished_at": now, "locked_until": None}
     if final or job.attempts >= job.max_attempts:
         held = await _update_held(session, job_id, worker, last_error=error, **done)
     elif await _requeue(session, job, worker, now, error):
         held = True
     else:
         sibling = await session.scalar(
-            select(Job.id).where(Job.key == job.key, Job.status == "queued").limit(1)
+            select(Job.id).where(Job.key == job.key, Job.status == JobStatus.QUEUED).limit(1)
         )
         note = f"{error} (not retried: job {sibling} of the same key is queued and does the work)"
         held = await _update_held(session, job_id, worker, last_error=_clip(note), **done)
@@ -300,10 +300,10 @@ async def _requeue(session: AsyncSession, job: Job, worker: str, now: datetime, 
         update(Job)
         .where(
             _held(job.id, worker),
-            ~exists().where(other.key == Job.key, other.status == "queued"),
+            ~exists().where(other.key == Job.key, other.status == JobStatus.QUEUED),
         )
         .values(
-            status="queued",
+            status=JobStatus.QUEUED,
             run_after=now + backoff(job.attempts),
             locked_by=None,
             locked_until=None,
@@ -327,7 +327,9 @@ async def _requeue(session: AsyncSession, job: Job, worker: str, now: datetime, 
 async def pending(session: AsyncSession, key: str) -> bool:
     """Is a job with ``key`` queued or running?"""
     found = await session.scalar(
-        select(Job.id).where(Job.key == key, Job.status.in_(("queued", "running"))).limit(1)
+        select(Job.id)
+        .where(Job.key == key, Job.status.in_((JobStatus.QUEUED, JobStatus.RUNNING)))
+        .limit(1)
     )
     return found is not None
 
@@ -335,7 +337,7 @@ async def pending(session: AsyncSession, key: str) -> bool:
 async def running(session: AsyncSession, kind: str, key: str) -> list[Job]:
     """The jobs of ``kind`` with ``key`` that are running now (one, but for a lease
     being taken over)."""
-    statement = select(Job).where(Job.kind == kind, Job.key == key, Job.status == "running")
+    statement = select(Job).where(Job.kind == kind, Job.key == key, Job.status == JobStatus.RUNNING)
     return list(await session.scalars(statement.order_by(Job.id)))
 
 
@@ -358,7 +360,7 @@ async def prune(session: AsyncSession, *, finished_before: datetime) -> int:
     """
     result = await session.execute(
         delete(Job)
-        .where(Job.status.in_(("succeeded", "failed")), Job.finished_at < _utc(finished_before))
+        .where(Job.status.in_(FINISHED), Job.finished_at < _utc(finished_before))
         .execution_options(synchronize_session=False)
     )
     return int(getattr(result, "rowcount", 0))

@@ -33,7 +33,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from port import db
 from port.errors import Permanent, PortError
 from port.jobs import queue
-from port.jobs.models import Job
+from port.jobs.models import Job, JobStatus
 from port.orm import utcnow
 from port.settings import Settings
 
@@ -215,7 +215,7 @@ class Worker:
         if now is None:
             log.warning("job %s was taken over meanwhile: its failure is not recorded", job.id)
             return
-        if now.status == "queued":
+        if now.status == JobStatus.QUEUED:
             log.info("job %s will be retried after %s", job.id, now.run_after.isoformat())
         job.status, job.last_error = now.status, now.last_error
 
@@ -225,7 +225,7 @@ class Worker:
         if not held:
             log.warning("job %s was taken over meanwhile: its success is not recorded", job.id)
             return
-        job.status, job.finished_at = "succeeded", utcnow()
+        job.status, job.finished_at = JobStatus.SUCCEEDED, utcnow()
         for hook in self.after.get(job.kind, ()):
             try:
                 await hook(job, result)

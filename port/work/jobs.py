@@ -25,12 +25,12 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from port.catalogue.jobs import INDEX, index_handler, poll_due_repos
 from port.catalogue.scanning import ScanOutcome
-from port.deploy.jobs import RECONCILE, UPDATE, queue_reconcile
+from port.deploy.jobs import RECONCILE, UPDATE, UpdatePayload, queue_reconcile
 from port.deploy.reconciler import Reconciler
 from port.deploy.setups import runners_of
 from port.deploy.updater import Updater, plan_updates
 from port.jobs import queue
-from port.jobs.models import Job
+from port.jobs.models import Job, payload_of
 from port.jobs.worker import Periodic, Worker
 from port.notify import NOTIFY, Notifier
 from port.orm import utcnow
@@ -51,19 +51,19 @@ async def after_index_run(
 ) -> int:
     """Announce the releases an index run added and queue the rollouts it made
     possible; how many were planned."""
-    if outcome is None or outcome.run.status == "failed":
+    if outcome is None or outcome.changes is None:  # None: the run failed
         return 0
-    added = [release.rpartition(" ") for release in outcome.run.added]  # "<app> <version>"
+    added = outcome.changes.added
     async with sessions() as session:
-        runners = await runners_of(session, {identifier for identifier, _, _ in added})
-    for identifier, _, version in added:
+        runners = await runners_of(session, {ref.app for ref in added})
+    for ref in added:
         data = {
             "repo": outcome.run.repo_id,
-            "release": f"{identifier} {version}",
-            "app": identifier,
-            "version": version,
+            "release": str(ref),
+            "app": ref.app,
+            "version": ref.version,
         }
-        await notifier.announce("release.added", data, runners.get(identifier, []))
+        await notifier.announce("release.added", data, runners.get(ref.app, []))
     async with sessions() as session, session.begin():
         planned = await plan_updates(session, repo_id=outcome.run.repo_id)
     if planned:
@@ -122,10 +122,8 @@ def build_worker(
     updater = Updater(sessions, settings, reconciler, announce=notifier.announce)
 
     async def update(job: Job) -> str:
-        payload = job.payload
-        return await updater.run(
-            int(payload["setup_id"]), str(payload["version"]), manual=bool(payload.get("manual"))
-        )
+        payload = payload_of(job, UpdatePayload)
+        return await updater.run(payload.setup_id, payload.version, manual=payload.manual)
 
     async def planned_after_index(_job: Job, outcome: Any) -> None:
         await after_index_run(sessions, notifier, outcome, worker.wake)

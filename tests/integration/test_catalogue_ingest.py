@@ -7,12 +7,14 @@ scan tests check the same rules end to end through real git remotes.
 
 from __future__ import annotations
 
+from typing import Any
+
 from sqlalchemy import select
 from sqlalchemy.orm import selectinload
 
 from indexer.result import FoundRelease, IndexResult, RepoSpec, Source, TagInfo
 from manifests.specs import AppSpec, FlavourSpec, ReleaseSpec
-from port.catalogue.ingest import Changes, ingest
+from port.catalogue.ingest import Changes, ReleaseRef, ingest
 from port.catalogue.models import App, Release, Repo
 from port.catalogue.queries import app_document, list_apps
 from port.catalogue.repos import add_repo
@@ -63,6 +65,11 @@ def result(
     )
 
 
+def texts(entries: list[Any]) -> list[str]:
+    """Entries of Changes as a person (and an index run) reads them."""
+    return [str(entry) for entry in entries]
+
+
 async def apply(cat: Catalogue, repo_url: str, index: IndexResult) -> Changes:
     async with cat.sessions() as session, session.begin():
         repo = await session.scalar(select(Repo).where(Repo.url == repo_url))
@@ -95,7 +102,10 @@ async def test_first_ingest_builds_the_catalogue(catalogue: Catalogue) -> None:
             found("stardist", "0.4.10", flavours={"cuda": "sd:cuda", "cpu": "sd:cpu"}),
         ),
     )
-    assert sorted(changes.added) == ["stardist 0.4.10", "stardist 0.4.9"]
+    assert sorted(changes.added) == [
+        ReleaseRef("stardist", "0.4.10"),
+        ReleaseRef("stardist", "0.4.9"),
+    ]
     async with catalogue.sessions() as session:
         [app] = [app_document(a) for a in await list_apps(session)]
     assert app["identifier"] == "stardist"
@@ -117,7 +127,7 @@ async def test_moved_tag_updates_release_and_says_what_changed(catalogue: Catalo
     await apply(catalogue, URL_A, result(found("stardist", "1.0.0")))
     moved = found("stardist", "1.0.0", commit=C2, flavours={"cpu": "sd:rebuilt"})
     changes = await apply(catalogue, URL_A, result(moved))
-    assert changes.changed == ["stardist 1.0.0: commit, flavours.cpu.image"]
+    assert texts(changes.changed) == ["stardist 1.0.0: commit, flavours.cpu.image"]
     release = (await releases_of(catalogue, "stardist"))["1.0.0"]
     assert release.commit == C2
     assert [f.image for f in release.flavours] == ["sd:rebuilt"]
@@ -128,7 +138,7 @@ async def test_port_release_flavours_follow_the_manifest(catalogue: Catalogue) -
     changes = await apply(
         catalogue, URL_A, result(found("sd", "1.0.0", commit=C2, flavours={"c": "i:c"}))
     )
-    assert changes.changed == [
+    assert texts(changes.changed) == [
         "sd 1.0.0: commit, flavours.c added, flavours.a removed, flavours.b removed"
     ]
     assert [f.name for f in (await releases_of(catalogue, "sd"))["1.0.0"].flavours] == ["c"]
@@ -141,7 +151,7 @@ async def test_vanished_tag_withdraws_release_and_keeps_it(catalogue: Catalogue)
         result(found("sd", "1.0.0", description="old"), found("sd", "1.1.0", description="new")),
     )
     changes = await apply(catalogue, URL_A, result(tags=["v1.0.0"]))
-    assert changes.withdrawn == ["sd 1.1.0"]
+    assert texts(changes.withdrawn) == ["sd 1.1.0"]
     releases = await releases_of(catalogue, "sd")
     assert releases["1.1.0"].withdrawn
     assert not releases["1.0.0"].withdrawn
@@ -153,7 +163,7 @@ async def test_vanished_tag_withdraws_release_and_keeps_it(catalogue: Catalogue)
     # The tag comes back: the release is published again.
     comeback = result(found("sd", "1.1.0", description="new"), tags=["v1.0.0", "v1.1.0"])
     changes = await apply(catalogue, URL_A, comeback)
-    assert changes.changed == ["sd 1.1.0: current, withdrawn"]
+    assert texts(changes.changed) == ["sd 1.1.0: current, withdrawn"]
     assert not (await releases_of(catalogue, "sd"))["1.1.0"].withdrawn
 
 
@@ -202,7 +212,7 @@ async def test_arkitekt_entries_accumulate_and_head_decides_current(
             head=head,
         ),
     )
-    assert changes.changed == ["fiji 0.2.0: commit, flavours.cuda added"]
+    assert texts(changes.changed) == ["fiji 0.2.0: commit, flavours.cuda added"]
     releases = await releases_of(catalogue, "fiji")
     assert [f.name for f in releases["0.2.0"].flavours] == ["vanilla", "cuda"]
     assert releases["0.2.0"].current

@@ -16,6 +16,7 @@ from sqlalchemy import select
 
 from port.accounts.models import User
 from port.accounts.service import create_token
+from port.catalogue.ingest import Changes, ReleaseRef
 from port.catalogue.models import IndexRun, Release
 from port.catalogue.scanning import ScanOutcome
 from port.deploy.models import Setup
@@ -159,7 +160,7 @@ async def test_release_notices_go_to_the_users_running_the_app(catalogue: Catalo
         assert release_id is not None
         session.add(Setup(owner_id=alice, app_id=app.id, release_id=release_id, env={}))
     added = IndexRun(repo_id=app.repo_id, status="succeeded", added=["sd 1.1.0"])
-    outcome = ScanOutcome(run=added, changes=None)
+    outcome = ScanOutcome(run=added, changes=Changes(added=[ReleaseRef("sd", "1.1.0")]))
     await after_index_run(
         catalogue.sessions, Notifier(catalogue.sessions, settings), outcome, lambda: None
     )
