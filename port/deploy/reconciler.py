@@ -49,9 +49,11 @@ from port.deploy.backends.base import (
     ContainerExists,
     ManagedContainer,
     PodSpec,
+    PodState,
     PodStatus,
     PullProgress,
 )
+from port.deploy.decisions import LIVE, Step, decide
 from port.deploy.instance import resolved
 from port.deploy.jobs import rollout_pending
 from port.deploy.models import EventKind, Pod, Setup
@@ -73,7 +75,6 @@ log = logging.getLogger(__name__)
 
 CAPABILITIES_TTL = 60.0  # seconds; hardware rarely changes under a running engine
 PULL_SAVE_INTERVAL = 1.0  # seconds between saved pull progress updates
-LIVE = {PodStatus.RUNNING, PodStatus.STARTING}
 
 
 def container_name(settings: Settings, app: str, setup_id: int, pod_id: int) -> str:
@@ -290,98 +291,101 @@ class Reconciler:
     async def _converge_pod(
         self, session: AsyncSession, setup: Setup, pod: Pod, container: ManagedContainer | None
     ) -> datetime | None:
+        """Apply ``decide``'s step for ``pod``; when the next backoff ends, if any."""
         now = utcnow()
-        if not setup.wants_running:
-            if container is not None:
-                self._set(pod, PodStatus.STOPPING)
-                await session.commit()
-                await self.backend.stop(container.id, self.settings.stop_timeout_seconds)
-            self._set(pod, PodStatus.STOPPED)
-            pod.retired, pod.stopped_at = True, now
-            record(session, setup, EventKind.POD_STOPPED, f"pod {pod.id} stopped and removed", pod)
-            return None
-        if pod.candidate:
-            # An update's new Pod: the updater starts it and judges its health. One whose
-            # rollout job is gone for good (failed, or deleted) is abandoned here.
-            if await rollout_pending(session, setup.id):
-                return None
-            if container is not None:
-                await self.backend.stop(container.id, self.settings.stop_timeout_seconds)
-            self._set(pod, PodStatus.STOPPED, "its rollout ended without a verdict")
-            pod.retired, pod.stopped_at = True, now
-            record(
-                session, setup, EventKind.UPDATE_ABANDONED, f"pod {pod.id}: rollout gave up", pod
-            )
-            return None
-        if pod.restart_requested:
-            pod.restart_requested = False
-            if container is not None:
-                await self.backend.stop(container.id, self.settings.stop_timeout_seconds)
-                container = None
-            pod.restarts += 1
-            pod.next_attempt_at = None
-            record(
-                session, setup, EventKind.POD_RESTARTED, f"pod {pod.id} restarted on request", pod
-            )
-            return await self._launch(session, setup, pod)
-        if container is None:
-            if pod.next_attempt_at is not None and pod.next_attempt_at > now:
-                return pod.next_attempt_at
-            if pod.status == PodStatus.FAILED:
-                pod.restarts += 1
-                record(session, setup, EventKind.POD_RESTARTED, f"attempt {pod.failures + 1}", pod)
-            elif pod.container_id is not None and pod.status in LIVE:
-                pod.restarts += 1
-                record(
-                    session,
-                    setup,
-                    EventKind.POD_RECREATED,
-                    f"container {pod.container_id[:12]} disappeared; starting a new one",
-                    pod,
-                )
-            return await self._launch(session, setup, pod)
-        if pod.container_id != container.id:
+        pending = pod.candidate and setup.wants_running and await rollout_pending(session, setup.id)
+        decision = decide(pod, setup.wants_running, pending, container, now)
+        if decision.adopt and container is not None:
             pod.container_id = container.id
-            record(
-                session, setup, EventKind.POD_ADOPTED, f"adopted container {container.id[:12]}", pod
-            )
-        state = container.state
-        if state.status is PodStatus.STARTING and state.started_at is None:
-            # Created but never started: Port (or the engine) died in between. Start afresh.
-            await self.backend.stop(container.id, self.settings.stop_timeout_seconds)
-            return await self._launch(session, setup, pod)
-        if state.status in LIVE:
-            if pod.status != state.status:
-                self._set(pod, state.status)
-                pod.message, pod.exit_code = None, None
-                pod.started_at = state.started_at or pod.started_at or now
-                if state.status is PodStatus.RUNNING:
-                    record(session, setup, EventKind.POD_RUNNING, f"pod {pod.id} is running", pod)
-            ran = (now - pod.started_at) if pod.started_at else timedelta(0)
-            if pod.failures and ran.total_seconds() >= self.settings.restart_backoff_max_seconds:
-                pod.failures = 0  # it has run long enough: the next crash starts afresh
-            return None
-        if state.status is PodStatus.UNKNOWN or state.status is PodStatus.STOPPING:
-            return None
-        # It exited while wanted: a crash (exit code 0 too, as a service should not end).
-        if pod.status != PodStatus.FAILED or pod.next_attempt_at is None:
-            pod.failures += 1
-            pod.next_attempt_at = now + self.backoff(pod.failures)
-            pod.exit_code = state.exit_code
-            pod.stopped_at = state.finished_at or now
-            reason = state.message or f"exited with code {state.exit_code}"
-            self._set(pod, PodStatus.FAILED, reason)
-            wait = (pod.next_attempt_at - now).total_seconds()
-            record(session, setup, EventKind.POD_FAILED, f"{reason}; restart in {wait:g} s", pod)
-            return pod.next_attempt_at
-        if pod.next_attempt_at > now:
-            return pod.next_attempt_at
-        await self.backend.stop(container.id, self.settings.stop_timeout_seconds)
-        pod.restarts += 1
-        record(
-            session, setup, EventKind.POD_RESTARTED, f"restart {pod.restarts} after a crash", pod
-        )
+            message = f"adopted container {container.id[:12]}"
+            record(session, setup, EventKind.POD_ADOPTED, message, pod)
+        match decision.step:
+            case Step.WAIT:
+                return decision.at
+            case Step.STOP:
+                if container is not None:
+                    self._set(pod, PodStatus.STOPPING)
+                    await session.commit()
+                    await self._stop(container)
+                self._retire(pod, PodStatus.STOPPED, now)
+                message = f"pod {pod.id} stopped and removed"
+                record(session, setup, EventKind.POD_STOPPED, message, pod)
+                return None
+            case Step.ABANDON:
+                await self._stop(container)
+                self._retire(pod, PodStatus.STOPPED, now, "its rollout ended without a verdict")
+                message = f"pod {pod.id}: rollout gave up"
+                record(session, setup, EventKind.UPDATE_ABANDONED, message, pod)
+                return None
+            case Step.RESTART:
+                pod.restart_requested = False
+                await self._stop(container)
+                pod.restarts += 1
+                pod.next_attempt_at = None
+                message = f"pod {pod.id} restarted on request"
+                record(session, setup, EventKind.POD_RESTARTED, message, pod)
+            case Step.LAUNCH:
+                if decision.event is EventKind.POD_RESTARTED:
+                    pod.restarts += 1
+                    message = f"attempt {pod.failures + 1}"
+                    record(session, setup, EventKind.POD_RESTARTED, message, pod)
+                elif decision.event is EventKind.POD_RECREATED:
+                    pod.restarts += 1
+                    message = f"container {(pod.container_id or '')[:12]} disappeared; "
+                    record(
+                        session, setup, EventKind.POD_RECREATED, message + "starting a new one", pod
+                    )
+            case Step.RELAUNCH:
+                await self._stop(container)
+            case Step.LIVE if container is not None:  # always: LIVE is about a container
+                self._take_live(session, setup, pod, container.state, now)
+                return None
+            case Step.CRASHED if container is not None:  # so is a crash
+                return self._crashed(session, setup, pod, container.state, now)
+            case Step.RETRY:
+                await self._stop(container)
+                pod.restarts += 1
+                message = f"restart {pod.restarts} after a crash"
+                record(session, setup, EventKind.POD_RESTARTED, message, pod)
         return await self._launch(session, setup, pod)
+
+    async def _stop(self, container: ManagedContainer | None) -> None:
+        if container is not None:
+            await self.backend.stop(container.id, self.settings.stop_timeout_seconds)
+
+    def _retire(
+        self, pod: Pod, status: PodStatus, now: datetime, message: str | None = None
+    ) -> None:
+        self._set(pod, status, message)
+        pod.retired, pod.stopped_at = True, now
+
+    def _take_live(
+        self, session: AsyncSession, setup: Setup, pod: Pod, state: PodState, now: datetime
+    ) -> None:
+        """The engine says starting or running: so is the Pod."""
+        if pod.status != state.status:
+            self._set(pod, state.status)
+            pod.message, pod.exit_code = None, None
+            pod.started_at = state.started_at or pod.started_at or now
+            if state.status is PodStatus.RUNNING:
+                record(session, setup, EventKind.POD_RUNNING, f"pod {pod.id} is running", pod)
+        ran = (now - pod.started_at) if pod.started_at else timedelta(0)
+        if pod.failures and ran.total_seconds() >= self.settings.restart_backoff_max_seconds:
+            pod.failures = 0  # it has run long enough: the next crash starts afresh
+
+    def _crashed(
+        self, session: AsyncSession, setup: Setup, pod: Pod, state: PodState, now: datetime
+    ) -> datetime:
+        """FAILED with the exit code and reason; the restart waits for the backoff."""
+        pod.failures += 1
+        pod.next_attempt_at = now + self.backoff(pod.failures)
+        pod.exit_code = state.exit_code
+        pod.stopped_at = state.finished_at or now
+        reason = state.message or f"exited with code {state.exit_code}"
+        self._set(pod, PodStatus.FAILED, reason)
+        wait = (pod.next_attempt_at - now).total_seconds()
+        record(session, setup, EventKind.POD_FAILED, f"{reason}; restart in {wait:g} s", pod)
+        return pod.next_attempt_at
 
     async def _launch(self, session: AsyncSession, setup: Setup, pod: Pod) -> datetime | None:
         """Pull by policy, then start; a failure is FAILED with a backoff.

@@ -109,6 +109,12 @@ class Firewall:
         if done.returncode != 0:
             raise self._refused(done.stderr.strip() or f"exit code {done.returncode}")
 
+    def _unless_gone(self, check: tuple[str, ...], *args: str) -> None:
+        """``_must(*args)``, unless it failed because ``check`` no longer holds."""
+        done = self._do(*args)
+        if done.returncode != 0 and self._has(*check):
+            raise self._refused(done.stderr.strip() or f"exit code {done.returncode}")
+
     def _has(self, *args: str) -> bool:
         return self._do(*args).returncode == 0
 
@@ -162,15 +168,16 @@ class Firewall:
         log.info("firewall chains %s and %s guard %s", self.forward, self.input, self.interfaces)
 
     def remove(self) -> None:
-        """Unhook and delete both chains; what is not there is fine."""
+        """Unhook and delete both chains; what is not there is fine, and so is what
+        another remover (a second process of the instance) takes away meanwhile."""
         with self._lock:
             for parent, chain in (("DOCKER-USER", self.forward), ("INPUT", self.input)):
                 hook = ("-i", self.interfaces, "-j", chain)
                 while self._has("-C", parent, *hook):
-                    self._must("-D", parent, *hook)
+                    self._unless_gone(("-C", parent, *hook), "-D", parent, *hook)
                 if self._has("-n", "-L", chain):
-                    self._must("-F", chain)
-                    self._must("-X", chain)
+                    self._unless_gone(("-n", "-L", chain), "-F", chain)
+                    self._unless_gone(("-n", "-L", chain), "-X", chain)
         log.info("firewall chains %s and %s removed", self.forward, self.input)
 
 
