@@ -31,7 +31,7 @@ from port.errors import InvalidInput, Permanent
 from port.jobs.models import Job, Payload, payload_of
 from port.jobs.queue import enqueue
 from port.orm import utcnow
-from port.settings import Settings
+from port.settings import Settings, secret_of
 from port.signing import hmac_sha256
 
 log = logging.getLogger(__name__)
@@ -115,7 +115,7 @@ class Notifier:
         if user_id is None:
             url, secret, check, whose = (
                 self.settings.notify_url,
-                self.settings.notify_secret,
+                secret_of(self.settings.notify_secret),
                 None,
                 "the server's",
             )

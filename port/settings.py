@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Literal
 
 from platformdirs import user_data_dir
-from pydantic import BaseModel, Field, field_validator
+from pydantic import BaseModel, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from indexer.limits import Limits
@@ -57,7 +57,7 @@ class Settings(BaseSettings):
         default_factory=lambda: Path(user_data_dir("port", appauthor=False)),
         description="Where Port keeps its SQLite catalogue and git mirrors.",
     )
-    database_url: str | None = Field(
+    database_url: SecretStr | None = Field(
         default=None,
         description=(
             "SQLAlchemy URL of the catalogue. Default: SQLite in the data directory. "
@@ -318,7 +318,7 @@ class Settings(BaseSettings):
         default=None,
         description="POST a signed JSON notice here on new releases and update results.",
     )
-    notify_secret: str | None = Field(
+    notify_secret: SecretStr | None = Field(
         default=None,
         description="HMAC-SHA256 key of notices (header X-Port-Signature-256); never logged.",
     )
@@ -403,7 +403,10 @@ class Settings(BaseSettings):
     @property
     def sqlalchemy_url(self) -> str:
         """The database URL with an async driver, whatever form was configured."""
-        url = self.database_url or f"sqlite+aiosqlite:///{self.data_dir / 'port.db'}"
+        if self.database_url is not None:
+            url = self.database_url.get_secret_value()
+        else:
+            url = f"sqlite+aiosqlite:///{self.data_dir / 'port.db'}"
         for plain, driver in (
             ("postgresql://", "postgresql+asyncpg://"),
             ("postgres://", "postgresql+asyncpg://"),
@@ -412,6 +415,11 @@ class Settings(BaseSettings):
             if url.startswith(plain):
                 return driver + url[len(plain) :]
         return url
+
+
+def secret_of(value: SecretStr | None) -> str | None:
+    """The text of a secret setting, where it is used (never where it is shown)."""
+    return None if value is None else value.get_secret_value()
 
 
 @lru_cache(maxsize=1)

@@ -25,7 +25,8 @@ def settings(
     catalogue: Catalogue, docker_settings: Callable[..., Settings], monkeypatch: pytest.MonkeyPatch
 ) -> Iterator[Settings]:
     settings = docker_settings(database_url=catalogue.settings.database_url)
-    for name in ("database_url", "instance", "docker_network", "stop_timeout_seconds"):
+    monkeypatch.setenv("PORT_DATABASE_URL", settings.sqlalchemy_url)
+    for name in ("instance", "docker_network", "stop_timeout_seconds"):
         monkeypatch.setenv(f"PORT_{name.upper()}", str(getattr(settings, name)))
     monkeypatch.setenv("PORT_DATA_DIR", str(settings.data_dir))
     get_settings.cache_clear()
