@@ -5,7 +5,7 @@ Builds a busybox image FROM scratch (Debian's busybox-static), then, in the same
 - floor: `docker run -d` of that image on the same network, until the command returns
   (the container is running then);
 - Port: `port serve` on a fresh SQLite catalogue; one GraphQL request
-  `createSetup(input: {app, start: true})`, then the `podEvents` subscription (a
+  `createSetup(input: {app, start: true})`, then the `setupEvents` subscription (a
   websocket, graphql-transport-ws) until its POD_RUNNING event: pushed, so no polling
   load slows the server being measured. The Setup is deleted (untimed) before the next
   round.
@@ -42,8 +42,10 @@ from tests.integration.dockerfixtures import BUSYBOX, build_image
 from tests.serverproc import Server, start, stop
 
 FOREVER = ['CMD ["sh", "-c", "while true; do sleep 1; done"]']
-CREATE = 'mutation { createSetup(input: {app: "busy", start: true}) { id } }'
-EVENTS = "subscription($id: ID!) { podEvents(setupId: $id) { kind } }"
+CREATE = """mutation { createSetup(input: {app: "busy", start: true}) {
+  setup { id } noFittingFlavour { message } } }"""
+EVENTS = "subscription($id: ID!) { setupEvents(setupId: $id) { kind } }"
+DELETE = "mutation($id: ID!) { deleteSetup(input: {id: $id}) { deletedId } }"
 
 
 async def _catalogue(settings: Settings, image: str) -> str:
@@ -85,17 +87,20 @@ def _until_running(server: Server, token: str, setup_id: str) -> None:
         while True:
             message = json.loads(socket.recv(timeout=60))
             if message.get("type") != "next":
-                raise SystemExit(f"podEvents failed: {message}")
-            if message["payload"]["data"]["podEvents"]["kind"] == "POD_RUNNING":
+                raise SystemExit(f"setupEvents failed: {message}")
+            if message["payload"]["data"]["setupEvents"]["kind"] == "POD_RUNNING":
                 return
 
 
 def port_round(server: Server, token: str) -> float:
     began = time.perf_counter()
-    setup_id = server.post(CREATE, token)["data"]["createSetup"]["id"]
+    created = server.post(CREATE, token)["data"]["createSetup"]
+    if created["setup"] is None:
+        raise SystemExit(f"createSetup: {created['noFittingFlavour']['message']}")
+    setup_id = created["setup"]["id"]
     _until_running(server, token, setup_id)
     took = time.perf_counter() - began
-    server.post("mutation($id: ID!) { deleteSetup(id: $id) }", token, {"id": setup_id})
+    server.post(DELETE, token, {"id": setup_id})
     return took
 
 

@@ -7,7 +7,7 @@ FROM scratch), interleaved round by round:
   `docker run -d` of the image (until the command returns: the container runs);
 - Port: `port serve` on SQLite with a Setup on policy MINOR; the new tag is pushed, then
   one signed GitHub `push` delivery is POSTed to /webhooks/github; timed until the
-  Setup's `podEvents` stream says UPDATE_SUCCEEDED (index job, plan, rollout: pull,
+  Setup's `setupEvents` stream says UPDATE_SUCCEEDED (index job, plan, rollout: pull,
   start, the health gate of PORT_UPDATE_GRACE_SECONDS, old Pod stopped).
 
 Prints medians and Port / (floor + grace) (target: within 1.5x). Needs git and a Docker
@@ -49,7 +49,10 @@ from tests.serverproc import Server, free_port, start, stop
 
 SECRET = secrets.token_hex(16)  # the webhook secret of the benchmark repo
 FOREVER = ['CMD ["sh", "-c", "while true; do sleep 1; done"]']
-EVENTS = "subscription($id: ID!) { podEvents(setupId: $id) { kind message } }"
+EVENTS = "subscription($id: ID!) { setupEvents(setupId: $id) { kind message } }"
+SCAN = "mutation($id: ID!) { scanRepo(input: {id: $id}) { run { status } } }"
+CREATE = """mutation { createSetup(input: {app: "busy", start: true, updatePolicy: MINOR}) {
+  setup { id } noFittingFlavour { message } } }"""
 
 
 async def _catalogue(settings: Settings, url: str) -> str:
@@ -88,7 +91,7 @@ def webhook(server: Server, url: str, version: str) -> None:
 
 
 def until_event(server: Server, token: str, setup_id: str, kinds: set[str], about: str = "") -> str:
-    """Wait on podEvents for one of ``kinds`` whose message mentions ``about`` (the
+    """Wait on setupEvents for one of ``kinds`` whose message mentions ``about`` (the
     stream first replays recent events: earlier rounds' must not count)."""
     url = server.base.replace("http://", "ws://") + "/graphql"
     with connect(url, subprotocols=[Subprotocol("graphql-transport-ws")]) as socket:
@@ -101,8 +104,8 @@ def until_event(server: Server, token: str, setup_id: str, kinds: set[str], abou
         while True:
             message = json.loads(socket.recv(timeout=120))
             if message.get("type") != "next":
-                raise SystemExit(f"podEvents failed: {message}")
-            event = message["payload"]["data"]["podEvents"]
+                raise SystemExit(f"setupEvents failed: {message}")
+            event = message["payload"]["data"]["setupEvents"]
             if event["kind"] in kinds and about in event["message"]:
                 return str(event["kind"])
 
@@ -165,14 +168,11 @@ def main() -> None:
         floors, ports = [], []
         try:
             repo_id = base64.b64encode(b"Repo:1").decode()  # the only repository: row 1
-            scan = "mutation($id: ID!) { scanRepo(id: $id) { status } }"
-            server.post(scan, token, {"id": repo_id})
-            created = server.post(
-                'mutation { createSetup(input: {app: "busy", start: true, updatePolicy: MINOR})'
-                " { id } }",
-                token,
-            )
-            setup_id = created["data"]["createSetup"]["id"]
+            server.post(SCAN, token, {"id": repo_id})
+            created = server.post(CREATE, token)["data"]["createSetup"]
+            if created["setup"] is None:
+                raise SystemExit(f"createSetup: {created['noFittingFlavour']['message']}")
+            setup_id = created["setup"]["id"]
             until_event(server, token, setup_id, {"POD_RUNNING"})
             for round_ in range(1, args.rounds + 1):
                 version = f"1.{round_}.0"

@@ -150,11 +150,11 @@ class Api:
     async def create_repo(self, url: str) -> str:
         """Register ``url`` as the admin; the repository's id."""
         created = await self.gql(
-            "mutation($url: String!) { createRepo(input: {url: $url}) { id } }",
+            "mutation($url: String!) { createRepo(input: {url: $url}) { repo { id } } }",
             {"url": url},
             token=self.admin_token,
         )
-        repo_id: str = created["data"]["createRepo"]["id"]
+        repo_id: str = created["data"]["createRepo"]["repo"]["id"]
         return repo_id
 
 

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import datetime
-from typing import Annotated, Self
+from typing import Annotated, Any, Self
 
 import strawberry
+from sqlalchemy import Select, select
 from strawberry import relay
+from strawberry.field_extensions import InputMutationExtension
 
 from port.accounts import service
 from port.accounts.models import Token, User
@@ -17,9 +20,28 @@ from port.errors import Forbidden, NotFound
 from port.notify import set_notify_url
 
 
+async def _visible(info: Info, model: type[User] | type[Token], ids: Iterable[str]) -> Any:
+    """Rows of users or tokens the caller may see: an admin all, a user their own."""
+    principal = info.context.principal
+    wanted = [int(i) for i in ids if i.isdigit()]
+    if principal is None or not wanted:
+        return {}
+    query: Select[Any]
+    if model is User:
+        query = select(User).where(User.id.in_(wanted))
+        mine = User.id == principal.user_id
+    else:
+        query = select(Token).where(Token.id.in_(wanted))
+        mine = Token.user_id == principal.user_id
+    if not principal.is_admin:
+        query = query.where(mine)
+    async with info.context.state.sessions() as session:
+        return {row.id: row for row in await session.scalars(query)}
+
+
 @strawberry.type(name="Token", description="An API token; its secret is shown only once.")
-class TokenType:
-    id: relay.GlobalID
+class TokenType(relay.Node):
+    id: relay.NodeID[int]
     name: str
     prefix: str = strawberry.field(description="The secret's first characters, to recognise it.")
     created_at: datetime
@@ -29,7 +51,7 @@ class TokenType:
     @classmethod
     def from_row(cls, row: Token) -> Self:
         return cls(
-            id=relay.GlobalID("Token", str(row.id)),
+            id=row.id,
             name=row.name,
             prefix=row.prefix,
             created_at=row.created_at,
@@ -37,10 +59,18 @@ class TokenType:
             revoked_at=row.revoked_at,
         )
 
+    @classmethod
+    async def resolve_nodes(
+        cls, *, info: Info, node_ids: Iterable[str], required: bool = False
+    ) -> list[Any]:
+        ids = list(node_ids)
+        rows = await _visible(info, Token, ids)
+        return [cls.from_row(rows[int(i)]) if int(i) in rows else None for i in ids]
 
-@strawberry.type(name="User")
-class UserType:
-    id: relay.GlobalID
+
+@strawberry.type(name="User", description="A person (or robot) with an account on Port.")
+class UserType(relay.Node):
+    id: relay.NodeID[int]
     name: str
     is_admin: bool
     created_at: datetime
@@ -51,7 +81,7 @@ class UserType:
     @classmethod
     def from_row(cls, row: User) -> Self:
         return cls(
-            id=relay.GlobalID("User", str(row.id)),
+            id=row.id,
             name=row.name,
             is_admin=row.is_admin,
             created_at=row.created_at,
@@ -59,6 +89,14 @@ class UserType:
             url=row.notify_url,
             signed=row.notify_secret is not None,
         )
+
+    @classmethod
+    async def resolve_nodes(
+        cls, *, info: Info, node_ids: Iterable[str], required: bool = False
+    ) -> list[Any]:
+        ids = list(node_ids)
+        rows = await _visible(info, User, ids)
+        return [cls.from_row(rows[int(i)]) if int(i) in rows else None for i in ids]
 
     @strawberry.field(
         description="Where this user's notices go (the user and admins only; "
@@ -90,13 +128,28 @@ class MeType:
     user: UserType | None = strawberry.field(description="The local user, if there is one.")
 
 
-@strawberry.type(name="CreatedToken")
-class CreatedToken:
+@strawberry.type
+class CreateTokenPayload:
     token: TokenType
     secret: str = strawberry.field(
         description="Send as `Authorization: Bearer <secret>`. "
         "Shown only now; Port keeps only its hash."
     )
+
+
+@strawberry.type
+class RevokeTokenPayload:
+    token: TokenType
+
+
+@strawberry.type
+class SetNotifyUrlPayload:
+    user: UserType
+
+
+@strawberry.type
+class CreateUserPayload:
+    user: UserType
 
 
 def _token_pk(gid: relay.GlobalID) -> int:
@@ -126,8 +179,11 @@ class AccountsQuery:
 
 @strawberry.type
 class AccountsMutation:
-    @strawberry.mutation(description="A new token for the caller; its secret is shown once.")
-    async def create_token(self, info: Info, name: str) -> CreatedToken:
+    @strawberry.mutation(
+        description="A new token for the caller; its secret is shown once.",
+        extensions=[InputMutationExtension()],
+    )
+    async def create_token(self, info: Info, name: str) -> CreateTokenPayload:
         principal = permissions.caller(info)
         if principal.user_id is None:
             raise Forbidden(
@@ -139,19 +195,23 @@ class AccountsMutation:
             if user is None:
                 raise NotFound("your user no longer exists")
             token, secret = await service.create_token(session, user, name)
-        return CreatedToken(token=TokenType.from_row(token), secret=secret)
+        return CreateTokenPayload(token=TokenType.from_row(token), secret=secret)
 
-    @strawberry.mutation(description="Revoke a token (its owner or an admin).")
-    async def revoke_token(self, info: Info, id: relay.GlobalID) -> TokenType:
+    @strawberry.mutation(
+        description="Revoke a token (its owner or an admin).",
+        extensions=[InputMutationExtension()],
+    )
+    async def revoke_token(self, info: Info, id: relay.GlobalID) -> RevokeTokenPayload:
         principal = permissions.caller(info)
         async with info.context.state.sessions() as session, session.begin():
             token = await service.revoke_token(session, _token_pk(id), by=principal)
-        return TokenType.from_row(token)
+        return RevokeTokenPayload(token=TokenType.from_row(token))
 
     @strawberry.mutation(
         description="Where your notices go: a signed POST for each new release of an app "
         "you run and each update of your Setups (docs/updates.md). The URL must reach a "
-        "public address; `url: null` stops them. Admins may set another user's (`user`)."
+        "public address; `url: null` stops them. Admins may set another user's (`user`).",
+        extensions=[InputMutationExtension()],
     )
     async def set_notify_url(
         self,
@@ -164,7 +224,7 @@ class AccountsMutation:
             ),
         ] = None,
         user: relay.GlobalID | None = None,
-    ) -> UserType:
+    ) -> SetNotifyUrlPayload:
         principal = permissions.caller(info)
         target = row_id(user, "User") if user is not None else principal.user_id
         if target is None:
@@ -177,17 +237,18 @@ class AccountsMutation:
             if row is None:
                 raise NotFound(f"no user {user}")
             await set_notify_url(session, row, url, secret, state.settings)
-        return UserType.from_row(row)
+        return SetNotifyUrlPayload(user=UserType.from_row(row))
 
     @strawberry.mutation(
         description="Add a user (admins only); give them a token with the CLI "
-        "or let them log in through the identity provider."
+        "or let them log in through the identity provider.",
+        extensions=[InputMutationExtension()],
     )
-    async def create_user(self, info: Info, name: str, is_admin: bool = False) -> UserType:
+    async def create_user(self, info: Info, name: str, is_admin: bool = False) -> CreateUserPayload:
         permissions.admin(info)
         async with info.context.state.sessions() as session, session.begin():
             user = await service.create_user(session, name, is_admin=is_admin)
-        return UserType.from_row(user)
+        return CreateUserPayload(user=UserType.from_row(user))
 
 
 __all__ = ["AccountsMutation", "AccountsQuery"]

@@ -7,11 +7,12 @@ import shutil
 from collections.abc import AsyncGenerator
 from contextlib import suppress
 from datetime import timedelta
-from typing import Any
+from typing import Annotated, Any
 
 import strawberry
 from sqlalchemy import ColumnElement, and_, func, or_, select
 from strawberry import relay
+from strawberry.field_extensions import InputMutationExtension
 
 from port.api import permissions
 from port.api.context import Info
@@ -115,59 +116,68 @@ class CatalogueQuery:
         return AppType.from_row(row) if row is not None else None
 
 
-@strawberry.input(description="A repository to register. Only `url` is required.")
-class CreateRepoInput:
-    url: str
-    branch: str | None = None
-    manifest_path: str = "port.yaml"
-    tag_prefix: str = ""
-    webhook_secret: str | None = strawberry.field(
-        default=None, description="Shared secret of the forge's webhook; never shown again."
-    )
+@strawberry.type
+class CreateRepoPayload:
+    repo: RepoType
 
 
-@strawberry.input(description="Fields to change; omitted fields stay as they are.")
-class UpdateRepoInput:
-    branch: str | None = strawberry.UNSET
-    manifest_path: str | None = strawberry.UNSET
-    tag_prefix: str | None = strawberry.UNSET
-    webhook_secret: str | None = strawberry.UNSET
+@strawberry.type
+class ScanRepoPayload:
+    run: IndexRunType = strawberry.field(description="The finished run.")
 
 
-def _changes(input: UpdateRepoInput) -> dict[str, Any]:
-    """The fields given; null clears branch and secret, and leaves the others alone."""
-    given = {
-        name: getattr(input, name)
-        for name in ("branch", "manifest_path", "tag_prefix", "webhook_secret")
-        if getattr(input, name) is not strawberry.UNSET
-    }
-    return {k: v for k, v in given.items() if v is not None or k in ("branch", "webhook_secret")}
+@strawberry.type
+class UpdateRepoPayload:
+    repo: RepoType
+
+
+@strawberry.type
+class DeleteRepoPayload:
+    deleted_id: relay.GlobalID
+
+
+SecretText = Annotated[
+    str | None,
+    strawberry.argument(description="Shared secret of the forge's webhook; never shown again."),
+]
 
 
 @strawberry.type
 class CatalogueMutation:
-    @strawberry.mutation(description="Register a repository (scan it with scanRepo).")
-    async def create_repo(self, info: Info, input: CreateRepoInput) -> RepoType:
+    @strawberry.mutation(
+        description="Register a repository (scan it with scanRepo). Only `url` is required.",
+        extensions=[InputMutationExtension()],
+    )
+    async def create_repo(
+        self,
+        info: Info,
+        url: str,
+        branch: str | None = None,
+        manifest_path: str = "port.yaml",
+        tag_prefix: str = "",
+        webhook_secret: SecretText = None,
+    ) -> CreateRepoPayload:
         permissions.repo_manager(info)
         settings = info.context.state.settings
         async with info.context.state.sessions() as session, session.begin():
             repo = await repo_service.add_repo(
                 session,
-                input.url,
+                url,
                 allow_local=settings.allow_local_repos,
-                branch=input.branch,
-                manifest_path=input.manifest_path,
-                tag_prefix=input.tag_prefix,
-                webhook_secret=input.webhook_secret,
+                branch=branch,
+                manifest_path=manifest_path,
+                tag_prefix=tag_prefix,
+                webhook_secret=webhook_secret,
             )
         info.context.state.cache.bump()
-        return RepoType.from_row(repo)
+        return CreateRepoPayload(repo=RepoType.from_row(repo))
 
     @strawberry.mutation(
         description="Index a repository now and return the finished run; REPO_UNREACHABLE "
-        "when the remote cannot be read (the failed run is the repo's lastRun)."
+        "when the remote cannot be read (the failed run is the repo's lastRun).",
+        extensions=[InputMutationExtension()],
     )
-    async def scan_repo(self, info: Info, id: relay.GlobalID) -> IndexRunType:
+    async def scan_repo(self, info: Info, id: relay.GlobalID) -> ScanRepoPayload:
         permissions.repo_manager(info)
         state = info.context.state
         async with state.sessions() as session:
@@ -184,25 +194,46 @@ class CatalogueMutation:
         state.broker.publish(topic, IndexRunEvent(repo_id=id, status=run.status, run=run))
         if outcome.remote_failed:  # the failed run is recorded: see the repo's lastRun
             raise RepoUnreachable(run.message or "the remote could not be read")
-        return run
+        return ScanRepoPayload(run=run)
 
     @strawberry.mutation(
-        description="Change a repository; a changed branch, manifest path "
-        "or tag prefix makes the next scan read everything again."
+        description="Change a repository; omitted fields stay as they are, null clears "
+        "the branch and the secret. A changed branch, manifest path or tag prefix makes "
+        "the next scan read everything again.",
+        extensions=[InputMutationExtension()],
     )
-    async def update_repo(self, info: Info, id: relay.GlobalID, input: UpdateRepoInput) -> RepoType:
+    async def update_repo(
+        self,
+        info: Info,
+        id: relay.GlobalID,
+        branch: str | None = strawberry.UNSET,
+        manifest_path: str | None = strawberry.UNSET,
+        tag_prefix: str | None = strawberry.UNSET,
+        webhook_secret: SecretText = strawberry.UNSET,
+    ) -> UpdateRepoPayload:
         permissions.repo_manager(info)
+        given = {
+            "branch": branch,
+            "manifest_path": manifest_path,
+            "tag_prefix": tag_prefix,
+            "webhook_secret": webhook_secret,
+        }
+        changes: dict[str, Any] = {
+            name: value
+            for name, value in given.items()
+            if value is not strawberry.UNSET
+            and (value is not None or name in ("branch", "webhook_secret"))
+        }
         async with info.context.state.sessions() as session, session.begin():
-            repo = await repo_service.update_repo(
-                session,
-                repo_pk(id),
-                **_changes(input),
-            )
+            repo = await repo_service.update_repo(session, repo_pk(id), **changes)
         info.context.state.cache.bump()
-        return RepoType.from_row(repo)
+        return UpdateRepoPayload(repo=RepoType.from_row(repo))
 
-    @strawberry.mutation(description="Delete a repository, its apps, releases and runs.")
-    async def delete_repo(self, info: Info, id: relay.GlobalID) -> relay.GlobalID:
+    @strawberry.mutation(
+        description="Delete a repository, its apps, releases and runs.",
+        extensions=[InputMutationExtension()],
+    )
+    async def delete_repo(self, info: Info, id: relay.GlobalID) -> DeleteRepoPayload:
         permissions.repo_manager(info)
         state = info.context.state
         async with state.sessions() as session, session.begin():
@@ -211,7 +242,7 @@ class CatalogueMutation:
         shutil.rmtree(mirror, ignore_errors=True)
         state.cache.bump()
         state.reconciler.wake()  # Setups of its apps went with them: remove their containers
-        return id
+        return DeleteRepoPayload(deleted_id=id)
 
 
 def _recent_runs(repo_id: int, newest: int) -> ColumnElement[bool]:

@@ -1,7 +1,8 @@
 """Setup and Pod queries, mutations and subscriptions. Thin: the work is in port.deploy.
 
 Mutations change intent in the database and wake the reconciler; they answer at once
-(a Pod is PENDING) and the reconciler does the slow part. Watch it with ``podEvents``.
+(a Pod is PENDING) and the reconciler does the slow part. Watch it with
+``setupEvents``.
 """
 
 from __future__ import annotations
@@ -9,11 +10,13 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncGenerator
 from contextlib import suppress
+from typing import Annotated, Self
 
 import strawberry
 from sqlalchemy import select
 from sqlalchemy.orm import selectinload
 from strawberry import relay
+from strawberry.field_extensions import InputMutationExtension
 
 from port.api import permissions
 from port.api.context import Info
@@ -29,6 +32,7 @@ from port.api.pagination import row_id
 from port.api.scalars import JSON
 from port.deploy import setups as service
 from port.deploy.models import Pod, Setup, SetupEvent, UpdatePolicy
+from port.deploy.selection import NoFittingFlavour
 from port.deploy.updater import pending_updates, plan_updates, request_update
 from port.errors import InvalidInput, NotFound
 
@@ -41,22 +45,62 @@ def setup_topic(setup_id: int) -> str:
     return f"setup:{setup_id}"
 
 
-@strawberry.input(description="What to run. Only `app` is required.")
-class CreateSetupInput:
-    app: str = strawberry.field(description="The app's identifier.")
-    version: str | None = strawberry.field(
-        default=None, description="A release; default: the newest current one."
-    )
-    flavour: str | None = strawberry.field(default=None, description="Pin a flavour.")
-    update_policy: UpdatePolicyEnum = UpdatePolicy.NONE  # type: ignore[valid-type]
-    version_range: str | None = strawberry.field(
-        default=None, description="With RANGE: e.g. '>=1.2.0 <2.0.0'."
-    )
-    include_prereleases: bool = False
-    env: JSON | None = strawberry.field(
-        default=None, description='Environment variables, {"NAME": "value"}; PORT_* reserved.'
-    )
-    start: bool = strawberry.field(default=False, description="Start it at once.")
+@strawberry.type(name="FlavourRejection", description="Why one flavour cannot run here.")
+class FlavourRejection:
+    flavour: str
+    reasons: list[str]
+
+
+@strawberry.type(
+    name="NoFittingFlavour",
+    description="No flavour of the release can run on this backend; nothing was created "
+    "or started. Pick another release or flavour, or ask an admin for the hardware.",
+)
+class NoFittingFlavourType:
+    message: str
+    rejected: list[FlavourRejection]
+
+    @classmethod
+    def of(cls, error: NoFittingFlavour) -> Self:
+        rejected = [FlavourRejection(flavour=k, reasons=list(v)) for k, v in error.reasons.items()]
+        return cls(message=str(error), rejected=rejected)
+
+
+@strawberry.type
+class CreateSetupPayload:
+    setup: SetupType | None = strawberry.field(description="Null when no flavour fits.")
+    no_fitting_flavour: NoFittingFlavourType | None = None
+
+
+@strawberry.type
+class StartSetupPayload:
+    setup: SetupType | None = strawberry.field(description="Null when no flavour fits.")
+    no_fitting_flavour: NoFittingFlavourType | None = None
+
+
+@strawberry.type
+class StopSetupPayload:
+    setup: SetupType
+
+
+@strawberry.type
+class RestartPodPayload:
+    pod: PodType
+
+
+@strawberry.type
+class RollOutSetupPayload:
+    setup: SetupType
+
+
+@strawberry.type
+class UpdateSetupPayload:
+    setup: SetupType
+
+
+@strawberry.type
+class DeleteSetupPayload:
+    deleted_id: relay.GlobalID
 
 
 def _env(value: object) -> dict[str, str]:
@@ -67,13 +111,23 @@ def _env(value: object) -> dict[str, str]:
     return dict(value)
 
 
-async def _load_setup(info: Info, gid: relay.GlobalID) -> SetupType:
+async def _load_setup(info: Info, setup_id: int) -> SetupType | None:
     principal = permissions.caller(info)
     async with info.context.state.sessions() as session:
-        setup = await session.scalar(shown(principal).where(Setup.id == row_id(gid, "Setup")))
+        setup = await session.scalar(shown(principal).where(Setup.id == setup_id))
+    return SetupType.from_row(setup) if setup is not None else None
+
+
+async def _setup(info: Info, setup_id: int) -> SetupType:
+    """The Setup after a mutation of the caller's (they may see it: they just changed it)."""
+    setup = await _load_setup(info, setup_id)
     if setup is None:
-        raise NotFound(f"no setup {gid}")
-    return SetupType.from_row(setup)
+        raise NotFound(f"setup {setup_id} is gone")
+    return setup
+
+
+def _setup_pk(gid: relay.GlobalID) -> int:
+    return row_id(gid, "Setup")
 
 
 @strawberry.type
@@ -84,9 +138,9 @@ class DeployQuery:
         async with info.context.state.sessions() as session:
             return [SetupType.from_row(r) for r in await session.scalars(shown(principal))]
 
-    @strawberry.field(description="One of your Setups, or NOT_FOUND.")
-    async def setup(self, info: Info, id: relay.GlobalID) -> SetupType:
-        return await _load_setup(info, id)
+    @strawberry.field(description="One of your Setups; null if there is none you may see.")
+    async def setup(self, info: Info, id: relay.GlobalID) -> SetupType | None:
+        return await _load_setup(info, _setup_pk(id))
 
     @strawberry.field(description="Active Pods of your Setups (`all`: retired ones too).")
     async def pods(self, info: Info, all: bool = False) -> list[PodType]:
@@ -117,64 +171,105 @@ class DeployQuery:
                 for setup, target in found
             ]
 
-    @strawberry.field(description="One Pod of your Setups, or NOT_FOUND.")
-    async def pod(self, info: Info, id: relay.GlobalID) -> PodType:
+    @strawberry.field(description="One Pod of your Setups; null if there is none you may see.")
+    async def pod(self, info: Info, id: relay.GlobalID) -> PodType | None:
         principal = permissions.caller(info)
         async with info.context.state.sessions() as session:
-            pod = await service.get_pod(session, principal, row_id(id, "Pod"))
+            try:
+                pod = await service.get_pod(session, principal, row_id(id, "Pod"))
+            except NotFound:
+                return None
             return PodType.from_row(pod)
 
 
 @strawberry.type
 class DeployMutation:
     @strawberry.mutation(
-        description="Create a Setup (stopped unless `start`). NO_FITTING_FLAVOUR when no "
-        "flavour of the release can run on this backend, with the reason for each."
+        description="Create a Setup (stopped unless `start`). Only `app` is required. When "
+        "no flavour of the release can run on this backend, nothing is created and "
+        "`noFittingFlavour` says why, per flavour.",
+        extensions=[InputMutationExtension()],
     )
-    async def create_setup(self, info: Info, input: CreateSetupInput) -> SetupType:
+    async def create_setup(
+        self,
+        info: Info,
+        app: Annotated[str, strawberry.argument(description="The app's identifier.")],
+        version: Annotated[
+            str | None, strawberry.argument(description="A release; default: the newest.")
+        ] = None,
+        flavour: Annotated[str | None, strawberry.argument(description="Pin a flavour.")] = None,
+        update_policy: UpdatePolicyEnum = UpdatePolicy.NONE,  # type: ignore[valid-type]
+        version_range: Annotated[
+            str | None, strawberry.argument(description="With RANGE: e.g. '>=1.2.0 <2.0.0'.")
+        ] = None,
+        include_prereleases: bool = False,
+        env: Annotated[
+            JSON | None,
+            strawberry.argument(
+                description='Environment variables, {"NAME": "value"}; PORT_* reserved.'
+            ),
+        ] = None,
+        start: Annotated[bool, strawberry.argument(description="Start it at once.")] = False,
+    ) -> CreateSetupPayload:
         principal = permissions.caller(info)
         state = info.context.state
         request = service.SetupRequest(
-            app=input.app,
-            version=input.version,
-            flavour=input.flavour,
-            update_policy=UpdatePolicy(input.update_policy),
-            version_range=input.version_range,
-            include_prereleases=input.include_prereleases,
-            env=_env(input.env),
+            app=app,
+            version=version,
+            flavour=flavour,
+            update_policy=UpdatePolicy(update_policy),
+            version_range=version_range,
+            include_prereleases=include_prereleases,
+            env=_env(env),
         )
         caps = await state.reconciler.capabilities()
-        async with state.sessions() as session, session.begin():
-            setup = await service.create_setup(session, principal, request, caps)
-            if input.start:
-                await service.start_setup(session, setup, caps, state.settings)
-            setup_id = setup.id
+        try:
+            async with state.sessions() as session, session.begin():
+                setup = await service.create_setup(session, principal, request, caps)
+                if start:
+                    await service.start_setup(session, setup, caps, state.settings)
+                setup_id = setup.id
+        except NoFittingFlavour as error:
+            return CreateSetupPayload(setup=None, no_fitting_flavour=NoFittingFlavourType.of(error))
         state.reconciler.wake()
-        return await _load_setup(info, relay.GlobalID("Setup", str(setup_id)))
+        return CreateSetupPayload(setup=await _setup(info, setup_id))
 
-    @strawberry.mutation(description="Run it: a PENDING Pod now, RUNNING when started.")
-    async def start_setup(self, info: Info, id: relay.GlobalID) -> SetupType:
+    @strawberry.mutation(
+        description="Run it: a PENDING Pod now, RUNNING when started. When no flavour of "
+        "its release fits this backend, it stays stopped and `noFittingFlavour` says why.",
+        extensions=[InputMutationExtension()],
+    )
+    async def start_setup(self, info: Info, id: relay.GlobalID) -> StartSetupPayload:
         principal = permissions.caller(info)
         state = info.context.state
         caps = await state.reconciler.capabilities()
-        async with state.sessions() as session, session.begin():
-            setup = await service.get_setup(session, principal, row_id(id, "Setup"))
-            await service.start_setup(session, setup, caps, state.settings)
+        try:
+            async with state.sessions() as session, session.begin():
+                setup = await service.get_setup(session, principal, _setup_pk(id))
+                await service.start_setup(session, setup, caps, state.settings)
+        except NoFittingFlavour as error:
+            return StartSetupPayload(setup=None, no_fitting_flavour=NoFittingFlavourType.of(error))
         state.reconciler.wake()
-        return await _load_setup(info, id)
+        return StartSetupPayload(setup=await _setup(info, _setup_pk(id)))
 
-    @strawberry.mutation(description="Stop it: its Pods are stopped, removed and retired.")
-    async def stop_setup(self, info: Info, id: relay.GlobalID) -> SetupType:
+    @strawberry.mutation(
+        description="Stop it: its Pods are stopped, removed and retired.",
+        extensions=[InputMutationExtension()],
+    )
+    async def stop_setup(self, info: Info, id: relay.GlobalID) -> StopSetupPayload:
         principal = permissions.caller(info)
         state = info.context.state
         async with state.sessions() as session, session.begin():
-            setup = await service.get_setup(session, principal, row_id(id, "Setup"))
+            setup = await service.get_setup(session, principal, _setup_pk(id))
             service.stop_setup(session, setup)
         state.reconciler.wake()
-        return await _load_setup(info, id)
+        return StopSetupPayload(setup=await _setup(info, _setup_pk(id)))
 
-    @strawberry.mutation(description="A fresh container for this Pod (same release, flavour).")
-    async def restart_pod(self, info: Info, id: relay.GlobalID) -> PodType:
+    @strawberry.mutation(
+        description="A fresh container for this Pod (same release, flavour).",
+        extensions=[InputMutationExtension()],
+    )
+    async def restart_pod(self, info: Info, id: relay.GlobalID) -> RestartPodPayload:
         principal = permissions.caller(info)
         state = info.context.state
         async with state.sessions() as session, session.begin():
@@ -182,34 +277,40 @@ class DeployMutation:
             service.restart_pod(session, pod)
             row = PodType.from_row(pod)
         state.reconciler.wake()
-        return row
+        return RestartPodPayload(pod=row)
 
     @strawberry.mutation(
-        description="Move a Setup to `version` now (health-gated, rolled back on failure), "
-        "whatever its policy; the rollout runs as a job: watch podEvents."
+        description="Roll a Setup out to `version` now (health-gated, rolled back on "
+        "failure), whatever its policy; the rollout runs as a job: watch setupEvents.",
+        extensions=[InputMutationExtension()],
     )
-    async def update_setup(self, info: Info, id: relay.GlobalID, version: str) -> SetupType:
+    async def roll_out_setup(
+        self, info: Info, id: relay.GlobalID, version: str
+    ) -> RollOutSetupPayload:
         principal = permissions.caller(info)
         state = info.context.state
         async with state.sessions() as session, session.begin():
-            setup = await service.get_setup(session, principal, row_id(id, "Setup"))
+            setup = await service.get_setup(session, principal, _setup_pk(id))
             await request_update(session, setup, version)
         state.wake_jobs()
-        return await _load_setup(info, id)
+        return RollOutSetupPayload(setup=await _setup(info, _setup_pk(id)))
 
-    @strawberry.mutation(description="Change which releases a Setup follows.")
-    async def set_update_policy(
+    @strawberry.mutation(
+        description="Change a Setup: which releases it follows.",
+        extensions=[InputMutationExtension()],
+    )
+    async def update_setup(
         self,
         info: Info,
         id: relay.GlobalID,
         update_policy: UpdatePolicyEnum,  # type: ignore[valid-type]
         version_range: str | None = None,
         include_prereleases: bool = False,
-    ) -> SetupType:
+    ) -> UpdateSetupPayload:
         principal = permissions.caller(info)
         state = info.context.state
         async with state.sessions() as session, session.begin():
-            setup = await service.get_setup(session, principal, row_id(id, "Setup"))
+            setup = await service.get_setup(session, principal, _setup_pk(id))
             service.set_policy(
                 session,
                 setup,
@@ -219,19 +320,22 @@ class DeployMutation:
             )
             await plan_updates(session, setup_ids=[setup.id])
         state.wake_jobs()
-        return await _load_setup(info, id)
+        return UpdateSetupPayload(setup=await _setup(info, _setup_pk(id)))
 
-    @strawberry.mutation(description="Delete a Setup: its containers are stopped and removed.")
-    async def delete_setup(self, info: Info, id: relay.GlobalID) -> relay.GlobalID:
+    @strawberry.mutation(
+        description="Delete a Setup: its containers are stopped and removed.",
+        extensions=[InputMutationExtension()],
+    )
+    async def delete_setup(self, info: Info, id: relay.GlobalID) -> DeleteSetupPayload:
         principal = permissions.caller(info)
         state = info.context.state
         async with state.sessions() as session, session.begin():
-            setup = await service.get_setup(session, principal, row_id(id, "Setup"))
+            setup = await service.get_setup(session, principal, _setup_pk(id))
             containers = [p.container_id for p in service.active_pods(setup) if p.container_id]
             await session.delete(setup)
         await state.reconciler.remove_containers(containers)
         state.reconciler.wake()  # whatever could not be removed now goes on the next pass
-        return id
+        return DeleteSetupPayload(deleted_id=id)
 
 
 @strawberry.type
@@ -239,12 +343,13 @@ class DeploySubscription:
     @strawberry.subscription(
         description="Events of a Setup and its Pods as they happen (after the last 10)."
     )
-    async def pod_events(
+    async def setup_events(
         self, info: Info, setup_id: relay.GlobalID
     ) -> AsyncGenerator[SetupEventType, None]:
         await info.context.authenticate_connection()
-        await _load_setup(info, setup_id)  # NOT_FOUND unless the caller may see it
-        pk = row_id(setup_id, "Setup")
+        pk = _setup_pk(setup_id)
+        if await _load_setup(info, pk) is None:
+            raise NotFound(f"no setup {setup_id}")
         state = info.context.state
         last = 0
         async with state.sessions() as session:

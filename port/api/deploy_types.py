@@ -12,6 +12,7 @@ from sqlalchemy.orm import selectinload
 from strawberry import relay
 
 from port.accounts.principal import Principal
+from port.api.accounts import UserType
 from port.api.context import Info
 from port.api.scalars import JSON, Long
 from port.api.types import AppType, ReleaseType, _row
@@ -179,7 +180,7 @@ class SetupEventType:
 @strawberry.type(name="Setup", description="A user's intent to run an app.")
 class SetupType(relay.Node):
     id: relay.NodeID[int]
-    owner: str = strawberry.field(description="The owning user's name.")
+    owner: UserType
     flavour: str | None = strawberry.field(description="The pinned flavour; null: automatic.")
     update_policy: UpdatePolicyEnum  # type: ignore[valid-type]
     version_range: str | None
@@ -198,7 +199,7 @@ class SetupType(relay.Node):
     def from_row(cls, row: models.Setup) -> Self:
         return cls(
             id=row.id,
-            owner=row.owner.name,
+            owner=UserType.from_row(row.owner),
             flavour=row.flavour,
             update_policy=UpdatePolicy(row.update_policy),
             version_range=row.version_range,
@@ -236,15 +237,15 @@ class SetupType(relay.Node):
     def pods(self, all: bool = False) -> list[PodType]:
         return [PodType.from_row(p) for p in self.pod_rows if all or not p.retired]
 
-    @strawberry.field(description="The newest events, oldest first (at most 50).")
-    async def events(self, info: Info, last: int = EVENTS_SHOWN) -> list[SetupEventType]:
+    @strawberry.field(description="The newest `limit` events, oldest first (at most 50).")
+    async def events(self, info: Info, limit: int = EVENTS_SHOWN) -> list[SetupEventType]:
         async with info.context.state.sessions() as session:
             rows = list(
                 await session.scalars(
                     select(models.SetupEvent)
                     .where(models.SetupEvent.setup_id == self.id)
                     .order_by(models.SetupEvent.id.desc())
-                    .limit(max(0, min(last, EVENTS_SHOWN)))
+                    .limit(max(0, min(limit, EVENTS_SHOWN)))
                 )
             )
         return [SetupEventType.from_row(r) for r in reversed(rows)]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import pathlib
 from typing import Any
 
 import strawberry
@@ -26,14 +27,19 @@ from port.settings import Settings
 
 log = logging.getLogger(__name__)
 
+# What node(id:) answers for; Setups, Pods, Users and Tokens only to who may see them
+# (their types' resolve_nodes check).
+NODE_TYPES = frozenset(
+    {"Repo", "App", "Release", "Flavour", "IndexRun", "Setup", "Pod", "User", "Token"}
+)
+
 
 @strawberry.type
 class Query(CatalogueQuery, AccountsQuery, DeployQuery):
     @strawberry.field(description="Any object by its global id.")
     async def node(self, info: Info, id: relay.GlobalID) -> relay.Node | None:
         permissions.catalogue_reader(info)
-        # Setups and Pods: the caller's own only, which their types' resolve_nodes check.
-        if id.type_name not in {"Repo", "App", "Release", "Flavour", "IndexRun", "Setup", "Pod"}:
+        if id.type_name not in NODE_TYPES:
             return None
         row_id(id, id.type_name)  # INVALID_INPUT unless a plain row number
         node: relay.Node | None = await id.resolve_node(info, ensure_type=relay.Node)
@@ -83,3 +89,16 @@ def build_schema(settings: Settings) -> strawberry.Schema:
         extensions=extensions,
         config=StrawberryConfig(scalar_map=SCALARS),
     )
+
+
+SDL_PATH = pathlib.Path(__file__).with_name("schema.graphql")
+
+
+def sdl() -> str:
+    """The schema in GraphQL's own language: what is committed as schema.graphql."""
+    return build_schema(Settings()).as_str() + "\n"
+
+
+if __name__ == "__main__":  # python -m port.api.schema: rewrite schema.graphql
+    SDL_PATH.write_text(sdl(), encoding="utf-8")
+    print(f"wrote {SDL_PATH}")

@@ -32,7 +32,7 @@ def code(body: dict[str, Any]) -> str:
 
 async def create_repo(api: Api, url: str, token: str | None) -> dict[str, Any]:
     return await api.gql(
-        "mutation($url: String!) { createRepo(input: {url: $url}) { id url } }",
+        "mutation($url: String!) { createRepo(input: {url: $url}) { repo { id url } } }",
         {"url": url},
         token=token,
     )
@@ -48,35 +48,42 @@ async def test_repo_mutations_need_an_admin(api: Api, local_remote: Remote) -> N
     assert code(await create_repo(api, local_remote.url, alice)) == "FORBIDDEN"
 
     created = await create_repo(api, local_remote.url, api.admin_token)
-    repo_id = created["data"]["createRepo"]["id"]
+    repo_id = created["data"]["createRepo"]["repo"]["id"]
     assert code(await create_repo(api, local_remote.url, api.admin_token)) == "CONFLICT"
 
     for mutation in (
-        "mutation($id: ID!) { scanRepo(id: $id) { status } }",
-        'mutation($id: ID!) { updateRepo(id: $id, input: {tagPrefix: "x-"}) { tagPrefix } }',
-        "mutation($id: ID!) { deleteRepo(id: $id) }",
+        "mutation($id: ID!) { scanRepo(input: {id: $id}) { run { status } } }",
+        'mutation($id: ID!) { updateRepo(input: {id: $id, tagPrefix: "x-"}) { repo { '
+        "tagPrefix } } }",
+        "mutation($id: ID!) { deleteRepo(input: {id: $id}) { deletedId } }",
     ):
         assert code(await api.gql(mutation, {"id": repo_id})) == "UNAUTHENTICATED", mutation
         assert code(await api.gql(mutation, {"id": repo_id}, token=alice)) == "FORBIDDEN"
 
     scanned = await api.gql(
-        "mutation($id: ID!) { scanRepo(id: $id) { status repo { url } } }",
+        "mutation($id: ID!) { scanRepo(input: {id: $id}) { run { status repo { url } } } }",
         {"id": repo_id},
         token=api.admin_token,
     )
-    assert scanned["data"]["scanRepo"] == {"status": "SUCCEEDED", "repo": {"url": local_remote.url}}
+    assert scanned["data"]["scanRepo"]["run"] == {
+        "status": "SUCCEEDED",
+        "repo": {"url": local_remote.url},
+    }
     updated = await api.gql(
-        'mutation($id: ID!) { updateRepo(id: $id, input: {tagPrefix: "x-"}) { tagPrefix } }',
+        'mutation($id: ID!) { updateRepo(input: {id: $id, tagPrefix: "x-"}) { repo { '
+        "tagPrefix } } }",
         {"id": repo_id},
         token=api.admin_token,
     )
-    assert updated["data"]["updateRepo"] == {"tagPrefix": "x-"}
+    assert updated["data"]["updateRepo"]["repo"] == {"tagPrefix": "x-"}
     deleted = await api.gql(
-        "mutation($id: ID!) { deleteRepo(id: $id) }", {"id": repo_id}, token=api.admin_token
+        "mutation($id: ID!) { deleteRepo(input: {id: $id}) { deletedId } }",
+        {"id": repo_id},
+        token=api.admin_token,
     )
-    assert deleted["data"]["deleteRepo"] == repo_id
+    assert deleted["data"]["deleteRepo"] == {"deletedId": repo_id}
     gone = await api.gql(
-        "mutation($id: ID!) { scanRepo(id: $id) { status } }",
+        "mutation($id: ID!) { scanRepo(input: {id: $id}) { run { status } } }",
         {"id": repo_id},
         token=api.admin_token,
     )
@@ -85,10 +92,10 @@ async def test_repo_mutations_need_an_admin(api: Api, local_remote: Remote) -> N
 
 async def test_unreachable_remote_is_repo_unreachable(api: Api) -> None:
     created = await create_repo(api, "https://127.0.0.1:1/nowhere.git", api.admin_token)
-    repo_id = created["data"]["createRepo"]["id"]
+    repo_id = created["data"]["createRepo"]["repo"]["id"]
     never = "{ repos { edges { node { lastRun { status } } } } }"
     assert (await api.gql(never))["data"]["repos"]["edges"] == [{"node": {"lastRun": None}}]
-    scan = "mutation($id: ID!) { scanRepo(id: $id) { status } }"
+    scan = "mutation($id: ID!) { scanRepo(input: {id: $id}) { run { status } } }"
     body = await api.gql(scan, {"id": repo_id}, token=api.admin_token)
     assert code(body) == "REPO_UNREACHABLE"
     # Anonymous readers (served from the cache) see the failed run at once too.
@@ -106,9 +113,9 @@ async def test_unreachable_remote_is_repo_unreachable(api: Api) -> None:
 
 async def test_account_mutations_need_a_token(api: Api) -> None:
     for mutation in (
-        'mutation { createToken(name: "x") { secret } }',
-        'mutation { revokeToken(id: "VG9rZW46MQ==") { name } }',
-        'mutation { createUser(name: "x") { name } }',
+        'mutation { createToken(input: {name: "x"}) { secret } }',
+        'mutation { revokeToken(input: {id: "VG9rZW46MQ=="}) { token { name } } }',
+        'mutation { createUser(input: {name: "x"}) { user { name } } }',
     ):
         assert code(await api.gql(mutation)) == "UNAUTHENTICATED", mutation
 
@@ -151,7 +158,8 @@ async def test_tokens_me_and_users(api: Api) -> None:
     assert code(await api.gql("{ me { name } }")) == "UNAUTHENTICATED"
 
     created = await api.gql(
-        'mutation { createToken(name: "laptop") { secret token { id name prefix } } }', token=alice
+        'mutation { createToken(input: {name: "laptop"}) { secret token { id name prefix } } }',
+        token=alice,
     )
     fresh = created["data"]["createToken"]
     assert fresh["secret"].startswith(fresh["token"]["prefix"])
@@ -164,27 +172,33 @@ async def test_tokens_me_and_users(api: Api) -> None:
     assert "secret" not in str(listed)
 
     bob = await user_token(api, "bob")
-    revoke = "mutation($id: ID!) { revokeToken(id: $id) { revokedAt } }"
+    revoke = "mutation($id: ID!) { revokeToken(input: {id: $id}) { token { revokedAt } } }"
     # Someone else's token does not exist, as far as bob can tell.
     assert code(await api.gql(revoke, {"id": fresh["token"]["id"]}, token=bob)) == "NOT_FOUND"
     revoked = await api.gql(revoke, {"id": fresh["token"]["id"]}, token=alice)
-    assert revoked["data"]["revokeToken"]["revokedAt"] is not None
+    assert revoked["data"]["revokeToken"]["token"]["revokedAt"] is not None
     after = await api.gql("{ me { name } }", token=fresh["secret"])
     assert after["_status"] == 401
 
     assert code(await api.gql("{ users { name } }", token=alice)) == "FORBIDDEN"
     assert (
-        code(await api.gql('mutation { createUser(name: "eve") { name } }', token=alice))
+        code(
+            await api.gql(
+                'mutation { createUser(input: {name: "eve"}) { user { name } } }', token=alice
+            )
+        )
         == "FORBIDDEN"
     )
     made = await api.gql(
-        'mutation { createUser(name: "carol", isAdmin: true) { name isAdmin } }',
+        'mutation { createUser(input: {name: "carol", isAdmin: true}) { user { name isAdmin } } }',
         token=api.admin_token,
     )
-    assert made["data"]["createUser"] == {"name": "carol", "isAdmin": True}
+    assert made["data"]["createUser"]["user"] == {"name": "carol", "isAdmin": True}
     users = await api.gql("{ users { name } }", token=api.admin_token)
     assert [u["name"] for u in users["data"]["users"]] == ["admin", "alice", "bob", "carol"]
-    again = await api.gql('mutation { createUser(name: "carol") { name } }', token=api.admin_token)
+    again = await api.gql(
+        'mutation { createUser(input: {name: "carol"}) { user { name } } }', token=api.admin_token
+    )
     assert code(again) == "CONFLICT"
 
 
@@ -198,20 +212,21 @@ async def test_private_catalogue_needs_a_token(api: Api) -> None:
 
 
 MUTATIONS = {
-    "createRepo": 'mutation { createRepo(input: {url: "https://git.example/a.git"}) { id } }',
-    "scanRepo": 'mutation { scanRepo(id: "UmVwbzox") { status } }',
-    "updateRepo": 'mutation { updateRepo(id: "UmVwbzox", input: {}) { id } }',
-    "deleteRepo": 'mutation { deleteRepo(id: "UmVwbzox") }',
-    "createToken": 'mutation { createToken(name: "x") { secret } }',
-    "revokeToken": 'mutation { revokeToken(id: "VG9rZW46MQ==") { name } }',
-    "createUser": 'mutation { createUser(name: "zed") { name } }',
+    "createRepo": 'mutation { createRepo(input: {url: "https://git.example/a.git"}) '
+    "{ repo { id } } }",
+    "scanRepo": 'mutation { scanRepo(input: {id: "UmVwbzox"}) { run { status } } }',
+    "updateRepo": 'mutation { updateRepo(input: {id: "UmVwbzox"}) { repo { id } } }',
+    "deleteRepo": 'mutation { deleteRepo(input: {id: "UmVwbzox"}) { deletedId } }',
+    "createToken": 'mutation { createToken(input: {name: "x"}) { secret } }',
+    "revokeToken": 'mutation { revokeToken(input: {id: "VG9rZW46MQ=="}) { token { name } } }',
+    "createUser": 'mutation { createUser(input: {name: "zed"}) { user { name } } }',
 }
 
 
 @pytest.mark.parametrize("name", sorted(MUTATIONS))
 async def test_every_mutation_refuses_wrong_and_revoked_tokens(api: Api, name: str) -> None:
     alice = await user_token(api)
-    revoke = "mutation($id: ID!) { revokeToken(id: $id) { name } }"
+    revoke = "mutation($id: ID!) { revokeToken(input: {id: $id}) { token { name } } }"
     me = await api.gql("{ me { user { tokens { id } } } }", token=alice)
     token_id = me["data"]["me"]["user"]["tokens"][0]["id"]
     await api.gql(revoke, {"id": token_id}, token=alice)
@@ -226,11 +241,11 @@ async def test_admins_revoke_anyones_tokens(api: Api) -> None:
     me = await api.gql("{ me { user { tokens { id } } } }", token=alice)
     token_id = me["data"]["me"]["user"]["tokens"][0]["id"]
     revoked = await api.gql(
-        "mutation($id: ID!) { revokeToken(id: $id) { revokedAt } }",
+        "mutation($id: ID!) { revokeToken(input: {id: $id}) { token { revokedAt } } }",
         {"id": token_id},
         token=api.admin_token,
     )
-    assert revoked["data"]["revokeToken"]["revokedAt"] is not None
+    assert revoked["data"]["revokeToken"]["token"]["revokedAt"] is not None
     assert (await api.gql("{ me { name } }", token=alice))["_status"] == 401
 
 
@@ -238,7 +253,7 @@ async def test_repo_management_can_be_opened_to_users(api: Api) -> None:
     api.catalogue.settings.repo_admin_only = False
     alice = await user_token(api)
     created = await create_repo(api, "https://git.example/acme/apps.git", alice)
-    assert created["data"]["createRepo"]["url"] == "https://git.example/acme/apps.git"
+    assert created["data"]["createRepo"]["repo"]["url"] == "https://git.example/acme/apps.git"
     assert code(await create_repo(api, "https://git.example/other.git", None)) == "UNAUTHENTICATED"
 
 
@@ -262,7 +277,7 @@ async def test_jwt_callers_over_http(api: Api, tmp_path: Path) -> None:
         user = sign(key, preferred_username="admin")  # named like the bootstrap admin
         me = await gql("{ me { name isAdmin via user { name } } }", user)
         assert me["data"]["me"] == {"name": "admin", "isAdmin": False, "via": "jwt", "user": None}
-        minted = await gql('mutation { createToken(name: "steal") { secret } }', user)
+        minted = await gql('mutation { createToken(input: {name: "steal"}) { secret } }', user)
         assert code(minted) == "FORBIDDEN"
         assert code(await gql("{ users { name } }", user)) == "FORBIDDEN"
 
@@ -277,30 +292,51 @@ async def test_update_rereads_and_delete_removes_everything(api: Api, local_remo
     work.tag("v1.0.0")
     work.push()
     created = await create_repo(api, local_remote.url, api.admin_token)
-    repo_id = created["data"]["createRepo"]["id"]
-    scan = "mutation($id: ID!) { scanRepo(id: $id) { added errors { file } } }"
+    repo_id = created["data"]["createRepo"]["repo"]["id"]
+    scan = "mutation($id: ID!) { scanRepo(input: {id: $id}) { run { added errors { file } } } }"
     first = await api.gql(scan, {"id": repo_id}, token=api.admin_token)
-    assert first["data"]["scanRepo"]["added"] == []  # the root port.yaml is no manifest
+    assert first["data"]["scanRepo"]["run"]["added"] == []  # the root port.yaml is no manifest
 
     # A new manifest path: the next scan reads the old tag again, at the new path.
     moved = await api.gql(
-        'mutation($id: ID!) { updateRepo(id: $id, input: {manifestPath: "apps/sd/port.yaml"})'
-        " { manifestPath } }",
+        'mutation($id: ID!) { updateRepo(input: {id: $id, manifestPath: "apps/sd/port.yaml"})'
+        " { repo { manifestPath } } }",
         {"id": repo_id},
         token=api.admin_token,
     )
-    assert moved["data"]["updateRepo"] == {"manifestPath": "apps/sd/port.yaml"}
+    assert moved["data"]["updateRepo"]["repo"] == {"manifestPath": "apps/sd/port.yaml"}
     second = await api.gql(scan, {"id": repo_id}, token=api.admin_token)
-    assert second["data"]["scanRepo"]["added"] == ["sd 1.0.0"]
+    assert second["data"]["scanRepo"]["run"]["added"] == ["sd 1.0.0"]
     mirrors = api.catalogue.settings.mirrors_dir
     assert any(mirrors.iterdir())
 
     gone = await api.gql(
-        "mutation($id: ID!) { deleteRepo(id: $id) }", {"id": repo_id}, token=api.admin_token
+        "mutation($id: ID!) { deleteRepo(input: {id: $id}) { deletedId } }",
+        {"id": repo_id},
+        token=api.admin_token,
     )
-    assert gone["data"]["deleteRepo"] == repo_id
+    assert gone["data"]["deleteRepo"] == {"deletedId": repo_id}
     left = await api.gql(
         '{ repos { totalCount } apps { totalCount } app(identifier: "sd") { id } }'
     )
     assert left["data"] == {"repos": {"totalCount": 0}, "apps": {"totalCount": 0}, "app": None}
     assert not any(mirrors.iterdir())  # the mirror went with it
+
+
+async def test_users_and_tokens_are_nodes_for_who_may_see_them(api: Api) -> None:
+    alice = await user_token(api, "alice")
+    bob = await user_token(api, "bob")
+    mine = "{ me { user { id tokens { id } } } }"
+    found = (await api.gql(mine, token=alice))["data"]["me"]["user"]
+    user_id, token_id = found["id"], found["tokens"][0]["id"]
+    node = "query($id: ID!) { node(id: $id) { id ... on User { name } ... on Token { name } } }"
+    assert (await api.gql(node, {"id": user_id}, token=alice))["data"]["node"] == {
+        "id": user_id,
+        "name": "alice",
+    }
+    assert (await api.gql(node, {"id": token_id}, token=alice))["data"]["node"]["name"] == "tests"
+    for gid in (user_id, token_id):  # not bob's: as if it did not exist
+        assert (await api.gql(node, {"id": gid}, token=bob))["data"]["node"] is None
+        assert (await api.gql(node, {"id": gid}, token=api.admin_token))["data"]["node"][
+            "id"
+        ] == gid

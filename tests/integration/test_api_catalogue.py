@@ -187,8 +187,10 @@ async def test_anonymous_catalogue_reads_are_cached_until_the_catalogue_changes(
         "node"
     ]["id"]
     scan = await api.gql(
-        "mutation($id: ID!) { scanRepo(id: $id) { added } }", {"id": gid}, token=api.admin_token
+        "mutation($id: ID!) { scanRepo(input: {id: $id}) { run { added } } }",
+        {"id": gid},
+        token=api.admin_token,
     )
-    assert scan["data"]["scanRepo"]["added"] == ["sd 2.0.0"]
+    assert scan["data"]["scanRepo"]["run"]["added"] == ["sd 2.0.0"]
     fresh = data(await api.gql(BROWSE))["apps"]["edges"][0]["node"]
     assert fresh["latestRelease"] == {"version": "2.0.0"}

@@ -144,7 +144,7 @@ async def test_metrics_count_index_runs(api: Api, local_remote: Remote) -> None:
     repo_id = await api.create_repo(local_remote.url)
     before = runs()
     await api.gql(
-        "mutation($id: ID!) { scanRepo(id: $id) { status } }",
+        "mutation($id: ID!) { scanRepo(input: {id: $id}) { run { status } } }",
         {"id": repo_id},
         token=api.admin_token,
     )

@@ -35,11 +35,11 @@ async def test_index_runs_stream_to_subscribers(api: Api, local_remote: Remote) 
         client.websocket_connect("/graphql", subprotocols=["graphql-transport-ws"]) as socket,
     ):
         subscribe(socket, SUBSCRIBE, {"id": repo_id})
-        scan = "mutation($id: ID!) { scanRepo(id: $id) { status } }"
+        scan = "mutation($id: ID!) { scanRepo(input: {id: $id}) { run { status } } }"
         response = client.post(
             "/graphql", json={"query": scan, "variables": {"id": repo_id}}, headers=auth
         )
-        assert response.json()["data"]["scanRepo"] == {"status": "SUCCEEDED"}
+        assert response.json()["data"]["scanRepo"]["run"] == {"status": "SUCCEEDED"}
         started, finished = socket.receive_json(), socket.receive_json()
     assert started["payload"]["data"]["indexRuns"] == {
         "repoId": repo_id,
@@ -105,7 +105,7 @@ async def test_private_catalogue_subscriptions_take_the_token_from_connection_in
 
         with client.websocket_connect("/graphql", subprotocols=["graphql-transport-ws"]) as ws:
             subscribe(ws, SUBSCRIBE, {"id": repo_id}, init={"Authorization": bearer})
-            scan = "mutation($id: ID!) { scanRepo(id: $id) { status } }"
+            scan = "mutation($id: ID!) { scanRepo(input: {id: $id}) { run { status } } }"
             client.post(
                 "/graphql",
                 json={"query": scan, "variables": {"id": repo_id}},

@@ -21,12 +21,14 @@ from port.work.server import create_app
 from tests.conftest import Api, Catalogue, subscribe
 from tests.deployfakes import CUDA, FakeBackend, add_app
 
-SETUP_FIELDS = """id owner status running updatePolicy flavour env
+SETUP_FIELDS = """id owner { name } status running updatePolicy flavour env
   app { identifier } release { version }
   pods { id status flavour image containerId exitCode restarts message selection
          resources { cpus memory gpus gpuVendor } }"""
 CREATE = (
-    f"""mutation($input: CreateSetupInput!) {{ createSetup(input: $input) {{ {SETUP_FIELDS} }} }}"""
+    "mutation($input: CreateSetupInput!) { createSetup(input: $input) { "
+    f"setup {{ {SETUP_FIELDS} }} noFittingFlavour {{ message rejected {{ flavour reasons }} "
+    f"}} }} }}"
 )
 
 
@@ -77,18 +79,18 @@ async def fleet(catalogue: Catalogue) -> AsyncIterator[Fleet]:
 
 async def test_a_setup_lives_from_create_to_delete(fleet: Fleet) -> None:
     created = await fleet.create(fleet.alice, env={"GREETING": "hi"})
-    setup = created["data"]["createSetup"]
-    assert setup["owner"] == "alice"
+    setup = created["data"]["createSetup"]["setup"]
+    assert setup["owner"] == {"name": "alice"}
     assert (setup["status"], setup["running"], setup["pods"]) == ("STOPPED", False, [])
     assert setup["release"] == {"version": "1.1.0"}
     assert setup["env"] == {"GREETING": "hi"}
 
     started = await fleet.gql(
-        f"mutation($id: ID!) {{ startSetup(id: $id) {{ {SETUP_FIELDS} }} }}",
+        f"mutation($id: ID!) {{ startSetup(input: {{id: $id}}) {{ setup {{ {SETUP_FIELDS} }} }} }}",
         fleet.alice,
         id=setup["id"],
     )
-    [pod] = started["data"]["startSetup"]["pods"]
+    [pod] = started["data"]["startSetup"]["setup"]["pods"]
     assert pod["status"] == "PENDING"
     assert pod["selection"] == {"flavour": "cpu", "score": 0, "accelerated": False, "rejected": {}}
     assert pod["resources"] == {"cpus": 2.0, "memory": 1 << 30, "gpus": 0, "gpuVendor": None}
@@ -108,9 +110,11 @@ async def test_a_setup_lives_from_create_to_delete(fleet: Fleet) -> None:
     assert [e["kind"] for e in seen["events"]] == ["CREATED", "STARTED", "POD_RUNNING"]
 
     restarted = await fleet.gql(
-        "mutation($id: ID!) { restartPod(id: $id) { id } }", fleet.alice, id=pod["id"]
+        "mutation($id: ID!) { restartPod(input: {id: $id}) { pod { id } } }",
+        fleet.alice,
+        id=pod["id"],
     )
-    assert restarted["data"]["restartPod"]["id"] == pod["id"]
+    assert restarted["data"]["restartPod"]["pod"]["id"] == pod["id"]
     await fleet.reconciler.reconcile()
     again = await fleet.gql(
         "query($id: ID!) { pod(id: $id) { restarts status containerId } }",
@@ -121,9 +125,11 @@ async def test_a_setup_lives_from_create_to_delete(fleet: Fleet) -> None:
     assert again["data"]["pod"]["containerId"] != pod["containerId"]
 
     stopped = await fleet.gql(
-        "mutation($id: ID!) { stopSetup(id: $id) { running } }", fleet.alice, id=setup["id"]
+        "mutation($id: ID!) { stopSetup(input: {id: $id}) { setup { running } } }",
+        fleet.alice,
+        id=setup["id"],
     )
-    assert stopped["data"]["stopSetup"]["running"] is False
+    assert stopped["data"]["stopSetup"]["setup"]["running"] is False
     await fleet.reconciler.reconcile()
     assert fleet.backend.containers == {}
     after = await fleet.gql(
@@ -139,33 +145,54 @@ async def test_a_setup_lives_from_create_to_delete(fleet: Fleet) -> None:
     }
 
     await fleet.gql(
-        "mutation($id: ID!) { startSetup(id: $id) { id } }", fleet.alice, id=setup["id"]
+        "mutation($id: ID!) { startSetup(input: {id: $id}) { setup { id } } }",
+        fleet.alice,
+        id=setup["id"],
     )
     await fleet.reconciler.reconcile()
     assert len(fleet.backend.containers) == 1
     deleted = await fleet.gql(
-        "mutation($id: ID!) { deleteSetup(id: $id) }", fleet.alice, id=setup["id"]
+        "mutation($id: ID!) { deleteSetup(input: {id: $id}) { deletedId } }",
+        fleet.alice,
+        id=setup["id"],
     )
-    assert deleted["data"]["deleteSetup"] == setup["id"]
+    assert deleted["data"]["deleteSetup"] == {"deletedId": setup["id"]}
     assert fleet.backend.containers == {}  # removed by the mutation itself
     gone = await fleet.gql("query($id: ID!) { setup(id: $id) { id } }", fleet.alice, id=setup["id"])
-    assert code(gone) == "NOT_FOUND"
+    assert gone["data"] == {"setup": None}
 
 
 async def test_who_may_see_and_touch_a_setup(fleet: Fleet) -> None:
-    setup = (await fleet.create(fleet.alice, start=True))["data"]["createSetup"]
+    setup = (await fleet.create(fleet.alice, start=True))["data"]["createSetup"]["setup"]
     await fleet.reconciler.reconcile()
     pod_id = (await fleet.gql("{ pods { id } }", fleet.alice))["data"]["pods"][0]["id"]
-    reads = {
+    lookups = {
         "setup": ("query($id: ID!) { setup(id: $id) { id } }", setup["id"]),
         "pod": ("query($id: ID!) { pod(id: $id) { id } }", pod_id),
-        "startSetup": ("mutation($id: ID!) { startSetup(id: $id) { id } }", setup["id"]),
-        "stopSetup": ("mutation($id: ID!) { stopSetup(id: $id) { id } }", setup["id"]),
-        "restartPod": ("mutation($id: ID!) { restartPod(id: $id) { id } }", pod_id),
-        "deleteSetup": ("mutation($id: ID!) { deleteSetup(id: $id) }", setup["id"]),
     }
-    for name, (query, gid) in reads.items():
+    changes = {
+        "startSetup": (
+            "mutation($id: ID!) { startSetup(input: {id: $id}) { setup { id } } }",
+            setup["id"],
+        ),
+        "stopSetup": (
+            "mutation($id: ID!) { stopSetup(input: {id: $id}) { setup { id } } }",
+            setup["id"],
+        ),
+        "restartPod": (
+            "mutation($id: ID!) { restartPod(input: {id: $id}) { pod { id } } }",
+            pod_id,
+        ),
+        "deleteSetup": (
+            "mutation($id: ID!) { deleteSetup(input: {id: $id}) { deletedId } }",
+            setup["id"],
+        ),
+    }
+    for name, (query, gid) in {**lookups, **changes}.items():
         assert code(await fleet.gql(query, None, id=gid)) == "UNAUTHENTICATED", name
+    for name, (query, gid) in lookups.items():  # as if it did not exist
+        assert (await fleet.gql(query, fleet.bob, id=gid))["data"] == {name: None}, name
+    for name, (query, gid) in changes.items():
         assert code(await fleet.gql(query, fleet.bob, id=gid)) == "NOT_FOUND", name
     assert code(await fleet.create(None)) == "UNAUTHENTICATED"
     assert (await fleet.gql("{ setups { id } pods { id } }", fleet.bob))["data"] == {
@@ -180,22 +207,23 @@ async def test_who_may_see_and_touch_a_setup(fleet: Fleet) -> None:
     assert len(fleet.backend.running()) == 1  # bob's attempts changed nothing
 
     admin = fleet.api.admin_token
-    everyone = await fleet.gql("{ setups { id owner } }", admin)
-    assert everyone["data"]["setups"] == [{"id": setup["id"], "owner": "alice"}]
-    stopped = await fleet.gql(reads["stopSetup"][0], admin, id=setup["id"])
+    everyone = await fleet.gql("{ setups { id owner { name } } }", admin)
+    assert everyone["data"]["setups"] == [{"id": setup["id"], "owner": {"name": "alice"}}]
+    stopped = await fleet.gql(changes["stopSetup"][0], admin, id=setup["id"])
     assert "errors" not in stopped
     await fleet.reconciler.reconcile()
     assert fleet.backend.containers == {}
 
 
-async def test_no_fitting_flavour_is_a_coded_error_with_reasons(fleet: Fleet) -> None:
+async def test_no_fitting_flavour_is_a_typed_result_with_reasons(fleet: Fleet) -> None:
     body = await fleet.gql(CREATE, fleet.alice, input={"app": "gpuonly"})
-    [error] = body["errors"]
-    assert error["extensions"] == {
-        "code": "NO_FITTING_FLAVOUR",
-        "reasons": {"cuda": ["no CUDA GPU"]},
-    }
-    assert "cuda: no CUDA GPU" in error["message"]
+    assert "errors" not in body
+    result = body["data"]["createSetup"]
+    assert result["setup"] is None
+    assert result["noFittingFlavour"]["rejected"] == [
+        {"flavour": "cuda", "reasons": ["no CUDA GPU"]}
+    ]
+    assert "cuda: no CUDA GPU" in result["noFittingFlavour"]["message"]
     assert (await fleet.gql("{ setups { id } }", fleet.alice))["data"]["setups"] == []
 
 
@@ -229,25 +257,25 @@ async def test_pod_events_and_logs_stream_to_the_owner(catalogue: Catalogue) -> 
             "/graphql",
             json={"query": CREATE, "variables": {"input": {"app": "stardist"}}},
             headers=auth,
-        ).json()["data"]["createSetup"]
+        ).json()["data"]["createSetup"]["setup"]
         with client.websocket_connect(
             "/graphql", subprotocols=["graphql-transport-ws"], headers=auth
         ) as socket:
             subscribe(
                 socket,
-                "subscription($id: ID!) { podEvents(setupId: $id) { kind podId } }",
+                "subscription($id: ID!) { setupEvents(setupId: $id) { kind podId } }",
                 {"id": created["id"]},
             )
             client.post(
                 "/graphql",
                 json={
-                    "query": "mutation($id: ID!) { startSetup(id: $id) { id } }",
+                    "query": "mutation($id: ID!) { startSetup(input: {id: $id}) { setup { id } } }",
                     "variables": {"id": created["id"]},
                 },
                 headers=auth,
             )
             kinds = [
-                socket.receive_json()["payload"]["data"]["podEvents"]["kind"] for _ in range(3)
+                socket.receive_json()["payload"]["data"]["setupEvents"]["kind"] for _ in range(3)
             ]
         assert kinds == ["CREATED", "STARTED", "POD_RUNNING"]
 
@@ -282,16 +310,16 @@ async def test_a_revoked_token_or_changed_rights_end_streams(
             "/graphql",
             json={"query": CREATE, "variables": {"input": {"app": "stardist"}}},
             headers=auth,
-        ).json()["data"]["createSetup"]
+        ).json()["data"]["createSetup"]["setup"]
         with client.websocket_connect(
             "/graphql", subprotocols=["graphql-transport-ws"], headers=auth
         ) as socket:
             subscribe(
                 socket,
-                "subscription($id: ID!) { podEvents(setupId: $id) { kind } }",
+                "subscription($id: ID!) { setupEvents(setupId: $id) { kind } }",
                 {"id": created["id"]},
             )
-            assert socket.receive_json()["payload"]["data"]["podEvents"]["kind"] == "CREATED"
+            assert socket.receive_json()["payload"]["data"]["setupEvents"]["kind"] == "CREATED"
             async with catalogue.sessions() as session, session.begin():
                 token = await session.scalar(
                     select(Token).where(Token.secret_hash == hash_secret(alice))
@@ -310,24 +338,24 @@ async def test_open_subscriptions_are_capped(catalogue: Catalogue) -> None:
     alice, _bob = await _users(catalogue)
     auth = {"Authorization": f"Bearer {alice}"}
     settings = catalogue.settings.model_copy(update={"max_subscriptions": 1})
-    events = "subscription($id: ID!) { podEvents(setupId: $id) { kind } }"
+    events = "subscription($id: ID!) { setupEvents(setupId: $id) { kind } }"
     with TestClient(app=create_app(settings, backend=FakeBackend("port"))) as client:
         created = client.post(
             "/graphql",
             json={"query": CREATE, "variables": {"input": {"app": "stardist"}}},
             headers=auth,
-        ).json()["data"]["createSetup"]
+        ).json()["data"]["createSetup"]["setup"]
         connect = {"subprotocols": ["graphql-transport-ws"], "headers": auth}
         with client.websocket_connect("/graphql", **connect) as first:
             subscribe(first, events, {"id": created["id"]})
-            assert first.receive_json()["payload"]["data"]["podEvents"]["kind"] == "CREATED"
+            assert first.receive_json()["payload"]["data"]["setupEvents"]["kind"] == "CREATED"
             with client.websocket_connect("/graphql", **connect) as second:
                 subscribe(second, events, {"id": created["id"]})
                 refused = second.receive_json()
         assert refused["payload"]["errors"][0]["extensions"]["code"] == "BUSY"
         with client.websocket_connect("/graphql", **connect) as third:  # the place is free
             subscribe(third, events, {"id": created["id"]})
-            assert third.receive_json()["payload"]["data"]["podEvents"]["kind"] == "CREATED"
+            assert third.receive_json()["payload"]["data"]["setupEvents"]["kind"] == "CREATED"
 
 
 async def test_an_unreachable_engine_is_a_coded_error(fleet: Fleet) -> None:
@@ -341,7 +369,7 @@ async def test_an_unreachable_engine_is_a_coded_error(fleet: Fleet) -> None:
 async def test_a_deleted_setups_event_stream_ends_and_never_shows_the_next_setup(
     catalogue: Catalogue,
 ) -> None:
-    """Repro: alice's open podEvents stream went on with the events of bob's new Setup,
+    """Repro: alice's open setupEvents stream went on with the events of bob's new Setup,
     which had taken her deleted Setup's id. Now the stream ends with the deletion."""
     alice, bob = await _users(catalogue)
     with TestClient(app=create_app(catalogue.settings, backend=FakeBackend("port"))) as client:
@@ -354,7 +382,7 @@ async def test_a_deleted_setups_event_stream_ends_and_never_shows_the_next_setup
             )
             return dict(answer.json()["data"])
 
-        created = gql(alice, CREATE, input={"app": "stardist"})["createSetup"]
+        created = gql(alice, CREATE, input={"app": "stardist"})["createSetup"]["setup"]
         with client.websocket_connect(
             "/graphql",
             subprotocols=["graphql-transport-ws"],
@@ -362,11 +390,15 @@ async def test_a_deleted_setups_event_stream_ends_and_never_shows_the_next_setup
         ) as socket:
             subscribe(
                 socket,
-                "subscription($id: ID!) { podEvents(setupId: $id) { kind message } }",
+                "subscription($id: ID!) { setupEvents(setupId: $id) { kind message } }",
                 {"id": created["id"]},
             )
-            assert socket.receive_json()["payload"]["data"]["podEvents"]["kind"] == "CREATED"
-            gql(alice, "mutation($id: ID!) { deleteSetup(id: $id) }", id=created["id"])
-            theirs = gql(bob, CREATE, input={"app": "stardist"})["createSetup"]
+            assert socket.receive_json()["payload"]["data"]["setupEvents"]["kind"] == "CREATED"
+            gql(
+                alice,
+                "mutation($id: ID!) { deleteSetup(input: {id: $id}) { deletedId } }",
+                id=created["id"],
+            )
+            theirs = gql(bob, CREATE, input={"app": "stardist"})["createSetup"]["setup"]
             assert theirs["id"] != created["id"]
             assert socket.receive_json()["type"] == "complete"

@@ -334,9 +334,10 @@ async def test_the_api_runs_a_setup_on_the_engine(
     async with AsyncTestClient(app=create_app(settings)) as client:
         created = await gql(
             client,
-            'mutation { createSetup(input: {app: "busy", start: true}) { id pods { id } } }',
+            'mutation { createSetup(input: {app: "busy", start: true}) { setup { id pods { '
+            "id } } } }",
         )
-        setup_id = created["createSetup"]["id"]
+        setup_id = created["createSetup"]["setup"]["id"]
         for _ in range(300):  # the server's own reconciler starts it
             seen = await gql(
                 client,
@@ -355,7 +356,11 @@ async def test_the_api_runs_a_setup_on_the_engine(
         assert any(j.status == "succeeded" for j in passes)  # the pass ran as a job
         assert all(j.key == "reconcile" for j in passes)  # one key: one pass at a time
 
-        await gql(client, "mutation($id: ID!) { deleteSetup(id: $id) }", id=setup_id)
+        await gql(
+            client,
+            "mutation($id: ID!) { deleteSetup(input: {id: $id}) { deletedId } }",
+            id=setup_id,
+        )
         remaining = docker_engine.containers.list(
             all=True, filters={"label": f"{LABEL_INSTANCE}={settings.instance}"}
         )

@@ -25,7 +25,7 @@ from tests.serverproc import Server, start, stop
 
 pytestmark = pytest.mark.docker
 SETUP = """query($id: ID!) { setup(id: $id) { status release { version }
-  pods { id status containerId } events(last: 50) { kind } } }"""
+  pods { id status containerId } events(limit: 50) { kind } } }"""
 
 
 def server_env(settings: Settings, **more: str) -> dict[str, str]:
@@ -98,9 +98,9 @@ async def test_sigkill_and_restart_adopts_the_running_container(
     first = await asyncio.to_thread(start, tmp_path, env=env)
     servers.append(first)
     created = first.post(
-        'mutation { createSetup(input: {app: "busy", start: true}) { id } }', token
+        'mutation { createSetup(input: {app: "busy", start: true}) { setup { id } } }', token
     )
-    setup_id = created["data"]["createSetup"]["id"]
+    setup_id = created["data"]["createSetup"]["setup"]["id"]
     running = await asyncio.to_thread(
         _wait, first, token, setup_id, lambda s: s["status"] == "RUNNING"
     )
@@ -122,7 +122,11 @@ async def test_sigkill_and_restart_adopts_the_running_container(
     await asyncio.to_thread(stop, second)
     third = await asyncio.to_thread(start, tmp_path, env=env)
     servers.append(third)
-    third.post("mutation($id: ID!) { deleteSetup(id: $id) }", token, {"id": setup_id})
+    third.post(
+        "mutation($id: ID!) { deleteSetup(input: {id: $id}) { deletedId } }",
+        token,
+        {"id": setup_id},
+    )
     assert docker_engine.containers.list(all=True, filters=label) == []
     await asyncio.to_thread(stop, third)
 
@@ -161,14 +165,15 @@ async def test_sigkill_in_the_middle_of_a_rollout_converges_to_one_pod(
         first = await asyncio.to_thread(start, tmp_path, env=env)
         servers.append(first)
         created = first.post(
-            'mutation { createSetup(input: {app: "busy", start: true}) { id } }', token
+            'mutation { createSetup(input: {app: "busy", start: true}) { setup { id } } }', token
         )
-        setup_id = created["data"]["createSetup"]["id"]
+        setup_id = created["data"]["createSetup"]["setup"]["id"]
         await asyncio.to_thread(_wait, first, token, setup_id, lambda s: s["status"] == "RUNNING")
 
         await _add_release(settings, "1.1.0", newer)
         asked = first.post(
-            'mutation($id: ID!) { updateSetup(id: $id, version: "1.1.0") { id } }',
+            'mutation($id: ID!) { rollOutSetup(input: {id: $id, version: "1.1.0"}) { setup '
+            "{ id } } }",
             token,
             {"id": setup_id},
         )

@@ -12,6 +12,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
+from pydantic import SecretStr
 from sqlalchemy import select
 
 from port.accounts.models import User
@@ -81,7 +82,7 @@ async def test_a_notice_is_queued_signed_and_delivered(
     catalogue: Catalogue, receiver: Receiver
 ) -> None:
     settings = catalogue.settings.model_copy(
-        update={"notify_url": receiver.url, "notify_secret": "hush"}
+        update={"notify_url": receiver.url, "notify_secret": SecretStr("hush")}
     )
     notifier = Notifier(catalogue.sessions, settings)
     await notifier.announce("release.added", {"repo": 1, "release": "stardist 1.1.0"})
@@ -208,7 +209,8 @@ async def test_redirects_are_not_followed(
 
 
 SET = """mutation($url: String, $secret: String, $user: ID) {
-  setNotifyUrl(url: $url, secret: $secret, user: $user) { name notifyUrl notifySigned } }"""
+  setNotifyUrl(input: {url: $url, secret: $secret, user: $user}) {
+    user { name notifyUrl notifySigned } } }"""
 
 
 async def test_users_set_their_own_url_and_only_public_ones(api: Api, receiver: Receiver) -> None:
@@ -228,7 +230,7 @@ async def test_users_set_their_own_url_and_only_public_ones(api: Api, receiver: 
 
     api.catalogue.settings.notify_allowed_networks = LOOPBACK
     done = await api.gql(SET, {"url": receiver.url, "secret": "s3cret"}, token=alice_token)
-    assert done["data"]["setNotifyUrl"] == {
+    assert done["data"]["setNotifyUrl"]["user"] == {
         "name": "alice",
         "notifyUrl": receiver.url,
         "notifySigned": True,
@@ -242,7 +244,7 @@ async def test_users_set_their_own_url_and_only_public_ones(api: Api, receiver: 
     theft = await api.gql(SET, {"url": "https://8.8.8.8/", "user": alice_gid}, token=bob_token)
     assert theft["errors"][0]["extensions"]["code"] == "FORBIDDEN"
     by_admin = await api.gql(SET, {"url": None, "user": alice_gid}, token=api.admin_token)
-    assert by_admin["data"]["setNotifyUrl"]["notifyUrl"] is None
+    assert by_admin["data"]["setNotifyUrl"]["user"]["notifyUrl"] is None
     async with api.catalogue.sessions() as session:
         row = await session.get(User, alice.id)
         assert row is not None

@@ -66,10 +66,10 @@ class Store:
     async def setup(self, policy: str) -> str:
         created = await self.gql(
             "mutation($p: UpdatePolicy!) { createSetup(input: "
-            '{app: "busy", start: true, updatePolicy: $p}) { id } }',
+            '{app: "busy", start: true, updatePolicy: $p}) { setup { id } } }',
             p=policy,
         )
-        return str(created["createSetup"]["id"])
+        return str(created["createSetup"]["setup"]["id"])
 
     async def until(self, setup_id: str, done: Callable[[Any], bool]) -> Any:
         """The Setup once ``done`` says so; bounded (60 s), then the last answer fails."""

@@ -449,7 +449,7 @@ async def test_webhook_requests_have_their_own_metric_label(api: Api) -> None:
 
 CREATE = """
 mutation($input: CreateRepoInput!) {
-  createRepo(input: $input) { url webhookUrls { github gitlab gitea forgejo } }
+  createRepo(input: $input) { repo { url webhookUrls { github gitlab gitea forgejo } } }
 }
 """
 
@@ -459,7 +459,7 @@ async def test_create_repo_returns_the_webhook_urls(api: Api) -> None:
         CREATE, {"input": {"url": GITHUB_URL, "webhookSecret": SECRET}}, token=api.admin_token
     )
     assert "errors" not in body, body
-    created = body["data"]["createRepo"]
+    created = body["data"]["createRepo"]["repo"]
     assert created["webhookUrls"] == {
         "github": "http://127.0.0.1:8080/webhooks/github",
         "gitlab": "http://127.0.0.1:8080/webhooks/gitlab",

@@ -16,7 +16,7 @@ from port.api.cache import ResponseCache, cacheable
         ('query A { app(identifier: "x") { name } repos { totalCount } }', None, True),
         ("{ me { name } }", None, False),  # per caller
         ("{ apps { totalCount } me { name } }", None, False),
-        ('mutation { createToken(name: "x") { secret } }', None, False),
+        ('mutation { createToken(input: {name: "x"}) { secret } }', None, False),
         ('subscription { indexRuns(repoId: "x") { status } }', None, False),
         ("query A { apps { totalCount } } query B { me { name } }", "B", False),
         ("query A { apps { totalCount } } query B { me { name } }", "A", True),
