@@ -12,8 +12,10 @@ from sqlalchemy.orm import selectinload
 from strawberry import relay
 
 from port.accounts.principal import Principal
+from port.api import permissions
 from port.api.accounts import UserType
 from port.api.context import Info
+from port.api.loaders import EVENTS_SHOWN
 from port.api.scalars import JSON, Long
 from port.api.types import AppType, ReleaseType, _row
 from port.deploy import models
@@ -31,7 +33,6 @@ UpdatePolicyEnum = strawberry.enum(
 EventKindEnum = strawberry.enum(
     EventKind, name="SetupEventKind", description="What a SetupEvent records."
 )
-EVENTS_SHOWN = 50
 
 
 def shown(principal: Principal) -> Select[models.Setup]:
@@ -139,8 +140,9 @@ class PodType(relay.Node):
 
     @strawberry.field
     async def setup(self, info: Info) -> SetupType:
-        rows = await _visible_rows(info, models.Setup, [str(self.setup_id)])
-        return SetupType.from_row(_row(rows.get(self.setup_id)))
+        principal = permissions.caller(info)  # who could see the Pod sees its Setup
+        row = await info.context.loaders.setups_seen_by(principal).load(self.setup_id)
+        return SetupType.from_row(_row(row))
 
     @strawberry.field
     async def release(self, info: Info) -> ReleaseType:
@@ -239,16 +241,9 @@ class SetupType(relay.Node):
 
     @strawberry.field(description="The newest `limit` events, oldest first (at most 50).")
     async def events(self, info: Info, limit: int = EVENTS_SHOWN) -> list[SetupEventType]:
-        async with info.context.state.sessions() as session:
-            rows = list(
-                await session.scalars(
-                    select(models.SetupEvent)
-                    .where(models.SetupEvent.setup_id == self.id)
-                    .order_by(models.SetupEvent.id.desc())
-                    .limit(max(0, min(limit, EVENTS_SHOWN)))
-                )
-            )
-        return [SetupEventType.from_row(r) for r in reversed(rows)]
+        rows = await info.context.loaders.events_of_setup.load(self.id)
+        shown = rows[len(rows) - max(0, min(limit, EVENTS_SHOWN)) :]
+        return [SetupEventType.from_row(r) for r in shown]
 
 
 @strawberry.type(name="PendingUpdate", description="A Setup that would move, and where to.")

@@ -8,16 +8,22 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.orm import selectinload
 from strawberry.dataloader import DataLoader
 
 from port.accounts.models import Token
+from port.accounts.principal import Principal
 from port.catalogue.models import App, Flavour, IndexRun, IndexRunError, Release, Repo
 from port.catalogue.queries import newest_first
+from port.deploy.models import Setup, SetupEvent
+from port.deploy.setups import visible
+
+EVENTS_SHOWN = 50  # the newest events a Setup shows
 
 Sessions = async_sessionmaker[AsyncSession]
 
@@ -62,6 +68,43 @@ def _last_runs(sessions: Sessions) -> DataLoader[int, IndexRun | None]:
     return DataLoader(load_fn=load)
 
 
+def _newest_events(sessions: Sessions) -> DataLoader[int, list[SetupEvent]]:
+    """The newest EVENTS_SHOWN events of each Setup, oldest first: one query for all."""
+
+    async def load(setup_ids: Sequence[int]) -> list[list[SetupEvent]]:
+        rank = (
+            func.row_number()
+            .over(partition_by=SetupEvent.setup_id, order_by=SetupEvent.id.desc())
+            .label("rank")
+        )
+        ranked = select(SetupEvent.id, rank).where(SetupEvent.setup_id.in_(setup_ids)).subquery()
+        newest = select(ranked.c.id).where(ranked.c.rank <= EVENTS_SHOWN)
+        groups: dict[int, list[SetupEvent]] = defaultdict(list)
+        async with sessions() as session:
+            rows = await session.scalars(
+                select(SetupEvent).where(SetupEvent.id.in_(newest)).order_by(SetupEvent.id)
+            )
+            for row in rows:
+                groups[row.setup_id].append(row)
+        return [groups.get(i, []) for i in setup_ids]
+
+    return DataLoader(load_fn=load)
+
+
+def _visible_setups(sessions: Sessions, principal: Principal) -> DataLoader[int, Setup | None]:
+    """Setups by id as ``principal`` may see them (others: None), with their owner and
+    Pods loaded (what ``SetupType.from_row`` reads)."""
+
+    async def load(ids: Sequence[int]) -> list[Setup | None]:
+        query = visible(principal).where(Setup.id.in_(ids))
+        query = query.options(selectinload(Setup.owner), selectinload(Setup.pods))
+        async with sessions() as session:
+            rows = {r.id: r for r in await session.scalars(query)}
+        return [rows.get(i) for i in ids]
+
+    return DataLoader(load_fn=load)
+
+
 @dataclass
 class Loaders:
     """Every loader of one request; their caches die with it."""
@@ -77,6 +120,15 @@ class Loaders:
     errors_of_run: DataLoader[int, list[IndexRunError]]
     last_run_of_repo: DataLoader[int, IndexRun | None]
     tokens_of_user: DataLoader[int, list[Token]]  # oldest first
+    events_of_setup: DataLoader[int, list[SetupEvent]]  # the newest, oldest first
+    sessions: Sessions
+    _setups: dict[Principal, DataLoader[int, Setup | None]] = field(default_factory=dict)
+
+    def setups_seen_by(self, principal: Principal) -> DataLoader[int, Setup | None]:
+        """Setups as ``principal`` may see them (a stream's caller may sign in late)."""
+        if principal not in self._setups:
+            self._setups[principal] = _visible_setups(self.sessions, principal)
+        return self._setups[principal]
 
     @classmethod
     def create(cls, sessions: Sessions) -> Loaders:
@@ -121,4 +173,6 @@ class Loaders:
                 lambda ids: select(Token).where(Token.user_id.in_(ids)).order_by(Token.id),
                 lambda t: t.user_id,
             ),
+            events_of_setup=_newest_events(sessions),
+            sessions=sessions,
         )

@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 from litestar.testing import AsyncTestClient, TestClient
+from prometheus_client import REGISTRY
 from sqlalchemy import select
 
 from port.accounts.models import Token
@@ -402,3 +403,27 @@ async def test_a_deleted_setups_event_stream_ends_and_never_shows_the_next_setup
             theirs = gql(bob, CREATE, input={"app": "stardist"})["createSetup"]["setup"]
             assert theirs["id"] != created["id"]
             assert socket.receive_json()["type"] == "complete"
+
+
+async def test_setups_with_events_and_pods_cost_the_same_statements_for_few_or_many(
+    fleet: Fleet,
+) -> None:
+    """Events and a Pod's Setup come through DataLoaders: no query per object."""
+    query = "{ setups { events(limit: 5) { kind } pods { setup { id owner { name } } } } }"
+
+    async def statements() -> float:
+        before = REGISTRY.get_sample_value("port_sql_statements_total") or 0.0
+        body = await fleet.gql(query, fleet.alice)
+        assert "errors" not in body
+        return (REGISTRY.get_sample_value("port_sql_statements_total") or 0.0) - before
+
+    for _ in range(2):
+        await fleet.create(fleet.alice, start=True)
+    few = await statements()
+    for _ in range(6):
+        await fleet.create(fleet.alice, start=True)
+    many = await statements()
+    setups = (await fleet.gql(query, fleet.alice))["data"]["setups"]
+    assert len(setups) == 8
+    assert all(len(s["events"]) == 2 and s["pods"][0]["setup"]["owner"] for s in setups)
+    assert many == few
