@@ -47,7 +47,7 @@ lint: $(STAMP) ## Check formatting and lint with ruff
 	$(BIN)/ruff format --check .
 	$(BIN)/ruff check .
 
-typecheck: $(STAMP) ## Type-check manifests, indexer and port with mypy (strict)
+typecheck: $(STAMP) ## Type-check the code, its tests and benchmarks with mypy (strict)
 	$(BIN)/mypy
 
 services: ## Start what the suite needs (PostgreSQL, Docker engine, registry); prints exports

@@ -23,6 +23,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 
 from port import db
@@ -80,6 +81,10 @@ def make_repo(root: Path, tags: int) -> Path:
 def add_tag(bare: Path, index: int) -> None:
     head = git("rev-parse", "refs/heads/main", cwd=bare).decode().strip()
     fast_import(bare, index, 1, head)
+
+
+def _record(statuses: set[str], port: Port) -> None:
+    statuses.add(port.scan())
 
 
 def timed(action: Callable[[], object]) -> float:
@@ -180,16 +185,16 @@ def main() -> None:
 
         a = median(
             [
-                timed(lambda i=i: floor_clone_and_read(bare, root / f"floor-{i}"))
+                timed(partial(floor_clone_and_read, bare, root / f"floor-{i}"))
                 for i in range(args.repeat)
             ]
         )
         ports = [Port(root / f"b-{i}", url) for i in range(args.repeat)]
         b = median([timed(p.scan) for p in ports])
-        statuses = set()
+        statuses: set[str] = set()
         c_samples = []
         for p in ports:  # steady state: several rescans each (the first may checkpoint WAL)
-            c_samples += [timed(lambda p=p: statuses.add(p.scan())) for _ in range(5)]
+            c_samples += [timed(partial(_record, statuses, p)) for _ in range(5)]
             p.close()
         c = median(c_samples)
         assert statuses == {"unchanged"}, statuses

@@ -11,21 +11,18 @@ import os
 import shutil
 import uuid
 from collections.abc import AsyncIterator, Iterator
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import pytest
-from litestar import Litestar
 from litestar.testing import AsyncTestClient
 from sqlalchemy import event, text
 from sqlalchemy.engine import make_url
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from port import db
 from port.settings import Settings
 from port.tables import metadata
 from port.work.server import create_app
+from tests.harness import Api, Catalogue
 
 IN_CI = bool(os.environ.get("CI"))
 
@@ -85,25 +82,6 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     return url
 
 
-@dataclass
-class Catalogue:
-    """A test's handle on the database: engine, sessions, settings, statement log."""
-
-    engine: AsyncEngine
-    sessions: async_sessionmaker[AsyncSession]
-    settings: Settings
-    statements: list[str]
-
-    def writes(self, *tables: str) -> list[str]:
-        """INSERT/UPDATE/DELETE statements logged so far that touch any of ``tables``."""
-        verbs = ("INSERT", "UPDATE", "DELETE")
-        return [
-            s
-            for s in self.statements
-            if s.lstrip().upper().startswith(verbs) and any(f" {t}" in s for t in tables)
-        ]
-
-
 @pytest.fixture
 async def catalogue(database_url: str, tmp_path: Path) -> AsyncIterator[Catalogue]:
     settings = Settings(
@@ -125,49 +103,6 @@ async def catalogue(database_url: str, tmp_path: Path) -> AsyncIterator[Catalogu
         yield Catalogue(engine, db.sessionmaker(engine), settings, statements)
     finally:
         await engine.dispose()
-
-
-@dataclass
-class Api:
-    """A running Port server (in-process) and the admin token it announced at start."""
-
-    client: AsyncTestClient[Litestar]
-    admin_token: str
-    catalogue: Catalogue
-
-    async def gql(
-        self, query: str, variables: dict[str, Any] | None = None, *, token: str | None = None
-    ) -> dict[str, Any]:
-        """POST a GraphQL request; return the JSON body (whatever the HTTP status)."""
-        headers = {"Authorization": f"Bearer {token}"} if token else {}
-        response = await self.client.post(
-            "/graphql", json={"query": query, "variables": variables or {}}, headers=headers
-        )
-        body: dict[str, Any] = response.json()
-        body["_status"] = response.status_code
-        return body
-
-    async def create_repo(self, url: str) -> str:
-        """Register ``url`` as the admin; the repository's id."""
-        created = await self.gql(
-            "mutation($url: String!) { createRepo(input: {url: $url}) { repo { id } } }",
-            {"url": url},
-            token=self.admin_token,
-        )
-        repo_id: str = created["data"]["createRepo"]["repo"]["id"]
-        return repo_id
-
-
-def subscribe(
-    socket: Any, query: str, variables: dict[str, Any], init: dict[str, Any] | None = None
-) -> None:
-    """graphql-transport-ws on a test websocket: ``connection_init`` (``init`` its payload,
-    where browsers put their token), then one subscription, id "1"."""
-    socket.send_json({"type": "connection_init", "payload": init or {}})
-    assert socket.receive_json() == {"type": "connection_ack"}
-    socket.send_json(
-        {"id": "1", "type": "subscribe", "payload": {"query": query, "variables": variables}}
-    )
 
 
 @pytest.fixture

@@ -132,11 +132,13 @@ class Reconciler:
         settings: Settings,
         backend: Backend,
         notify: Callable[[int], None] = lambda _setup_id: None,
+        clock: Callable[[], datetime] = utcnow,
     ) -> None:
         self.sessions = sessions
         self.settings = resolved(settings)  # pod specs carry the instance name
         self.backend = backend
         self.notify = notify
+        self.clock = clock  # when backoffs end: tests move it instead of sleeping
         self._lock = asyncio.Lock()
         self._wake = asyncio.Event()
         self._caps: tuple[float, Capabilities] | None = None
@@ -196,7 +198,7 @@ class Reconciler:
                     log.exception("reconcile pass failed")
                     due = None
                 if due is not None:
-                    delay = min(delay, max((due - utcnow()).total_seconds(), 0.05))
+                    delay = min(delay, max((due - self.clock()).total_seconds(), 0.05))
                 with suppress(TimeoutError):
                     await asyncio.wait_for(self._wake.wait(), timeout=delay)
         finally:
@@ -292,7 +294,7 @@ class Reconciler:
         self, session: AsyncSession, setup: Setup, pod: Pod, container: ManagedContainer | None
     ) -> datetime | None:
         """Apply ``decide``'s step for ``pod``; when the next backoff ends, if any."""
-        now = utcnow()
+        now = self.clock()
         pending = pod.candidate and setup.wants_running and await rollout_pending(session, setup.id)
         decision = decide(pod, setup.wants_running, pending, container, now)
         if decision.adopt and container is not None:
@@ -416,13 +418,13 @@ class Reconciler:
             raise
         except BackendError as exc:
             pod.failures += 1
-            pod.next_attempt_at = utcnow() + self.backoff(pod.failures)
+            pod.next_attempt_at = self.clock() + self.backoff(pod.failures)
             self._set(pod, PodStatus.FAILED, str(exc))
             record(session, setup, EventKind.POD_FAILED, f"could not start: {exc}", pod)
             return pod.next_attempt_at
         if state is not None and state.status is PodStatus.RUNNING:
             self._set(pod, PodStatus.RUNNING)
-            pod.started_at = state.started_at or utcnow()
+            pod.started_at = state.started_at or self.clock()
             pod.exit_code = None
             record(session, setup, EventKind.POD_RUNNING, f"pod {pod.id} is running", pod)
             return None

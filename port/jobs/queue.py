@@ -82,15 +82,17 @@ async def enqueue(
     run_after: datetime | None = None,
     max_attempts: int = 5,
     replace: bool = False,
+    now: datetime | None = None,
 ) -> Job | None:
     """Queue a job; None when a queued job with the same ``key`` already exists.
 
     The existing job then does the work for both: it keeps its payload, or takes this
     one with ``replace`` (newer intent wins). If it was waiting later than ``run_after``
     (a retry backing off), it is brought forward: new work should not wait for an old
-    failure's backoff. The job is visible to workers once the caller commits.
+    failure's backoff. The job is visible to workers once the caller commits. ``now``
+    (here and in every function that takes it) replaces the clock, for tests.
     """
-    now = utcnow()
+    now = _utc(now) if now is not None else utcnow()
     when = _utc(run_after) if run_after is not None else now
     statement = insert(session, Job).values(
         kind=kind,
@@ -133,6 +135,7 @@ async def claim(
     *,
     lease: timedelta,
     kinds: Collection[str] | None = None,
+    now: datetime | None = None,
 ) -> Job | None:
     """Take the oldest due job for ``worker`` and hold it for ``lease``; commits.
 
@@ -147,8 +150,9 @@ async def claim(
         return None
     postgres = on_postgres(session)
     passed_over: set[int] = set()
+    given = now
     for _ in range(_CLAIM_TRIES):
-        now = utcnow()
+        now = _utc(given) if given is not None else utcnow()
         candidate = aliased(Job, name="candidate")
         other = aliased(Job, name="other")
         due = or_(
@@ -241,23 +245,40 @@ async def _update_held(session: AsyncSession, job_id: int, worker: str, **values
     return bool(getattr(result, "rowcount", 0))
 
 
-async def heartbeat(session: AsyncSession, job_id: int, worker: str, lease: timedelta) -> bool:
+async def heartbeat(
+    session: AsyncSession,
+    job_id: int,
+    worker: str,
+    lease: timedelta,
+    *,
+    now: datetime | None = None,
+) -> bool:
     """Extend ``worker``'s lease on a running job; False when the job is no longer its.
 
     A lease that expired is still extended as long as nobody has claimed the job since.
     """
-    return await _update_held(session, job_id, worker, locked_until=utcnow() + lease)
+    at = _utc(now) if now is not None else utcnow()
+    return await _update_held(session, job_id, worker, locked_until=at + lease)
 
 
-async def succeed(session: AsyncSession, job_id: int, worker: str) -> bool:
+async def succeed(
+    session: AsyncSession, job_id: int, worker: str, *, now: datetime | None = None
+) -> bool:
     """Mark ``worker``'s running job succeeded; False (and nothing changed) otherwise."""
+    at = _utc(now) if now is not None else utcnow()
     return await _update_held(
-        session, job_id, worker, status=JobStatus.SUCCEEDED, finished_at=utcnow(), locked_until=None
+        session, job_id, worker, status=JobStatus.SUCCEEDED, finished_at=at, locked_until=None
     )
 
 
 async def fail(
-    session: AsyncSession, job_id: int, worker: str, error: str, *, final: bool = False
+    session: AsyncSession,
+    job_id: int,
+    worker: str,
+    error: str,
+    *,
+    final: bool = False,
+    now: datetime | None = None,
 ) -> Job | None:
     """Record a failed attempt of ``worker``'s running job; None when it is not its own.
 
@@ -274,7 +295,7 @@ async def fail(
     )
     if job is None:
         return None
-    now = utcnow()
+    now = _utc(now) if now is not None else utcnow()
     error = _clip(error)
     done = {"status": JobStatus.FAILED, "finished_at": now, "locked_until": None}
     if final or job.attempts >= job.max_attempts:

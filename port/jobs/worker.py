@@ -25,7 +25,7 @@ import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager, suppress
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -82,12 +82,14 @@ class Worker:
         name: str | None = None,
         after: Mapping[str, Sequence[AfterHook]] | None = None,
         periodic: Sequence[Periodic] = (),
+        clock: Callable[[], datetime] = utcnow,
     ) -> None:
         self.sessions = sessions
         self.settings = settings
         self.handlers = dict(handlers)
         self.after = {kind: list(hooks) for kind, hooks in (after or {}).items()}
         self.periodic = list(periodic)
+        self.clock = clock  # the queue's idea of now: tests move it instead of sleeping
         self.name = name or worker_name()
         self.lease = timedelta(seconds=settings.job_lease_seconds)
         self.current: Job | None = None  # the job being run, if any
@@ -155,7 +157,9 @@ class Worker:
     async def run_once(self) -> bool:
         """Claim one due job and run it to its end; False when there was none."""
         async with self.sessions() as session:
-            job = await queue.claim(session, self.name, lease=self.lease, kinds=self.handlers)
+            job = await queue.claim(
+                session, self.name, lease=self.lease, kinds=self.handlers, now=self.clock()
+            )
         if job is None:
             return False
         self.current = job
@@ -192,7 +196,9 @@ class Worker:
             await asyncio.sleep(interval)
             try:
                 async with self.sessions() as session, session.begin():
-                    held = await queue.heartbeat(session, job_id, self.name, self.lease)
+                    held = await queue.heartbeat(
+                        session, job_id, self.name, self.lease, now=self.clock()
+                    )
             except Exception:
                 log.exception("extending the lease of job %s failed", job_id)
                 continue
@@ -221,7 +227,7 @@ class Worker:
 
     async def _succeeded(self, job: Job, result: Any) -> None:
         async with self.sessions() as session, session.begin():
-            held = await queue.succeed(session, job.id, self.name)
+            held = await queue.succeed(session, job.id, self.name, now=self.clock())
         if not held:
             log.warning("job %s was taken over meanwhile: its success is not recorded", job.id)
             return

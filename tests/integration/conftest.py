@@ -16,20 +16,21 @@ import socket
 import subprocess
 import time
 import uuid
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import docker
 import docker.errors
 import pytest
+from click.testing import CliRunner
 
-from indexer.result import IndexResult, Previous, RepoSpec
-from indexer.scan import Limits, index_repo
-from port.settings import Settings
+from indexer.scan import Limits
+from port.settings import Settings, get_settings
+from tests.harness import free_port
 from tests.integration.dockerfixtures import (
     BUSYBOX,
+    DockerSettings,
     SecondEngine,
     TestImages,
     describe_containers,
@@ -37,29 +38,25 @@ from tests.integration.dockerfixtures import (
     is_static_elf,
     remove_instance,
 )
-from tests.integration.gitfixtures import WorkRepo
+from tests.integration.gitfixtures import GitDaemon, MakeRemote, Remote, WorkRepo
+
+
+@pytest.fixture
+def port(database_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[CliRunner]:
+    """The `port` command on this test's catalogue (local repositories allowed): run it
+    with ``tests.harness.run_cli``."""
+    monkeypatch.setenv("PORT_DATABASE_URL", database_url)
+    monkeypatch.setenv("PORT_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.setenv("PORT_ALLOW_LOCAL_REPOS", "true")
+    get_settings.cache_clear()
+    yield CliRunner()
+    get_settings.cache_clear()
 
 
 def _require(what: str) -> None:
     if os.environ.get("CI"):
         pytest.fail(f"{what} is required when CI is set")
     pytest.skip(f"{what} is not available")
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-@dataclass(frozen=True)
-class GitDaemon:
-    base: Path
-    port: int
-
-    def url(self, bare: Path) -> str:
-        return f"git://127.0.0.1:{self.port}/{bare.relative_to(self.base)}"
 
 
 @pytest.fixture(scope="session")
@@ -109,40 +106,6 @@ def git_daemon(tmp_path_factory: pytest.TempPathFactory) -> Iterator[GitDaemon]:
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
-
-
-@dataclass
-class Remote:
-    """A work repository, the URL its bare remote is served at, and a mirror to use."""
-
-    work: WorkRepo
-    url: str
-    limits: Limits
-    mirror: Path
-
-    def spec(
-        self, *, branch: str | None = None, manifest_path: str = "port.yaml", tag_prefix: str = ""
-    ) -> RepoSpec:
-        return RepoSpec(self.url, branch, manifest_path, tag_prefix)
-
-    def scan(
-        self,
-        previous: Previous | IndexResult | None = None,
-        *,
-        limits: Limits | None = None,
-        branch: str | None = None,
-        manifest_path: str = "port.yaml",
-        tag_prefix: str = "",
-    ) -> IndexResult:
-        """Push the work repository, then index the remote (incrementally from a result)."""
-        self.work.push()
-        if isinstance(previous, IndexResult):
-            previous = Previous(refs=previous.refs, head=previous.head)
-        spec = self.spec(branch=branch, manifest_path=manifest_path, tag_prefix=tag_prefix)
-        return index_repo(spec, self.mirror, previous, limits or self.limits)
-
-
-MakeRemote = Callable[[], Remote]
 
 
 @pytest.fixture(params=["file", pytest.param("daemon", marks=pytest.mark.git)])
@@ -270,9 +233,6 @@ def docker_registry(docker_engine: Any) -> str:
     if not registry:
         _require("a local registry (PORT_TEST_REGISTRY, see `make services`)")
     return str(registry)
-
-
-DockerSettings = Callable[..., Settings]
 
 
 @pytest.fixture

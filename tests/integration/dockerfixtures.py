@@ -27,6 +27,7 @@ import subprocess
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -35,6 +36,7 @@ import docker
 import docker.errors
 
 from port.deploy.backends.firewall import Firewall
+from port.settings import Settings
 
 BUSYBOX = Path("/bin/busybox")
 IMAGE_PREFIX = "port-test"
@@ -389,3 +391,7 @@ def host_state(client: Any) -> dict[str, list[str]]:
         "iptables filter": lines("iptables", "-w", "5", "-S"),
         "iptables nat": lines("iptables", "-w", "5", "-t", "nat", "-S"),
     }
+
+
+DockerSettings = Callable[..., Settings]
+"""The ``docker_settings`` fixture: Settings with an instance of their own."""

@@ -10,9 +10,15 @@ from __future__ import annotations
 
 import os
 import subprocess
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import yaml
+
+from indexer.result import IndexResult, Previous, RepoSpec
+from indexer.scan import Limits, index_repo
 
 
 def git(cwd: Path, *args: str, env: dict[str, str] | None = None) -> str:
@@ -138,7 +144,7 @@ def arkitekt_manifest(identifier: str, version: str) -> dict[str, object]:
 
 def app_image(
     identifier: str, version: str, flavour: str = "vanilla", build: str = "1"
-) -> dict[str, object]:
+) -> dict[str, Any]:
     """One ``app_images`` entry of an ``.arkitekt_next/deployments.yaml``."""
     return {
         "appImageId": f"{identifier}-{version}-{flavour}-{build}",
@@ -172,3 +178,46 @@ def app_images_yaml(*entries: dict[str, object]) -> str:
 
 def deployments_yaml(*entries: dict[str, object]) -> str:
     return yaml.safe_dump({"deployments": list(entries)}, sort_keys=False)
+
+
+@dataclass(frozen=True)
+class GitDaemon:
+    base: Path
+    port: int
+
+    def url(self, bare: Path) -> str:
+        return f"git://127.0.0.1:{self.port}/{bare.relative_to(self.base)}"
+
+
+@dataclass
+class Remote:
+    """A work repository, the URL its bare remote is served at, and a mirror to use."""
+
+    work: WorkRepo
+    url: str
+    limits: Limits
+    mirror: Path
+
+    def spec(
+        self, *, branch: str | None = None, manifest_path: str = "port.yaml", tag_prefix: str = ""
+    ) -> RepoSpec:
+        return RepoSpec(self.url, branch, manifest_path, tag_prefix)
+
+    def scan(
+        self,
+        previous: Previous | IndexResult | None = None,
+        *,
+        limits: Limits | None = None,
+        branch: str | None = None,
+        manifest_path: str = "port.yaml",
+        tag_prefix: str = "",
+    ) -> IndexResult:
+        """Push the work repository, then index the remote (incrementally from a result)."""
+        self.work.push()
+        if isinstance(previous, IndexResult):
+            previous = Previous(refs=previous.refs, head=previous.head)
+        spec = self.spec(branch=branch, manifest_path=manifest_path, tag_prefix=tag_prefix)
+        return index_repo(spec, self.mirror, previous, limits or self.limits)
+
+
+MakeRemote = Callable[[], Remote]

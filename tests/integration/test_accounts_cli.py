@@ -4,32 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Iterator
-from pathlib import Path
 
-import pytest
-from click.testing import CliRunner, Result
+from click.testing import CliRunner
 
 from port import db
 from port.accounts.principal import Principal
 from port.accounts.service import authenticate_token
-from port.cli import main
 from port.settings import get_settings
-
-
-@pytest.fixture
-def port(database_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[CliRunner]:
-    monkeypatch.setenv("PORT_DATABASE_URL", database_url)
-    monkeypatch.setenv("PORT_DATA_DIR", str(tmp_path / "data"))
-    get_settings.cache_clear()
-    yield CliRunner()
-    get_settings.cache_clear()
-
-
-def run(runner: CliRunner, *args: str, code: int = 0) -> Result:
-    result = runner.invoke(main, list(args), catch_exceptions=False)
-    assert result.exit_code == code, result.output
-    return result
+from tests.harness import run_cli
 
 
 def authenticate(secret: str) -> Principal | None:
@@ -47,56 +29,56 @@ def authenticate(secret: str) -> Principal | None:
 
 
 def test_user_add_and_list(port: CliRunner) -> None:
-    assert run(port, "user", "add", "alice").stdout == "1\n"
-    assert run(port, "user", "add", "bob", "--admin").stdout == "2\n"
-    assert "already exists" in run(port, "user", "add", "alice", code=1).output
-    assert "invalid user name" in run(port, "user", "add", "Not Valid", code=1).output
+    assert run_cli(port, "user", "add", "alice").stdout == "1\n"
+    assert run_cli(port, "user", "add", "bob", "--admin").stdout == "2\n"
+    assert "already exists" in run_cli(port, "user", "add", "alice", code=1).output
+    assert "invalid user name" in run_cli(port, "user", "add", "Not Valid", code=1).output
 
-    users = json.loads(run(port, "user", "list", "--json").stdout)
+    users = json.loads(run_cli(port, "user", "list", "--json").stdout)
     assert [(u["id"], u["name"], u["is_admin"]) for u in users] == [
         (1, "alice", False),
         (2, "bob", True),
     ]
     assert all(u["created_at"] for u in users)
-    lines = run(port, "user", "list").stdout.splitlines()
+    lines = run_cli(port, "user", "list").stdout.splitlines()
     assert [line.split() for line in lines] == [["1", "alice"], ["2", "bob", "(admin)"]]
 
 
 def test_token_create_prints_only_the_token(port: CliRunner) -> None:
-    run(port, "user", "add", "alice")
-    result = run(port, "token", "create", "--user", "alice", "--name", "laptop")
+    run_cli(port, "user", "add", "alice")
+    result = run_cli(port, "token", "create", "--user", "alice", "--name", "laptop")
     [secret] = result.stdout.splitlines()  # exactly one line: TOKEN=$(port token create ...)
     assert result.stdout == secret + "\n"
     assert secret.startswith("port_")
     assert "not shown again" in result.stderr  # the human hint goes to stderr
     assert authenticate(secret) == Principal(1, "alice", False, "token")
 
-    [token] = json.loads(run(port, "token", "list", "--user", "alice", "--json").stdout)
+    [token] = json.loads(run_cli(port, "token", "list", "--user", "alice", "--json").stdout)
     assert (token["id"], token["name"], token["prefix"]) == (1, "laptop", secret[:8])
     assert token["revoked_at"] is None
     assert token["last_used_at"] is not None  # authenticate() above used it
-    listing = run(port, "token", "list", "--user", "alice").stdout
+    listing = run_cli(port, "token", "list", "--user", "alice").stdout
     assert secret[:8] in listing
     assert secret not in listing
 
 
 def test_token_create_for_unknown_user_prints_nothing(port: CliRunner) -> None:
-    result = run(port, "token", "create", "--user", "nobody", code=1)
+    result = run_cli(port, "token", "create", "--user", "nobody", code=1)
     assert result.stdout == ""
     assert "no user 'nobody'" in result.stderr
 
 
 def test_token_revoke(port: CliRunner) -> None:
-    run(port, "user", "add", "alice")
-    secret = run(port, "token", "create", "--user", "alice").stdout.strip()
-    kept = run(port, "token", "create", "--user", "alice", "--name", "ci").stdout.strip()
-    assert run(port, "token", "revoke", "1").stdout == "token 1 revoked\n"
+    run_cli(port, "user", "add", "alice")
+    secret = run_cli(port, "token", "create", "--user", "alice").stdout.strip()
+    kept = run_cli(port, "token", "create", "--user", "alice", "--name", "ci").stdout.strip()
+    assert run_cli(port, "token", "revoke", "1").stdout == "token 1 revoked\n"
     assert authenticate(secret) is None
     assert authenticate(kept) is not None
-    tokens = json.loads(run(port, "token", "list", "--user", "alice", "--json").stdout)
+    tokens = json.loads(run_cli(port, "token", "list", "--user", "alice", "--json").stdout)
     assert [(t["name"], t["revoked_at"] is not None) for t in tokens] == [
         ("cli", True),
         ("ci", False),
     ]
-    assert "revoked" in run(port, "token", "list", "--user", "alice").stdout
-    assert "no token 99" in run(port, "token", "revoke", "99", code=1).output
+    assert "revoked" in run_cli(port, "token", "list", "--user", "alice").stdout
+    assert "no token 99" in run_cli(port, "token", "revoke", "99", code=1).output

@@ -17,7 +17,7 @@ from port.accounts.jwt import JwtVerifier
 from port.accounts.models import Token, User
 from port.accounts.principal import CLI, Principal
 from port.errors import Conflict, InvalidInput, NotFound, Unauthenticated
-from tests.conftest import Catalogue
+from tests.harness import Catalogue
 from tests.unit.test_accounts_jwt import ISSUER, public_pem, rsa_key, sign
 
 # --- users -----------------------------------------------------------------------------

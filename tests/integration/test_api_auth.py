@@ -11,9 +11,8 @@ from litestar.testing import AsyncTestClient
 
 from port.accounts.service import create_token, create_user
 from port.work.server import create_app
-from tests.conftest import Api
-from tests.integration.conftest import Remote
-from tests.integration.gitfixtures import port_yaml
+from tests.harness import Api
+from tests.integration.gitfixtures import Remote, port_yaml
 from tests.unit.test_accounts_jwt import ISSUER, public_pem, rsa_key, sign
 
 

@@ -5,9 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 from port.metrics import REGISTRY
-from tests.conftest import Api
-from tests.integration.conftest import Remote
-from tests.integration.gitfixtures import app_image, app_images_yaml, port_yaml
+from tests.harness import Api
+from tests.integration.gitfixtures import Remote, app_image, app_images_yaml, port_yaml
 from tests.integration.test_catalogue_scan import register, scan
 
 BROWSE = """

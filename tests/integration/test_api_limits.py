@@ -9,8 +9,8 @@ import pytest
 from port import db
 from port.api import catalogue as catalogue_api
 from port.metrics import REGISTRY
-from tests.conftest import Api
-from tests.integration.conftest import Remote
+from tests.harness import Api
+from tests.integration.gitfixtures import Remote
 
 
 def messages(body: dict[str, Any]) -> list[str]:

@@ -14,9 +14,8 @@ from port.catalogue.jobs import enqueue_index, index_handler
 from port.jobs.models import Job
 from port.jobs.worker import Worker
 from port.work.server import create_app
-from tests.conftest import Api, subscribe
-from tests.integration.conftest import Remote
-from tests.integration.gitfixtures import port_yaml
+from tests.harness import Api, subscribe
+from tests.integration.gitfixtures import Remote, port_yaml
 
 SUBSCRIBE = """subscription($id: ID!) {
   indexRuns(repoId: $id) { repoId status run { status added repo { url } } } }"""
@@ -120,8 +119,8 @@ async def test_anonymous_subscriptions_get_half_the_places(api: Api, local_remot
     local_remote.work.push()
     variables = {"id": await api.create_repo(local_remote.url)}
     settings = api.catalogue.settings.model_copy(update={"max_subscriptions": 2})
-    ws = {"subprotocols": ["graphql-transport-ws"]}
-    admin = {**ws, "headers": {"Authorization": f"Bearer {api.admin_token}"}}
+    ws: dict[str, Any] = {"subprotocols": ["graphql-transport-ws"]}
+    admin: dict[str, Any] = {**ws, "headers": {"Authorization": f"Bearer {api.admin_token}"}}
     with (
         TestClient(app=create_app(settings)) as client,
         client.websocket_connect("/graphql", **ws) as anonymous,

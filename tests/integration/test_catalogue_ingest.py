@@ -18,7 +18,7 @@ from port.catalogue.ingest import Changes, ReleaseRef, ingest
 from port.catalogue.models import App, Release, Repo
 from port.catalogue.queries import app_document, list_apps
 from port.catalogue.repos import add_repo
-from tests.conftest import Catalogue
+from tests.harness import Catalogue
 
 CATALOGUE_TABLES = ("repos", "apps", "releases", "flavours")
 C1, C2, C3 = "1" * 40, "2" * 40, "3" * 40

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 import yaml
 from sqlalchemy import func, select, update
@@ -13,9 +15,8 @@ from port.catalogue.models import Flavour, IndexRun, Repo
 from port.catalogue.queries import app_document, list_apps
 from port.catalogue.repos import add_repo
 from port.catalogue.scanning import ScanOutcome, scan_repo
-from tests.conftest import Catalogue
-from tests.integration.conftest import MakeRemote, Remote
-from tests.integration.gitfixtures import app_image, app_images_yaml, port_yaml
+from tests.harness import Catalogue
+from tests.integration.gitfixtures import MakeRemote, Remote, app_image, app_images_yaml, port_yaml
 
 CATALOGUE_TABLES = ("repos", "apps", "releases", "flavours")
 
@@ -44,7 +45,7 @@ async def scanned(cat: Catalogue, remote: Remote) -> int:
     return repo_id
 
 
-async def catalogue_doc(cat: Catalogue) -> dict[str, dict[str, object]]:
+async def catalogue_doc(cat: Catalogue) -> dict[str, dict[str, Any]]:
     async with cat.sessions() as session:
         return {a.identifier: app_document(a) for a in await list_apps(session)}
 
@@ -64,7 +65,7 @@ async def test_tags_added_moved_deleted_between_scans(
     assert first.run.status == "succeeded"
     assert sorted(first.run.added) == ["stardist 0.1.0", "stardist 0.2.0"]
     releases = (await catalogue_doc(catalogue))["stardist"]["releases"]
-    assert [r["version"] for r in releases] == ["0.2.0", "0.1.0"]  # type: ignore[index]
+    assert [r["version"] for r in releases] == ["0.2.0", "0.1.0"]
 
     # Nothing moved: an unchanged run that writes nothing to the catalogue.
     catalogue.statements.clear()
@@ -85,7 +86,7 @@ async def test_tags_added_moved_deleted_between_scans(
     assert changed.startswith("stardist 0.2.0: commit")
     assert "flavours.cuda removed" in changed
     releases = (await catalogue_doc(catalogue))["stardist"]["releases"]
-    assert [(r["version"], r["withdrawn"]) for r in releases] == [  # type: ignore[index]
+    assert [(r["version"], r["withdrawn"]) for r in releases] == [
         ("0.3.0", False),
         ("0.2.0", False),
         ("0.1.0", True),
@@ -143,7 +144,7 @@ async def test_identifier_collision_between_two_real_repos(
     assert [e.path for e in outcome.run.errors] == ["app.identifier"]
     app = (await catalogue_doc(catalogue))["stardist"]
     assert app["repo"] == first.url
-    assert [r["version"] for r in app["releases"]] == ["1.0.0"]  # type: ignore[index]
+    assert [r["version"] for r in app["releases"]] == ["1.0.0"]
 
 
 async def test_arkitekt_history_cut_back_keeps_old_entries(
@@ -161,7 +162,7 @@ async def test_arkitekt_history_cut_back_keeps_old_entries(
     outcome = await scan(catalogue, repo_id, local_remote)
     assert sorted(outcome.run.added) == ["renamer 0.1.0", "renamer 0.2.0"]
     releases = (await catalogue_doc(catalogue))["renamer"]["releases"]
-    assert [(r["version"], r["current"]) for r in releases] == [  # type: ignore[index]
+    assert [(r["version"], r["current"]) for r in releases] == [
         ("0.2.0", True),
         ("0.1.0", False),
     ]
@@ -170,7 +171,7 @@ async def test_arkitekt_history_cut_back_keeps_old_entries(
     work.commit("cut more", {path: app_images_yaml(app_image("renamer", "0.3.0"))})
     await scan(catalogue, repo_id, local_remote)
     releases = (await catalogue_doc(catalogue))["renamer"]["releases"]
-    assert [(r["version"], r["current"]) for r in releases] == [  # type: ignore[index]
+    assert [(r["version"], r["current"]) for r in releases] == [
         ("0.3.0", True),
         ("0.2.0", False),
         ("0.1.0", False),
@@ -205,7 +206,7 @@ async def test_deleting_one_of_two_tags_of_a_version_keeps_the_release(
     second = await scan(catalogue, repo_id, local_remote)
     assert second.run.withdrawn == []
     assert second.run.changed == ["dup 1.0.0: git_ref"]
-    [release] = (await catalogue_doc(catalogue))["dup"]["releases"]  # type: ignore[misc]
+    [release] = (await catalogue_doc(catalogue))["dup"]["releases"]
     assert (release["ref"], release["withdrawn"]) == ("v1.0.0", False)
 
 
@@ -247,7 +248,7 @@ async def test_moved_tag_with_a_broken_manifest_keeps_the_last_good_release(
     outcome = await scan(catalogue, repo_id, local_remote)
     assert outcome.run.withdrawn == []
     assert [e.ref for e in outcome.run.errors] == ["v1.0.0"]
-    [release] = (await catalogue_doc(catalogue))["keep"]["releases"]  # type: ignore[misc]
+    [release] = (await catalogue_doc(catalogue))["keep"]["releases"]
     assert release["withdrawn"] is False
 
 
@@ -260,7 +261,7 @@ async def test_broken_arkitekt_file_at_the_head_keeps_entries_current(
     local_remote.work.commit("typo", {path: "app_images: [\n"})
     outcome = await scan(catalogue, repo_id, local_remote)
     assert [(e.file, e.line) for e in outcome.run.errors] == [(path, 2)]
-    [release] = (await catalogue_doc(catalogue))["renamer"]["releases"]  # type: ignore[misc]
+    [release] = (await catalogue_doc(catalogue))["renamer"]["releases"]
     assert release["current"] is True
 
 
@@ -281,7 +282,7 @@ async def test_overlong_texts_in_a_manifest_never_break_the_catalogue(
     catalogue: Catalogue, local_remote: Remote
 ) -> None:
     entry = app_image("long", "1.0.0")
-    entry["manifest"] = {**entry["manifest"], "name": "N" * 300, "author": "A" * 5000}  # type: ignore[dict-item]
+    entry["manifest"] = {**entry["manifest"], "name": "N" * 300, "author": "A" * 5000}
     hostile_key = "k" * 3000
     work = local_remote.work
     work.commit(
@@ -378,7 +379,7 @@ async def test_images_from_the_servers_own_network_are_refused_where_they_are_wr
     assert "the registry 127.0.0.1:8000 is on this server's own network" in errors[1].message
     doc = await catalogue_doc(catalogue)
     assert set(doc) == {"napari"}
-    [release] = doc["napari"]["releases"]  # type: ignore[misc]
+    [release] = doc["napari"]["releases"]
     assert [f["name"] for f in release["flavours"]] == ["cpu"]
 
     # An admin allows the registry: the next full index keeps the flavour.
@@ -392,7 +393,7 @@ async def test_images_from_the_servers_own_network_are_refused_where_they_are_wr
     assert again.run.errors == []
     doc = await catalogue_doc(catalogue)
     assert set(doc) == {"napari", "renamer"}
-    flavours = {r["version"]: [f["name"] for f in r["flavours"]] for r in doc["napari"]["releases"]}  # type: ignore[index,union-attr]
+    flavours = {r["version"]: [f["name"] for f in r["flavours"]] for r in doc["napari"]["releases"]}
     assert flavours == {"1.1.0": ["loop"], "1.0.0": ["cpu", "loop"]}
 
 

@@ -4,36 +4,18 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner, Result
+from click.testing import CliRunner
 from sqlalchemy import select
 
 from manifests.native import parse_port_manifest
 from port.catalogue.models import Repo
 from port.cli import main
 from port.settings import get_settings
-from tests.conftest import Catalogue
-from tests.integration.conftest import Remote
-from tests.integration.gitfixtures import port_yaml
-
-
-@pytest.fixture
-def port(database_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[CliRunner]:
-    monkeypatch.setenv("PORT_DATABASE_URL", database_url)
-    monkeypatch.setenv("PORT_DATA_DIR", str(tmp_path / "data"))
-    monkeypatch.setenv("PORT_ALLOW_LOCAL_REPOS", "true")
-    get_settings.cache_clear()
-    yield CliRunner()
-    get_settings.cache_clear()
-
-
-def run(runner: CliRunner, *args: str, code: int = 0) -> Result:
-    result = runner.invoke(main, list(args), catch_exceptions=False)
-    assert result.exit_code == code, result.output
-    return result
+from tests.harness import Catalogue, run_cli
+from tests.integration.gitfixtures import Remote, port_yaml
 
 
 def test_add_scan_list_runs_apps(port: CliRunner, local_remote: Remote) -> None:
@@ -46,21 +28,21 @@ def test_add_scan_list_runs_apps(port: CliRunner, local_remote: Remote) -> None:
     work.tag("v2.0.0")
     work.push()
 
-    repo_id = run(port, "repo", "add", local_remote.url).output.strip()
+    repo_id = run_cli(port, "repo", "add", local_remote.url).output.strip()
     assert repo_id == "1"
-    scanned = run(port, "repo", "scan", repo_id).output  # manifest errors: still exit 0
+    scanned = run_cli(port, "repo", "scan", repo_id).output  # manifest errors: still exit 0
     assert "added stardist 1.0.0" in scanned
     assert "added stardist 1.10.0" in scanned
     assert "error port.yaml@v2.0.0:2" in scanned
 
-    [repo] = json.loads(run(port, "repo", "list", "--json").output)
+    [repo] = json.loads(run_cli(port, "repo", "list", "--json").output)
     assert (repo["id"], repo["url"]) == (1, local_remote.url)
 
-    [last] = json.loads(run(port, "repo", "runs", local_remote.url, "--json").output)
+    [last] = json.loads(run_cli(port, "repo", "runs", local_remote.url, "--json").output)
     assert last["status"] == "succeeded"
     assert {e["ref"] for e in last["errors"]} == {"v2.0.0"}
 
-    [app] = json.loads(run(port, "apps", "--json").output)
+    [app] = json.loads(run_cli(port, "apps", "--json").output)
     assert app["identifier"] == "stardist"
     assert app["repo"] == local_remote.url
     assert [r["version"] for r in app["releases"]] == ["1.10.0", "1.0.0"]  # semver order
@@ -68,38 +50,38 @@ def test_add_scan_list_runs_apps(port: CliRunner, local_remote: Remote) -> None:
     assert (oldest["current"], oldest["withdrawn"]) == (True, False)
     assert [f["name"] for f in oldest["flavours"]] == ["cuda", "cpu"]
     assert oldest["flavours"][0]["selectors"][0]["kind"] == "cpu"
-    assert "stardist" in run(port, "apps").output
+    assert "stardist" in run_cli(port, "apps").output
 
 
 def test_scan_of_unreadable_remote_exits_non_zero(port: CliRunner, tmp_path: Path) -> None:
     missing = tmp_path / "nowhere.git"
-    run(port, "repo", "add", f"file://{missing}")
-    result = run(port, "repo", "scan", "--all", code=1)
+    run_cli(port, "repo", "add", f"file://{missing}")
+    result = run_cli(port, "repo", "scan", "--all", code=1)
     assert "failed" in result.output
 
 
 def test_hostile_and_duplicate_urls_are_refused(port: CliRunner, local_remote: Remote) -> None:
-    result = run(port, "repo", "add", "ext::sh -c touch% /tmp/pwned", code=1)
+    result = run_cli(port, "repo", "add", "ext::sh -c touch% /tmp/pwned", code=1)
     assert "Error:" in result.output
-    run(port, "repo", "add", local_remote.url)
-    assert "already registered" in run(port, "repo", "add", local_remote.url, code=1).output
-    unknown = run(port, "repo", "scan", "https://git.example/unknown.git", code=1)
+    run_cli(port, "repo", "add", local_remote.url)
+    assert "already registered" in run_cli(port, "repo", "add", local_remote.url, code=1).output
+    unknown = run_cli(port, "repo", "scan", "https://git.example/unknown.git", code=1)
     assert "no repository" in unknown.output
 
 
 def test_scan_without_targets_is_a_usage_error(port: CliRunner) -> None:
-    run(port, "repo", "scan", code=2)
+    run_cli(port, "repo", "scan", code=2)
 
 
 def test_manifest_validate(port: CliRunner, tmp_path: Path) -> None:
     good = tmp_path / "port.yaml"
     good.write_text(port_yaml("napari", "0.1.0"))
     assert parse_port_manifest(good.read_text()).errors == []
-    assert "ok (napari 0.1.0)" in run(port, "manifest", "validate", str(good)).output
+    assert "ok (napari 0.1.0)" in run_cli(port, "manifest", "validate", str(good)).output
 
     bad = tmp_path / "bad.yaml"
     bad.write_text("apiVersion: port/v1\napp:\n  identifier: napari\nflavours: {}\n")
-    result = run(port, "manifest", "validate", str(good), str(bad), code=1)
+    result = run_cli(port, "manifest", "validate", str(good), str(bad), code=1)
     [line] = [x for x in result.output.splitlines() if "bad.yaml" in x]
     assert line.startswith(f"{bad}:4:")  # the file and the line of `flavours: {}`
     assert " flavours:" in line
@@ -112,21 +94,21 @@ def test_commands_refuse_an_unmigrated_database(
     monkeypatch.delenv("PORT_DATABASE_URL", raising=False)
     get_settings.cache_clear()
     try:
-        result = run(CliRunner(), "apps", code=1)
+        result = run_cli(CliRunner(), "apps", code=1)
         assert "run `port db upgrade`" in result.output
-        run(CliRunner(), "db", "upgrade")
-        assert "the catalogue is empty" in run(CliRunner(), "apps").output
+        run_cli(CliRunner(), "db", "upgrade")
+        assert "the catalogue is empty" in run_cli(CliRunner(), "apps").output
     finally:
         get_settings.cache_clear()
 
 
 def test_credentials_never_reach_the_output(port: CliRunner) -> None:
     url = "https://bob:s3cr3t@git.example/acme/apps.git"
-    run(port, "repo", "add", url)
-    again = run(port, "repo", "add", url, code=1).output
+    run_cli(port, "repo", "add", url)
+    again = run_cli(port, "repo", "add", url, code=1).output
     assert "already registered" in again
-    listed = run(port, "repo", "list", "--json").output
-    missing = run(port, "repo", "scan", "https://bob:s3cr3t@git.example/other.git", code=1)
+    listed = run_cli(port, "repo", "list", "--json").output
+    missing = run_cli(port, "repo", "scan", "https://bob:s3cr3t@git.example/other.git", code=1)
     for output in (again, listed, missing.output):
         assert "s3cr3t" not in output
         assert "bob" not in output
@@ -154,7 +136,7 @@ async def test_repo_add_reads_the_webhook_secret_from_a_file(
     secret.write_text("s3cret-of-the-hook\n")
     url = "https://github.com/acme/hooked"
     added = await asyncio.to_thread(
-        run, port, "repo", "add", url, "--webhook-secret-file", str(secret)
+        run_cli, port, "repo", "add", url, "--webhook-secret-file", str(secret)
     )
     assert "s3cret-of-the-hook" not in added.output
     async with catalogue.sessions() as session:

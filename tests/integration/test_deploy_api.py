@@ -19,8 +19,8 @@ from port.accounts.service import create_token, create_user, hash_secret
 from port.deploy.reconciler import Reconciler
 from port.orm import utcnow
 from port.work.server import create_app
-from tests.conftest import Api, Catalogue, subscribe
 from tests.deployfakes import CUDA, FakeBackend, add_app
+from tests.harness import Api, Catalogue, subscribe
 
 SETUP_FIELDS = """id owner { name } status running updatePolicy flavour env
   app { identifier } release { version }
@@ -34,7 +34,7 @@ CREATE = (
 
 
 @dataclass
-class Fleet:
+class Tenants:
     api: Api
     backend: FakeBackend
     reconciler: Reconciler
@@ -65,7 +65,7 @@ async def _users(catalogue: Catalogue) -> tuple[str, str]:
 
 
 @pytest.fixture
-async def fleet(catalogue: Catalogue) -> AsyncIterator[Fleet]:
+async def tenants(catalogue: Catalogue) -> AsyncIterator[Tenants]:
     backend = FakeBackend("port")
     backend.images.add("img/cpu:1")
     announced: list[str] = []
@@ -75,20 +75,20 @@ async def fleet(catalogue: Catalogue) -> AsyncIterator[Fleet]:
         # The app runs on the test client's own thread and loop; passes run here, on the
         # test's loop, through the test's engine (one engine must not span two loops).
         reconciler = Reconciler(catalogue.sessions, catalogue.settings, backend)
-        yield Fleet(Api(client, announced[0], catalogue), backend, reconciler, alice, bob)
+        yield Tenants(Api(client, announced[0], catalogue), backend, reconciler, alice, bob)
 
 
-async def test_a_setup_lives_from_create_to_delete(fleet: Fleet) -> None:
-    created = await fleet.create(fleet.alice, env={"GREETING": "hi"})
+async def test_a_setup_lives_from_create_to_delete(tenants: Tenants) -> None:
+    created = await tenants.create(tenants.alice, env={"GREETING": "hi"})
     setup = created["data"]["createSetup"]["setup"]
     assert setup["owner"] == {"name": "alice"}
     assert (setup["status"], setup["running"], setup["pods"]) == ("STOPPED", False, [])
     assert setup["release"] == {"version": "1.1.0"}
     assert setup["env"] == {"GREETING": "hi"}
 
-    started = await fleet.gql(
+    started = await tenants.gql(
         f"mutation($id: ID!) {{ startSetup(input: {{id: $id}}) {{ setup {{ {SETUP_FIELDS} }} }} }}",
-        fleet.alice,
+        tenants.alice,
         id=setup["id"],
     )
     [pod] = started["data"]["startSetup"]["setup"]["pods"]
@@ -96,47 +96,47 @@ async def test_a_setup_lives_from_create_to_delete(fleet: Fleet) -> None:
     assert pod["selection"] == {"flavour": "cpu", "score": 0, "accelerated": False, "rejected": {}}
     assert pod["resources"] == {"cpus": 2.0, "memory": 1 << 30, "gpus": 0, "gpuVendor": None}
 
-    await fleet.reconciler.reconcile()
-    shown = await fleet.gql(
+    await tenants.reconciler.reconcile()
+    shown = await tenants.gql(
         "query($id: ID!) { setup(id: $id) { status pods { id status containerId logs(tail: 5) } "
         "events { kind message } } }",
-        fleet.alice,
+        tenants.alice,
         id=setup["id"],
     )
     seen = shown["data"]["setup"]
     assert seen["status"] == "RUNNING"
     [pod] = seen["pods"]
-    assert pod["containerId"] in fleet.backend.containers
+    assert pod["containerId"] in tenants.backend.containers
     assert pod["logs"] == "hello"
     assert [e["kind"] for e in seen["events"]] == ["CREATED", "STARTED", "POD_RUNNING"]
 
-    restarted = await fleet.gql(
+    restarted = await tenants.gql(
         "mutation($id: ID!) { restartPod(input: {id: $id}) { pod { id } } }",
-        fleet.alice,
+        tenants.alice,
         id=pod["id"],
     )
     assert restarted["data"]["restartPod"]["pod"]["id"] == pod["id"]
-    await fleet.reconciler.reconcile()
-    again = await fleet.gql(
+    await tenants.reconciler.reconcile()
+    again = await tenants.gql(
         "query($id: ID!) { pod(id: $id) { restarts status containerId } }",
-        fleet.alice,
+        tenants.alice,
         id=pod["id"],
     )
     assert again["data"]["pod"]["restarts"] == 1
     assert again["data"]["pod"]["containerId"] != pod["containerId"]
 
-    stopped = await fleet.gql(
+    stopped = await tenants.gql(
         "mutation($id: ID!) { stopSetup(input: {id: $id}) { setup { running } } }",
-        fleet.alice,
+        tenants.alice,
         id=setup["id"],
     )
     assert stopped["data"]["stopSetup"]["setup"]["running"] is False
-    await fleet.reconciler.reconcile()
-    assert fleet.backend.containers == {}
-    after = await fleet.gql(
+    await tenants.reconciler.reconcile()
+    assert tenants.backend.containers == {}
+    after = await tenants.gql(
         "query($id: ID!) { setup(id: $id) { status pods { id } all: pods(all: true) "
         "{ status retired } } }",
-        fleet.alice,
+        tenants.alice,
         id=setup["id"],
     )
     assert after["data"]["setup"] == {
@@ -145,28 +145,30 @@ async def test_a_setup_lives_from_create_to_delete(fleet: Fleet) -> None:
         "all": [{"status": "STOPPED", "retired": True}],
     }
 
-    await fleet.gql(
+    await tenants.gql(
         "mutation($id: ID!) { startSetup(input: {id: $id}) { setup { id } } }",
-        fleet.alice,
+        tenants.alice,
         id=setup["id"],
     )
-    await fleet.reconciler.reconcile()
-    assert len(fleet.backend.containers) == 1
-    deleted = await fleet.gql(
+    await tenants.reconciler.reconcile()
+    assert len(tenants.backend.containers) == 1
+    deleted = await tenants.gql(
         "mutation($id: ID!) { deleteSetup(input: {id: $id}) { deletedId } }",
-        fleet.alice,
+        tenants.alice,
         id=setup["id"],
     )
     assert deleted["data"]["deleteSetup"] == {"deletedId": setup["id"]}
-    assert fleet.backend.containers == {}  # removed by the mutation itself
-    gone = await fleet.gql("query($id: ID!) { setup(id: $id) { id } }", fleet.alice, id=setup["id"])
+    assert tenants.backend.containers == {}  # removed by the mutation itself
+    gone = await tenants.gql(
+        "query($id: ID!) { setup(id: $id) { id } }", tenants.alice, id=setup["id"]
+    )
     assert gone["data"] == {"setup": None}
 
 
-async def test_who_may_see_and_touch_a_setup(fleet: Fleet) -> None:
-    setup = (await fleet.create(fleet.alice, start=True))["data"]["createSetup"]["setup"]
-    await fleet.reconciler.reconcile()
-    pod_id = (await fleet.gql("{ pods { id } }", fleet.alice))["data"]["pods"][0]["id"]
+async def test_who_may_see_and_touch_a_setup(tenants: Tenants) -> None:
+    setup = (await tenants.create(tenants.alice, start=True))["data"]["createSetup"]["setup"]
+    await tenants.reconciler.reconcile()
+    pod_id = (await tenants.gql("{ pods { id } }", tenants.alice))["data"]["pods"][0]["id"]
     lookups = {
         "setup": ("query($id: ID!) { setup(id: $id) { id } }", setup["id"]),
         "pod": ("query($id: ID!) { pod(id: $id) { id } }", pod_id),
@@ -190,34 +192,34 @@ async def test_who_may_see_and_touch_a_setup(fleet: Fleet) -> None:
         ),
     }
     for name, (query, gid) in {**lookups, **changes}.items():
-        assert code(await fleet.gql(query, None, id=gid)) == "UNAUTHENTICATED", name
+        assert code(await tenants.gql(query, None, id=gid)) == "UNAUTHENTICATED", name
     for name, (query, gid) in lookups.items():  # as if it did not exist
-        assert (await fleet.gql(query, fleet.bob, id=gid))["data"] == {name: None}, name
+        assert (await tenants.gql(query, tenants.bob, id=gid))["data"] == {name: None}, name
     for name, (query, gid) in changes.items():
-        assert code(await fleet.gql(query, fleet.bob, id=gid)) == "NOT_FOUND", name
-    assert code(await fleet.create(None)) == "UNAUTHENTICATED"
-    assert (await fleet.gql("{ setups { id } pods { id } }", fleet.bob))["data"] == {
+        assert code(await tenants.gql(query, tenants.bob, id=gid)) == "NOT_FOUND", name
+    assert code(await tenants.create(None)) == "UNAUTHENTICATED"
+    assert (await tenants.gql("{ setups { id } pods { id } }", tenants.bob))["data"] == {
         "setups": [],
         "pods": [],
     }
     node = "query($id: ID!) { node(id: $id) { id } }"
-    assert (await fleet.gql(node, fleet.bob, id=setup["id"]))["data"]["node"] is None
-    assert (await fleet.gql(node, fleet.alice, id=setup["id"]))["data"]["node"] == {
+    assert (await tenants.gql(node, tenants.bob, id=setup["id"]))["data"]["node"] is None
+    assert (await tenants.gql(node, tenants.alice, id=setup["id"]))["data"]["node"] == {
         "id": setup["id"]
     }
-    assert len(fleet.backend.running()) == 1  # bob's attempts changed nothing
+    assert len(tenants.backend.running()) == 1  # bob's attempts changed nothing
 
-    admin = fleet.api.admin_token
-    everyone = await fleet.gql("{ setups { id owner { name } } }", admin)
+    admin = tenants.api.admin_token
+    everyone = await tenants.gql("{ setups { id owner { name } } }", admin)
     assert everyone["data"]["setups"] == [{"id": setup["id"], "owner": {"name": "alice"}}]
-    stopped = await fleet.gql(changes["stopSetup"][0], admin, id=setup["id"])
+    stopped = await tenants.gql(changes["stopSetup"][0], admin, id=setup["id"])
     assert "errors" not in stopped
-    await fleet.reconciler.reconcile()
-    assert fleet.backend.containers == {}
+    await tenants.reconciler.reconcile()
+    assert tenants.backend.containers == {}
 
 
-async def test_no_fitting_flavour_is_a_typed_result_with_reasons(fleet: Fleet) -> None:
-    body = await fleet.gql(CREATE, fleet.alice, input={"app": "gpuonly"})
+async def test_no_fitting_flavour_is_a_typed_result_with_reasons(tenants: Tenants) -> None:
+    body = await tenants.gql(CREATE, tenants.alice, input={"app": "gpuonly"})
     assert "errors" not in body
     result = body["data"]["createSetup"]
     assert result["setup"] is None
@@ -225,7 +227,7 @@ async def test_no_fitting_flavour_is_a_typed_result_with_reasons(fleet: Fleet) -
         {"flavour": "cuda", "reasons": ["no CUDA GPU"]}
     ]
     assert "cuda: no CUDA GPU" in result["noFittingFlavour"]["message"]
-    assert (await fleet.gql("{ setups { id } }", fleet.alice))["data"]["setups"] == []
+    assert (await tenants.gql("{ setups { id } }", tenants.alice))["data"]["setups"] == []
 
 
 @pytest.mark.parametrize(
@@ -239,9 +241,9 @@ async def test_no_fitting_flavour_is_a_typed_result_with_reasons(fleet: Fleet) -
     ],
 )
 async def test_bad_input_is_refused_with_a_code(
-    fleet: Fleet, fields: dict[str, Any], expected: str
+    tenants: Tenants, fields: dict[str, Any], expected: str
 ) -> None:
-    assert code(await fleet.create(fleet.alice, **fields)) == expected
+    assert code(await tenants.create(tenants.alice, **fields)) == expected
 
 
 async def test_pod_events_and_logs_stream_to_the_owner(catalogue: Catalogue) -> None:
@@ -346,7 +348,7 @@ async def test_open_subscriptions_are_capped(catalogue: Catalogue) -> None:
             json={"query": CREATE, "variables": {"input": {"app": "stardist"}}},
             headers=auth,
         ).json()["data"]["createSetup"]["setup"]
-        connect = {"subprotocols": ["graphql-transport-ws"], "headers": auth}
+        connect: dict[str, Any] = {"subprotocols": ["graphql-transport-ws"], "headers": auth}
         with client.websocket_connect("/graphql", **connect) as first:
             subscribe(first, events, {"id": created["id"]})
             assert first.receive_json()["payload"]["data"]["setupEvents"]["kind"] == "CREATED"
@@ -359,12 +361,12 @@ async def test_open_subscriptions_are_capped(catalogue: Catalogue) -> None:
             assert third.receive_json()["payload"]["data"]["setupEvents"]["kind"] == "CREATED"
 
 
-async def test_an_unreachable_engine_is_a_coded_error(fleet: Fleet) -> None:
-    fleet.backend.down = True
-    body = await fleet.create(fleet.alice)
+async def test_an_unreachable_engine_is_a_coded_error(tenants: Tenants) -> None:
+    tenants.backend.down = True
+    body = await tenants.create(tenants.alice)
     assert code(body) == "BACKEND_UNAVAILABLE"
     assert body["errors"][0]["message"] == "fake engine is down"
-    assert (await fleet.gql("{ setups { id } }", fleet.alice))["data"]["setups"] == []
+    assert (await tenants.gql("{ setups { id } }", tenants.alice))["data"]["setups"] == []
 
 
 async def test_a_deleted_setups_event_stream_ends_and_never_shows_the_next_setup(
@@ -406,24 +408,24 @@ async def test_a_deleted_setups_event_stream_ends_and_never_shows_the_next_setup
 
 
 async def test_setups_with_events_and_pods_cost_the_same_statements_for_few_or_many(
-    fleet: Fleet,
+    tenants: Tenants,
 ) -> None:
     """Events and a Pod's Setup come through DataLoaders: no query per object."""
     query = "{ setups { events(limit: 5) { kind } pods { setup { id owner { name } } } } }"
 
     async def statements() -> float:
         before = REGISTRY.get_sample_value("port_sql_statements_total") or 0.0
-        body = await fleet.gql(query, fleet.alice)
+        body = await tenants.gql(query, tenants.alice)
         assert "errors" not in body
         return (REGISTRY.get_sample_value("port_sql_statements_total") or 0.0) - before
 
     for _ in range(2):
-        await fleet.create(fleet.alice, start=True)
+        await tenants.create(tenants.alice, start=True)
     few = await statements()
     for _ in range(6):
-        await fleet.create(fleet.alice, start=True)
+        await tenants.create(tenants.alice, start=True)
     many = await statements()
-    setups = (await fleet.gql(query, fleet.alice))["data"]["setups"]
+    setups = (await tenants.gql(query, tenants.alice))["data"]["setups"]
     assert len(setups) == 8
     assert all(len(s["events"]) == 2 and s["pods"][0]["setup"]["owner"] for s in setups)
     assert many == few

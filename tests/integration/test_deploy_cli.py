@@ -10,11 +10,10 @@ from typing import Any
 import pytest
 from click.testing import CliRunner, Result
 
-from port.cli import main
 from port.deploy.backends.base import LABEL_INSTANCE
 from port.settings import Settings, get_settings
-from tests.conftest import Catalogue
 from tests.deployfakes import add_app, add_user
+from tests.harness import Catalogue, run_cli
 from tests.integration.dockerfixtures import TestImages
 
 pytestmark = pytest.mark.docker
@@ -36,9 +35,7 @@ def settings(
 
 async def run(*args: str, code: int = 0) -> Result:
     """The command in a thread: it runs an event loop of its own."""
-    result = await asyncio.to_thread(CliRunner().invoke, main, list(args), catch_exceptions=False)
-    assert result.exit_code == code, result.output
-    return result
+    return await asyncio.to_thread(run_cli, CliRunner(), *args, code=code)
 
 
 async def test_setup_and_pod_commands(

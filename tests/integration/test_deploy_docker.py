@@ -13,9 +13,8 @@ import platform
 import re
 import threading
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
 from contextlib import aclosing
-from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 import pytest
@@ -33,11 +32,11 @@ from port.deploy.backends.base import (
     PodStatus,
     PullProgress,
 )
-from port.deploy.backends.docker import DockerBackend, parse_time, split_image
+from port.deploy.backends.docker import DockerBackend
 from port.deploy.selection import Capabilities, Gpu
 from port.settings import GpuDeclaration, Settings
-from tests.integration.conftest import DockerSettings, free_port
-from tests.integration.dockerfixtures import SecondEngine, TestImages
+from tests.harness import eventually, free_port
+from tests.integration.dockerfixtures import DockerSettings, SecondEngine, TestImages
 
 T = TypeVar("T")
 
@@ -60,18 +59,10 @@ CAP_NUMBERS = {
 }
 
 
-async def eventually(
-    probe: Callable[[], Awaitable[T]], done: Callable[[T], bool], within: float = 10
-) -> T:
-    """Await ``probe()`` until ``done`` holds for its value; the last value fails the test."""
-    deadline = time.monotonic() + within
-    while True:
-        value = await probe()
-        if done(value):
-            return value
-        if time.monotonic() > deadline:
-            pytest.fail(f"still {value!r} after {within} s")
-        await asyncio.sleep(0.1)
+def stream(lines: AsyncIterator[str]) -> AsyncGenerator[str, None]:
+    """The backend's line stream as what it is, an async generator (aclosing needs aclose)."""
+    assert isinstance(lines, AsyncGenerator)
+    return lines
 
 
 async def collect(stream: AsyncIterator[str], into: list[str]) -> None:
@@ -83,7 +74,8 @@ async def listening(thread: str) -> None:
     """Wait until a stream's reader thread runs: the engine has accepted the request."""
     await eventually(
         lambda: asyncio.sleep(0, {t.name for t in threading.enumerate()}),
-        lambda names: thread in names,
+        "the engine to report it",
+        until=lambda names: thread in names,
     )
 
 
@@ -91,7 +83,7 @@ def pod_spec(settings: Settings, image: str, suffix: str = "1", **fields: Any) -
     return PodSpec(
         name=f"{settings.instance}-pod-{suffix}",
         image=image,
-        labels={LABEL_INSTANCE: settings.instance, LABEL_POD: suffix, LABEL_SETUP: "7"},
+        labels={LABEL_INSTANCE: settings.instance_name, LABEL_POD: suffix, LABEL_SETUP: "7"},
         **fields,
     )
 
@@ -121,36 +113,6 @@ def inspect(docker_engine: Any, container_id: str) -> dict[str, Any]:
     return attrs
 
 
-# --- pure parts: image references and engine timestamps ------------------------------
-
-
-@pytest.mark.parametrize(
-    ("image", "expected"),
-    [
-        ("busybox", ("busybox", "latest")),
-        ("port-test/forever:1.2", ("port-test/forever", "1.2")),
-        ("127.0.0.1:5000/port-test/app", ("127.0.0.1:5000/port-test/app", "latest")),
-        ("127.0.0.1:5000/port-test/app:v2", ("127.0.0.1:5000/port-test/app", "v2")),
-        ("reg:5000/app@sha256:" + "a" * 64, ("reg:5000/app", "sha256:" + "a" * 64)),
-        ("reg:5000/app:v2@sha256:" + "b" * 64, ("reg:5000/app", "sha256:" + "b" * 64)),
-    ],
-)
-def test_image_references_keep_the_registry_port_out_of_the_tag(
-    image: str, expected: tuple[str, str]
-) -> None:
-    assert split_image(image) == expected
-
-
-def test_engine_timestamps() -> None:
-    parsed = parse_time("2024-05-01T10:00:00.123456789Z")  # nanoseconds, as Docker writes
-    assert parsed == datetime(2024, 5, 1, 10, 0, 0, 123456, tzinfo=UTC)
-    assert parse_time("0001-01-01T00:00:00Z") is None  # Docker's "never"
-    assert parse_time("") is None
-    assert parse_time("2024-05-01T10:00:00+02:00") == datetime.fromisoformat(
-        "2024-05-01T10:00:00+02:00"
-    )
-
-
 def test_the_entry_point_names_the_docker_backend(tmp_path: Any) -> None:
     backend = load_backend(Settings(data_dir=tmp_path, backend="docker"))
     assert isinstance(backend, DockerBackend)
@@ -169,17 +131,20 @@ async def test_start_poll_logs_follow_stop(
     assert state.status is PodStatus.RUNNING
     assert state.started_at is not None
     assert state.finished_at is None
-    assert "started" in await eventually(lambda: backend.logs(container_id), lambda t: "tick" in t)
+    assert "started" in await eventually(
+        lambda: backend.logs(container_id), "the engine to report it", until=lambda t: "tick" in t
+    )
 
     # Following yields lines written after it began (tail=0), one line at a time.
-    async with aclosing(backend.follow_logs(container_id)) as lines:
+    async with aclosing(stream(backend.follow_logs(container_id))) as lines:
         got = [await anext(lines), await anext(lines)]
     assert all(line.startswith("tick ") for line in got), got
     assert int(got[1].split()[1]) == int(got[0].split()[1]) + 1
     # Stopping to iterate closed the stream: its reader thread is gone.
     await eventually(
         lambda: asyncio.sleep(0, [t.name for t in threading.enumerate()]),
-        lambda names: not any(n.startswith("port-docker-logs-") for n in names),
+        "the engine to report it",
+        until=lambda names: not any(n.startswith("port-docker-logs-") for n in names),
         within=5,
     )
 
@@ -202,7 +167,9 @@ async def test_following_ends_when_the_container_ends(
             lines.append(line)
 
     follower = asyncio.create_task(follow())
-    await eventually(lambda: asyncio.sleep(0, len(lines)), lambda n: n >= 3)
+    await eventually(
+        lambda: asyncio.sleep(0, len(lines)), "the engine to report it", until=lambda n: n >= 3
+    )
     await asyncio.to_thread(docker_engine.api.stop, container_id, timeout=1)
     await asyncio.wait_for(follower, timeout=10)  # ends by itself, no cancel needed
     assert lines[0].startswith(("started", "tick"))
@@ -235,7 +202,8 @@ async def test_a_container_that_exits_at_once_fails_with_its_code(
 
     state = await eventually(
         lambda: backend.poll(container_id),
-        lambda s: s is not None and s.status is not PodStatus.RUNNING,
+        "the engine to report it",
+        until=lambda s: s is not None and s.status is not PodStatus.RUNNING,
     )
     assert state is not None
     assert (state.status, state.exit_code) == (PodStatus.FAILED, 3)
@@ -244,7 +212,7 @@ async def test_a_container_that_exits_at_once_fails_with_its_code(
     assert state.finished_at >= state.started_at
     assert "failing on purpose" in await backend.logs(container_id)
     # Following a container that has ended yields its output and ends.
-    async with aclosing(backend.follow_logs(container_id, tail=10)) as lines:
+    async with aclosing(stream(backend.follow_logs(container_id, tail=10))) as lines:
         assert [line async for line in lines] == ["failing on purpose"]
 
 
@@ -257,14 +225,20 @@ async def test_health_from_the_image_healthcheck(
         await listening("port-docker-events")
         container_id = await backend.start(pod_spec(settings, docker_images["healthy"]))
         state = await eventually(
-            lambda: backend.poll(container_id), lambda s: s is not None and s.health == "healthy"
+            lambda: backend.poll(container_id),
+            "the engine to report it",
+            until=lambda s: s is not None and s.health == "healthy",
         )
         assert state is not None
         assert state.status is PodStatus.RUNNING
         (managed,) = await backend.list_managed()
         assert managed.state.health == "healthy"
         # The health change is an event too (after "start"): the reconciler wakes on it.
-        await eventually(lambda: asyncio.sleep(0, seen.count(container_id)), lambda n: n >= 2)
+        await eventually(
+            lambda: asyncio.sleep(0, seen.count(container_id)),
+            "the engine to report it",
+            until=lambda n: n >= 2,
+        )
     finally:
         events.cancel()
         with contextlib.suppress(asyncio.CancelledError):
@@ -296,7 +270,9 @@ async def test_list_managed_sees_only_this_instance(
         running = await backend.start(pod_spec(settings, docker_images["forever"], "1"))
         exited = await backend.start(pod_spec(settings, docker_images["exit3"], "2"))
         await eventually(
-            lambda: backend.poll(exited), lambda s: s is not None and s.status is PodStatus.FAILED
+            lambda: backend.poll(exited),
+            "the engine to report it",
+            until=lambda s: s is not None and s.status is PodStatus.FAILED,
         )
 
         mine = {c.id: c for c in await backend.list_managed()}
@@ -328,7 +304,11 @@ async def test_events_name_this_instances_containers_that_die(
         finally:
             await other.close()
         mine = await backend.start(pod_spec(settings, docker_images["exit3"]))
-        await eventually(lambda: asyncio.sleep(0, seen.count(mine)), lambda n: n >= 2)  # start, die
+        await eventually(
+            lambda: asyncio.sleep(0, seen.count(mine)),
+            "the engine to report it",
+            until=lambda n: n >= 2,
+        )  # start, die
         state = await backend.poll(mine)
         assert state is not None
         assert state.status is PodStatus.FAILED
@@ -383,7 +363,9 @@ async def test_sandbox_and_limits_as_the_engine_sees_them(
         # What the process inside gets: the environment, the capability bounding set and
         # no-new-privileges (as the kernel reports them), docker-init as PID 1.
         assert "GREETING=hello from port" in await eventually(
-            lambda: backend.logs(container_id), lambda t: "env printed" in t
+            lambda: backend.logs(container_id),
+            "the engine to report it",
+            until=lambda t: "env printed" in t,
         )
         container = docker_engine.containers.get(container_id)
         status = run_in(container, "cat", "/proc/self/status")

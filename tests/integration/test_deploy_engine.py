@@ -26,8 +26,8 @@ from port.deploy.reconciler import Reconciler
 from port.jobs.queue import jobs
 from port.settings import Settings
 from port.work.server import create_app
-from tests.conftest import Catalogue
 from tests.deployfakes import CUDA, Flavours, add_app, add_user
+from tests.harness import Catalogue
 from tests.integration.dockerfixtures import SecondEngine, TestImages
 
 pytestmark = pytest.mark.docker
@@ -87,8 +87,10 @@ class Engine:
             )
 
     def containers(self) -> list[Any]:
-        return self.client.containers.list(
-            all=True, filters={"label": f"{LABEL_INSTANCE}={self.settings.instance}"}
+        return list(
+            self.client.containers.list(
+                all=True, filters={"label": f"{LABEL_INSTANCE}={self.settings.instance}"}
+            )
         )
 
     async def running(self, setup_id: int) -> Pod:

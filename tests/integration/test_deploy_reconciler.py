@@ -22,13 +22,13 @@ from port.deploy.backends.base import (
     BackendError,
     PodSpec,
 )
-from port.deploy.models import Pod, Setup, SetupEvent
+from port.deploy.models import Pod, Setup, SetupEvent, UpdatePolicy
 from port.deploy.reconciler import Reconciler
 from port.deploy.selection import Capabilities, Gpu, NoFittingFlavour
 from port.errors import InvalidInput, NotFound
 from port.orm import utcnow
-from tests.conftest import Catalogue
-from tests.deployfakes import CUDA, GPU_MACHINE, FakeBackend, add_app, add_user
+from tests.deployfakes import CUDA, GPU_MACHINE, FakeBackend, Flavours, add_app, add_user
+from tests.harness import Catalogue
 
 ROCM = [{"kind": "rocm", "min_version": "5.7", "required": True, "weight": 1, "count": 2}]
 
@@ -344,7 +344,7 @@ async def test_a_rocm_flavour_gets_the_amd_gpus_of_the_machine(catalogue: Catalo
     backend = FakeBackend("t", caps=Capabilities(cpus=8, memory_mb=32768, gpus=(amd,) * 3))
     backend.images.update({"img/cpu:1", "img/rocm:1", "img/cuda:1"})
     world = World(catalogue, backend)
-    flavours = (
+    flavours: Flavours = (
         ("cpu", "img/cpu:1", []),
         ("cuda", "img/cuda:1", CUDA),
         ("rocm", "img/rocm:1", ROCM),
@@ -382,9 +382,9 @@ async def test_no_fitting_flavour_fails_create_with_reasons(world: World) -> Non
         ({"env": {"1BAD": "x"}}, InvalidInput, "not a variable name"),
         ({"version": "9.9.9"}, NotFound, "no release 9.9.9"),
         ({"flavour": "gpu"}, InvalidInput, "no flavour 'gpu'"),
-        ({"update_policy": setups.UpdatePolicy.RANGE}, InvalidInput, "needs a versionRange"),
+        ({"update_policy": UpdatePolicy.RANGE}, InvalidInput, "needs a versionRange"),
         (
-            {"update_policy": setups.UpdatePolicy.RANGE, "version_range": ">=1.0.0 <two"},
+            {"update_policy": UpdatePolicy.RANGE, "version_range": ">=1.0.0 <two"},
             InvalidInput,
             "'<two' is not a comparison",
         ),

@@ -31,7 +31,7 @@ SETUP = """query($id: ID!) { setup(id: $id) { status release { version }
 def server_env(settings: Settings, **more: str) -> dict[str, str]:
     """`port serve`'s environment: this test's instance and network, quick passes."""
     return {
-        "PORT_INSTANCE": settings.instance,
+        "PORT_INSTANCE": settings.instance_name,
         "PORT_DOCKER_NETWORK": settings.docker_network,
         "PORT_RECONCILE_SECONDS": "0.3",
         "PORT_STOP_TIMEOUT_SECONDS": "1",

@@ -14,14 +14,14 @@ from port.accounts.principal import Principal
 from port.catalogue.models import Release
 from port.deploy import setups
 from port.deploy.jobs import update_key
-from port.deploy.models import Pod, Setup, SetupEvent
+from port.deploy.models import EventKind, Pod, Setup, SetupEvent, UpdatePolicy
 from port.deploy.reconciler import Reconciler
 from port.deploy.updater import Updater, plan_updates, request_update
 from port.errors import InvalidInput
 from port.jobs.models import Job
 from port.jobs.queue import enqueue
-from tests.conftest import Catalogue
 from tests.deployfakes import FakeBackend, add_app, add_release, add_user
+from tests.harness import Catalogue
 
 
 class Fleet:
@@ -36,7 +36,7 @@ class Fleet:
         self.updater = Updater(catalogue.sessions, self.settings, self.reconciler)
         self.alice = Principal(user_id=None, name="alice", is_admin=False, via="token")
 
-    async def create(self, policy: setups.UpdatePolicy, *, start: bool = True) -> int:
+    async def create(self, policy: UpdatePolicy, *, start: bool = True) -> int:
         caps = await self.reconciler.capabilities()
         async with self.catalogue.sessions() as session, session.begin():
             setup = await setups.create_setup(
@@ -110,9 +110,9 @@ async def fleet(catalogue: Catalogue) -> Fleet:
 
 
 async def test_each_setup_moves_as_its_policy_allows(fleet: Fleet) -> None:
-    minor = await fleet.create(setups.UpdatePolicy.MINOR)
-    patch = await fleet.create(setups.UpdatePolicy.PATCH)
-    pinned = await fleet.create(setups.UpdatePolicy.NONE)
+    minor = await fleet.create(UpdatePolicy.MINOR)
+    patch = await fleet.create(UpdatePolicy.PATCH)
+    pinned = await fleet.create(UpdatePolicy.NONE)
     await fleet.release("1.1.0")
     assert await fleet.plan() == [(minor, "1.1.0")]
     await fleet.release("1.0.1")
@@ -121,12 +121,12 @@ async def test_each_setup_moves_as_its_policy_allows(fleet: Fleet) -> None:
         queued = list(await session.scalars(select(Job).where(Job.kind == "update")))
     assert sorted(j.key or "" for j in queued) == [f"setup:{minor}", f"setup:{patch}"]  # coalesced
     kinds = [e.kind for e in await fleet.events(minor)]
-    assert kinds.count("UPDATE_AVAILABLE") == 1
+    assert kinds.count(EventKind.UPDATE_AVAILABLE) == 1
     assert "UPDATE_AVAILABLE" not in [e.kind for e in await fleet.events(pinned)]
 
 
 async def test_a_healthy_update_replaces_the_old_pod(fleet: Fleet) -> None:
-    setup_id = await fleet.create(setups.UpdatePolicy.MINOR)
+    setup_id = await fleet.create(UpdatePolicy.MINOR)
     [old] = await fleet.pods(setup_id)
     await fleet.release("1.1.0")
     outcome = await fleet.updater.run(setup_id, "1.1.0")
@@ -152,7 +152,7 @@ async def test_a_healthy_update_replaces_the_old_pod(fleet: Fleet) -> None:
 async def test_a_failing_release_is_rolled_back_and_the_old_pod_never_stopped(
     fleet: Fleet,
 ) -> None:
-    setup_id = await fleet.create(setups.UpdatePolicy.MINOR)
+    setup_id = await fleet.create(UpdatePolicy.MINOR)
     [old] = await fleet.pods(setup_id)
     await fleet.release("1.1.0")
     fleet.backend.exit_at_once["img/1.1.0"] = 3
@@ -177,7 +177,7 @@ async def test_an_image_healthcheck_decides(catalogue: Catalogue, health: str, m
         await add_app(session, identifier="sd", flavours=(("cpu", "img/{v}", []),))
         alice = await add_user(session, "alice")
     fleet.alice = Principal(user_id=alice.id, name="alice", is_admin=False, via="token")
-    setup_id = await fleet.create(setups.UpdatePolicy.MAJOR)
+    setup_id = await fleet.create(UpdatePolicy.MAJOR)
     await fleet.release("2.0.0")
     fleet.backend.health["img/2.0.0"] = health
     outcome = await fleet.updater.run(setup_id, "2.0.0")
@@ -189,7 +189,7 @@ async def test_an_image_healthcheck_decides(catalogue: Catalogue, health: str, m
 async def test_a_rollout_interrupted_by_a_crash_resumes_without_a_second_pod(
     fleet: Fleet,
 ) -> None:
-    setup_id = await fleet.create(setups.UpdatePolicy.MINOR)
+    setup_id = await fleet.create(UpdatePolicy.MINOR)
     await fleet.release("1.1.0")
     # The dead worker got as far as starting the candidate, and its job is still there
     # (running, its lease out), as a dead worker leaves it.
@@ -206,7 +206,7 @@ async def test_a_rollout_interrupted_by_a_crash_resumes_without_a_second_pod(
 
 
 async def test_a_stopped_setup_only_moves_its_release(fleet: Fleet) -> None:
-    setup_id = await fleet.create(setups.UpdatePolicy.MINOR, start=False)
+    setup_id = await fleet.create(UpdatePolicy.MINOR, start=False)
     await fleet.release("1.1.0")
     assert await fleet.updater.run(setup_id, "1.1.0") == "moved a stopped setup"
     assert (await fleet.setup(setup_id)).release.version == "1.1.0"
@@ -239,7 +239,7 @@ async def test_manual_updates_may_go_back_but_not_to_withdrawn_releases(fleet: F
 
 async def test_a_candidate_without_a_rollout_job_is_abandoned(fleet: Fleet) -> None:
     """A rollout whose job gave up for good leaves no candidate running forever."""
-    setup_id = await fleet.create(setups.UpdatePolicy.MINOR)
+    setup_id = await fleet.create(UpdatePolicy.MINOR)
     await fleet.release("1.1.0")
     await fleet.candidate(setup_id, "1.1.0")
     assert len(fleet.backend.running()) == 2
@@ -249,12 +249,12 @@ async def test_a_candidate_without_a_rollout_job_is_abandoned(fleet: Fleet) -> N
 
 
 async def test_a_queued_update_the_policy_no_longer_allows_does_nothing(fleet: Fleet) -> None:
-    setup_id = await fleet.create(setups.UpdatePolicy.MINOR)
+    setup_id = await fleet.create(UpdatePolicy.MINOR)
     await fleet.release("1.1.0")
     assert await fleet.plan() == [(setup_id, "1.1.0")]
     async with fleet.catalogue.sessions() as session, session.begin():
         setup = await setups.get_setup(session, fleet.alice, setup_id)
-        setups.set_policy(session, setup, setups.UpdatePolicy.NONE, None, False)
+        setups.set_policy(session, setup, UpdatePolicy.NONE, None, False)
     outcome = await fleet.updater.run(setup_id, "1.1.0")
     assert outcome == "1.1.0 is no longer allowed by the setup's policy"
     assert (await fleet.setup(setup_id)).release.version == "1.0.0"
@@ -262,7 +262,7 @@ async def test_a_queued_update_the_policy_no_longer_allows_does_nothing(fleet: F
 
 
 async def test_a_manual_request_replaces_a_queued_automatic_update(fleet: Fleet) -> None:
-    setup_id = await fleet.create(setups.UpdatePolicy.MINOR)
+    setup_id = await fleet.create(UpdatePolicy.MINOR)
     await fleet.release("1.1.0")
     await fleet.release("1.0.1")
     await fleet.plan()  # queues 1.1.0
@@ -283,8 +283,8 @@ async def test_update_results_are_announced_to_the_setups_owner(fleet: Fleet) ->
 
     updater = Updater(fleet.catalogue.sessions, fleet.settings, fleet.reconciler, announce)
     healthy, broken = (
-        await fleet.create(setups.UpdatePolicy.MINOR),
-        await fleet.create(setups.UpdatePolicy.MINOR),
+        await fleet.create(UpdatePolicy.MINOR),
+        await fleet.create(UpdatePolicy.MINOR),
     )
     await fleet.release("1.1.0")
     await updater.run(healthy, "1.1.0")

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from indexer.result import FoundRelease, IndexResult
-from tests.integration.conftest import Remote
 from tests.integration.gitfixtures import (
+    Remote,
     app_image,
     app_images_yaml,
     deployment,

@@ -12,7 +12,7 @@ from indexer.history import file_history, is_ancestor
 from indexer.mirror import ensure_mirror, ls_remote, mirror_size
 from indexer.refs import list_refs, release_tags
 from indexer.scan import Limits
-from tests.integration.conftest import Remote
+from tests.integration.gitfixtures import Remote
 
 pytestmark = pytest.mark.git
 

@@ -18,8 +18,8 @@ from indexer.gitcmd import run_git
 from indexer.mirror import ensure_mirror, ls_remote
 from indexer.result import RepoSpec
 from indexer.scan import Limits, index_repo
-from tests.integration.conftest import GitDaemon, MakeRemote, Remote, free_port
-from tests.integration.gitfixtures import port_yaml
+from tests.harness import free_port
+from tests.integration.gitfixtures import GitDaemon, MakeRemote, Remote, port_yaml
 
 pytestmark = pytest.mark.git
 

@@ -12,8 +12,7 @@ import pytest
 from indexer.errors import BranchNotFoundError
 from indexer.result import IndexResult, Previous
 from indexer.scan import Limits, index_repo
-from tests.integration.conftest import MakeRemote, Remote
-from tests.integration.gitfixtures import port_yaml
+from tests.integration.gitfixtures import MakeRemote, Remote, port_yaml
 
 pytestmark = pytest.mark.git
 

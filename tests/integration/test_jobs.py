@@ -21,9 +21,8 @@ from port.jobs.worker import Handler, Worker
 from port.orm import utcnow
 from port.webhooks.models import WebhookDelivery
 from port.work.jobs import periodic_tasks
-from tests.conftest import Catalogue
-from tests.integration.conftest import Remote
-from tests.integration.gitfixtures import port_yaml
+from tests.harness import Catalogue
+from tests.integration.gitfixtures import Remote, port_yaml
 
 LEASE = timedelta(seconds=30)
 SLACK = timedelta(seconds=1)  # between a moment taken in a test and one taken in the queue
@@ -243,12 +242,12 @@ async def test_a_job_whose_worker_died_is_taken_over_and_the_dead_worker_cannot_
     catalogue: Catalogue,
 ) -> None:
     job = await in_session(catalogue, lambda s: enqueue_index(s, 1, "poll"))
-    short = timedelta(seconds=0.3)
-    assert await claim(catalogue, "dead", lease=short) is not None
-    assert await claim(catalogue, "alive") is None  # the lease is live
+    now = utcnow()
+    assert await claim(catalogue, "dead", lease=LEASE, now=now) is not None
+    assert await claim(catalogue, "alive", now=now + LEASE / 2) is None  # the lease is live
 
-    await asyncio.sleep(0.4)
-    taken = await claim(catalogue, "alive")
+    later = now + LEASE + timedelta(seconds=1)  # no sleep: the clock is given
+    taken = await claim(catalogue, "alive", now=later)
     assert taken is not None
     assert (taken.id, taken.attempts, taken.locked_by) == (job.id, 2, "alive")
     assert taken.last_error == "lease of dead expired"
@@ -270,17 +269,21 @@ async def test_a_heartbeat_keeps_the_job_and_a_job_that_kills_its_workers_is_giv
     catalogue: Catalogue,
 ) -> None:
     job = await enqueue(catalogue, max_attempts=2)
-    short = timedelta(seconds=0.2)
-    assert await claim(catalogue, "w1", lease=short) is not None
-    await asyncio.sleep(0.1)
-    assert await in_session(catalogue, lambda s: queue.heartbeat(s, job.id, "w1", short))
-    await asyncio.sleep(0.15)  # past the first lease, within the extended one
-    assert await claim(catalogue, "w2", lease=short) is None
+    start, lease = utcnow(), timedelta(seconds=20)
 
-    await asyncio.sleep(0.25)
-    assert await claim(catalogue, "w2", lease=short) is not None  # attempt 2 of 2
-    await asyncio.sleep(0.25)
-    assert await claim(catalogue, "w3", lease=short) is None
+    def at(seconds: float) -> datetime:
+        return start + timedelta(seconds=seconds)
+
+    assert await claim(catalogue, "w1", lease=lease, now=at(0)) is not None
+    beat = await in_session(
+        catalogue, lambda s: queue.heartbeat(s, job.id, "w1", lease, now=at(10))
+    )
+    assert beat
+    # past the first lease, within the extended one
+    assert await claim(catalogue, "w2", lease=lease, now=at(25)) is None
+
+    assert await claim(catalogue, "w2", lease=lease, now=at(31)) is not None  # attempt 2 of 2
+    assert await claim(catalogue, "w3", lease=lease, now=at(52)) is None
     given_up = await get(catalogue, job.id)
     assert given_up.status == "failed"
     assert given_up.last_error == (
@@ -292,12 +295,13 @@ async def test_an_expired_job_and_a_queued_job_of_one_key_never_run_together(
     catalogue: Catalogue,
 ) -> None:
     stale = await in_session(catalogue, lambda s: enqueue_index(s, 9, "poll"))
-    assert await claim(catalogue, "dead", lease=timedelta(seconds=0.1)) is not None
+    now = utcnow()
+    assert await claim(catalogue, "dead", lease=timedelta(seconds=5), now=now) is not None
     fresh = await in_session(catalogue, lambda s: enqueue_index(s, 9, "webhook"))
     assert fresh is not None
-    await asyncio.sleep(0.2)
 
-    taken = await asyncio.gather(*(claim(catalogue, f"w{n}") for n in range(4)))
+    later = now + timedelta(seconds=6)  # the dead worker's lease is over
+    taken = await asyncio.gather(*(claim(catalogue, f"w{n}", now=later) for n in range(4)))
     claimed = [job.id for job in taken if job is not None]
     assert len(claimed) == 1  # either one, but only one
     assert claimed[0] in (stale.id, fresh.id)

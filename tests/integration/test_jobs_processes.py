@@ -8,7 +8,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from collections import Counter
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -22,9 +21,8 @@ from port.catalogue.repos import add_repo
 from port.jobs import queue
 from port.jobs.models import Job
 from port.jobs.worker import Worker
-from tests.conftest import Catalogue
-from tests.integration.conftest import Remote
-from tests.integration.gitfixtures import port_yaml
+from tests.harness import Catalogue, eventually
+from tests.integration.gitfixtures import Remote, port_yaml
 
 PORT = Path(sys.executable).with_name("port")
 
@@ -111,20 +109,6 @@ def spawn(tmp_path: Path) -> Iterator[Spawn]:
         if process.poll() is None:
             os.killpg(process.pid, signal.SIGKILL)
         process.wait()
-
-
-async def eventually(check: Callable[[], object], what: str, within: float = 60) -> None:
-    """Wait until ``check()`` (sync or async) is truthy."""
-    deadline = time.monotonic() + within
-    while True:
-        result = check()
-        if asyncio.iscoroutine(result):
-            result = await result
-        if result:
-            return
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        await asyncio.sleep(0.05)
 
 
 def recorded(*logs: Path) -> list[tuple[int, str]]:

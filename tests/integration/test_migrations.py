@@ -18,8 +18,8 @@ from port import db
 from port.catalogue.models import Release
 from port.deploy.models import Pod, Setup
 from port.tables import metadata
-from tests.conftest import Catalogue
 from tests.deployfakes import add_app, add_user
+from tests.harness import Catalogue
 
 
 def _diff(connection: Any) -> list[Any]:

@@ -26,8 +26,8 @@ from port.jobs.models import Job
 from port.jobs.worker import Worker
 from port.notify import Notifier
 from port.work.jobs import after_index_run
-from tests.conftest import Api, Catalogue
 from tests.deployfakes import add_app, add_user
+from tests.harness import Api, Catalogue
 
 
 class Receiver(ThreadingHTTPServer):

@@ -33,8 +33,8 @@ from port.deploy.models import Pod, SetupEvent
 from port.deploy.reconciler import Reconciler, pod_spec
 from port.errors import QuotaExceeded
 from port.settings import Settings
-from tests.conftest import Catalogue
 from tests.deployfakes import add_app, add_user
+from tests.harness import Catalogue
 from tests.integration.dockerfixtures import DelayingRegistry, TestImages, remove_instance
 
 pytestmark = pytest.mark.docker
@@ -87,8 +87,10 @@ class Lab:
             return [(kind, message) for kind, message in rows]
 
     def containers(self) -> list[Any]:
-        return self.client.containers.list(
-            all=True, filters={"label": f"{LABEL_INSTANCE}={self.settings.instance}"}
+        return list(
+            self.client.containers.list(
+                all=True, filters={"label": f"{LABEL_INSTANCE}={self.settings.instance}"}
+            )
         )
 
     async def running(self, setup_id: int) -> Pod:

@@ -24,10 +24,9 @@ from port.catalogue.repos import add_repo
 from port.deploy.backends.base import LABEL_INSTANCE
 from port.settings import Settings
 from port.work.server import create_app
-from tests.conftest import Catalogue
-from tests.integration.conftest import GitDaemon
+from tests.harness import Catalogue, eventually
 from tests.integration.dockerfixtures import TestImages
-from tests.integration.gitfixtures import WorkRepo, image_yaml
+from tests.integration.gitfixtures import GitDaemon, WorkRepo, image_yaml
 from tests.unit.test_webhooks_forges import (
     SECRET,
     encode,
@@ -73,13 +72,11 @@ class Store:
 
     async def until(self, setup_id: str, done: Callable[[Any], bool]) -> Any:
         """The Setup once ``done`` says so; bounded (60 s), then the last answer fails."""
-        seen: Any = None
-        for _ in range(600):
-            seen = (await self.gql(SETUP, id=setup_id))["setup"]
-            if done(seen):
-                return seen
-            await asyncio.sleep(0.1)
-        raise AssertionError(f"setup {setup_id} never got there: {seen}")
+
+        async def setup() -> Any:
+            return (await self.gql(SETUP, id=setup_id))["setup"]
+
+        return await eventually(setup, f"setup {setup_id} to get there", until=done)
 
     def release(self, version: str, image: str) -> None:
         self.work.commit(version, {"port.yaml": image_yaml("busy", version, image)})
@@ -109,7 +106,7 @@ class Store:
 
     def containers(self) -> list[Any]:
         label = f"{LABEL_INSTANCE}={self.settings.instance}"
-        return self.docker.containers.list(all=True, filters={"label": label})
+        return list(self.docker.containers.list(all=True, filters={"label": label}))
 
 
 def running(seen: Any) -> bool:

@@ -21,11 +21,11 @@ from port.api.webhooks import MAX_WEBHOOK_BODY
 from port.catalogue.jobs import index_key
 from port.catalogue.models import IndexRun
 from port.catalogue.repos import add_repo, update_repo
-from port.jobs.models import Job
+from port.jobs.models import Job, JobStatus
 from port.jobs.queue import jobs
 from port.metrics import REGISTRY
 from port.webhooks.models import WebhookDelivery
-from tests.conftest import Api
+from tests.harness import Api
 from tests.unit.test_webhooks_forges import (
     SECRET,
     encode,
@@ -100,7 +100,7 @@ async def test_replayed_delivery_is_acknowledged_and_ignored(api: Api) -> None:
     async with api.catalogue.sessions() as session, session.begin():  # the job ran meanwhile
         ran = await session.get(Job, job.id)
         assert ran is not None
-        ran.status = "succeeded"
+        ran.status = JobStatus.SUCCEEDED
 
     again = await github(api, github_push(), delivery="d-1")
     assert again.status_code == 202

@@ -8,7 +8,7 @@ from port.api.cost import LIST_ESTIMATE, operation_cost
 from port.api.schema import build_schema
 from port.settings import Settings
 
-SCHEMA = build_schema(Settings())._schema  # type: ignore[attr-defined]
+SCHEMA = build_schema(Settings())._schema
 
 
 def cost(query: str, **variables: object) -> int:

@@ -114,3 +114,13 @@ def test_the_contract_catches_back_edges(tmp_path: Path) -> None:
         "module.py (domains) imports port.work.jobs (wiring)",
     ]
     assert back_edges(source, "api") == ["module.py (surfaces) imports port.work.jobs (wiring)"]
+
+
+def test_tests_import_helpers_from_modules_not_from_conftest() -> None:
+    """conftest files hold fixtures; what a test imports lives in tests/harness.py,
+    tests/deployfakes.py or tests/integration/{git,docker}fixtures.py."""
+    offenders = {
+        str(path.relative_to(ROOT)): sorted(m for m in imported_modules(path) if "conftest" in m)
+        for path in sorted((ROOT / "tests").rglob("*.py"))
+    }
+    assert {k: v for k, v in offenders.items() if v} == {}

@@ -48,7 +48,7 @@ def test_settings_refuse_a_wider_sandbox(
     tmp_path: Any, field: str, value: object, message: str
 ) -> None:
     with pytest.raises(ValueError, match=message):
-        Settings(data_dir=tmp_path, **{field: value})
+        Settings.model_validate({"data_dir": tmp_path, field: value})
 
 
 @pytest.mark.parametrize("network", ["host", "none", "default", "bridge", "container:abc123"])

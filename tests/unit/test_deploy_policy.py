@@ -7,8 +7,8 @@ from dataclasses import dataclass
 import pytest
 from semver import Version
 
+from port.deploy.models import UpdatePolicy as P
 from port.deploy.policy import allows, newest_allowed
-from port.deploy.setups import UpdatePolicy as P
 
 
 @dataclass

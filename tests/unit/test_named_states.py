@@ -40,5 +40,7 @@ def test_no_status_or_policy_column_is_a_bare_string() -> None:
         if column.name in ("status", "update_policy") and not isinstance(column.type, Named)
     ]
     assert bare == []
-    assert SetupEvent.__table__.c.kind.type.kind is EventKind
+    kind = SetupEvent.__table__.c.kind.type
+    assert isinstance(kind, Named)
+    assert kind.kind is EventKind
     assert {t.name for t in metadata.sorted_tables} >= {"jobs", "pods", "setups", "index_runs"}

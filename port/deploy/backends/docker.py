@@ -74,10 +74,8 @@ PROGRESS_INTERVAL_SECONDS = 0.25  # pull progress: at most four reports a second
 STREAM_BACKLOG = 1000  # stream items read ahead of the consumer before the reader waits
 DEFAULT_SOCKET = "unix:///var/run/docker.sock"
 MIN_NANO_CPUS = 10_000_000
-AMD_DEVICES = ("/dev/kfd", "/dev/dri")
-SUBNET_PREFIX = (
-    28  # a Setup's network: 13 addresses for its Pods  # ROCm compute interface, GPU render nodes
-)
+AMD_DEVICES = ("/dev/kfd", "/dev/dri")  # ROCm compute interface, GPU render nodes
+SUBNET_PREFIX = 28  # a Setup's network: 13 addresses for its Pods
 
 # State.Status of `docker inspect` (and State of `docker ps`) -> Pod status. "exited"
 # depends on the exit code, see _status.
