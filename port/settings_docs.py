@@ -165,7 +165,9 @@ def markdown() -> str:
         "Every setting is an environment variable with the `PORT_` prefix (a `.env` file in",
         "the working directory works too). Lists and maps are JSON, e.g.",
         "`PORT_ALLOWED_REGISTRIES='[\"registry.lab:5000\"]'`. Secrets are never shown in",
-        "logs or in `repr(Settings())`.",
+        "logs or in `repr(Settings())`. The variables are one flat namespace, so that an",
+        "operator's names never change when code moves; the groups below sort them by",
+        "concern.",
     ]
     for title, blurb, names in GROUPS:
         lines += ["", f"## {title}", "", blurb, "", "| variable | default | meaning |"]
