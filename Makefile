@@ -10,7 +10,7 @@ DATA ?= $(CURDIR)/.data
 RUN_ENV := PORT_DATA_DIR=$(DATA) PORT_ALLOW_LOCAL_REPOS=true PORT_ALLOWED_REGISTRIES='["localhost:5000"]'
 
 .DEFAULT_GOAL := help
-.PHONY: help install constraints run demo test lint format typecheck unit services bench clean
+.PHONY: help install constraints vendor run demo test lint format typecheck unit services bench clean
 
 help: ## Show this help
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -31,6 +31,9 @@ constraints: ## Re-pin constraints.txt: the newest releases pyproject.toml admit
 	{ echo "# Versions make install and CI use; regenerate with make constraints."; \
 	  $(VENV)-pin/bin/pip freeze --exclude-editable; } > constraints.txt
 	rm -rf $(VENV)-pin
+
+vendor: ## Fetch the vendored browser files (GraphiQL, htmx) from npm again
+	scripts/vendor.sh
 
 run: $(STAMP) ## Serve the API on the embedded default, with the example apps (DATA=dir)
 	$(RUN_ENV) $(BIN)/port serve --with-examples

@@ -3,7 +3,8 @@
 # PostgreSQL: Debian's cluster (installed here when missing and we are root), a role and
 # a database for the tests. Docker: the engine (Debian's docker.io, started as a plain
 # background dockerd when none answers), busybox-static for the test images, and Debian's
-# docker-registry on 127.0.0.1:5000 for pull tests. Idempotent: what runs is left alone.
+# docker-registry on 127.0.0.1:5000 for pull tests; Chromium and chromedriver for the
+# browser tests. Idempotent: what runs is left alone.
 # Diagnostics go to stderr; stdout is only the exports.
 set -euo pipefail
 
@@ -169,7 +170,16 @@ YAML
   echo "export PORT_TEST_REGISTRY=$REGISTRY_ADDR"
 }
 
+# Debian's Chromium and its driver for the browser tests (nothing downloads a browser).
+start_browser() {
+  ensure_packages chromium chromium-driver || return 1
+  command -v chromium >/dev/null && command -v chromedriver >/dev/null || return 1
+  echo "export PORT_TEST_BROWSER=$(command -v chromium)"
+  echo "export PORT_TEST_BROWSER_DRIVER=$(command -v chromedriver)"
+}
+
 start_postgres || log "PostgreSQL unavailable"
+start_browser || log "Chromium unavailable: browser tests will be skipped (failed under CI)"
 if start_docker; then
   start_registry || log "registry unavailable: pull tests will be skipped (failed under CI)"
 else

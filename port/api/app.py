@@ -34,6 +34,7 @@ from port.api.context import ApiState, get_context
 from port.api.schema import build_schema
 from port.api.webhooks import PATHS as WEBHOOK_PATHS
 from port.api.webhooks import webhook
+from port.assets import PAGE_HEADERS, graphiql_html, static_router
 from port.errors import Unauthenticated
 from port.metrics import HTTP_LATENCY, HTTP_REQUESTS, exposition
 
@@ -225,14 +226,20 @@ def build_app(
     """The Litestar application over ``state``; ``lifespan`` starts and stops what runs
     beside it (port/work/server.py composes both)."""
     settings = state.settings
-    graphql = make_graphql_controller(
+    strawberry_controller = make_graphql_controller(
         build_schema(settings),
         path="/graphql",
         context_getter=get_context,
         graphql_ide="graphiql",
     )
+
+    class GraphQLController(strawberry_controller):  # type: ignore[misc,valid-type]
+        async def render_graphql_ide(self, request: Request[Any, Any, Any]) -> Response[str]:
+            """GraphiQL on Port's own assets (Strawberry's page loads them from a CDN)."""
+            return Response(graphiql_html(), media_type=MediaType.HTML, headers=PAGE_HEADERS)
+
     return Litestar(
-        route_handlers=[graphql, healthz, readyz, metrics, webhook],
+        route_handlers=[GraphQLController, static_router(), healthz, readyz, metrics, webhook],
         state=State({"api": state}),
         lifespan=[lifespan],
         middleware=[_measured, _cached(state.cache, settings.max_body_kb * 1024)],

@@ -19,7 +19,7 @@ LAYERS: tuple[tuple[str, frozenset[str]], ...] = (
         "base",
         frozenset(
             {"errors", "orm", "settings", "outbound", "registries", "signing", "metrics"}
-            | {"events", "db", "settings_docs"}
+            | {"events", "db", "settings_docs", "assets"}
         ),
     ),
     ("generic jobs", frozenset({"jobs"})),
