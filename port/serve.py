@@ -59,11 +59,12 @@ def serve(settings: Settings, *, examples: bool = False, out: TextIO = sys.stdou
         asyncio.run(_fill_empty_catalogue(settings, out))
     settings = resolved(settings)
     app = create_app(settings, announce=announce_admin(out))
-    url = f"http://{settings.host}:{settings.port}/graphql"
+    base = f"http://{settings.host}:{settings.port}"
     out.write(
         f"Port instance {settings.instance_name}: its containers carry the label "
         f"port.instance={settings.instance_name}.\n"
-        f"Port serves GraphiQL at {url} (health: /healthz, metrics: /metrics).\n"
+        f"Port serves its store at {base}/ and GraphiQL at {base}/graphql "
+        "(health: /healthz, metrics: /metrics).\n"
         "Browsing needs no token; to change things send `Authorization: Bearer <token>` "
         "(GraphiQL: headers tab). `port token create --user admin` makes a token.\n"
     )

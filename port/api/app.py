@@ -10,15 +10,17 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from contextlib import AbstractAsyncContextManager
 from typing import Any
 
 from litestar import Litestar, MediaType, Request, Response, get
 from litestar.datastructures import State
 from litestar.enums import ScopeType
+from litestar.template import TemplateConfig
 from litestar.types import (
     ASGIApp,
+    ControllerRouterHandler,
     HTTPRequestEvent,
     Message,
     Receive,
@@ -221,10 +223,14 @@ def _recording(send: Send, keep: Callable[[bytes], None]) -> Send:
 
 
 def build_app(
-    state: ApiState, lifespan: Callable[[Litestar], AbstractAsyncContextManager[None]]
+    state: ApiState,
+    lifespan: Callable[[Litestar], AbstractAsyncContextManager[None]],
+    pages: Sequence[ControllerRouterHandler] = (),
+    template_config: TemplateConfig[Any] | None = None,
 ) -> Litestar:
-    """The Litestar application over ``state``; ``lifespan`` starts and stops what runs
-    beside it (port/work/server.py composes both)."""
+    """The Litestar application over ``state``, with ``pages`` (the web UI) beside the
+    API; ``lifespan`` starts and stops what runs beside it (port/work/server.py composes
+    all of it)."""
     settings = state.settings
     strawberry_controller = make_graphql_controller(
         build_schema(settings),
@@ -239,7 +245,16 @@ def build_app(
             return Response(graphiql_html(), media_type=MediaType.HTML, headers=PAGE_HEADERS)
 
     return Litestar(
-        route_handlers=[GraphQLController, static_router(), healthz, readyz, metrics, webhook],
+        route_handlers=[
+            GraphQLController,
+            static_router(),
+            healthz,
+            readyz,
+            metrics,
+            webhook,
+            *pages,
+        ],
+        template_config=template_config,
         state=State({"api": state}),
         lifespan=[lifespan],
         middleware=[_measured, _cached(state.cache, settings.max_body_kb * 1024)],

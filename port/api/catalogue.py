@@ -30,16 +30,10 @@ from port.api.types import (
 from port.catalogue import repos as repo_service
 from port.catalogue.jobs import running_index_jobs
 from port.catalogue.models import App, IndexRun, Repo
+from port.catalogue.queries import search_apps
 from port.catalogue.scanning import mirror_path, scan_repo
-from port.errors import InvalidInput, NotFound, RepoUnreachable
+from port.errors import NotFound, RepoUnreachable
 from port.orm import utcnow
-
-
-def _like(text: str) -> str:
-    """A LIKE pattern matching ``text`` literally anywhere."""
-    escaped = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-    return f"%{escaped}%"
-
 
 # How often an indexRuns subscription looks at the database: runs of other processes
 # (workers, other servers) show within this time; this process's wake it at once.
@@ -84,26 +78,9 @@ class CatalogueQuery:
     ) -> AppConnection:
         permissions.catalogue_reader(info)
         window = Window.of(first, after, max_size=info.context.state.settings.max_page_size)
-        where = []
-        if search:
-            if len(search) > 200:
-                raise InvalidInput("search text may be at most 200 characters")
-            pattern = _like(search)
-            where.append(
-                or_(
-                    App.identifier.ilike(pattern, escape="\\"),
-                    App.name.ilike(pattern, escape="\\"),
-                    App.description.ilike(pattern, escape="\\"),
-                )
-            )
         async with info.context.state.sessions() as session:
-            total = await session.scalar(select(func.count()).select_from(App).where(*where)) or 0
-            rows = await session.scalars(
-                select(App)
-                .where(*where)
-                .order_by(App.identifier)
-                .offset(window.offset)
-                .limit(window.limit)
+            total, rows = await search_apps(
+                session, search=search, offset=window.offset, limit=window.limit
             )
             page = [AppType.from_row(a) for a in rows]
         return connection_of(AppConnection, page, window, total)  # type: ignore[no-any-return]

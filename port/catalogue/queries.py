@@ -5,12 +5,15 @@ from __future__ import annotations
 from typing import Any
 
 import semver
-from sqlalchemy import select
+from sqlalchemy import ColumnElement, String, cast, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import selectinload
 
 from indexer.urls import redact
 from port.catalogue.models import App, Release
+from port.errors import InvalidInput
+
+MAX_SEARCH = 200  # characters of a search text
 
 
 def newest_first(releases: list[Release]) -> list[Release]:
@@ -53,3 +56,49 @@ def app_document(app: App) -> dict[str, Any]:
             for release in newest_first(app.releases)
         ],
     }
+
+
+def _like(text: str) -> str:
+    """A LIKE pattern matching ``text`` literally anywhere."""
+    escaped = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return f"%{escaped}%"
+
+
+def app_filter(search: str | None = None, category: str | None = None) -> list[ColumnElement[bool]]:
+    """WHERE clauses: ``search`` in identifier, name or description (any case), and an
+    app listing ``category``. INVALID_INPUT for an overlong text."""
+    where: list[ColumnElement[bool]] = []
+    for text in (search, category):
+        if text is not None and len(text) > MAX_SEARCH:
+            raise InvalidInput(f"a search text is at most {MAX_SEARCH} characters")
+    if search:
+        pattern = _like(search)
+        where.append(
+            or_(
+                App.identifier.ilike(pattern, escape="\\"),
+                App.name.ilike(pattern, escape="\\"),
+                App.description.ilike(pattern, escape="\\"),
+            )
+        )
+    if category:
+        # categories is a JSON list of strings: its text holds "<category>" quoted.
+        quoted = _like(f'"{category}"')
+        where.append(cast(App.categories, String).ilike(quoted, escape="\\"))
+    return where
+
+
+async def search_apps(
+    session: AsyncSession,
+    *,
+    search: str | None = None,
+    category: str | None = None,
+    offset: int = 0,
+    limit: int = 50,
+) -> tuple[int, list[App]]:
+    """How many apps match, and the page of them by identifier."""
+    where = app_filter(search, category)
+    total = await session.scalar(select(func.count()).select_from(App).where(*where)) or 0
+    rows = await session.scalars(
+        select(App).where(*where).order_by(App.identifier).offset(offset).limit(limit)
+    )
+    return total, list(rows)

@@ -213,6 +213,11 @@ def _assess(candidate: Candidate, caps: Capabilities) -> tuple[Score, list[str]]
     return Score(accelerated, weight), blockers
 
 
+def why_not(candidate: Candidate, caps: Capabilities) -> list[str]:
+    """Why ``candidate`` cannot run on ``caps``; empty when it can."""
+    return _assess(candidate, caps)[1]
+
+
 def select(
     candidates: Sequence[Candidate], caps: Capabilities, pinned: str | None = None
 ) -> Selection:

@@ -29,6 +29,7 @@ from port.events import Broker
 from port.metrics import count_statements
 from port.notify import Notifier
 from port.settings import Settings
+from port.web.pages import pages_router, template_config
 from port.work.jobs import after_index_run, build_worker, reconcile_trigger
 
 
@@ -94,4 +95,4 @@ def create_app(
             await reconciler.backend.close()
             await engine.dispose()
 
-    return build_app(state, lifespan)
+    return build_app(state, lifespan, pages=[pages_router()], template_config=template_config())

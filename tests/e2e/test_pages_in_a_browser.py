@@ -9,11 +9,12 @@ from pathlib import Path
 
 import pytest
 from selenium.webdriver.common.by import By
+from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.support import expected_conditions
 from selenium.webdriver.support.ui import WebDriverWait
 
 from tests.browser import chromium, shoot
-from tests.serverproc import Server, start, stop
+from tests.serverproc import PORT, Server, start, stop
 
 
 @pytest.fixture
@@ -45,3 +46,51 @@ def test_graphiql_runs_a_query_without_internet(served: Server) -> None:
         logs: list[dict[str, str]] = browser.get_log("browser")  # type: ignore[no-untyped-call]
         errors = [e for e in logs if e["level"] == "SEVERE"]
         assert errors == []  # nothing failed to load, no script was refused
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Iterator[Server]:
+    """`port serve --with-examples`: the bundled example apps, as `make run` serves them."""
+    server = start(
+        tmp_path / "data",
+        str(PORT),
+        "serve",
+        "--with-examples",
+        env={"PORT_ALLOWED_REGISTRIES": '["localhost:5000"]'},
+    )
+    try:
+        yield server
+    finally:
+        if server.process.poll() is None:
+            stop(server)
+
+
+def test_a_visitor_finds_an_app_and_reads_its_page(store: Server) -> None:
+    with chromium() as browser:
+        wait = WebDriverWait(browser, 30)
+        browser.get(store.base + "/")
+        cards = browser.find_elements(By.CSS_SELECTOR, ".card h2")
+        assert [c.text for c in cards] == ["fiji", "Napari", "renamer", "Stardist"]
+        shoot(browser, "catalogue")
+
+        search = browser.find_element(By.ID, "q")  # a plain form: no script needed
+        search.send_keys("nuclei" + Keys.ENTER)
+        wait.until(lambda b: "nuclei" in b.title)
+        assert [c.text for c in browser.find_elements(By.CSS_SELECTOR, ".card h2")] == ["Stardist"]
+        browser.find_element(By.LINK_TEXT, "Stardist").click()
+        wait.until(lambda b: b.find_elements(By.CSS_SELECTOR, ".releases"))
+        shoot(browser, "app")
+        page = browser.find_element(By.TAG_NAME, "main").text
+        assert "Star-convex object detection" in page
+        assert "BSD-3-Clause" in page
+        newest = browser.find_element(By.CSS_SELECTOR, ".release")
+        flavours = {
+            f.find_element(By.CSS_SELECTOR, ".flavour-name").text: f.text
+            for f in newest.find_elements(By.CSS_SELECTOR, ".flavour")
+        }
+        assert "NVIDIA GPU, CUDA 11.8+, compute 7.5+" in flavours["cuda"]
+        assert "not here: no CUDA GPU" in flavours["cuda"]  # this machine has none
+        assert "2+ CPUs" in flavours["cpu"]
+        assert "4 GB RAM" in flavours["cpu"]
+        logs: list[dict[str, str]] = browser.get_log("browser")  # type: ignore[no-untyped-call]
+        assert [e for e in logs if e["level"] == "SEVERE"] == []

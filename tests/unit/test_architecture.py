@@ -26,7 +26,7 @@ LAYERS: tuple[tuple[str, frozenset[str]], ...] = (
     ("core domains", frozenset({"accounts", "catalogue"})),
     ("domains", frozenset({"deploy", "notify", "webhooks"})),
     ("CLI helpers", frozenset({"clitools"})),
-    ("surfaces", frozenset({"api", "cli_deploy", "demo"})),
+    ("surfaces", frozenset({"api", "web", "cli_deploy", "demo"})),
     ("wiring", frozenset({"work", "tables"})),
     ("processes", frozenset({"serve"})),
     ("command line", frozenset({"cli"})),

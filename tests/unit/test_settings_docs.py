@@ -11,7 +11,8 @@ from port.settings_docs import DOCS_PATH, GROUPS, markdown, variable
 ROOT = Path(__file__).resolve().parents[2]
 # PORT_* names the docs use that are not settings: what Pods get, and the test suite's.
 NOT_SETTINGS = {"PORT_SETUP_ID", "PORT_POD_ID", "PORT_TEST_DATABASE_URL", "PORT_TEST_DOCKER"}
-NOT_SETTINGS |= {"PORT_TEST_REGISTRY"}
+NOT_SETTINGS |= {"PORT_TEST_REGISTRY", "PORT_TEST_BROWSER", "PORT_TEST_BROWSER_DRIVER"}
+NOT_SETTINGS |= {"PORT_TEST_SCREENSHOTS"}
 
 
 def test_every_setting_has_one_group_and_a_description() -> None:

@@ -1,0 +1,105 @@
+"""Selectors in words a scientist reads ("NVIDIA GPU, CUDA 11.8+", "2+ CPUs", "4 GB RAM"),
+and whether a flavour fits this Port's machine."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from pydantic import ValidationError
+
+from manifests.selectors import (
+    AnySelector,
+    CpuSelector,
+    CudaSelector,
+    LabelSelector,
+    RamSelector,
+    RocmSelector,
+    validate_selector,
+)
+from port.deploy.selection import Candidate, Capabilities, why_not
+
+
+@dataclass(frozen=True, slots=True)
+class Badge:
+    text: str
+    required: bool  # False: preferred (it only raises the flavour's score)
+    accelerator: bool
+
+
+@dataclass(frozen=True, slots=True)
+class FlavourView:
+    name: str
+    image: str
+    badges: tuple[Badge, ...]
+    fits: bool | None  # None: this Port's machine is not known right now
+    why_not: tuple[str, ...]
+
+
+def _size(megabytes: int) -> str:
+    if megabytes >= 1024 and megabytes % 1024 == 0:
+        return f"{megabytes // 1024} GB"
+    if megabytes >= 1024:
+        return f"{megabytes / 1024:.1f} GB"
+    return f"{megabytes} MB"
+
+
+def describe(selector: AnySelector) -> str:
+    """One selector as a short phrase."""
+    parts: list[str] = []
+    match selector:
+        case CudaSelector():
+            count = f"{selector.count} " if selector.count and selector.count > 1 else ""
+            parts.append(f"{count}NVIDIA GPU{'s' if count else ''}")
+            if selector.min_version:
+                parts.append(f"CUDA {selector.min_version}+")
+            if selector.compute_capability:
+                parts.append(f"compute {selector.compute_capability}+")
+            if selector.memory:
+                parts.append(f"{_size(selector.memory)} GPU memory")
+        case RocmSelector():
+            count = f"{selector.count} " if selector.count and selector.count > 1 else ""
+            parts.append(f"{count}AMD GPU{'s' if count else ''}")
+            if selector.min_version:
+                parts.append(f"ROCm {selector.min_version}+")
+            if selector.memory:
+                parts.append(f"{_size(selector.memory)} GPU memory")
+        case CpuSelector():
+            parts.append(f"{selector.min_count}+ CPUs" if selector.min_count else "CPU")
+            if selector.frequency:
+                parts.append(f"{selector.frequency / 1000:g} GHz+")
+            if selector.arch:
+                parts.append(selector.arch)
+            if selector.memory:
+                parts.append(f"{_size(selector.memory)} RAM")
+        case RamSelector():
+            parts.append(f"{_size(selector.min)} RAM")
+        case LabelSelector():
+            parts.append(f"{selector.key}={selector.value}" if selector.value else selector.key)
+    return ", ".join(parts)
+
+
+def badges(selectors: Sequence[Mapping[str, Any]]) -> tuple[Badge, ...]:
+    shown = []
+    for raw in selectors:
+        try:
+            selector = validate_selector(raw)
+        except ValidationError:
+            continue  # stored by an older Port: the API still shows it raw
+        accelerator = isinstance(selector, CudaSelector | RocmSelector)
+        shown.append(Badge(describe(selector), selector.required, accelerator))
+    return tuple(shown)
+
+
+def flavour_view(
+    name: str, image: str, selectors: Sequence[Mapping[str, Any]], caps: Capabilities | None
+) -> FlavourView:
+    reasons = tuple(why_not(Candidate(name, selectors), caps)) if caps is not None else ()
+    return FlavourView(
+        name=name,
+        image=image,
+        badges=badges(selectors),
+        fits=None if caps is None else not reasons,
+        why_not=reasons,
+    )
