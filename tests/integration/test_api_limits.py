@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import base64
 from typing import Any
 
 import pytest
 
 from port import db
-from port.api import catalogue as catalogue_api
+from port.catalogue import queries as catalogue_queries
 from port.metrics import REGISTRY
 from tests.harness import Api
 from tests.integration.gitfixtures import Remote
@@ -51,7 +52,7 @@ async def test_unexpected_errors_are_masked(
     def broken(_text: str) -> str:
         raise RuntimeError("secret internals: /etc/shadow")
 
-    monkeypatch.setattr(catalogue_api, "_like", broken)
+    monkeypatch.setattr(catalogue_queries, "_like", broken)
     body = await api.gql('{ apps(search: "x") { totalCount } }')
     assert messages(body) == ["Unexpected error."]
     assert "secret internals" not in str(body)
@@ -152,3 +153,21 @@ async def test_metrics_count_index_runs(api: Api, local_remote: Remote) -> None:
     text = (await api.client.get("/metrics")).text
     assert 'port_index_runs_total{status="succeeded"}' in text
     assert "port_index_run_duration_seconds_count" in text
+
+
+@pytest.mark.parametrize(
+    "type_name",
+    ["Repo", "App", "Release", "Flavour", "IndexRun", "Setup", "Pod", "User", "Token"],
+)
+async def test_node_of_an_unknown_id_is_null_not_an_error(
+    api: Api, type_name: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Repro (issue 16, 7): node(id:) of an unknown or invisible id answered "Unexpected
+    error." with a TypeError traceback in the log, for anonymous callers too."""
+    gid = base64.b64encode(f"{type_name}:999".encode()).decode()
+    query = "query($id: ID!) { node(id: $id) { id } }"
+    for token in (None, api.admin_token):
+        body = await api.gql(query, {"id": gid}, token=token)
+        assert "errors" not in body, body
+        assert body["data"] == {"node": None}
+    assert "unexpected error" not in caplog.text
