@@ -24,6 +24,7 @@ IMAGE_REFERENCE = re.compile(rf"(?P<name>{_NAME})(?::{_TAG})?(?:@{_DIGEST})?")
 MAX_IMAGE_LENGTH = 512
 MAX_NAME_LENGTH = 255
 
+MAX_MEMORY = 1 << 50  # 1 PiB: beyond it a number is a mistake (or an attack on storage)
 _MEMORY = re.compile(r"(?P<number>[0-9]+(?:\.[0-9]+)?)\s*(?P<unit>[bkmgt]?)(?:i?b)?", re.I)
 _UNITS = {"": 1, "b": 1, "k": 1024, "m": 1024**2, "g": 1024**3, "t": 1024**4}
 
@@ -100,6 +101,8 @@ def parse_memory(value: object) -> int:
         )
     if amount <= 0:
         raise ValueError(f"memory {_short(value)} must be more than zero")
+    if amount > MAX_MEMORY:
+        raise ValueError(f"memory {_short(value)} is more than 1 PiB: no machine has that")
     return amount
 
 

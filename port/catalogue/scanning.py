@@ -95,8 +95,9 @@ async def scan_repo(
 
     try:
         return await _ingest_and_record(sessions, repo_id, spec, result, started)
-    except SQLAlchemyError as exc:
+    except (SQLAlchemyError, OverflowError) as exc:
         # Whatever a manifest held must not wedge the repository: say so on a run.
+        # (OverflowError: a number the database driver cannot bind, before SQLAlchemy.)
         log.exception("index run of %s could not be stored", redact(spec.url))
         return await _record_failure(
             sessions,

@@ -409,3 +409,38 @@ async def test_what_an_image_supports_reaches_the_catalogue(
             select(Flavour.name, Flavour.read_only, Flavour.non_root).order_by(Flavour.name)
         )
         assert [tuple(row) for row in rows] == [("cpu", True, True), ("gpu", False, False)]
+
+
+async def test_a_number_too_large_for_the_database_is_an_error_of_its_tag(
+    catalogue: Catalogue, local_remote: Remote
+) -> None:
+    """Repro (issue 16, 5): `memory: 9223372036854775808` made scanRepo answer "Unexpected
+    error." (OverflowError on SQLite), the good tags were never indexed, and every poll
+    failed again. Now it is a located error of that tag; the rest is indexed."""
+    publish(local_remote, "v1.0.0", port_yaml("big", "1.0.0"))
+    doc = yaml.safe_load(port_yaml("big", "2.0.0"))
+    doc["flavours"]["cpu"]["resources"] = {"memory": 9223372036854775808}
+    publish(local_remote, "v2.0.0", yaml.safe_dump(doc, sort_keys=False))
+    repo_id = await register(catalogue, local_remote.url)
+    outcome = await scan(catalogue, repo_id, local_remote)
+    assert outcome.run.status == "succeeded"
+    assert outcome.run.added == ["big 1.0.0"]
+    [error] = outcome.run.errors
+    assert (error.ref, error.path) == ("v2.0.0", "flavours.cpu.resources.memory")
+    assert "more than 1 PiB" in error.message
+
+
+async def test_a_result_the_driver_cannot_bind_is_a_failed_run_not_a_crash(
+    catalogue: Catalogue, local_remote: Remote, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Whatever slips past the manifest checks, the run is recorded as failed."""
+    publish(local_remote, "v1.0.0", port_yaml("odd", "1.0.0"))
+    repo_id = await register(catalogue, local_remote.url)
+
+    async def overflowing(*_args: object, **_kwargs: object) -> None:
+        raise OverflowError("Python int too large to convert to SQLite INTEGER")
+
+    monkeypatch.setattr(scanning, "ingest", overflowing)
+    outcome = await scan(catalogue, repo_id, local_remote)
+    assert outcome.run.status == "failed"
+    assert outcome.run.message == "the index result could not be stored (OverflowError)"

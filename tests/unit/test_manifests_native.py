@@ -313,6 +313,12 @@ def test_memory_sizes(memory: object, size: int) -> None:
     [
         ("{memory: lots}", "memory", "memory 'lots' must be a size like '8g', '512m'"),
         ("{memory: 0}", "memory", "memory 0 must be more than zero"),
+        (
+            "{memory: 9223372036854775808}",
+            "memory",
+            "memory 9223372036854775808 is more than 1 PiB",
+        ),
+        ("{memory: 99999999999t}", "memory", "memory '99999999999t' is more than 1 PiB"),
         ("{memory: true}", "memory", "memory must be a size"),
         ("{cpus: 0}", "cpus", "input should be greater than 0, got number 0"),
         ("{cpus: many}", "cpus", "must be a number, got string 'many'"),
