@@ -32,7 +32,8 @@ from port.catalogue.jobs import running_index_jobs
 from port.catalogue.models import App, IndexRun, Repo
 from port.catalogue.queries import search_apps
 from port.catalogue.scanning import mirror_path, scan_repo
-from port.errors import NotFound, RepoUnreachable
+from port.deploy.setups import setups_of_repo
+from port.errors import Conflict, NotFound, RepoUnreachable
 from port.orm import utcnow
 
 # How often an indexRuns subscription looks at the database: runs of other processes
@@ -207,13 +208,26 @@ class CatalogueMutation:
         return UpdateRepoPayload(repo=RepoType.from_row(repo))
 
     @strawberry.mutation(
-        description="Delete a repository, its apps, releases and runs.",
+        description="Delete a repository, its apps, releases and runs. CONFLICT while "
+        "users have Setups of its apps: it names them (their data is never deleted "
+        "silently).",
         extensions=[InputMutationExtension()],
     )
     async def delete_repo(self, info: Info, id: relay.GlobalID) -> DeleteRepoPayload:
         permissions.repo_manager(info)
         state = info.context.state
         async with state.sessions() as session, session.begin():
+            kept = await setups_of_repo(session, repo_pk(id))
+            if kept:
+                named = ", ".join(
+                    f"{owner}'s {app} ({relay.to_base64('Setup', setup_id)})"
+                    for setup_id, owner, app in kept[:10]
+                )
+                more = f" and {len(kept) - 10} more" if len(kept) > 10 else ""
+                raise Conflict(
+                    f"{len(kept)} Setup{'s' if len(kept) > 1 else ''} of this repository's "
+                    f"apps exist: {named}{more}; they must be deleted first"
+                )
             repo = await repo_service.delete_repo(session, repo_pk(id))
             mirror = mirror_path(state.settings, repo)
         shutil.rmtree(mirror, ignore_errors=True)

@@ -392,3 +392,15 @@ async def runners_of(session: AsyncSession, identifiers: set[str]) -> dict[str, 
     for identifier, owner_id in rows:
         runners.setdefault(identifier, []).append(owner_id)
     return runners
+
+
+async def setups_of_repo(session: AsyncSession, repo_id: int) -> list[tuple[int, str, str]]:
+    """(Setup id, owner name, app identifier) of every Setup of the repository's apps."""
+    rows = await session.execute(
+        select(Setup.id, User.name, App.identifier)
+        .join(App, App.id == Setup.app_id)
+        .join(User, User.id == Setup.owner_id)
+        .where(App.repo_id == repo_id)
+        .order_by(Setup.id)
+    )
+    return [(setup_id, owner, app) for setup_id, owner, app in rows]

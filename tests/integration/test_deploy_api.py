@@ -13,9 +13,11 @@ import pytest
 from litestar.testing import AsyncTestClient, TestClient
 from prometheus_client import REGISTRY
 from sqlalchemy import select
+from strawberry.relay import to_base64
 
 from port.accounts.models import Token
 from port.accounts.service import create_token, create_user, hash_secret
+from port.catalogue.models import App
 from port.deploy.reconciler import Reconciler
 from port.orm import utcnow
 from port.work.server import create_app
@@ -429,3 +431,34 @@ async def test_setups_with_events_and_pods_cost_the_same_statements_for_few_or_m
     assert len(setups) == 8
     assert all(len(s["events"]) == 2 and s["pods"][0]["setup"]["owner"] for s in setups)
     assert many == few
+
+
+async def test_deleting_a_repository_never_deletes_users_setups_silently(
+    tenants: Tenants,
+) -> None:
+    """Repro (issue 16, 6): deleteRepo destroyed every user's Setups of its apps (env,
+    history, running container) with no word. Now it is refused and names them."""
+    setup = (await tenants.create(tenants.alice))["data"]["createSetup"]["setup"]
+    async with tenants.api.catalogue.sessions() as session:
+        repo_id = await session.scalar(select(App.repo_id).where(App.identifier == "stardist"))
+    delete = "mutation($id: ID!) { deleteRepo(input: {id: $id}) { deletedId } }"
+    gid = to_base64("Repo", repo_id)
+    refused = await tenants.gql(delete, tenants.api.admin_token, id=gid)
+    [error] = refused["errors"]
+    assert error["extensions"]["code"] == "CONFLICT"
+    assert (
+        f"1 Setup of this repository's apps exist: alice's stardist ({setup['id']})"
+        in (error["message"])
+    )
+    still = await tenants.gql(
+        "query($id: ID!) { setup(id: $id) { id } }", tenants.alice, id=setup["id"]
+    )
+    assert still["data"]["setup"] == {"id": setup["id"]}
+
+    await tenants.gql(
+        "mutation($id: ID!) { deleteSetup(input: {id: $id}) { deletedId } }",
+        tenants.alice,
+        id=setup["id"],
+    )
+    deleted = await tenants.gql(delete, tenants.api.admin_token, id=gid)
+    assert deleted["data"]["deleteRepo"] == {"deletedId": gid}
