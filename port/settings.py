@@ -94,7 +94,8 @@ class Settings(BaseSettings):
     )
     repo_admin_only: bool = Field(
         default=True,
-        description="Only admins may create, change, scan or delete repos; off: any user.",
+        description="Only admins may create, change, scan or delete repos; off: any user "
+        "may register one, and change, scan or delete those they registered.",
     )
     access_log: bool = Field(default=True, description="Log every HTTP request (uvicorn).")
     cache_seconds: float = Field(

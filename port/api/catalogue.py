@@ -120,6 +120,18 @@ SecretText = Annotated[
 ]
 
 
+async def _may_change(info: Info, id: relay.GlobalID) -> None:
+    """NOT_FOUND for no such repository; FORBIDDEN unless the caller may change it."""
+    principal = permissions.repo_manager(info)
+    async with info.context.state.sessions() as session:
+        row = (
+            await session.execute(select(Repo.id, Repo.added_by_id).where(Repo.id == repo_pk(id)))
+        ).first()
+    if row is None:
+        raise NotFound(f"no repository {id}")
+    permissions.repo_changer(principal, row.added_by_id)
+
+
 @strawberry.type
 class CatalogueMutation:
     @strawberry.mutation(
@@ -135,7 +147,7 @@ class CatalogueMutation:
         tag_prefix: str = "",
         webhook_secret: SecretText = None,
     ) -> CreateRepoPayload:
-        permissions.repo_manager(info)
+        principal = permissions.repo_manager(info)
         settings = info.context.state.settings
         async with info.context.state.sessions() as session, session.begin():
             repo = await repo_service.add_repo(
@@ -146,6 +158,7 @@ class CatalogueMutation:
                 manifest_path=manifest_path,
                 tag_prefix=tag_prefix,
                 webhook_secret=webhook_secret,
+                added_by=principal.user_id,
             )
         info.context.state.cache.bump()
         return CreateRepoPayload(repo=RepoType.from_row(repo))
@@ -156,11 +169,8 @@ class CatalogueMutation:
         extensions=[InputMutationExtension()],
     )
     async def scan_repo(self, info: Info, id: relay.GlobalID) -> ScanRepoPayload:
-        permissions.repo_manager(info)
+        await _may_change(info, id)
         state = info.context.state
-        async with state.sessions() as session:
-            if await session.get(Repo, repo_pk(id)) is None:
-                raise NotFound(f"no repository {id}")
         topic = runs_topic(repo_pk(id))
         state.broker.publish(
             topic, IndexRunEvent(repo_id=id, status=IndexRunStatus.RUNNING, run=None)
@@ -189,7 +199,7 @@ class CatalogueMutation:
         tag_prefix: str | None = strawberry.UNSET,
         webhook_secret: SecretText = strawberry.UNSET,
     ) -> UpdateRepoPayload:
-        permissions.repo_manager(info)
+        await _may_change(info, id)
         given = {
             "branch": branch,
             "manifest_path": manifest_path,
@@ -214,7 +224,7 @@ class CatalogueMutation:
         extensions=[InputMutationExtension()],
     )
     async def delete_repo(self, info: Info, id: relay.GlobalID) -> DeleteRepoPayload:
-        permissions.repo_manager(info)
+        await _may_change(info, id)
         state = info.context.state
         async with state.sessions() as session, session.begin():
             kept = await setups_of_repo(session, repo_pk(id))

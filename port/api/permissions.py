@@ -30,6 +30,15 @@ def repo_manager(info: Info) -> Principal:
     return caller(info)
 
 
+def repo_changer(principal: Principal, added_by: int | None) -> None:
+    """FORBIDDEN unless ``principal`` may change a repository ``added_by`` registered:
+    admins any, other managers (PORT_REPO_ADMIN_ONLY off) only their own."""
+    if principal.is_admin:
+        return
+    if added_by is None or not principal.owns(added_by):
+        raise Forbidden("only the user who registered this repository, or an admin, may change it")
+
+
 def catalogue_reader(info: Info) -> None:
     """Catalogue reads are public unless PORT_PUBLIC_CATALOGUE=false."""
     if not info.context.state.settings.public_catalogue:

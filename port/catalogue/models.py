@@ -51,6 +51,8 @@ class Repo(Base):
     # HMAC key of the forge's webhook: needed in clear to verify signatures, so it is
     # never returned by the API nor logged.
     webhook_secret: Mapped[str | None] = mapped_column(String(255))
+    # Who registered it: with PORT_REPO_ADMIN_ONLY off, users manage only their own.
+    added_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
     # When the poller next looks at the remote (None: soon); webhooks push it back.
     next_poll_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
 

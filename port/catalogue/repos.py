@@ -53,8 +53,10 @@ async def add_repo(
     manifest_path: str = "port.yaml",
     tag_prefix: str = "",
     webhook_secret: str | None = None,
+    added_by: int | None = None,
 ) -> Repo:
-    """Register a repository (not yet scanned). The caller commits."""
+    """Register a repository (not yet scanned) for user ``added_by`` (None: the CLI, an
+    admin's). The caller commits."""
     normalised = validate_repo_fields(
         url,
         branch=branch,
@@ -70,6 +72,7 @@ async def add_repo(
         manifest_path=manifest_path,
         tag_prefix=tag_prefix,
         webhook_secret=_secret(webhook_secret),
+        added_by_id=added_by,
     )
     session.add(repo)
     await session.flush()

@@ -248,12 +248,27 @@ async def test_admins_revoke_anyones_tokens(api: Api) -> None:
     assert (await api.gql("{ me { name } }", token=alice))["_status"] == 401
 
 
-async def test_repo_management_can_be_opened_to_users(api: Api) -> None:
+async def test_repo_management_can_be_opened_to_users_for_their_own_repos(api: Api) -> None:
+    """Repro (issue 16, 6): with PORT_REPO_ADMIN_ONLY=false a user deleted the admin's
+    repository. Users now manage only the repositories they registered."""
     api.catalogue.settings.repo_admin_only = False
     alice = await user_token(api)
+    bob = await user_token(api, "bob")
     created = await create_repo(api, "https://git.example/acme/apps.git", alice)
-    assert created["data"]["createRepo"]["repo"]["url"] == "https://git.example/acme/apps.git"
+    mine = created["data"]["createRepo"]["repo"]
+    assert mine["url"] == "https://git.example/acme/apps.git"
     assert code(await create_repo(api, "https://git.example/other.git", None)) == "UNAUTHENTICATED"
+    admins = await create_repo(api, "https://git.example/admins.git", api.admin_token)
+    theirs = admins["data"]["createRepo"]["repo"]["id"]
+
+    update = 'mutation($id: ID!) { updateRepo(input: {id: $id, tagPrefix: "x-"}) { repo { id } } }'
+    delete = "mutation($id: ID!) { deleteRepo(input: {id: $id}) { deletedId } }"
+    for mutation in (update, delete):
+        assert code(await api.gql(mutation, {"id": theirs}, token=alice)) == "FORBIDDEN"
+        assert code(await api.gql(mutation, {"id": mine["id"]}, token=bob)) == "FORBIDDEN"
+    assert "errors" not in await api.gql(update, {"id": mine["id"]}, token=alice)
+    assert "errors" not in await api.gql(delete, {"id": mine["id"]}, token=alice)
+    assert "errors" not in await api.gql(delete, {"id": theirs}, token=api.admin_token)
 
 
 async def test_jwt_callers_over_http(api: Api, tmp_path: Path) -> None:

@@ -21,7 +21,7 @@ from tests.integration.gitfixtures import MakeRemote, Remote, app_image, app_ima
 CATALOGUE_TABLES = ("repos", "apps", "releases", "flavours")
 
 
-async def register(cat: Catalogue, url: str, **options: str) -> int:
+async def register(cat: Catalogue, url: str, **options: Any) -> int:
     async with cat.sessions() as session, session.begin():
         return (await add_repo(session, url, allow_local=True, **options)).id
 
