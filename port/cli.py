@@ -1,7 +1,13 @@
-"""The ``port`` command line. Its command names and JSON shapes are a contract."""
+"""The ``port`` command line. Its command names and JSON shapes are a contract.
+
+A command imports what it needs when it runs: the server (Litestar, Strawberry) only for
+`port serve` and `port worker`, the deployment commands only for `port setup` and
+`port pod` (a lazy group), so `port --help` and the catalogue commands start quickly.
+"""
 
 from __future__ import annotations
 
+import importlib
 import logging
 import sys
 from pathlib import Path
@@ -21,11 +27,9 @@ from port.accounts.principal import CLI
 from port.catalogue import queries, repos
 from port.catalogue.models import IndexRun, Repo
 from port.catalogue.scanning import ScanOutcome, scan_repo
-from port.cli_deploy import pod_group, setup_group
 from port.clitools import Sessions, echo_json, with_db
 from port.demo import index_examples
 from port.errors import PortError
-from port.serve import serve, work
 from port.settings import Settings, get_settings
 
 
@@ -54,7 +58,42 @@ class Progress:
             self.stream.flush()
 
 
-@click.group()
+class LazyGroup(click.Group):
+    """A group whose ``lazy`` subcommands are imported only when one is run; `--help`
+    lists them from their one-line help without importing them."""
+
+    def __init__(self, *args: Any, lazy: dict[str, tuple[str, str]], **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.lazy = lazy  # name -> ("module:attribute", one-line help)
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted([*super().list_commands(ctx), *self.lazy])
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name not in self.lazy or cmd_name in self.commands:
+            return super().get_command(ctx, cmd_name)
+        module_name, attribute = self.lazy[cmd_name][0].split(":")
+        command: click.Command = getattr(importlib.import_module(module_name), attribute)
+        return command
+
+    def _short_help(self, name: str, width: int) -> str:
+        if name in self.commands:
+            return self.commands[name].get_short_help_str(width)
+        return self.lazy[name][1]
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        rows = [(name, self._short_help(name, formatter.width)) for name in self.list_commands(ctx)]
+        with formatter.section("Commands"):
+            formatter.write_dl(rows)
+
+
+LAZY = {
+    "setup": ("port.cli_deploy:setup_group", "Setups: a user's intent to run an app."),
+    "pod": ("port.cli_deploy:pod_group", "Pods: the containers of Setups."),
+}
+
+
+@click.group(cls=LazyGroup, lazy=LAZY)
 @click.version_option(package_name="port", message="port %(version)s")
 @click.option("-v", "--verbose", is_flag=True, help="Log what Port does to stderr.")
 def main(verbose: bool) -> None:
@@ -75,6 +114,8 @@ def main(verbose: bool) -> None:
 )
 def serve_command(host: str | None, port: int | None, with_examples: bool) -> None:
     """Serve the GraphQL API (migrates the database first)."""
+    from port.serve import serve
+
     settings = get_settings()
     changes = {k: v for k, v in (("host", host), ("port", port)) if v is not None}
     try:
@@ -90,6 +131,8 @@ def worker_command() -> None:
     Runs until SIGINT/SIGTERM; the current job gets a few seconds to finish, else its
     lease expires and another worker takes it over. Logs to stderr. See docs/jobs.md.
     """
+    from port.serve import work
+
     root = logging.getLogger()
     root.setLevel(min(root.level, logging.INFO))  # a daemon's log is its only output
     try:
@@ -466,7 +509,3 @@ def token_revoke(token_id: int) -> None:
 
     with_db(work)
     click.echo(f"token {token_id} revoked")
-
-
-main.add_command(setup_group)
-main.add_command(pod_group)
