@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import io
 
-from port.cli import Progress
+from port.cli_catalogue import Progress
 
 
 class Terminal(io.StringIO):

@@ -1,0 +1,124 @@
+"""`port user ...` and `port token ...`: accounts from the server's shell (as an admin)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import click
+
+from port.accounts import service as accounts
+from port.accounts.models import Token
+from port.accounts.principal import CLI
+from port.clitools import Sessions, echo_json, with_db
+from port.settings import Settings
+
+
+@click.group("user")
+def user_group() -> None:
+    """Users of the API (the command line acts as an admin)."""
+
+
+@user_group.command("add")
+@click.argument("name")
+@click.option("--admin", is_flag=True, help="May manage users, repos and every token.")
+def user_add(name: str, admin: bool) -> None:
+    """Add a user and print its id (`port token create --user NAME` gives it a token)."""
+
+    async def work(sessions: Sessions, _settings: Settings) -> int:
+        async with sessions() as session, session.begin():
+            return (await accounts.create_user(session, name, is_admin=admin)).id
+
+    click.echo(with_db(work))
+
+
+@user_group.command("list")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")
+def user_list(as_json: bool) -> None:
+    """List users."""
+
+    async def work(sessions: Sessions, _settings: Settings) -> list[dict[str, Any]]:
+        async with sessions() as session:
+            return [
+                {
+                    "id": u.id,
+                    "name": u.name,
+                    "is_admin": u.is_admin,
+                    "created_at": u.created_at.isoformat(),
+                }
+                for u in await accounts.list_users(session)
+            ]
+
+    rows = with_db(work)
+    if as_json:
+        echo_json(rows)
+        return
+    if not rows:
+        click.echo("no users yet: `port user add NAME --admin`")
+    for row in rows:
+        click.echo(f"{row['id']:>4}  {row['name']}{'  (admin)' if row['is_admin'] else ''}")
+
+
+@click.group("token")
+def token_group() -> None:
+    """API tokens: `Authorization: Bearer <token>`. Shown once, stored hashed."""
+
+
+@token_group.command("create")
+@click.option("--user", "user_name", required=True, help="The user the token acts as.")
+@click.option("--name", "label", default="cli", show_default=True, help="What it is for.")
+def token_create(user_name: str, label: str) -> None:
+    """Print a new token, alone on stdout (`TOKEN=$(port token create --user NAME)`)."""
+
+    async def work(sessions: Sessions, _settings: Settings) -> str:
+        async with sessions() as session, session.begin():
+            user = await accounts.get_user(session, user_name)
+            token, secret = await accounts.create_token(session, user, label)
+        click.echo(f"token {token.id} of {user_name}: keep it now, it is not shown again", err=True)
+        return secret
+
+    click.echo(with_db(work))
+
+
+def _token_document(token: Token) -> dict[str, Any]:
+    return {
+        "id": token.id,
+        "name": token.name,
+        "prefix": token.prefix,
+        "created_at": token.created_at.isoformat(),
+        "last_used_at": token.last_used_at.isoformat() if token.last_used_at else None,
+        "revoked_at": token.revoked_at.isoformat() if token.revoked_at else None,
+    }
+
+
+@token_group.command("list")
+@click.option("--user", "user_name", required=True, help="Whose tokens.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")
+def token_list(user_name: str, as_json: bool) -> None:
+    """List a user's tokens (never their secrets: the prefix tells them apart)."""
+
+    async def work(sessions: Sessions, _settings: Settings) -> list[dict[str, Any]]:
+        async with sessions() as session:
+            user = await accounts.get_user(session, user_name)
+            return [_token_document(t) for t in await accounts.list_tokens(session, user.id)]
+
+    rows = with_db(work)
+    if as_json:
+        echo_json(rows)
+        return
+    for row in rows:
+        state = f"revoked {row['revoked_at']}" if row["revoked_at"] else "active"
+        used = row["last_used_at"] or "never"
+        click.echo(f"{row['id']:>4}  {row['prefix']}...  {row['name']}  {state}, last used {used}")
+
+
+@token_group.command("revoke")
+@click.argument("token_id", type=int, metavar="ID")
+def token_revoke(token_id: int) -> None:
+    """Revoke a token: requests that show it fail from now on."""
+
+    async def work(sessions: Sessions, _settings: Settings) -> None:
+        async with sessions() as session, session.begin():
+            await accounts.revoke_token(session, token_id, by=CLI)
+
+    with_db(work)
+    click.echo(f"token {token_id} revoked")
