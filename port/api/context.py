@@ -75,6 +75,22 @@ class Context(BaseContext, kw_only=True):
     # The Authorization header that made ``principal``, to check it again in streams.
     credential: str | None = None
     checked_at: float = 0.0  # time.monotonic() of the last recheck
+    # Bytes of container output this request may still return (PORT_LOGS_MAX_KB in all,
+    # however many `logs` fields and aliases it asks for); None until the first.
+    log_bytes_left: int | None = None
+
+    def within_log_budget(self, text: str) -> str:
+        """The newest whole lines of ``text`` that fit what is left of this request's
+        log budget, which they use up."""
+        if self.log_bytes_left is None:
+            self.log_bytes_left = self.state.settings.logs_max_kb << 10
+        data = text.encode()
+        if len(data) > self.log_bytes_left:
+            data = data[len(data) - self.log_bytes_left :]
+            cut = data.find(b"\n")
+            data = data[cut + 1 :] if cut >= 0 else b""  # no half line at the top
+        self.log_bytes_left -= len(data)
+        return data.decode(errors="replace")
 
     async def authenticate_connection(self) -> None:
         """Adopt the credential of a websocket's `connection_init`, if the handshake had none."""

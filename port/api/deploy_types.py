@@ -148,16 +148,20 @@ class PodType(relay.Node):
     async def release(self, info: Info) -> ReleaseType:
         return ReleaseType.from_row(_row(await info.context.loaders.release.load(self.release_id)))
 
-    @strawberry.field(description="The last `tail` lines the container wrote (empty if none).")
+    @strawberry.field(
+        description="The last `tail` lines the container wrote (empty if none): at most "
+        "PORT_LOGS_MAX_KB in one request, however many Pods and aliases ask."
+    )
     async def logs(self, info: Info, tail: int = 100) -> str:
         if self.container_id is None:
             return ""
         try:
-            return await info.context.state.reconciler.backend.logs(
+            text = await info.context.state.reconciler.backend.logs(
                 self.container_id, max(0, min(tail, 10_000))
             )
         except BackendUnavailable:
             return ""
+        return info.context.within_log_budget(text)
 
 
 @strawberry.type(name="SetupEvent", description="Something that happened to a Setup or Pod.")

@@ -462,3 +462,25 @@ async def test_deleting_a_repository_never_deletes_users_setups_silently(
     )
     deleted = await tenants.gql(delete, tenants.api.admin_token, id=gid)
     assert deleted["data"]["deleteRepo"] == {"deletedId": gid}
+
+
+async def test_logs_are_bounded_per_request_however_many_aliases_ask(
+    tenants: Tenants,
+) -> None:
+    """Repro (issue 16, 4): `logs(tail: 10000)` times 15 aliases returned 480 MB. One
+    request now returns at most PORT_LOGS_MAX_KB of output in all, whole lines only."""
+    setup = (await tenants.create(tenants.alice, start=True))["data"]["createSetup"]["setup"]
+    await tenants.reconciler.reconcile()
+    [container] = tenants.backend.containers.values()
+    container.logs = [f"line {n:05d} " + "x" * 90 for n in range(20_000)]  # ~2 MB
+    fields = " ".join(f"l{n}: logs(tail: 10000)" for n in range(15))
+    query = f"query($id: ID!) {{ setup(id: $id) {{ pods {{ {fields} }} }} }}"
+    body = await tenants.gql(query, tenants.alice, id=setup["id"])
+    assert "errors" not in body
+    [pod] = body["data"]["setup"]["pods"]
+    total = sum(len(text.encode()) for text in pod.values())
+    limit = tenants.api.catalogue.settings.logs_max_kb << 10
+    assert 0 < total <= limit
+    assert pod["l0"].endswith("line 19999 " + "x" * 90)  # the newest output comes first
+    assert pod["l0"].startswith("line ")  # whole lines
+    assert pod["l14"] == ""  # the budget is spent
