@@ -111,9 +111,9 @@ def worker_command() -> None:
     Runs until SIGINT/SIGTERM; the current job gets a few seconds to finish, else its
     lease expires and another worker takes it over. Logs to stderr. See docs/jobs.md.
     """
-    from sqlalchemy.engine import make_url
     from sqlalchemy.exc import SQLAlchemyError
 
+    from port.clitools import unusable_database
     from port.serve import work  # the wiring's weight, only when it works
     from port.settings import get_settings
 
@@ -124,10 +124,7 @@ def worker_command() -> None:
     except PortError as exc:
         raise click.ClickException(str(exc)) from exc
     except (SQLAlchemyError, OSError) as exc:  # at start: no database to work on
-        shown = make_url(get_settings().sqlalchemy_url).render_as_string(hide_password=True)
-        raise click.ClickException(
-            f"the catalogue database {shown} is not usable: {type(exc).__name__}: {exc}"
-        ) from exc
+        raise unusable_database(get_settings(), exc) from exc
 
 
 @main.group("db")

@@ -6,14 +6,13 @@ import sys
 from typing import Any, TextIO
 
 import click
-from sqlalchemy.engine import make_url
 
 from indexer.urls import redact
 from manifests.errors import ManifestError
 from port.catalogue import queries, repos
 from port.catalogue.models import IndexRun, Repo
 from port.catalogue.scanning import ScanOutcome, scan_repo
-from port.clitools import Sessions, echo_json, with_db
+from port.clitools import Sessions, echo_json, shown_database, with_db
 from port.demo import index_examples
 from port.settings import Settings, get_settings
 
@@ -251,5 +250,4 @@ def demo() -> None:
         return await _catalogue(sessions)
 
     _print_catalogue(with_db(work))
-    shown = make_url(get_settings().sqlalchemy_url).render_as_string(hide_password=True)
-    click.echo(f"\ncatalogue: {shown}")
+    click.echo(f"\ncatalogue: {shown_database(get_settings())}")

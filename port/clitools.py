@@ -37,12 +37,21 @@ def with_db(work: Callable[[Sessions, Settings], Awaitable[T]]) -> T:
     except PortError as exc:
         raise click.ClickException(str(exc)) from exc
     except (SQLAlchemyError, OSError) as exc:
-        # Connection refused, bad URL, locked file: say which database, not a traceback.
-        shown = make_url(settings.sqlalchemy_url).render_as_string(hide_password=True)
-        raise click.ClickException(
-            f"the catalogue database {shown} is not usable: {type(exc).__name__}: "
-            f"{str(exc).splitlines()[0] if str(exc) else ''}"
-        ) from exc
+        raise unusable_database(settings, exc) from exc
+
+
+def shown_database(settings: Settings) -> str:
+    """The catalogue database's URL as it may be printed: without its password."""
+    return make_url(settings.sqlalchemy_url).render_as_string(hide_password=True)
+
+
+def unusable_database(settings: Settings, exc: Exception) -> click.ClickException:
+    """Connection refused, bad URL, locked file: which database, and why, not a traceback."""
+    why = str(exc).splitlines()[0] if str(exc) else ""
+    return click.ClickException(
+        f"the catalogue database {shown_database(settings)} is not usable: "
+        f"{type(exc).__name__}: {why}"
+    )
 
 
 def echo_json(data: Any) -> None:

@@ -97,16 +97,20 @@ class Registries:
         return None
 
 
+def _is_address(text: str) -> bool:
+    try:
+        ipaddress.ip_address(text)
+    except ValueError:
+        return False
+    return True
+
+
 def _addresses(host: str) -> list[str]:
     """The addresses ``host`` resolves to within RESOLVE_SECONDS; none if it does not.
 
     A name that does not resolve is not refused: the engine cannot reach it either, and
     its pull fails on its own."""
-    try:
-        ipaddress.ip_address(host)
-    except ValueError:
-        pass
-    else:
+    if _is_address(host):
         return [host]
     found: list[str] = []
 

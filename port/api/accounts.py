@@ -15,7 +15,7 @@ from port.accounts import service
 from port.accounts.models import Token, User
 from port.api import permissions
 from port.api.context import Info
-from port.api.pagination import row_id
+from port.api.pagination import in_order, row_id
 from port.errors import Forbidden, NotFound
 from port.notify import set_notify_url
 
@@ -64,8 +64,7 @@ class TokenType(relay.Node):
         cls, *, info: Info, node_ids: Iterable[str], required: bool = False
     ) -> list[Any]:
         ids = list(node_ids)
-        rows = await _visible(info, Token, ids)
-        return [cls.from_row(rows[int(i)]) if int(i) in rows else None for i in ids]
+        return in_order(ids, await _visible(info, Token, ids), cls.from_row)
 
 
 @strawberry.type(name="User", description="A person (or robot) with an account on Port.")
@@ -95,8 +94,7 @@ class UserType(relay.Node):
         cls, *, info: Info, node_ids: Iterable[str], required: bool = False
     ) -> list[Any]:
         ids = list(node_ids)
-        rows = await _visible(info, User, ids)
-        return [cls.from_row(rows[int(i)]) if int(i) in rows else None for i in ids]
+        return in_order(ids, await _visible(info, User, ids), cls.from_row)
 
     @strawberry.field(
         description="Where this user's notices go (the user and admins only; "

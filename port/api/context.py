@@ -18,6 +18,7 @@ from port.accounts.principal import Principal
 from port.api.cache import ResponseCache
 from port.api.loaders import Loaders
 from port.catalogue.scanning import ScanOutcome
+from port.deploy.backends.base import newest_lines
 from port.deploy.reconciler import Reconciler
 from port.errors import Busy, Unauthenticated
 from port.events import Broker
@@ -80,15 +81,11 @@ class Context(BaseContext, kw_only=True):
     log_bytes_left: int | None = None
 
     def within_log_budget(self, text: str) -> str:
-        """The newest whole lines of ``text`` that fit what is left of this request's
-        log budget, which they use up."""
+        """The newest lines of ``text`` that fit what is left of this request's log
+        budget, which they use up."""
         if self.log_bytes_left is None:
             self.log_bytes_left = self.state.settings.logs_max_kb << 10
-        data = text.encode()
-        if len(data) > self.log_bytes_left:
-            data = data[len(data) - self.log_bytes_left :]
-            cut = data.find(b"\n")
-            data = data[cut + 1 :] if cut >= 0 else b""  # no half line at the top
+        data = newest_lines(text.encode(), self.log_bytes_left)
         self.log_bytes_left -= len(data)
         return data.decode(errors="replace")
 

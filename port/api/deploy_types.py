@@ -16,6 +16,7 @@ from port.api import permissions
 from port.api.accounts import UserType
 from port.api.context import Info
 from port.api.loaders import EVENTS_SHOWN
+from port.api.pagination import in_order
 from port.api.scalars import JSON, Long
 from port.api.types import AppType, ReleaseType, _row
 from port.deploy import models
@@ -135,8 +136,7 @@ class PodType(relay.Node):
         cls, *, info: Info, node_ids: Iterable[str], required: bool = False
     ) -> list[Any]:
         ids = list(node_ids)
-        rows = await _visible_rows(info, models.Pod, ids)
-        return [cls.from_row(rows[int(i)]) if int(i) in rows else None for i in ids]
+        return in_order(ids, await _visible_rows(info, models.Pod, ids), cls.from_row)
 
     @strawberry.field
     async def setup(self, info: Info) -> SetupType:
@@ -224,8 +224,7 @@ class SetupType(relay.Node):
         cls, *, info: Info, node_ids: Iterable[str], required: bool = False
     ) -> list[Any]:
         ids = list(node_ids)
-        rows = await _visible_rows(info, models.Setup, ids)
-        return [cls.from_row(rows[int(i)]) if int(i) in rows else None for i in ids]
+        return in_order(ids, await _visible_rows(info, models.Setup, ids), cls.from_row)
 
     @strawberry.field
     async def app(self, info: Info) -> AppType:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import base64
 import binascii
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TypeVar
 
@@ -22,6 +22,15 @@ T = TypeVar("T")
 _PREFIX = "offset:"
 _NUMBER = re.compile(r"[0-9]{1,9}")  # ASCII digits only ("²".isdigit() is true), < 10**9
 DEFAULT_PAGE_SIZE = 20  # when `first` is not given
+
+
+def in_order(
+    node_ids: Sequence[str], rows: Mapping[int, T], make: Callable[[T], object]
+) -> list[object]:
+    """``resolve_nodes``' answer: a node per id, in order; None where ``rows`` (what the
+    caller may see) lacks it."""
+    wanted = [int(i) if _NUMBER.fullmatch(i) else None for i in node_ids]
+    return [make(rows[i]) if i is not None and i in rows else None for i in wanted]
 
 
 def row_id(gid: GlobalID, type_name: str) -> int:

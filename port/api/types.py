@@ -9,7 +9,6 @@ from enum import Enum
 from typing import Any, ClassVar, Self, TypeVar
 
 import strawberry
-from semver import Version
 from strawberry import relay
 
 from indexer.urls import redact
@@ -18,6 +17,7 @@ from port.api.pagination import Window, encode_cursor
 from port.api.scalars import JSON, Long
 from port.api.webhooks import WebhookUrlsType
 from port.catalogue import models
+from port.catalogue.queries import latest_release
 from port.errors import NotFound
 
 T = TypeVar("T")
@@ -193,10 +193,8 @@ class AppType(Loaded):
 
     @strawberry.field(description="The newest current, not withdrawn, non-pre-release.")
     async def latest_release(self, info: Info) -> ReleaseType | None:
-        for row in await info.context.loaders.releases_of_app.load(self.id):  # newest first
-            if row.current and not row.withdrawn and not Version.parse(row.version).prerelease:
-                return ReleaseType.from_row(row)
-        return None
+        row = latest_release(await info.context.loaders.releases_of_app.load(self.id))
+        return ReleaseType.from_row(row) if row is not None else None
 
 
 @strawberry.type(name="AppConnection")

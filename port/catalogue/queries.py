@@ -20,6 +20,21 @@ def newest_first(releases: list[Release]) -> list[Release]:
     return sorted(releases, key=lambda r: semver.Version.parse(r.version), reverse=True)
 
 
+def latest_release(releases: list[Release], *, prereleases: bool = False) -> Release | None:
+    """The release an install runs by default: the newest current, not withdrawn one
+    (pre-releases only with ``prereleases``)."""
+    return next(
+        (
+            r
+            for r in newest_first(releases)
+            if r.current
+            and not r.withdrawn
+            and (prereleases or not semver.Version.parse(r.version).prerelease)
+        ),
+        None,
+    )
+
+
 async def list_apps(session: AsyncSession) -> list[App]:
     """Every app with its repo, releases and flavours loaded (three IN queries)."""
     rows = await session.scalars(
@@ -94,11 +109,13 @@ async def search_apps(
     category: str | None = None,
     offset: int = 0,
     limit: int = 50,
+    with_releases: bool = False,
 ) -> tuple[int, list[App]]:
-    """How many apps match, and the page of them by identifier."""
+    """How many apps match, and the page of them by identifier (``with_releases``: their
+    releases and flavours loaded too, in two more queries for the whole page)."""
     where = app_filter(search, category)
     total = await session.scalar(select(func.count()).select_from(App).where(*where)) or 0
-    rows = await session.scalars(
-        select(App).where(*where).order_by(App.identifier).offset(offset).limit(limit)
-    )
-    return total, list(rows)
+    query = select(App).where(*where).order_by(App.identifier).offset(offset).limit(limit)
+    if with_releases:
+        query = query.options(selectinload(App.releases).selectinload(Release.flavours))
+    return total, list(await session.scalars(query))

@@ -118,6 +118,13 @@ def pod_spec(settings: Settings, pod: Pod, setup: Setup) -> PodSpec:
     )
 
 
+def _state_of(container: ManagedContainer | None) -> PodState:
+    """The state a LIVE or CRASHED step is about: ``decide`` names them only with one."""
+    if container is None:
+        raise LookupError("a step about a container was decided without one")
+    return container.state
+
+
 class PodGone(Exception):
     """The Pod being launched was deleted, retired or stopped meanwhile: create nothing."""
 
@@ -339,11 +346,11 @@ class Reconciler:
                     )
             case Step.RELAUNCH:
                 await self._stop(container)
-            case Step.LIVE if container is not None:  # always: LIVE is about a container
-                self._take_live(session, setup, pod, container.state, now)
+            case Step.LIVE:
+                self._take_live(session, setup, pod, _state_of(container), now)
                 return None
-            case Step.CRASHED if container is not None:  # so is a crash
-                return self._crashed(session, setup, pod, container.state, now)
+            case Step.CRASHED:
+                return self._crashed(session, setup, pod, _state_of(container), now)
             case Step.RETRY:
                 await self._stop(container)
                 pod.restarts += 1

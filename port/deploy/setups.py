@@ -25,7 +25,7 @@ from sqlalchemy.orm import selectinload
 from port.accounts.models import User
 from port.accounts.principal import Principal
 from port.catalogue.models import App, Release
-from port.catalogue.queries import newest_first
+from port.catalogue.queries import latest_release
 from port.deploy.backends.base import PodStatus
 from port.deploy.models import EventKind, Pod, Setup, SetupEvent, UpdatePolicy
 from port.deploy.selection import Candidate, Capabilities, Selection, gpus_for
@@ -133,19 +133,6 @@ def check_range(text: str | None) -> str:
     return " ".join(clauses)
 
 
-def _newest(releases: list[Release], include_prereleases: bool) -> Release | None:
-    return next(
-        (
-            r
-            for r in newest_first(releases)
-            if r.current
-            and not r.withdrawn
-            and (include_prereleases or not semver.Version.parse(r.version).prerelease)
-        ),
-        None,
-    )
-
-
 async def _release(session: AsyncSession, app: App, request: SetupRequest) -> Release:
     releases = list(
         await session.scalars(
@@ -153,7 +140,7 @@ async def _release(session: AsyncSession, app: App, request: SetupRequest) -> Re
         )
     )
     if request.version is None:
-        release = _newest(releases, request.include_prereleases)
+        release = latest_release(releases, prereleases=request.include_prereleases)
         if release is None:
             raise NotFound(f"{app.identifier} has no current release to run")
         return release

@@ -49,20 +49,15 @@ def describe(selector: AnySelector) -> str:
     """One selector as a short phrase."""
     parts: list[str] = []
     match selector:
-        case CudaSelector():
-            count = f"{selector.count} " if selector.count and selector.count > 1 else ""
-            parts.append(f"{count}NVIDIA GPU{'s' if count else ''}")
+        case CudaSelector() | RocmSelector():
+            cuda = isinstance(selector, CudaSelector)
+            many = selector.count is not None and selector.count > 1
+            vendor = "NVIDIA" if cuda else "AMD"
+            parts.append(f"{selector.count} {vendor} GPUs" if many else f"{vendor} GPU")
             if selector.min_version:
-                parts.append(f"CUDA {selector.min_version}+")
-            if selector.compute_capability:
+                parts.append(f"{'CUDA' if cuda else 'ROCm'} {selector.min_version}+")
+            if isinstance(selector, CudaSelector) and selector.compute_capability:
                 parts.append(f"compute {selector.compute_capability}+")
-            if selector.memory:
-                parts.append(f"{_size(selector.memory)} GPU memory")
-        case RocmSelector():
-            count = f"{selector.count} " if selector.count and selector.count > 1 else ""
-            parts.append(f"{count}AMD GPU{'s' if count else ''}")
-            if selector.min_version:
-                parts.append(f"ROCm {selector.min_version}+")
             if selector.memory:
                 parts.append(f"{_size(selector.memory)} GPU memory")
         case CpuSelector():

@@ -28,7 +28,7 @@ from sqlalchemy.orm import selectinload
 from indexer.urls import redact
 from port.assets import PAGE_HEADERS, TEMPLATES_DIR
 from port.catalogue.models import App, Release
-from port.catalogue.queries import newest_first, search_apps
+from port.catalogue.queries import latest_release, newest_first, search_apps
 from port.deploy.selection import Capabilities
 from port.errors import InvalidInput, PortError
 from port.settings import Settings
@@ -92,15 +92,8 @@ class AppCard:
     flavours: list[FlavourView]
 
 
-def _newest(app: App) -> Release | None:
-    releases = [r for r in newest_first(app.releases) if not r.withdrawn]
-    current = [r for r in releases if r.current]
-    shown = current or releases
-    return shown[0] if shown else None
-
-
 def _card(app: App, caps: Capabilities | None) -> AppCard:
-    newest = _newest(app)
+    newest = latest_release(app.releases)  # what an install runs
     flavours = (
         [flavour_view(f.name, f.image, f.selectors, caps) for f in newest.flavours]
         if newest is not None
@@ -131,21 +124,14 @@ async def catalogue(
     number = max(page, 1)
     try:
         async with served.sessions() as session:
-            total, apps = await search_apps(
+            total, rows = await search_apps(
                 session,
                 search=search,
                 category=chosen,
                 offset=(number - 1) * PAGE_SIZE,
                 limit=PAGE_SIZE,
+                with_releases=True,
             )
-            ids = [a.id for a in apps]
-            loaded = await session.scalars(
-                select(App)
-                .where(App.id.in_(ids))
-                .order_by(App.identifier)
-                .options(selectinload(App.releases).selectinload(Release.flavours))
-            )
-            rows = list(loaded)
     except InvalidInput as exc:
         return _page("catalogue.html", 400, error=str(exc), **_empty(search, chosen))
     caps = await _capabilities(served)

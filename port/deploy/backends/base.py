@@ -55,6 +55,15 @@ IDENTITY_LABELS = (
 )
 
 
+def newest_lines(data: bytes, limit: int) -> bytes:
+    """The newest ``limit`` bytes of container output, without the half line a cut leaves
+    at the top (a single line longer than ``limit`` stays, cut)."""
+    if len(data) <= limit:
+        return data
+    kept = data[len(data) - limit :]
+    return kept[kept.find(b"\n") + 1 :]
+
+
 class PodStatus(enum.StrEnum):
     """Where a Pod is in its life. UNKNOWN: the engine cannot be asked right now."""
 

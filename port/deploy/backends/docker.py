@@ -58,6 +58,7 @@ from port.deploy.backends.base import (
     PodStatus,
     ProgressCallback,
     PullProgress,
+    newest_lines,
 )
 from port.deploy.backends.firewall import Firewall, bridge_name, host_resolvers
 from port.deploy.selection import ARCH_ALIASES, Capabilities, Gpu
@@ -91,24 +92,34 @@ _STATUS = {
 WATCHED_EVENTS = ("start", "die", "oom", "destroy", "health_status")
 # What a pull's failure means, from fragments of the engine's message, in Port's words:
 # users see these, and the engine's own text (which may echo whatever a registry
-# answered) goes to Port's log only. The first two mean "no such image" (ImageNotFound).
-_PULL_FAILURES = (
-    (("manifest unknown", "not found", "does not exist"), "the registry has no such image"),
+# answered) goes to Port's log only. First match wins.
+_PULL_FAILURES: tuple[tuple[tuple[str, ...], type[BackendError], str], ...] = (
+    (
+        ("manifest unknown", "not found", "does not exist"),
+        ImageNotFound,
+        "the registry has no such image",
+    ),
     (
         ("pull access denied", "unauthorized", "denied", "authentication required"),
+        ImageNotFound,
         "the registry refused access to it (a private image needs the engine signed in)",
     ),
-    (("no such host", "lookup "), "the registry's name does not resolve from the engine"),
+    (
+        ("no such host", "lookup "),
+        BackendError,
+        "the registry's name does not resolve from the engine",
+    ),
     (
         ("http response to https client", "x509", "tls", "certificate"),
+        BackendError,
         "the registry's HTTPS could not be verified (or it speaks only HTTP)",
     ),
     (
         ("connection refused", "dial tcp", "timeout", "timed out", "unreachable"),
+        BackendError,
         "the registry could not be reached",
     ),
 )
-_MISSING = 2  # _PULL_FAILURES[:2] are ImageNotFound
 _HEALTH_IN_STATUS = re.compile(r"\((healthy|unhealthy|health: starting)\)")
 _END = object()  # the end of a stream
 
@@ -442,10 +453,9 @@ class DockerBackend(Backend):
     def _pull_error(image: str, message: str) -> BackendError:
         log.warning("pulling %s failed: %s", image, message)
         lowered = message.lower()
-        for index, (fragments, meaning) in enumerate(_PULL_FAILURES):
+        for fragments, kind, meaning in _PULL_FAILURES:
             if any(fragment in lowered for fragment in fragments):
-                error = ImageNotFound if index < _MISSING else BackendError
-                return error(f"image {image} cannot be pulled: {meaning}")
+                return kind(f"image {image} cannot be pulled: {meaning}")
         return BackendError(
             f"image {image} cannot be pulled: the engine failed (its message is in Port's log)"
         )
@@ -733,10 +743,7 @@ class DockerBackend(Backend):
                 kept += chunk
                 if len(kept) > 2 * limit:
                     del kept[:-limit]
-            if len(kept) > limit:
-                del kept[:-limit]
-                del kept[: kept.find(b"\n") + 1]  # no half line at the top
-            return bytes(kept)
+            return newest_lines(bytes(kept), limit)
 
         return (await self._call(read)).decode(errors="replace")
 
