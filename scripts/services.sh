@@ -88,6 +88,18 @@ wait_for() {
   "$@" >/dev/null 2>&1
 }
 
+# Remove the pid file $1 unless its process runs the program $2.
+drop_stale_pidfile() {
+  local pid
+  [ -f "$1" ] || return 0
+  pid=$(cat "$1" 2>/dev/null || true)
+  if [ -n "$pid" ] && [ "$(cat "/proc/$pid/comm" 2>/dev/null)" = "$2" ]; then
+    return 0
+  fi
+  log "removing the stale pid file $1"
+  rm -f "$1"
+}
+
 docker_up() { command -v docker >/dev/null 2>&1 && docker info >/dev/null 2>&1; }
 
 start_docker() {
@@ -100,7 +112,12 @@ start_docker() {
     # on PATH, say in /usr/local/bin, is fine too). ca-certificates: pulls over TLS.
     ensure_packages docker.io ca-certificates busybox-static || return 1
     local pidfile=/var/run/docker.pid
-    if [ -f "$pidfile" ] && kill -0 "$(cat "$pidfile")" 2>/dev/null; then
+    # A session that was killed leaves its pid files behind, and their pids may belong to
+    # other processes by now: dockerd then refuses to start ("pid file found"). A pid file
+    # counts only while its process is the program that wrote it.
+    drop_stale_pidfile "$pidfile" dockerd
+    drop_stale_pidfile /var/run/docker/containerd/containerd.pid containerd
+    if [ -f "$pidfile" ]; then
       log "dockerd (pid $(cat "$pidfile")) is starting already; waiting for it"
     elif [ "$(id -u)" != 0 ]; then
       log "no Docker engine answers and we are not root to start dockerd"

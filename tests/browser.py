@@ -15,10 +15,11 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-import pytest
 from selenium import webdriver
 from selenium.webdriver.chrome.options import Options
 from selenium.webdriver.chrome.service import Service
+
+from tests.harness import require
 
 DESKTOP = (1280, 800)
 PHONE = (390, 844)
@@ -40,9 +41,7 @@ def chromium() -> Iterator[webdriver.Chrome]:
     binary = os.environ.get("PORT_TEST_BROWSER")
     driver_path = os.environ.get("PORT_TEST_BROWSER_DRIVER")
     if not binary or not driver_path:
-        if os.environ.get("CI"):
-            pytest.fail("PORT_TEST_BROWSER(_DRIVER) unset: CI must run the browser tests")
-        pytest.skip("browser tests need Chromium and chromedriver (see `make services`)")
+        require("Chromium and chromedriver (PORT_TEST_BROWSER(_DRIVER), see `make services`)")
     options = Options()
     options.binary_location = binary
     for flag in (

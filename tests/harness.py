@@ -1,5 +1,6 @@
 """What tests share besides fixtures: handles on the catalogue and on a running API,
-a subscription helper, free ports, and one way to wait for something.
+a subscription helper, free ports, one way to wait for something, and one way to say
+that a test needs a service.
 
 Fixtures live in the conftest files; everything a test imports lives here (or in
 tests/integration/gitfixtures.py and dockerfixtures.py for git and Docker).
@@ -8,12 +9,14 @@ tests/integration/gitfixtures.py and dockerfixtures.py for git and Docker).
 from __future__ import annotations
 
 import asyncio
+import os
 import socket
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NoReturn
 
+import pytest
 from click.testing import CliRunner, Result
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
@@ -21,6 +24,13 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from port.cli import main
 from port.settings import Settings
+
+
+def require(what: str) -> NoReturn:
+    """Stop a test that lacks `what`: a failure under CI (which must run it), else a skip."""
+    if os.environ.get("CI"):
+        pytest.fail(f"{what} is required when CI is set")
+    pytest.skip(f"{what} is not available")
 
 
 @dataclass

@@ -14,6 +14,7 @@ from selenium.webdriver.support import expected_conditions
 from selenium.webdriver.support.ui import WebDriverWait
 
 from tests.browser import chromium, shoot
+from tests.harness import require
 from tests.serverproc import PORT, Server, start, stop
 
 
@@ -50,7 +51,10 @@ def test_graphiql_runs_a_query_without_internet(served: Server) -> None:
 
 @pytest.fixture
 def store(tmp_path: Path) -> Iterator[Server]:
-    """`port serve --with-examples`: the bundled example apps, as `make run` serves them."""
+    """`port serve --with-examples`: the bundled example apps, as `make run` serves them,
+    on the real Docker engine (whose machine the fit badges describe)."""
+    if not os.environ.get("PORT_TEST_DOCKER"):
+        require("a Docker engine (PORT_TEST_DOCKER, see `make services`)")
     server = start(
         tmp_path / "data",
         str(PORT),

@@ -27,7 +27,7 @@ from click.testing import CliRunner
 
 from indexer.scan import Limits
 from port.settings import Settings, get_settings
-from tests.harness import free_port
+from tests.harness import free_port, require
 from tests.integration.dockerfixtures import (
     BUSYBOX,
     DockerSettings,
@@ -53,22 +53,16 @@ def port(database_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> 
     get_settings.cache_clear()
 
 
-def _require(what: str) -> None:
-    if os.environ.get("CI"):
-        pytest.fail(f"{what} is required when CI is set")
-    pytest.skip(f"{what} is not available")
-
-
 @pytest.fixture(scope="session")
 def git_daemon(tmp_path_factory: pytest.TempPathFactory) -> Iterator[GitDaemon]:
     """``git daemon`` on 127.0.0.1, exporting every repository under its base path."""
     if shutil.which("git") is None:
-        _require("git")
+        require("git")
     exec_path = subprocess.run(
         ["git", "--exec-path"], capture_output=True, text=True, check=True
     ).stdout.strip()
     if not (Path(exec_path) / "git-daemon").exists():
-        _require("git daemon")
+        require("git daemon")
     base = tmp_path_factory.mktemp("daemon")
     port = free_port()
     proc = subprocess.Popen(
@@ -173,12 +167,12 @@ def _failed(request: pytest.FixtureRequest) -> bool:
 def docker_engine() -> Iterator[Any]:
     """A docker SDK client of the engine ``scripts/services.sh`` started (PORT_TEST_DOCKER)."""
     if not os.environ.get("PORT_TEST_DOCKER"):
-        _require("a Docker engine (PORT_TEST_DOCKER, see `make services`)")
+        require("a Docker engine (PORT_TEST_DOCKER, see `make services`)")
     try:
         client = docker.from_env(timeout=30)
         client.ping()
     except docker.errors.DockerException as exc:
-        _require(f"a Docker engine that answers ({exc})")
+        require(f"a Docker engine that answers ({exc})")
     before = host_state(client)
     try:
         yield client
@@ -211,7 +205,7 @@ def docker_images(
 ) -> Iterator[TestImages]:
     """The busybox test images, built once per session and removed at its end."""
     if not (BUSYBOX.exists() and is_static_elf(BUSYBOX)):
-        _require(f"a static {BUSYBOX} (Debian's busybox-static)")
+        require(f"a static {BUSYBOX} (Debian's busybox-static)")
     images = TestImages.build(docker_engine, tmp_path_factory.mktemp("images"))
     try:
         yield images
@@ -231,7 +225,7 @@ def docker_registry(docker_engine: Any) -> str:
     """The local registry's address (PORT_TEST_REGISTRY: Debian's docker-registry)."""
     registry = os.environ.get("PORT_TEST_REGISTRY")
     if not registry:
-        _require("a local registry (PORT_TEST_REGISTRY, see `make services`)")
+        require("a local registry (PORT_TEST_REGISTRY, see `make services`)")
     return str(registry)
 
 
@@ -275,7 +269,7 @@ def second_engine(request: pytest.FixtureRequest, docker_engine: Any) -> Iterato
     When the test failed, its containers and the end of its log are printed first.
     """
     if os.geteuid() != 0 or shutil.which("dockerd") is None:
-        _require("root and dockerd, to run a second Docker engine")
+        require("root and dockerd, to run a second Docker engine")
     engine = SecondEngine()
     try:
         engine.start()
