@@ -31,6 +31,59 @@ def user_add(name: str, admin: bool) -> None:
     click.echo(with_db(work))
 
 
+@user_group.command("passwd")
+@click.argument("name")
+@click.option(
+    "--password-file",
+    type=click.File("r"),
+    help="Read the password from this file's first line (`-`: standard input).",
+)
+def user_passwd(name: str, password_file: Any) -> None:
+    """Set the password NAME signs in to the pages with (asked for twice, not echoed).
+
+    Every page session of NAME ends; its API tokens keep working.
+    """
+    if password_file is not None:
+        password = password_file.readline().rstrip("\r\n")
+    else:
+        password = click.prompt(
+            f"New password of {name}", hide_input=True, confirmation_prompt=True
+        )
+
+    async def work(sessions: Sessions, _settings: Settings) -> None:
+        async with sessions() as session, session.begin():
+            user = await accounts.get_user(session, name)
+            await accounts.set_password(session, user, password, by=CLI)
+
+    with_db(work)
+    click.echo(f"password of {name} set; {name} signs in at /sign-in", err=True)
+
+
+def _set_active(name: str, active: bool) -> None:
+    async def work(sessions: Sessions, _settings: Settings) -> None:
+        async with sessions() as session, session.begin():
+            user = await accounts.get_user(session, name)
+            await accounts.set_active(session, user, active, by=CLI)
+
+    with_db(work)
+
+
+@user_group.command("deactivate")
+@click.argument("name")
+def user_deactivate(name: str) -> None:
+    """NAME can no longer sign in or use its tokens (its Setups stay as they are)."""
+    _set_active(name, False)
+    click.echo(f"{name} is deactivated: signed out, its tokens refused", err=True)
+
+
+@user_group.command("activate")
+@click.argument("name")
+def user_activate(name: str) -> None:
+    """Undo `port user deactivate NAME`."""
+    _set_active(name, True)
+    click.echo(f"{name} is active again", err=True)
+
+
 @user_group.command("list")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")
 def user_list(as_json: bool) -> None:
@@ -43,6 +96,8 @@ def user_list(as_json: bool) -> None:
                     "id": u.id,
                     "name": u.name,
                     "is_admin": u.is_admin,
+                    "active": u.active,
+                    "has_password": u.password_hash is not None,
                     "created_at": u.created_at.isoformat(),
                 }
                 for u in await accounts.list_users(session)
@@ -55,7 +110,10 @@ def user_list(as_json: bool) -> None:
     if not rows:
         click.echo("no users yet: `port user add NAME --admin`")
     for row in rows:
-        click.echo(f"{row['id']:>4}  {row['name']}{'  (admin)' if row['is_admin'] else ''}")
+        marks = ("  (admin)" if row["is_admin"] else "") + (
+            "" if row["active"] else "  (deactivated)"
+        )
+        click.echo(f"{row['id']:>4}  {row['name']}{marks}")
 
 
 @click.group("token")

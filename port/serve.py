@@ -16,6 +16,7 @@ import uvicorn
 from sqlalchemy import func, select
 
 from port import db
+from port.accounts.service import FirstAdmin
 from port.catalogue.models import Repo
 from port.demo import index_examples
 from port.deploy.instance import resolved
@@ -25,14 +26,17 @@ from port.work.jobs import full_worker
 from port.work.server import create_app
 
 
-def announce_admin(out: TextIO) -> Callable[[str], None]:
-    """How the first admin's token reaches the operator: on the terminal, once."""
+def announce_admin(out: TextIO, base: str) -> Callable[[FirstAdmin], None]:
+    """How the first admin's secrets reach the operator: on the terminal, once."""
 
-    def announce(token: str) -> None:
+    def announce(first: FirstAdmin) -> None:
         out.write(
-            "\nPort created the first admin user. Its API token, shown only this once:\n\n"
-            f"    {token}\n\n"
-            "Send it as `Authorization: Bearer <token>` (GraphiQL: the headers tab).\n\n"
+            "\nPort created the first admin user. Shown only this once:\n\n"
+            f"    sign in at {base}/sign-in as admin with the password\n"
+            f"    {first.password}\n\n"
+            "    API token (send it as `Authorization: Bearer <token>`):\n"
+            f"    {first.token}\n\n"
+            "Change the password on your account page, or with `port user passwd admin`.\n\n"
         )
         out.flush()
 
@@ -58,14 +62,14 @@ def serve(settings: Settings, *, examples: bool = False, out: TextIO = sys.stdou
     if examples:
         asyncio.run(_fill_empty_catalogue(settings, out))
     settings = resolved(settings)
-    app = create_app(settings, announce=announce_admin(out))
     base = f"http://{settings.host}:{settings.port}"
+    app = create_app(settings, announce=announce_admin(out, base))
     out.write(
         f"Port instance {settings.instance_name}: its containers carry the label "
         f"port.instance={settings.instance_name}.\n"
         f"Port serves its store at {base}/ and GraphiQL at {base}/graphql "
         "(health: /healthz, metrics: /metrics).\n"
-        "Browsing needs no token; to change things send `Authorization: Bearer <token>` "
+        "Sign in to install apps; API clients send `Authorization: Bearer <token>` "
         "(GraphiQL: headers tab). `port token create --user admin` makes a token.\n"
     )
     out.flush()

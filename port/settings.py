@@ -119,6 +119,24 @@ class Settings(BaseSettings):
         "are refused with BUSY (each polls the database).",
     )
 
+    # --- signing in to the pages (passwords and sessions) --------------------------------
+    session_idle_minutes: int = Field(
+        default=720,
+        ge=1,
+        description="A page session unused this long ends (sign in again).",
+    )
+    session_max_hours: int = Field(
+        default=168,
+        ge=1,
+        description="A page session ends this long after sign-in, however busy.",
+    )
+    sign_in_free_failures: int = Field(
+        default=5,
+        ge=1,
+        description="Failed sign-ins of one name or one address before each further "
+        "attempt must wait (1 s, doubling, up to 5 minutes).",
+    )
+
     # --- optional JWT validation (an identity provider in front of Port) --------------
     jwt_issuer: str | None = Field(default=None, description="Accept JWTs from this issuer.")
     jwt_audience: str | None = Field(default=None, description="Required `aud` of a JWT.")

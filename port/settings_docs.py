@@ -52,8 +52,18 @@ GROUPS: tuple[tuple[str, str, tuple[str, ...]], ...] = (
     ),
     (
         "Sign-in",
-        "JWTs of an identity provider in front of Port ([auth.md](auth.md)).",
-        ("jwt_issuer", "jwt_audience", "jwt_public_key_file", "jwt_jwks_file", "jwt_admin_role"),
+        "Passwords and page sessions; JWTs of an identity provider in front of Port "
+        "([auth.md](auth.md)).",
+        (
+            "session_idle_minutes",
+            "session_max_hours",
+            "sign_in_free_failures",
+            "jwt_issuer",
+            "jwt_audience",
+            "jwt_public_key_file",
+            "jwt_jwks_file",
+            "jwt_admin_role",
+        ),
     ),
     (
         "Deployment",

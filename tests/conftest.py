@@ -19,6 +19,7 @@ from sqlalchemy import event, text
 from sqlalchemy.engine import make_url
 
 from port import db
+from port.accounts.service import FirstAdmin
 from port.settings import Settings
 from port.tables import metadata
 from port.work.server import create_app
@@ -107,8 +108,8 @@ async def catalogue(database_url: str, tmp_path: Path) -> AsyncIterator[Catalogu
 
 @pytest.fixture
 async def api(catalogue: Catalogue) -> AsyncIterator[Api]:
-    announced: list[str] = []
+    announced: list[FirstAdmin] = []
     app = create_app(catalogue.settings, announce=announced.append)
     async with AsyncTestClient(app=app) as client:
-        assert len(announced) == 1, "a new server announces exactly one admin token"
-        yield Api(client, announced[0], catalogue)
+        assert len(announced) == 1, "a new server announces exactly one first admin"
+        yield Api(client, announced[0].token, catalogue, announced[0].password)

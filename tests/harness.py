@@ -54,11 +54,12 @@ class Catalogue:
 
 @dataclass
 class Api:
-    """A running Port server (in-process) and the admin token it announced at start."""
+    """A running Port server (in-process) and the admin secrets it announced at start."""
 
     client: AsyncTestClient[Litestar]
     admin_token: str
     catalogue: Catalogue
+    admin_password: str
 
     async def gql(
         self, query: str, variables: dict[str, Any] | None = None, *, token: str | None = None

@@ -1,4 +1,4 @@
-"""Users and API tokens: create, list, authenticate, revoke.
+"""Users, their passwords and API tokens: create, list, sign in, authenticate, revoke.
 
 Every function takes an ``AsyncSession`` and leaves the transaction to the caller: it
 adds and flushes, the caller commits (or rolls back). That includes
@@ -8,6 +8,7 @@ timestamp kept must commit, one that does not loses only that timestamp.
 Secrets: a token is ``port_`` followed by 43 URL-safe characters (32 random bytes). It
 is returned once by ``create_token``/``bootstrap_admin`` and never stored, logged or
 put into an exception; the database keeps its SHA-256 and its first eight characters.
+Passwords are kept as argon2id hashes (``port.accounts.passwords``) and never logged.
 """
 
 from __future__ import annotations
@@ -16,17 +17,26 @@ import hashlib
 import logging
 import re
 import secrets
+from dataclasses import dataclass
 from datetime import timedelta
 
-from sqlalchemy import select
+from sqlalchemy import delete, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import contains_eager
 
 from port.accounts.jwt import JwtClaims
-from port.accounts.models import TOKEN_NAME_MAX, TOKEN_PREFIX_LENGTH, USER_NAME_MAX, Token, User
+from port.accounts.models import (
+    TOKEN_NAME_MAX,
+    TOKEN_PREFIX_LENGTH,
+    USER_NAME_MAX,
+    Token,
+    User,
+    WebSession,
+)
+from port.accounts.passwords import check_new_password, hash_password, password_matches
 from port.accounts.principal import Principal
-from port.errors import Conflict, InvalidInput, NotFound
+from port.errors import Conflict, Forbidden, InvalidInput, NotFound
 from port.orm import utcnow
 
 log = logging.getLogger(__name__)
@@ -105,6 +115,47 @@ async def get_user(session: AsyncSession, name: str) -> User:
     return user
 
 
+async def set_password(session: AsyncSession, user: User, password: str, *, by: Principal) -> None:
+    """Give ``user`` a new password; the user or an admin may. Every page session of the
+    user ends (whoever knew the old password is signed out); tokens keep working."""
+    if not (by.is_admin or by.owns(user.id)):
+        raise Forbidden("only the user or an admin may set a password")
+    user.password_hash = await hash_password(check_new_password(password))
+    await _end_sessions(session, user.id)
+    log.info("password of user %s set by %s", user.name, by.name)
+
+
+async def set_active(session: AsyncSession, user: User, active: bool, *, by: Principal) -> None:
+    """Deactivate (or reactivate) a user; admins only, and never oneself. A deactivated
+    user's sessions end and its tokens stop working; its Setups stay as they are."""
+    if not by.is_admin:
+        raise Forbidden("only admins may deactivate users")
+    if not active and by.owns(user.id):
+        raise InvalidInput("you cannot deactivate yourself (another admin can)")
+    user.active = active
+    await session.flush()
+    if not active:
+        await _end_sessions(session, user.id)
+    log.info("user %s %s by %s", user.name, "activated" if active else "deactivated", by.name)
+
+
+async def _end_sessions(session: AsyncSession, user_id: int) -> None:
+    """Every page session of a user ends (``port.accounts.websessions`` starts them)."""
+    await session.execute(delete(WebSession).where(WebSession.user_id == user_id))
+
+
+async def sign_in(session: AsyncSession, name: str, password: str) -> User | None:
+    """The active user ``name`` if ``password`` is theirs; None otherwise, after the same
+    work whatever was wrong (unknown name, no password, wrong password, deactivated)."""
+    user = None
+    if len(name) <= USER_NAME_MAX:
+        user = await session.scalar(select(User).where(User.name == name))
+    stored = user.password_hash if user is not None else None
+    if not await password_matches(stored, password) or user is None or not user.active:
+        return None
+    return user
+
+
 # --- tokens ----------------------------------------------------------------------------
 
 
@@ -154,7 +205,7 @@ async def authenticate_token(session: AsyncSession, secret: str) -> Principal | 
         .options(contains_eager(Token.user))
         .where(Token.secret_hash == hash_secret(secret))
     )
-    if token is None or token.revoked_at is not None:
+    if token is None or token.revoked_at is not None or not token.user.active:
         return None
     user = token.user
     now = utcnow()
@@ -174,20 +225,30 @@ async def principal_from_jwt(session: AsyncSession, claims: JwtClaims) -> Princi
     return Principal(user_id=None, name=claims.name, is_admin=claims.is_admin, via="jwt")
 
 
-async def bootstrap_admin(session: AsyncSession) -> str | None:
-    """On a database without users: create ``admin`` and return a token secret for it.
+@dataclass(frozen=True, slots=True)
+class FirstAdmin:
+    """What the first start hands to the operator, once: never stored in clear, never logged."""
+
+    token: str
+    password: str
+
+
+async def bootstrap_admin(session: AsyncSession) -> FirstAdmin | None:
+    """On a database without users: create ``admin`` with a random password and a token.
 
     None when any user exists, or when another process created the admin at the same
     time (the unique name makes one of them fail; that one rolls back and gets None).
-    Call it in a session of its own, and commit: the secret is only good once committed.
+    Call it in a session of its own, and commit: the secrets are only good once committed.
     """
     if await session.scalar(select(User.id).limit(1)) is not None:
         return None
+    password = secrets.token_urlsafe(12)  # 16 characters, 96 random bits
     try:
         admin = await create_user(session, BOOTSTRAP_ADMIN, is_admin=True)
+        admin.password_hash = await hash_password(password)
         _token, secret = await create_token(session, admin, "bootstrap")
     except (Conflict, IntegrityError):
         await session.rollback()
         log.info("another process created the first admin")
         return None
-    return secret
+    return FirstAdmin(token=secret, password=password)

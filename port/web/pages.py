@@ -3,7 +3,7 @@ app's page. They read the catalogue through ``port.catalogue.queries``, as the A
 and answer with templates from ``port/assets/templates``.
 
 Who may browse: anyone while ``PORT_PUBLIC_CATALOGUE`` is on (the default), as for the
-API; otherwise a page answers 401 and says so.
+API; otherwise signed-in users only, and a visitor is sent to the sign-in page.
 """
 
 from __future__ import annotations
@@ -11,65 +11,51 @@ from __future__ import annotations
 import logging
 import math
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any
 
-from jinja2 import Environment, FileSystemLoader, StrictUndefined
 from litestar import Request, Router, get
 from litestar.datastructures import State
+from litestar.di import Provide
 from litestar.exceptions import HTTPException, NotFoundException
 from litestar.params import FromPath, FromQuery
-from litestar.plugins.jinja import JinjaTemplateEngine
-from litestar.response import Template
-from litestar.template import TemplateConfig
+from litestar.response import Redirect, Template
 from sqlalchemy import select
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import selectinload
 
 from indexer.urls import redact
-from port.assets import PAGE_HEADERS, TEMPLATES_DIR
+from port.accounts.throttle import SignInThrottle
 from port.catalogue.models import App, Release
 from port.catalogue.queries import latest_release, newest_first, search_apps
 from port.deploy.selection import Capabilities
 from port.errors import InvalidInput, PortError
 from port.settings import Settings
+from port.web.account import (
+    account_page,
+    change_password,
+    create_token,
+    revoke_token,
+    to_sign_in,
+)
 from port.web.badges import FlavourView, flavour_view
+from port.web.served import Served, render, served_of
+from port.web.signin import sign_in, sign_in_page, sign_out
+from port.web.visitor import Viewer, viewer_of
 
 log = logging.getLogger(__name__)
 
 PAGE_SIZE = 24  # apps per catalogue page
 
 
-class Served(Protocol):
-    """What the pages need of the server's state (``port.api.context.ApiState``)."""
-
-    settings: Settings
-    sessions: async_sessionmaker[AsyncSession]
-
-    @property
-    def reconciler(self) -> Any: ...
+async def _may_browse(request: Request[Any, Any, Any], served: Served) -> Viewer | None:
+    """The viewer of a catalogue page; NotSignedIn while the store is private to them."""
+    viewer = await viewer_of(request, served)
+    if viewer is None and not served.settings.public_catalogue:
+        raise NotSignedIn
+    return viewer
 
 
-def template_config() -> TemplateConfig[JinjaTemplateEngine]:
-    environment = Environment(
-        loader=FileSystemLoader(TEMPLATES_DIR), autoescape=True, undefined=StrictUndefined
-    )
-    return TemplateConfig(engine=JinjaTemplateEngine.from_environment(environment))
-
-
-def _served(state: State) -> Served:
-    served: Served = state.api
-    return served
-
-
-def _page(name: str, code: int = 200, **context: Any) -> Template:
-    return Template(template_name=name, context=context, headers=PAGE_HEADERS, status_code=code)
-
-
-def _may_browse(served: Served) -> None:
-    if not served.settings.public_catalogue:
-        raise HTTPException(
-            status_code=401, detail="This store is private: browse it through the API with a token."
-        )
+class NotSignedIn(Exception):
+    """A page that needs a signed-in visitor (answered with the sign-in page)."""
 
 
 async def _capabilities(served: Served) -> Capabilities | None:
@@ -111,14 +97,15 @@ def _card(app: App, caps: Capabilities | None) -> AppCard:
 
 @get("/", name="catalogue", include_in_schema=False)
 async def catalogue(
+    request: Request[Any, Any, Any],
     state: State,
     q: FromQuery[str | None] = None,
     category: FromQuery[str | None] = None,
     page: FromQuery[int] = 1,
 ) -> Template:
     """Every app, a page at a time; ``q`` searches, ``category`` filters."""
-    served = _served(state)
-    _may_browse(served)
+    served = served_of(state)
+    viewer = await _may_browse(request, served)
     search = (q or "").strip() or None
     chosen = (category or "").strip() or None
     number = max(page, 1)
@@ -133,11 +120,12 @@ async def catalogue(
                 with_releases=True,
             )
     except InvalidInput as exc:
-        return _page("catalogue.html", 400, error=str(exc), **_empty(search, chosen))
+        return render("catalogue.html", viewer, 400, error=str(exc), **_empty(search, chosen))
     caps = await _capabilities(served)
     pages = max(1, math.ceil(total / PAGE_SIZE))
-    return _page(
+    return render(
         "catalogue.html",
+        viewer,
         apps=[_card(app, caps) for app in rows],
         total=total,
         q=search or "",
@@ -171,10 +159,12 @@ class ReleaseView:
 
 
 @get("/apps/{identifier:str}", name="app", include_in_schema=False)
-async def app_page(state: State, identifier: FromPath[str]) -> Template:
+async def app_page(
+    request: Request[Any, Any, Any], state: State, identifier: FromPath[str]
+) -> Template:
     """One app: what it is, its releases newest first, their flavours, what it needs."""
-    served = _served(state)
-    _may_browse(served)
+    served = served_of(state)
+    viewer = await _may_browse(request, served)
     async with served.sessions() as session:
         app = await session.scalar(
             select(App)
@@ -199,8 +189,9 @@ async def app_page(state: State, identifier: FromPath[str]) -> Template:
         )
         for r in newest_first(app.releases)
     ]
-    return _page(
+    return render(
         "app.html",
+        viewer,
         app=_card(app, caps),
         homepage=app.homepage,
         license=app.license,
@@ -214,13 +205,29 @@ async def app_page(state: State, identifier: FromPath[str]) -> Template:
 
 def error_page(request: Request[Any, Any, Any], exc: HTTPException) -> Template:
     """A page for the errors of pages (the API keeps its JSON errors)."""
-    return _page("error.html", exc.status_code, status=exc.status_code, message=exc.detail)
+    return render("error.html", None, exc.status_code, status=exc.status_code, message=exc.detail)
 
 
-def pages_router() -> Router:
+def sign_in_first(request: Request[Any, Any, Any], _exc: NotSignedIn) -> Redirect:
+    return to_sign_in(request)
+
+
+def pages_router(settings: Settings) -> Router:
     """Every page, with error pages instead of JSON errors."""
+    throttle = SignInThrottle(free=settings.sign_in_free_failures)
     return Router(
         path="/",
-        route_handlers=[catalogue, app_page],
-        exception_handlers={HTTPException: error_page},
+        route_handlers=[
+            catalogue,
+            app_page,
+            sign_in_page,
+            sign_in,
+            sign_out,
+            account_page,
+            change_password,
+            create_token,
+            revoke_token,
+        ],
+        dependencies={"throttle": Provide(lambda: throttle, sync_to_thread=False)},
+        exception_handlers={HTTPException: error_page, NotSignedIn: sign_in_first},
     )

@@ -1,8 +1,8 @@
 """The web server composed: database, event broker, reconciler, job worker and API.
 
 ``port serve`` migrates the database and runs ``create_app`` under uvicorn. On a
-database with no user at all, the start creates an admin whose token is handed to
-``announce`` once (the CLI prints it; it is never logged).
+database with no user at all, the start creates an admin whose password and token are
+handed to ``announce`` once (the CLI prints them; they are never logged).
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from litestar import Litestar
 
 from port import db
 from port.accounts.jwt import JwtVerifier
-from port.accounts.service import bootstrap_admin
+from port.accounts.service import FirstAdmin, bootstrap_admin
 from port.api.app import build_app
 from port.api.cache import ResponseCache
 from port.api.context import ApiState
@@ -29,16 +29,17 @@ from port.events import Broker
 from port.metrics import count_statements
 from port.notify import Notifier
 from port.settings import Settings
-from port.web.pages import pages_router, template_config
+from port.web.pages import pages_router
+from port.web.served import template_config
 from port.work.jobs import after_index_run, build_worker, reconcile_trigger
 
 
 def create_app(
     settings: Settings,
-    announce: Callable[[str], None] | None = None,
+    announce: Callable[[FirstAdmin], None] | None = None,
     backend: Backend | None = None,
 ) -> Litestar:
-    """The server for ``settings``; ``announce`` receives a bootstrap admin token, once.
+    """The server for ``settings``; ``announce`` receives the first admin's secrets, once.
 
     ``backend`` defaults to the one ``settings.backend`` names. With ``reconcile_seconds``
     above zero the reconciler runs beside the server for its whole life, and with
@@ -76,9 +77,9 @@ def create_app(
     @asynccontextmanager
     async def lifespan(_app: Litestar) -> AsyncIterator[None]:
         async with state.sessions() as session, session.begin():
-            token = await bootstrap_admin(session)
-        if token is not None and announce is not None:
-            announce(token)
+            first = await bootstrap_admin(session)
+        if first is not None and announce is not None:
+            announce(first)
         running = []
         if settings.reconcile_seconds > 0:  # passes are jobs: whichever worker is free
             trigger = reconciler.run(reconcile_trigger(sessions, worker))
@@ -95,4 +96,6 @@ def create_app(
             await reconciler.backend.close()
             await engine.dispose()
 
-    return build_app(state, lifespan, pages=[pages_router()], template_config=template_config())
+    return build_app(
+        state, lifespan, pages=[pages_router(settings)], template_config=template_config()
+    )

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import json
+from pathlib import Path
 
 from click.testing import CliRunner
 
 from port import db
 from port.accounts.principal import Principal
-from port.accounts.service import authenticate_token
+from port.accounts.service import authenticate_token, sign_in
+from port.cli import main
 from port.settings import get_settings
 from tests.harness import run_cli
 
@@ -82,3 +84,51 @@ def test_token_revoke(port: CliRunner) -> None:
     ]
     assert "revoked" in run_cli(port, "token", "list", "--user", "alice").stdout
     assert "no token 99" in run_cli(port, "token", "revoke", "99", code=1).output
+
+
+def signs_in(name: str, password: str) -> bool:
+    async def check() -> bool:
+        engine = db.create_engine(get_settings().sqlalchemy_url)
+        try:
+            async with db.sessionmaker(engine)() as session:
+                return await sign_in(session, name, password) is not None
+        finally:
+            await engine.dispose()
+
+    return asyncio.run(check())
+
+
+def test_user_passwd_asks_twice_or_reads_a_file(port: CliRunner, tmp_path: Path) -> None:
+    run_cli(port, "user", "add", "alice")
+    asked = port.invoke(main, ["user", "passwd", "alice"], input="long enough pw\n" * 2)
+    assert asked.exit_code == 0, asked.output
+    assert "long enough pw" not in asked.stdout  # not echoed
+    assert signs_in("alice", "long enough pw")
+    secret = tmp_path / "pw"
+    secret.write_text("from a file, too\n")
+    run_cli(port, "user", "passwd", "alice", "--password-file", str(secret))
+    assert signs_in("alice", "from a file, too")
+    assert not signs_in("alice", "long enough pw")
+    short = tmp_path / "short"
+    short.write_text("short\n")
+    failed = run_cli(port, "user", "passwd", "alice", "--password-file", str(short), code=1)
+    assert "10 to 256 characters" in failed.output
+    assert (
+        "no user 'bob'"
+        in run_cli(port, "user", "passwd", "bob", "--password-file", str(secret), code=1).output
+    )
+
+
+def test_user_deactivate_refuses_sign_in_and_tokens(port: CliRunner, tmp_path: Path) -> None:
+    run_cli(port, "user", "add", "alice")
+    secret = run_cli(port, "token", "create", "--user", "alice").stdout.strip()
+    password = tmp_path / "pw"
+    password.write_text("long enough pw\n")
+    run_cli(port, "user", "passwd", "alice", "--password-file", str(password))
+    run_cli(port, "user", "deactivate", "alice")
+    assert authenticate(secret) is None
+    assert not signs_in("alice", "long enough pw")
+    assert run_cli(port, "user", "list").stdout.split() == ["1", "alice", "(deactivated)"]
+    run_cli(port, "user", "activate", "alice")
+    assert authenticate(secret) is not None
+    assert signs_in("alice", "long enough pw")

@@ -201,9 +201,9 @@ async def test_deleting_a_user_deletes_its_tokens(catalogue: Catalogue) -> None:
 
 async def test_bootstrap_admin_happens_once(catalogue: Catalogue) -> None:
     async with catalogue.sessions() as session, session.begin():
-        secret = await service.bootstrap_admin(session)
-    assert secret is not None
-    principal = await authenticate(catalogue, secret)
+        first = await service.bootstrap_admin(session)
+    assert first is not None
+    principal = await authenticate(catalogue, first.token)
     assert principal is not None
     assert (principal.name, principal.is_admin) == ("admin", True)
     async with catalogue.sessions() as session, session.begin():
@@ -237,7 +237,7 @@ async def test_bootstrap_race_has_one_winner(
     async with catalogue.sessions() as session:
         assert [u.name for u in await service.list_users(session)] == ["admin"]
         assert len((await session.scalars(select(Token))).all()) == 1
-    assert await authenticate(catalogue, winner) is not None
+    assert await authenticate(catalogue, winner.token) is not None
 
 
 # --- the Authorization header ----------------------------------------------------------

@@ -16,7 +16,7 @@ from sqlalchemy import select
 from strawberry.relay import to_base64
 
 from port.accounts.models import Token
-from port.accounts.service import create_token, create_user, hash_secret
+from port.accounts.service import FirstAdmin, create_token, create_user, hash_secret
 from port.catalogue.models import App
 from port.deploy.reconciler import Reconciler
 from port.orm import utcnow
@@ -70,14 +70,20 @@ async def _users(catalogue: Catalogue) -> tuple[str, str]:
 async def tenants(catalogue: Catalogue) -> AsyncIterator[Tenants]:
     backend = FakeBackend("port")
     backend.images.add("img/cpu:1")
-    announced: list[str] = []
+    announced: list[FirstAdmin] = []
     app = create_app(catalogue.settings, announce=announced.append, backend=backend)
     async with AsyncTestClient(app=app) as client:
         alice, bob = await _users(catalogue)
         # The app runs on the test client's own thread and loop; passes run here, on the
         # test's loop, through the test's engine (one engine must not span two loops).
         reconciler = Reconciler(catalogue.sessions, catalogue.settings, backend)
-        yield Tenants(Api(client, announced[0], catalogue), backend, reconciler, alice, bob)
+        yield Tenants(
+            Api(client, announced[0].token, catalogue, announced[0].password),
+            backend,
+            reconciler,
+            alice,
+            bob,
+        )
 
 
 async def test_a_setup_lives_from_create_to_delete(tenants: Tenants) -> None:

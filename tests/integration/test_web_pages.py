@@ -4,6 +4,7 @@ and who may see them (on both databases). The browser journey is in tests/e2e.""
 from __future__ import annotations
 
 import re
+from urllib.parse import urlencode
 
 from litestar.testing import AsyncTestClient
 from sqlalchemy import update
@@ -86,12 +87,14 @@ async def test_pages_load_nothing_from_elsewhere(api: Api) -> None:
 
 
 async def test_a_private_store_shows_no_pages_to_strangers(catalogue: Catalogue) -> None:
-
     settings = catalogue.settings.model_copy(update={"public_catalogue": False})
     await _store(catalogue)
     async with AsyncTestClient(app=create_app(settings, backend=FakeBackend("port"))) as client:
-        for path in ("/", "/apps/stardist"):
-            page = await client.get(path)
-            assert page.status_code == 401
+        for path in ("/", "/apps/stardist", "/?q=nuclei"):
+            page = await client.get(path, follow_redirects=False)
+            assert page.status_code == 303  # to the sign-in page, and back here afterwards
+            assert page.headers["location"] == "/sign-in?" + urlencode({"next": path})
             assert "Finds" not in page.text  # nothing of the catalogue
-            assert "/apps/" not in page.text
+            sign_in = await client.get(page.headers["location"])
+            assert "Sign in" in sign_in.text
+            assert 'href="/apps/' not in sign_in.text

@@ -1,0 +1,57 @@
+"""What every page shares: the server's state it reads, and how a page is answered."""
+
+from __future__ import annotations
+
+from typing import Any, Protocol
+
+from jinja2 import Environment, FileSystemLoader, StrictUndefined
+from litestar.datastructures import Cookie, State
+from litestar.plugins.jinja import JinjaTemplateEngine
+from litestar.response import Template
+from litestar.template import TemplateConfig
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from port.assets import PAGE_HEADERS, TEMPLATES_DIR
+from port.settings import Settings
+
+
+class Served(Protocol):
+    """What the pages need of the server's state (``port.api.context.ApiState``)."""
+
+    settings: Settings
+    sessions: async_sessionmaker[AsyncSession]
+
+    @property
+    def reconciler(self) -> Any: ...
+
+
+def template_config() -> TemplateConfig[JinjaTemplateEngine]:
+    environment = Environment(
+        loader=FileSystemLoader(TEMPLATES_DIR), autoescape=True, undefined=StrictUndefined
+    )
+    return TemplateConfig(engine=JinjaTemplateEngine.from_environment(environment))
+
+
+def served_of(state: State) -> Served:
+    served: Served = state.api
+    return served
+
+
+def render(
+    template: str,
+    viewer: Any,
+    code: int = 200,
+    cookies: list[Cookie] | None = None,
+    **context: Any,
+) -> Template:
+    """The page ``template`` for ``viewer`` (a ``Viewer`` or None), with Port's headers.
+
+    Pages may show what only their viewer may see: no shared cache keeps them.
+    """
+    return Template(
+        template_name=template,
+        context={"viewer": viewer, **context},
+        headers={**PAGE_HEADERS, "Cache-Control": "private, no-cache"},
+        status_code=code,
+        cookies=cookies or [],
+    )
