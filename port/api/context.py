@@ -19,6 +19,7 @@ from port.api.cache import ResponseCache
 from port.api.loaders import Loaders
 from port.catalogue.scanning import ScanOutcome
 from port.deploy.backends.base import newest_lines
+from port.deploy.operations import Operations
 from port.deploy.reconciler import Reconciler
 from port.errors import Busy, Unauthenticated
 from port.events import Broker
@@ -48,6 +49,11 @@ class ApiState:
     after_index: Callable[[ScanOutcome], Awaitable[None]] = _nothing_after
     open_streams: int = 0
     anonymous_streams: int = 0
+
+    @property
+    def operations(self) -> Operations:
+        """What people do to Setups (the API's mutations and the pages both call it)."""
+        return Operations(self.sessions, self.settings, self.reconciler, self.wake_jobs)
 
     @contextmanager
     def stream(self, anonymous: bool) -> Iterator[None]:

@@ -32,8 +32,9 @@ from port.api.pagination import row_id
 from port.api.scalars import JSON
 from port.deploy import setups as service
 from port.deploy.models import Pod, Setup, SetupEvent, UpdatePolicy
+from port.deploy.operations import Operations
 from port.deploy.selection import NoFittingFlavour
-from port.deploy.updater import pending_updates, plan_updates, request_update
+from port.deploy.updater import pending_updates
 from port.errors import InvalidInput, NotFound
 
 # How often a subscription looks for events written by another process (a CLI, a
@@ -126,6 +127,10 @@ async def _setup(info: Info, setup_id: int) -> SetupType:
     return setup
 
 
+def _operations(info: Info) -> Operations:
+    return info.context.state.operations
+
+
 def _setup_pk(gid: relay.GlobalID) -> int:
     return row_id(gid, "Setup")
 
@@ -211,8 +216,6 @@ class DeployMutation:
         ] = None,
         start: Annotated[bool, strawberry.argument(description="Start it at once.")] = False,
     ) -> CreateSetupPayload:
-        principal = permissions.caller(info)
-        state = info.context.state
         request = service.SetupRequest(
             app=app,
             version=version,
@@ -222,16 +225,12 @@ class DeployMutation:
             include_prereleases=include_prereleases,
             env=_env(env),
         )
-        caps = await state.reconciler.capabilities()
         try:
-            async with state.sessions() as session, session.begin():
-                setup = await service.create_setup(session, principal, request, caps)
-                if start:
-                    await service.start_setup(session, setup, caps, state.settings)
-                setup_id = setup.id
+            setup_id = await _operations(info).create(
+                permissions.caller(info), request, start=start
+            )
         except NoFittingFlavour as error:
             return CreateSetupPayload(setup=None, no_fitting_flavour=NoFittingFlavourType.of(error))
-        state.reconciler.wake()
         return CreateSetupPayload(setup=await _setup(info, setup_id))
 
     @strawberry.mutation(
@@ -240,16 +239,10 @@ class DeployMutation:
         extensions=[InputMutationExtension()],
     )
     async def start_setup(self, info: Info, id: relay.GlobalID) -> StartSetupPayload:
-        principal = permissions.caller(info)
-        state = info.context.state
-        caps = await state.reconciler.capabilities()
         try:
-            async with state.sessions() as session, session.begin():
-                setup = await service.get_setup(session, principal, _setup_pk(id))
-                await service.start_setup(session, setup, caps, state.settings)
+            await _operations(info).start(permissions.caller(info), _setup_pk(id))
         except NoFittingFlavour as error:
             return StartSetupPayload(setup=None, no_fitting_flavour=NoFittingFlavourType.of(error))
-        state.reconciler.wake()
         return StartSetupPayload(setup=await _setup(info, _setup_pk(id)))
 
     @strawberry.mutation(
@@ -257,12 +250,7 @@ class DeployMutation:
         extensions=[InputMutationExtension()],
     )
     async def stop_setup(self, info: Info, id: relay.GlobalID) -> StopSetupPayload:
-        principal = permissions.caller(info)
-        state = info.context.state
-        async with state.sessions() as session, session.begin():
-            setup = await service.get_setup(session, principal, _setup_pk(id))
-            service.stop_setup(session, setup)
-        state.reconciler.wake()
+        await _operations(info).stop(permissions.caller(info), _setup_pk(id))
         return StopSetupPayload(setup=await _setup(info, _setup_pk(id)))
 
     @strawberry.mutation(
@@ -271,13 +259,12 @@ class DeployMutation:
     )
     async def restart_pod(self, info: Info, id: relay.GlobalID) -> RestartPodPayload:
         principal = permissions.caller(info)
-        state = info.context.state
-        async with state.sessions() as session, session.begin():
-            pod = await service.get_pod(session, principal, row_id(id, "Pod"))
-            service.restart_pod(session, pod)
-            row = PodType.from_row(pod)
-        state.reconciler.wake()
-        return RestartPodPayload(pod=row)
+        pk = row_id(id, "Pod")
+        await _operations(info).restart(principal, pk)
+        async with info.context.state.sessions() as session:
+            return RestartPodPayload(
+                pod=PodType.from_row(await service.get_pod(session, principal, pk))
+            )
 
     @strawberry.mutation(
         description="Roll a Setup out to `version` now (health-gated, rolled back on "
@@ -287,12 +274,7 @@ class DeployMutation:
     async def roll_out_setup(
         self, info: Info, id: relay.GlobalID, version: str
     ) -> RollOutSetupPayload:
-        principal = permissions.caller(info)
-        state = info.context.state
-        async with state.sessions() as session, session.begin():
-            setup = await service.get_setup(session, principal, _setup_pk(id))
-            await request_update(session, setup, version)
-        state.wake_jobs()
+        await _operations(info).roll_out(permissions.caller(info), _setup_pk(id), version)
         return RollOutSetupPayload(setup=await _setup(info, _setup_pk(id)))
 
     @strawberry.mutation(
@@ -307,19 +289,13 @@ class DeployMutation:
         version_range: str | None = None,
         include_prereleases: bool = False,
     ) -> UpdateSetupPayload:
-        principal = permissions.caller(info)
-        state = info.context.state
-        async with state.sessions() as session, session.begin():
-            setup = await service.get_setup(session, principal, _setup_pk(id))
-            service.set_policy(
-                session,
-                setup,
-                UpdatePolicy(update_policy),
-                version_range,
-                include_prereleases,
-            )
-            await plan_updates(session, setup_ids=[setup.id])
-        state.wake_jobs()
+        await _operations(info).follow(
+            permissions.caller(info),
+            _setup_pk(id),
+            UpdatePolicy(update_policy),
+            version_range,
+            include_prereleases,
+        )
         return UpdateSetupPayload(setup=await _setup(info, _setup_pk(id)))
 
     @strawberry.mutation(
@@ -327,14 +303,7 @@ class DeployMutation:
         extensions=[InputMutationExtension()],
     )
     async def delete_setup(self, info: Info, id: relay.GlobalID) -> DeleteSetupPayload:
-        principal = permissions.caller(info)
-        state = info.context.state
-        async with state.sessions() as session, session.begin():
-            setup = await service.get_setup(session, principal, _setup_pk(id))
-            containers = [p.container_id for p in service.active_pods(setup) if p.container_id]
-            await session.delete(setup)
-        await state.reconciler.remove_containers(containers)
-        state.reconciler.wake()  # whatever could not be removed now goes on the next pass
+        await _operations(info).delete(permissions.caller(info), _setup_pk(id))
         return DeleteSetupPayload(deleted_id=id)
 
 
