@@ -22,13 +22,7 @@ from port.accounts.passwords import password_matches
 from port.accounts.websessions import start_session
 from port.errors import ClientError
 from port.web.served import Served, render, served_of
-from port.web.visitor import Cookies, Viewer, form_of, viewer_of
-
-
-def to_sign_in(request: Request[Any, Any, Any]) -> Redirect:
-    """To the sign-in page, and back here afterwards."""
-    back = request.url.path + (f"?{request.url.query}" if request.url.query else "")
-    return Redirect("/sign-in", query_params={"next": back}, status_code=303)
+from port.web.visitor import Cookies, Viewer, form_of, to_sign_in, viewer_of
 
 
 async def _signed_in(request: Request[Any, Any, Any], served: Served) -> Viewer:

@@ -29,17 +29,13 @@ from port.catalogue.queries import latest_release, newest_first, search_apps
 from port.deploy.selection import Capabilities
 from port.errors import InvalidInput, PortError
 from port.settings import Settings
-from port.web.account import (
-    account_page,
-    change_password,
-    create_token,
-    revoke_token,
-    to_sign_in,
-)
+from port.web.account import account_page, change_password, create_token, revoke_token
 from port.web.badges import FlavourView, flavour_view
+from port.web.install import install, install_form
 from port.web.served import Served, render, served_of
+from port.web.setups import act, confirm_delete, setup_live, setup_page, setups_page
 from port.web.signin import sign_in, sign_in_page, sign_out
-from port.web.visitor import Viewer, viewer_of
+from port.web.visitor import Viewer, to_sign_in, viewer_of
 
 log = logging.getLogger(__name__)
 
@@ -227,6 +223,13 @@ def pages_router(settings: Settings) -> Router:
             change_password,
             create_token,
             revoke_token,
+            install_form,
+            install,
+            setups_page,
+            setup_page,
+            setup_live,
+            confirm_delete,
+            act,
         ],
         dependencies={"throttle": Provide(lambda: throttle, sync_to_thread=False)},
         exception_handlers={HTTPException: error_page, NotSignedIn: sign_in_first},

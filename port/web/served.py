@@ -12,6 +12,7 @@ from litestar.template import TemplateConfig
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from port.assets import PAGE_HEADERS, TEMPLATES_DIR
+from port.deploy.operations import Operations
 from port.settings import Settings
 
 
@@ -23,6 +24,9 @@ class Served(Protocol):
 
     @property
     def reconciler(self) -> Any: ...
+
+    @property
+    def operations(self) -> Operations: ...
 
 
 def template_config() -> TemplateConfig[JinjaTemplateEngine]:

@@ -19,6 +19,7 @@ from urllib.parse import urlsplit
 from litestar import Request
 from litestar.datastructures import Cookie
 from litestar.exceptions import HTTPException
+from litestar.response import Redirect
 
 from port.accounts.principal import Principal
 from port.accounts.websessions import Lifetime, form_token, form_token_matches, session_principal
@@ -144,6 +145,12 @@ async def form_of(
             detail="This form has expired or did not come from Port: open the page again.",
         )
     return fields
+
+
+def to_sign_in(request: Request[Any, Any, Any]) -> Redirect:
+    """To the sign-in page, and back here afterwards."""
+    back = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+    return Redirect("/sign-in", query_params={"next": back}, status_code=303)
 
 
 def safe_next(target: str | None) -> str:

@@ -5,13 +5,9 @@ account page with its tokens (on both databases)."""
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import timedelta
 
 import pytest
-from httpx import Cookies, Response
-from litestar import Litestar
 from litestar.testing import AsyncTestClient
 from sqlalchemy import select, update
 
@@ -22,54 +18,7 @@ from port.orm import utcnow
 from port.work.server import create_app
 from tests.deployfakes import FakeBackend
 from tests.harness import Api, Catalogue
-
-FORM_TOKEN = re.compile(r'name="form_token" value="([0-9a-f]+)"')
-PASSWORD = "correct horse battery"
-
-
-def form_token(page: Response) -> str:
-    found = FORM_TOKEN.search(page.text)
-    assert found, page.text
-    return found.group(1)
-
-
-async def add_user(catalogue: Catalogue, name: str, password: str = PASSWORD) -> int:
-    async with catalogue.sessions() as session, session.begin():
-        user = await accounts.create_user(session, name)
-        await accounts.set_password(session, user, password, by=CLI)
-        return user.id
-
-
-async def sign_in(
-    client: AsyncTestClient[Litestar], name: str, password: str = PASSWORD, next_page: str = "/"
-) -> Response:
-    page = await client.get("/sign-in")
-    return await client.post(
-        "/sign-in",
-        data={
-            "form_token": form_token(page),
-            "name": name,
-            "password": password,
-            "next": next_page,
-        },
-        follow_redirects=False,
-    )
-
-
-@contextmanager
-def another_browser(client: AsyncTestClient[Litestar]) -> Iterator[AsyncTestClient[Litestar]]:
-    """The same server from a browser with no cookies (one client: one event loop)."""
-    kept = Cookies(client.cookies)
-    client.cookies.clear()
-    try:
-        yield client
-    finally:
-        client.cookies = kept
-
-
-def session_cookie(response: Response) -> str:
-    headers = response.headers.get_list("set-cookie")
-    return next(h for h in headers if h.startswith("port_session=") and "Max-Age=0" not in h)
+from tests.pages import PASSWORD, add_user, another_browser, form_token, session_cookie, sign_in
 
 
 async def test_a_user_signs_in_sees_their_name_and_signs_out(api: Api) -> None:

@@ -1,0 +1,213 @@
+"""The install form: which release, which flavour (automatic with its reason, or
+pinned), which updates to follow, the app's environment; then a Setup that starts.
+
+It creates the Setup through ``Operations.create``, as ``createSetup`` does, so the same
+rules refuse the same things; a flavour that cannot run here says why before anyone
+clicks, and a refusal comes back next to the field it is about.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from litestar import Request, get, post
+from litestar.datastructures import State
+from litestar.exceptions import NotFoundException
+from litestar.params import FromPath
+from litestar.response import Redirect, Template
+from sqlalchemy import select
+from sqlalchemy.orm import selectinload
+
+from port.catalogue.models import App, Release
+from port.catalogue.queries import latest_release, newest_first
+from port.deploy.models import UpdatePolicy
+from port.deploy.selection import Candidate, Capabilities, NoFittingFlavour
+from port.deploy.selection import select as select_flavour
+from port.deploy.setups import SetupRequest, check_env, check_range
+from port.errors import ClientError, InvalidInput
+from port.web.badges import FlavourView, flavour_view
+from port.web.served import Served, render, served_of
+from port.web.visitor import Viewer, form_of, to_sign_in, viewer_of
+
+# One line each, in the words of docs/updates.md.
+POLICIES: tuple[tuple[UpdatePolicy, str], ...] = (
+    (UpdatePolicy.MINOR, "New features and fixes: 1.x, never 2.0 (recommended)."),
+    (UpdatePolicy.PATCH, "Fixes only: 1.2.x."),
+    (UpdatePolicy.MAJOR, "Every newer release, 2.0 included."),
+    (UpdatePolicy.RANGE, "Releases within a range you write, such as >=1.2.0 <2.0.0."),
+    (UpdatePolicy.NONE, "Stay on this release until you update it yourself."),
+)
+ENV_LINES_MAX = 100
+
+
+@dataclass(frozen=True, slots=True)
+class Choice:
+    """What automatic choice would take for the newest release, and why."""
+
+    flavour: str | None
+    reason: str
+
+
+def _automatic(release: Release | None, caps: Capabilities | None) -> Choice:
+    if release is None or not release.flavours:
+        return Choice(None, "This app has no release to install.")
+    if caps is None:
+        return Choice(None, "Port chooses when it starts, by what this machine has.")
+    try:
+        chosen = select_flavour([Candidate(f.name, f.selectors) for f in release.flavours], caps)
+    except NoFittingFlavour:
+        return Choice(None, "No flavour of this release can run on this machine.")
+    others = len(release.flavours) - 1
+    why = "the only flavour" if not others else "the best fit for this machine"
+    if chosen.score.accelerated:
+        why += ", with the accelerator it has"
+    return Choice(chosen.flavour, f"{chosen.flavour}: {why}.")
+
+
+def parse_env(text: str) -> dict[str, str]:
+    """``NAME=value`` lines (blank lines and ``#`` comments skipped); InvalidInput names
+    the line that is not one."""
+    env: dict[str, str] = {}
+    lines = text.splitlines()
+    if len(lines) > ENV_LINES_MAX:
+        raise InvalidInput(f"at most {ENV_LINES_MAX} lines of variables")
+    for number, line in enumerate(lines, start=1):
+        stripped = line.strip()
+        if not stripped or stripped.startswith("#"):
+            continue
+        name, equals, value = stripped.partition("=")
+        if not equals:
+            raise InvalidInput(f"line {number}: write NAME=value")
+        env[name.strip()] = value
+    return env
+
+
+async def _app(served: Served, identifier: str) -> App:
+    async with served.sessions() as session:
+        app = await session.scalar(
+            select(App)
+            .where(App.identifier == identifier)
+            .options(selectinload(App.releases).selectinload(Release.flavours))
+        )
+    if app is None:
+        raise NotFoundException(detail=f"There is no app {identifier!r} in this store.")
+    return app
+
+
+async def _form(
+    served: Served,
+    viewer: Viewer,
+    app: App,
+    code: int = 200,
+    *,
+    values: dict[str, str] | None = None,
+    error: str | None = None,
+    field: str | None = None,
+    reasons: dict[str, tuple[str, ...]] | None = None,
+) -> Template:
+    try:
+        caps: Capabilities | None = await served.reconciler.capabilities()
+    except ClientError:
+        caps = None
+    installable = [r for r in newest_first(app.releases) if r.current and not r.withdrawn]
+    newest = latest_release(app.releases)
+    flavours: list[FlavourView] = (
+        [flavour_view(f.name, f.image, f.selectors, caps) for f in newest.flavours]
+        if newest is not None
+        else []
+    )
+    chosen = values or {}
+    return render(
+        "install.html",
+        viewer,
+        code,
+        app=app,
+        releases=[r.version for r in installable],
+        newest=newest.version if newest is not None else None,
+        flavours=flavours,
+        automatic=_automatic(newest, caps),
+        policies=POLICIES,
+        values={
+            "version": chosen.get("version", ""),
+            "flavour": chosen.get("flavour", ""),
+            "update_policy": chosen.get("update_policy", UpdatePolicy.MINOR.value),
+            "version_range": chosen.get("version_range", ""),
+            "env": chosen.get("env", ""),
+            "start": chosen.get("start", "" if values is not None else "yes"),
+        },
+        error=error,
+        field=field,
+        reasons=reasons or {},
+    )
+
+
+@get("/apps/{identifier:str}/install", name="install", include_in_schema=False)
+async def install_form(
+    request: Request[Any, Any, Any], state: State, identifier: FromPath[str]
+) -> Template | Redirect:
+    served = served_of(state)
+    viewer = await viewer_of(request, served)
+    if viewer is None:
+        return to_sign_in(request)
+    return await _form(served, viewer, await _app(served, identifier))
+
+
+def _checked(fields: dict[str, str], app: App) -> tuple[SetupRequest, bool]:
+    """The request the form asks for, and whether to start it; InvalidInput carries the
+    field it is about (``Refused.field``) so the page shows it there."""
+    try:
+        policy = UpdatePolicy(fields.get("update_policy", ""))
+    except ValueError:
+        raise Refused("policy", "Choose which updates to follow.") from None
+    version_range = None
+    if policy is UpdatePolicy.RANGE:
+        try:
+            version_range = check_range(fields.get("version_range"))
+        except InvalidInput as exc:
+            raise Refused("version_range", str(exc)) from None
+    try:
+        env = check_env(parse_env(fields.get("env", "")))
+    except InvalidInput as exc:
+        raise Refused("env", str(exc)) from None
+    request = SetupRequest(
+        app=app.identifier,
+        version=fields.get("version") or None,
+        flavour=fields.get("flavour") or None,
+        update_policy=policy,
+        version_range=version_range,
+        env=env,
+    )
+    return request, fields.get("start") == "yes"
+
+
+class Refused(InvalidInput):
+    """A refusal about one field of the form."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(message)
+        self.field = field
+
+
+@post("/apps/{identifier:str}/install", include_in_schema=False)
+async def install(
+    request: Request[Any, Any, Any], state: State, identifier: FromPath[str]
+) -> Template | Redirect:
+    served = served_of(state)
+    viewer = await viewer_of(request, served)
+    if viewer is None:
+        return to_sign_in(request)
+    fields = await form_of(request, served.settings, viewer.secret)
+    app = await _app(served, identifier)
+    try:
+        setup_request, start = _checked(fields, app)
+        setup_id = await served.operations.create(viewer.principal, setup_request, start=start)
+    except NoFittingFlavour as refused:
+        error = "No flavour of this release can run on this machine."
+        return await _form(
+            served, viewer, app, 409, values=fields, error=error, reasons=refused.reasons
+        )
+    except ClientError as refused:
+        field = refused.field if isinstance(refused, Refused) else None
+        return await _form(served, viewer, app, 400, values=fields, error=str(refused), field=field)
+    return Redirect(f"/setups/{setup_id}", status_code=303)

@@ -1,0 +1,275 @@
+"""My apps: a signed-in user's Setups, each with its status, Pod, events and logs kept
+live in the page, and the buttons that start, stop, restart, update and delete it.
+
+Who sees what is ``port.deploy.setups``' rule, as for the API: a user their own
+Setups, an admin everyone's (``/setups?everyone=1``); another user's Setup is "not
+found". Actions go through ``Operations``, as the API's mutations do. The live part
+is ``/setups/<id>/live``: the page's htmx asks for it every few seconds and swaps it
+in; without JavaScript the page is a snapshot with a link to look again.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from litestar import Request, get, post
+from litestar.datastructures import State
+from litestar.exceptions import HTTPException
+from litestar.params import FromPath, FromQuery
+from litestar.response import Redirect, Template
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import selectinload
+
+from port.catalogue.models import Release
+from port.catalogue.queries import newest_first
+from port.deploy import setups as service
+from port.deploy.backends.base import BackendUnavailable, PodStatus, newest_lines
+from port.deploy.models import EventKind, Pod, Setup, SetupEvent
+from port.deploy.selection import NoFittingFlavour
+from port.deploy.updater import pending_updates
+from port.errors import ClientError, NotFound
+from port.web.served import Served, render, served_of
+from port.web.visitor import Viewer, form_of, to_sign_in, viewer_of
+
+EVENTS_SHOWN = 30
+LOG_LINES = 200
+LOG_BYTES = 64 * 1024
+LIVE_SECONDS = 2  # how often an open page asks for the live part
+
+# How a status reads, and its tone in the page.
+TONES = {
+    PodStatus.RUNNING: "good",
+    PodStatus.FAILED: "bad",
+    PodStatus.UNKNOWN: "bad",
+    PodStatus.STOPPED: "quiet",
+}
+BAD_EVENTS = {
+    EventKind.POD_FAILED,
+    EventKind.ENGINE_DOWN,
+    EventKind.UPDATE_ROLLED_BACK,
+    EventKind.UPDATE_ABANDONED,
+}
+GOOD_EVENTS = {EventKind.POD_RUNNING, EventKind.UPDATE_SUCCEEDED}
+
+
+@dataclass(frozen=True, slots=True)
+class SetupRow:
+    id: int
+    app: str
+    app_name: str
+    version: str
+    status: str
+    tone: str
+    owner: str
+    updated: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class EventView:
+    kind: str
+    label: str
+    message: str
+    at: datetime
+    tone: str
+
+
+def _tone(status: PodStatus) -> str:
+    return TONES.get(status, "busy")
+
+
+def _row(setup: Setup) -> SetupRow:
+    status = service.setup_status(setup.pods, setup.wants_running)
+    return SetupRow(
+        id=setup.id,
+        app=setup.app.identifier,
+        app_name=setup.app.name,
+        version=setup.release.version,
+        status=status.value,
+        tone=_tone(status),
+        owner=setup.owner.name,
+        updated=setup.updated_at,
+    )
+
+
+async def _viewer(request: Request[Any, Any, Any], served: Served) -> Viewer:
+    viewer = await viewer_of(request, served)
+    if viewer is None:
+        raise HTTPException(status_code=401, detail="Sign in to see your apps.")
+    return viewer
+
+
+@get("/setups", name="setups", include_in_schema=False)
+async def setups_page(
+    request: Request[Any, Any, Any], state: State, everyone: FromQuery[bool] = False
+) -> Template | Redirect:
+    served = served_of(state)
+    viewer = await viewer_of(request, served)
+    if viewer is None:
+        return to_sign_in(request)
+    everyone = everyone and viewer.is_admin
+    query = service.visible(viewer.principal).options(
+        selectinload(Setup.app),
+        selectinload(Setup.release),
+        selectinload(Setup.owner),
+        selectinload(Setup.pods),
+    )
+    if not everyone:
+        query = query.where(Setup.owner_id == (viewer.principal.user_id or -1))
+    async with served.sessions() as session:
+        rows = [
+            _row(s) for s in await session.scalars(query.order_by(None).order_by(Setup.id.desc()))
+        ]
+    return render("setups.html", viewer, setups=rows, everyone=everyone)
+
+
+async def _setup(session: AsyncSession, viewer: Viewer, setup_id: int) -> Setup:
+    try:
+        setup = await service.get_setup(session, viewer.principal, setup_id)
+    except NotFound as exc:
+        raise HTTPException(status_code=404, detail="You have no such app.") from exc
+    await session.refresh(setup, ["release", "owner"])
+    return setup
+
+
+async def _logs(served: Served, pod: Pod | None) -> str | None:
+    if pod is None or pod.container_id is None:
+        return None
+    try:
+        text: str = await served.reconciler.backend.logs(pod.container_id, LOG_LINES)
+    except BackendUnavailable:
+        return None
+    return newest_lines(text.encode(), LOG_BYTES).decode(errors="replace")
+
+
+async def _live(served: Served, viewer: Viewer, setup_id: int) -> dict[str, Any]:
+    """What the live part shows: status, the current Pod, events, logs, a pending update."""
+    async with served.sessions() as session:
+        setup = await _setup(session, viewer, setup_id)
+        events = list(
+            await session.scalars(
+                select(SetupEvent)
+                .where(SetupEvent.setup_id == setup.id)
+                .order_by(SetupEvent.id.desc())
+                .limit(EVENTS_SHOWN)
+            )
+        )
+        pending = await pending_updates(session, [setup])
+        others = list(
+            await session.scalars(
+                select(Release).where(
+                    Release.app_id == setup.app_id,
+                    Release.current.is_(True),
+                    Release.withdrawn.is_(False),
+                    Release.id != setup.release_id,
+                )
+            )
+        )
+        pods = service.active_pods(setup)
+        pod = pods[-1] if pods else None
+        if pod is not None:
+            await session.refresh(pod, ["release"])
+    status = service.setup_status(setup.pods, setup.wants_running)
+    return {
+        "setup": setup,
+        "status": status.value,
+        "tone": _tone(status),
+        "pod": pod,
+        "events": [
+            EventView(
+                kind=e.kind.value,
+                label=e.kind.value.replace("_", " ").capitalize(),
+                message=e.message,
+                at=e.at,
+                tone="bad" if e.kind in BAD_EVENTS else "good" if e.kind in GOOD_EVENTS else "",
+            )
+            for e in events
+        ],
+        "logs": await _logs(served, pod),
+        "update_to": pending[0][1].version if pending else None,
+        "versions": [r.version for r in newest_first(others)],
+        "live_seconds": LIVE_SECONDS,
+    }
+
+
+@get("/setups/{setup_id:int}", name="setup", include_in_schema=False)
+async def setup_page(
+    request: Request[Any, Any, Any], state: State, setup_id: FromPath[int]
+) -> Template | Redirect:
+    served = served_of(state)
+    viewer = await viewer_of(request, served)
+    if viewer is None:
+        return to_sign_in(request)
+    return render("setup.html", viewer, **await _live(served, viewer, setup_id), error=None)
+
+
+@get("/setups/{setup_id:int}/live", include_in_schema=False)
+async def setup_live(
+    request: Request[Any, Any, Any], state: State, setup_id: FromPath[int]
+) -> Template:
+    served = served_of(state)
+    viewer = await _viewer(request, served)
+    return render("_setup_live.html", viewer, **await _live(served, viewer, setup_id))
+
+
+@get("/setups/{setup_id:int}/delete", include_in_schema=False)
+async def confirm_delete(
+    request: Request[Any, Any, Any], state: State, setup_id: FromPath[int]
+) -> Template | Redirect:
+    served = served_of(state)
+    viewer = await viewer_of(request, served)
+    if viewer is None:
+        return to_sign_in(request)
+    async with served.sessions() as session:
+        setup = await _setup(session, viewer, setup_id)
+    return render("setup_delete.html", viewer, setup=setup)
+
+
+ACTIONS = ("start", "stop", "restart", "update", "delete")
+
+
+@post("/setups/{setup_id:int}", include_in_schema=False)
+async def act(
+    request: Request[Any, Any, Any], state: State, setup_id: FromPath[int]
+) -> Template | Redirect:
+    """One button of a Setup's page (its ``action``); back to the page, which shows what
+    follows."""
+    served = served_of(state)
+    viewer = await _viewer(request, served)
+    fields = await form_of(request, served.settings, viewer.secret)
+    action = fields.get("action", "")
+    if action not in ACTIONS:
+        raise HTTPException(status_code=400, detail="There is no such button.")
+    operations = served.operations
+    principal = viewer.principal
+    try:
+        if action == "start":
+            await operations.start(principal, setup_id)
+        elif action == "stop":
+            await operations.stop(principal, setup_id)
+        elif action == "restart":
+            async with served.sessions() as session:
+                pods = service.active_pods(await _setup(session, viewer, setup_id))
+            if not pods:
+                raise HTTPException(status_code=409, detail="It is not running: start it.")
+            await operations.restart(principal, pods[-1].id)
+        elif action == "update":
+            await operations.roll_out(principal, setup_id, fields.get("version", ""))
+        else:
+            await operations.delete(principal, setup_id)
+            return Redirect("/setups", status_code=303)
+    except NoFittingFlavour as refused:
+        return await _refused(served, viewer, setup_id, str(refused), 409)
+    except NotFound as exc:
+        raise HTTPException(status_code=404, detail="You have no such app.") from exc
+    except ClientError as refused:
+        return await _refused(served, viewer, setup_id, str(refused), 400)
+    return Redirect(f"/setups/{setup_id}", status_code=303)
+
+
+async def _refused(
+    served: Served, viewer: Viewer, setup_id: int, error: str, code: int
+) -> Template:
+    return render("setup.html", viewer, code, **await _live(served, viewer, setup_id), error=error)

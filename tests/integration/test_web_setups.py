@@ -1,0 +1,183 @@
+"""Installing and managing apps from the pages, over HTTP, on the fake backend: the
+install form, My apps, a Setup's page with its live part and its buttons, and who sees
+what (on both databases). The real engine and browser journey is in tests/e2e."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+
+import pytest
+from httpx import Response
+from litestar import Litestar
+from litestar.testing import AsyncTestClient
+
+from port.accounts.service import FirstAdmin
+from port.deploy.reconciler import Reconciler
+from port.work.server import create_app
+from tests.deployfakes import CUDA, FakeBackend, add_app
+from tests.harness import Catalogue
+from tests.pages import add_user, another_browser, form_token, sign_in
+
+
+@dataclass
+class Store:
+    client: AsyncTestClient[Litestar]
+    backend: FakeBackend
+    reconciler: Reconciler
+    admin_password: str
+
+    async def install(self, app: str = "stardist", **fields: str) -> Response:
+        form = await self.client.get(f"/apps/{app}/install")
+        return await self.client.post(
+            f"/apps/{app}/install",
+            data={"form_token": form_token(form), "update_policy": "MINOR", "start": "yes"}
+            | fields,
+            follow_redirects=False,
+        )
+
+    async def press(self, setup_page: str, action: str, **fields: str) -> Response:
+        page = await self.client.get(setup_page)
+        return await self.client.post(
+            setup_page, data={"form_token": form_token(page), "action": action} | fields
+        )
+
+
+@pytest.fixture
+async def store(catalogue: Catalogue) -> AsyncIterator[Store]:
+    async with catalogue.sessions() as session, session.begin():
+        await add_app(session, versions=("1.0.0", "1.1.0"))
+        await add_app(session, identifier="gpuonly", flavours=(("cuda", "img/gpu:1", CUDA),))
+    backend = FakeBackend("port")
+    backend.images.add("img/cpu:1")
+    announced: list[FirstAdmin] = []
+    app = create_app(catalogue.settings, announce=announced.append, backend=backend)
+    async with AsyncTestClient(app=app) as client:
+        await add_user(catalogue, "alice")  # after the first start made the admin
+        await add_user(catalogue, "bob")
+        # Passes run on the test's loop, through the test's engine.
+        reconciler = Reconciler(catalogue.sessions, catalogue.settings, backend)
+        yield Store(client, backend, reconciler, announced[0].password)
+
+
+async def test_a_user_installs_an_app_and_watches_it_run(store: Store) -> None:
+    client = store.client
+    await sign_in(client, "alice")
+    app_page = await client.get("/apps/stardist")
+    assert 'href="/apps/stardist/install"' in app_page.text
+    form = await client.get("/apps/stardist/install")
+    assert form.status_code == 200
+    assert 'value="MINOR" checked' in form.text  # the default policy
+    assert "Automatic" in form.text
+    assert "cpu: the only flavour." in form.text  # the reason for the choice
+    installed = await store.install(env="# what the app reads\nGREETING=hello\n")
+    assert installed.status_code == 303
+    setup_page = installed.headers["location"]
+    assert re.fullmatch(r"/setups/\d+", setup_page)
+    page = await client.get(setup_page)
+    assert "Pending" in page.text
+    assert f'hx-get="{setup_page}/live"' in page.text  # it updates itself
+    await store.reconciler.reconcile()
+    live = await client.get(f"{setup_page}/live")
+    assert "Running" in live.text
+    assert "hello" in live.text  # the container's log
+    assert "Pod running" in live.text  # the timeline
+    [container] = store.backend.containers.values()
+    assert container.spec.env["GREETING"] == "hello"
+    mine = await client.get("/setups")
+    assert f'href="{setup_page}"' in mine.text
+    assert "Running" in mine.text
+
+
+async def test_the_buttons_stop_start_restart_update_and_delete(store: Store) -> None:
+    await sign_in(store.client, "alice")
+    setup_page = (await store.install(version="1.0.0", update_policy="NONE")).headers["location"]
+    await store.reconciler.reconcile()
+    stopped = await store.press(setup_page, "stop")
+    assert stopped.status_code == 200
+    await store.reconciler.reconcile()
+    assert store.backend.containers == {}
+    assert "Start" in (await store.client.get(setup_page)).text
+    await store.press(setup_page, "start")
+    await store.reconciler.reconcile()
+    [first] = store.backend.containers
+    await store.press(setup_page, "restart")
+    await store.reconciler.reconcile()
+    assert list(store.backend.containers) != [first]
+    page = await store.client.get(setup_page)
+    assert "<option>1.1.0</option>" in page.text  # where it could move
+    moved = await store.press(setup_page, "update", version="1.1.0")
+    assert "Update requested" in moved.text
+    confirm = await store.client.get(f"{setup_page}/delete")
+    assert "cannot be undone" in confirm.text
+    gone = await store.client.post(
+        setup_page, data={"form_token": form_token(confirm), "action": "delete"}
+    )
+    assert gone.status_code == 200  # followed to My apps
+    assert setup_page not in gone.text
+    assert store.backend.containers == {}  # removed at once
+
+
+async def test_a_flavour_that_cannot_run_here_says_why_before_anyone_clicks(store: Store) -> None:
+    await sign_in(store.client, "alice")
+    form = await store.client.get("/apps/gpuonly/install")
+    assert "not here: no CUDA GPU" in form.text
+    assert "No flavour of this release can run on this machine." in form.text
+    refused = await store.install("gpuonly")
+    assert refused.status_code == 409
+    assert "cuda</strong>: no CUDA GPU" in refused.text
+
+
+async def test_bad_fields_come_back_next_to_the_field_keeping_what_was_typed(
+    store: Store,
+) -> None:
+    await sign_in(store.client, "alice")
+    bad_env = await store.install(env="GREETING=hello\nnot a variable\n")
+    assert bad_env.status_code == 400
+    assert 'id="env-error"' in bad_env.text
+    assert "line 2: write NAME=value" in bad_env.text
+    assert "GREETING=hello" in bad_env.text  # nothing typed is lost
+    reserved = await store.install(env="PORT_SETUP_ID=1")
+    assert 'id="env-error"' in reserved.text
+    bad_range = await store.install(update_policy="RANGE", version_range="not a range")
+    assert 'id="version_range-error"' in bad_range.text
+    assert store.backend.containers == {}
+
+
+async def test_another_user_never_sees_or_touches_it(store: Store) -> None:
+    client = store.client
+    await sign_in(client, "alice")
+    setup_page = (await store.install()).headers["location"]
+    alices_page = await client.get(setup_page)
+    with another_browser(client):
+        await sign_in(client, "bob")
+        assert setup_page not in (await client.get("/setups")).text
+        assert (await client.get(setup_page)).status_code == 404
+        assert (await client.get(f"{setup_page}/live")).status_code == 404
+        bobs = await client.get("/setups")
+        refused = await client.post(
+            setup_page, data={"form_token": form_token(bobs), "action": "delete"}
+        )
+        assert refused.status_code == 404
+        # alice's form token is worth nothing with bob's session.
+        forged = await client.post(
+            setup_page, data={"form_token": form_token(alices_page), "action": "delete"}
+        )
+        assert forged.status_code == 403
+    assert (await client.get(setup_page)).status_code == 200  # still there
+    with another_browser(client):
+        assert (await client.get(setup_page, follow_redirects=False)).status_code == 303
+        assert (await client.get(f"{setup_page}/live")).status_code == 401
+
+
+async def test_an_admin_sees_everyones_apps(store: Store) -> None:
+    client = store.client
+    await sign_in(client, "alice")
+    setup_page = (await store.install()).headers["location"]
+    with another_browser(client):
+        await sign_in(client, "admin", store.admin_password)
+        assert setup_page not in (await client.get("/setups")).text  # not theirs
+        everyone = await client.get("/setups", params={"everyone": "1"})
+        assert setup_page in everyone.text
+        assert "alice" in everyone.text
