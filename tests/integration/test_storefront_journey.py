@@ -1,0 +1,204 @@
+"""The storefront's journey in a real browser, every part real: `port serve` as a
+process, a repository on `git daemon`, a signed webhook, the Docker engine, Chromium.
+
+A user signs in, searches, opens the app, installs it and sees it Running and its logs
+without reloading the page; a new tag and its webhook bring an update whose container
+exits at once, and the page shows it rolled back, with why; another user sees none of
+it; the user stops and deletes it. Screenshots of every page at desktop and phone size
+land in PORT_TEST_SCREENSHOTS (printed), for people to look at and as failure evidence.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import signal
+import subprocess
+import urllib.request
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+from selenium.webdriver import Chrome as WebDriver
+from selenium.webdriver.common.by import By
+from selenium.webdriver.common.keys import Keys
+from selenium.webdriver.support.ui import WebDriverWait
+
+from tests.browser import chromium, shoot
+from tests.integration.dockerfixtures import TestImages, remove_instance
+from tests.integration.gitfixtures import GitDaemon, WorkRepo, image_yaml
+from tests.serverproc import PORT, Server, start, stop
+from tests.unit.test_webhooks_forges import SECRET, encode, github_headers, github_push
+
+pytestmark = [pytest.mark.docker, pytest.mark.git]
+PASSWORD = "a long password"
+
+
+@dataclass
+class Store:
+    server: Server
+    environ: dict[str, str]
+    work: WorkRepo
+    name: str  # the repository's path on the daemon
+    url: str  # where the daemon serves it
+
+    def cli(self, *argv: str) -> str:
+        """`port ...` on the served data, as the machine's admin runs it."""
+        done = subprocess.run(
+            [str(PORT), *argv], env=self.environ, capture_output=True, text=True, check=False
+        )
+        assert done.returncode == 0, done.stderr
+        return done.stdout
+
+    def user(self, name: str, folder: Path) -> None:
+        self.cli("user", "add", name)
+        secret = folder / f"{name}.pw"
+        secret.write_text(PASSWORD + "\n")
+        self.cli("user", "passwd", name, "--password-file", str(secret))
+
+    def release(self, version: str, image: str) -> None:
+        self.work.commit(version, {"port.yaml": image_yaml("busy", version, image)})
+        self.work.tag(f"v{version}")
+        self.work.push()
+
+    def webhook(self, version: str) -> None:
+        payload = github_push(f"refs/tags/v{version}")
+        payload["repository"].update(
+            clone_url=f"https://127.0.0.1/{self.name}.git",
+            html_url=f"https://127.0.0.1/{self.name}",
+        )
+        body = encode(payload)
+        request = urllib.request.Request(  # noqa: S310 - our own server on 127.0.0.1
+            f"{self.server.base}/webhooks/github",
+            data=body,
+            headers=github_headers(body, delivery=uuid.uuid4().hex),
+        )
+        with urllib.request.urlopen(request, timeout=10) as answer:  # noqa: S310
+            assert json.loads(answer.read())["jobs"] == 1
+
+
+@pytest.fixture
+def store(
+    docker_engine: Any,
+    docker_images: TestImages,
+    docker_network: str,
+    git_daemon: GitDaemon,
+    tmp_path: Path,
+) -> Iterator[Store]:
+    name = uuid.uuid4().hex[:10]
+    bare = git_daemon.base / f"{name}.git"
+    work = WorkRepo(tmp_path / "work", bare)
+    instance = f"j{secrets.token_hex(5)}"
+    env = {
+        "PORT_INSTANCE": instance,
+        "PORT_DOCKER_NETWORK": docker_network,
+        "PORT_ALLOWED_REGISTRIES": json.dumps([os.environ.get("PORT_TEST_REGISTRY", "")]),
+        "PORT_RECONCILE_SECONDS": "0.5",
+        "PORT_JOB_POLL_SECONDS": "0.2",
+        "PORT_POLL_SECONDS": "0",  # only the webhook starts an index run
+        "PORT_UPDATE_GRACE_SECONDS": "1",
+        "PORT_RESTART_BACKOFF_SECONDS": "0.5",
+        "PORT_STOP_TIMEOUT_SECONDS": "1",
+        "PORT_ACCESS_LOG": "false",
+    }
+    data = tmp_path / "data"
+    server = start(data, env=env)
+    environ = {k: v for k, v in os.environ.items() if not k.startswith("PORT_")}
+    environ |= env | {"PORT_DATA_DIR": str(data), "PORT_ALLOW_LOCAL_REPOS": "true"}
+    try:
+        yield Store(server, environ, work, name, git_daemon.url(bare))
+    finally:
+        if server.process.poll() is None:
+            stop(server)
+        if server.process.poll() is None:
+            os.killpg(server.process.pid, signal.SIGKILL)
+        remove_instance(docker_engine, instance)
+
+
+def sign_in(browser: WebDriver, base: str, name: str, *, shots: str | None = None) -> None:
+    browser.get(base + "/")
+    browser.find_element(By.LINK_TEXT, "Sign in").click()
+    browser.find_element(By.ID, "name").send_keys(name)
+    browser.find_element(By.ID, "password").send_keys(PASSWORD)
+    if shots:
+        shoot(browser, shots)
+    browser.find_element(By.ID, "password").send_keys(Keys.ENTER)
+    WebDriverWait(browser, 30).until(lambda b: "Sign out" in b.page_source)
+
+
+def live_text(browser: WebDriver) -> str:
+    return str(browser.find_element(By.ID, "live").text)
+
+
+def test_install_watch_update_roll_back_and_delete_in_a_browser(
+    store: Store, docker_images: TestImages, tmp_path: Path
+) -> None:
+    token = store.server.token()
+    store.release("1.0.0", docker_images["forever"])
+    created = store.server.post(
+        "mutation($url: String!, $secret: String!) { createRepo(input: "
+        "{url: $url, webhookSecret: $secret}) { repo { id } } }",
+        token,
+        {"url": store.url, "secret": SECRET},
+    )
+    repo = created["data"]["createRepo"]["repo"]["id"]
+    scanned = store.server.post(
+        "mutation($id: ID!) { scanRepo(input: {id: $id}) { run { added } } }", token, {"id": repo}
+    )
+    assert scanned["data"]["scanRepo"]["run"]["added"] == ["busy 1.0.0"]
+    store.user("alice", tmp_path)
+    store.user("bob", tmp_path)
+
+    with chromium() as browser:
+        wait = WebDriverWait(browser, 60)
+        sign_in(browser, store.server.base, "alice", shots="sign-in")
+        search = browser.find_element(By.ID, "q")
+        search.send_keys("busy" + Keys.ENTER)
+        wait.until(lambda b: "busy" in b.title)
+        browser.find_element(By.LINK_TEXT, "Busy").click()
+        browser.find_element(By.LINK_TEXT, "Install").click()
+        wait.until(lambda b: b.find_elements(By.CSS_SELECTOR, "form.install"))
+        shoot(browser, "install")
+        assert "cpu: the only flavour." in browser.page_source
+        browser.find_element(By.CSS_SELECTOR, "form.install button[type=submit]").click()
+        wait.until(lambda b: b.find_elements(By.ID, "live"))
+        setup_page = browser.current_url
+        heading = browser.find_element(By.TAG_NAME, "h1")
+
+        # Running, and its logs, without reloading: the same document all along.
+        wait.until(lambda b: "Running" in live_text(b))
+        wait.until(lambda b: "tick" in b.find_element(By.CSS_SELECTOR, ".logs").text)
+        assert heading.text == "Busy"  # not stale: no reload happened
+        shoot(browser, "setup-running")
+
+        # A new tag whose container exits at once: the update is rolled back, with why.
+        store.release("1.1.0", docker_images["exit3"])
+        store.webhook("1.1.0")
+        wait.until(lambda b: "Update rolled back" in live_text(b))
+        assert "Running" in live_text(browser)  # still the old release
+        assert heading.text == "Busy"
+        shoot(browser, "setup-rolled-back")
+
+        with chromium() as other:
+            sign_in(other, store.server.base, "bob")
+            other.get(store.server.base + "/setups")
+            assert "Nothing installed yet" in other.page_source
+            other.get(setup_page)
+            assert "You have no such app." in other.page_source
+
+        browser.get(store.server.base + "/setups")
+        assert "Busy" in browser.find_element(By.TAG_NAME, "main").text
+        shoot(browser, "my-apps")
+        browser.get(setup_page)
+        browser.find_element(By.XPATH, "//button[text()='Stop']").click()
+        wait.until(lambda b: "Stopped" in live_text(b))
+        browser.find_element(By.LINK_TEXT, "Delete…").click()
+        shoot(browser, "setup-delete")
+        browser.find_element(By.XPATH, "//button[text()='Delete it']").click()
+        wait.until(lambda b: "Nothing installed yet" in b.page_source)
+        logs: list[dict[str, str]] = browser.get_log("browser")  # type: ignore[no-untyped-call]
+        assert [e for e in logs if e["level"] == "SEVERE"] == []
