@@ -8,8 +8,8 @@ import click
 
 from port.accounts import service as accounts
 from port.accounts.models import Token
-from port.accounts.principal import CLI
 from port.clitools import Sessions, echo_json, with_db
+from port.principal import CLI
 from port.settings import Settings
 
 

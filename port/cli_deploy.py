@@ -15,7 +15,6 @@ import click
 from sqlalchemy import select
 from sqlalchemy.orm import selectinload
 
-from port.accounts.principal import CLI
 from port.clitools import Sessions, echo_json, with_db
 from port.deploy import setups
 from port.deploy.backends.base import BackendUnavailable
@@ -23,6 +22,7 @@ from port.deploy.models import Pod, Setup, SetupEvent, UpdatePolicy
 from port.deploy.reconciler import Reconciler
 from port.deploy.updater import Updater, manual_target, pending_updates
 from port.errors import InvalidInput, NotFound
+from port.principal import CLI
 from port.settings import Settings
 
 

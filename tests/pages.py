@@ -12,7 +12,7 @@ from litestar import Litestar
 from litestar.testing import AsyncTestClient
 
 from port.accounts import service as accounts
-from port.accounts.principal import CLI
+from port.principal import CLI
 from tests.harness import Catalogue
 
 FORM_TOKEN = re.compile(r'name="form_token" value="([0-9a-f]+)"')

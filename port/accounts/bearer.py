@@ -10,9 +10,9 @@ from __future__ import annotations
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from port.accounts.jwt import JwtVerifier
-from port.accounts.principal import Principal
 from port.accounts.service import TOKEN_PREFIX, authenticate_token, principal_from_jwt
 from port.errors import Unauthenticated
+from port.principal import Principal
 
 SCHEME = "bearer"  # compared case-insensitively (RFC 9110: auth schemes are)
 

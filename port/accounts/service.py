@@ -35,9 +35,9 @@ from port.accounts.models import (
     WebSession,
 )
 from port.accounts.passwords import check_new_password, hash_password, password_matches
-from port.accounts.principal import Principal
 from port.errors import Conflict, Forbidden, InvalidInput, NotFound
 from port.orm import utcnow
+from port.principal import Principal
 
 log = logging.getLogger(__name__)
 

@@ -19,9 +19,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import contains_eager
 
 from port.accounts.models import User, WebSession
-from port.accounts.principal import Principal
 from port.accounts.service import LAST_USED_PRECISION, hash_secret
 from port.orm import utcnow
+from port.principal import Principal
 
 log = logging.getLogger(__name__)
 

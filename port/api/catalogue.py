@@ -129,7 +129,7 @@ async def _may_change(info: Info, id: relay.GlobalID) -> None:
         ).first()
     if row is None:
         raise NotFound(f"no repository {id}")
-    permissions.repo_changer(principal, row.added_by_id)
+    repo_service.check_changer(principal, row.added_by_id)
 
 
 @strawberry.type

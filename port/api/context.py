@@ -14,7 +14,6 @@ from strawberry.types import Info as StrawberryInfo
 
 from port.accounts.bearer import principal_for
 from port.accounts.jwt import JwtVerifier
-from port.accounts.principal import Principal
 from port.api.cache import ResponseCache
 from port.api.loaders import Loaders
 from port.catalogue.scanning import ScanOutcome
@@ -23,6 +22,7 @@ from port.deploy.operations import Operations
 from port.deploy.reconciler import Reconciler
 from port.errors import Busy, Unauthenticated
 from port.events import Broker
+from port.principal import Principal
 from port.settings import Settings
 
 RECHECK_SECONDS = 2.0  # how stale a stream's view of its credential may be

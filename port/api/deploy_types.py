@@ -11,7 +11,6 @@ from sqlalchemy import Select, select
 from sqlalchemy.orm import selectinload
 from strawberry import relay
 
-from port.accounts.principal import Principal
 from port.api import permissions
 from port.api.accounts import UserType
 from port.api.context import Info
@@ -23,6 +22,7 @@ from port.deploy import models
 from port.deploy.backends.base import BackendUnavailable, PodStatus
 from port.deploy.models import EventKind, UpdatePolicy
 from port.deploy.setups import setup_status, visible
+from port.principal import Principal
 
 PodStatusEnum = strawberry.enum(PodStatus, name="PodStatus")
 UpdatePolicyEnum = strawberry.enum(

@@ -17,11 +17,11 @@ from sqlalchemy.orm import selectinload
 from strawberry.dataloader import DataLoader
 
 from port.accounts.models import Token
-from port.accounts.principal import Principal
 from port.catalogue.models import App, Flavour, IndexRun, IndexRunError, Release, Repo
 from port.catalogue.queries import newest_first
 from port.deploy.models import Setup, SetupEvent
 from port.deploy.setups import visible
+from port.principal import Principal
 
 EVENTS_SHOWN = 50  # the newest events a Setup shows
 

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from port.accounts.principal import Principal
 from port.api.context import Info
+from port.catalogue.repos import check_manager
 from port.errors import Forbidden, Unauthenticated
+from port.principal import Principal
 
 
 def caller(info: Info) -> Principal:
@@ -24,19 +25,10 @@ def admin(info: Info) -> Principal:
 
 
 def repo_manager(info: Info) -> Principal:
-    """Who may create, change, scan and delete repositories (admins, unless opened up)."""
-    if info.context.state.settings.repo_admin_only:
-        return admin(info)
-    return caller(info)
-
-
-def repo_changer(principal: Principal, added_by: int | None) -> None:
-    """FORBIDDEN unless ``principal`` may change a repository ``added_by`` registered:
-    admins any, other managers (PORT_REPO_ADMIN_ONLY off) only their own."""
-    if principal.is_admin:
-        return
-    if added_by is None or not principal.owns(added_by):
-        raise Forbidden("only the user who registered this repository, or an admin, may change it")
+    """Who may create, change, scan and delete repositories (``repos.check_manager``)."""
+    principal = caller(info)
+    check_manager(principal, info.context.state.settings)
+    return principal
 
 
 def catalogue_reader(info: Info) -> None:

@@ -1,4 +1,5 @@
-"""Registering and finding repositories; every input checked before it is stored."""
+"""Registering and finding repositories; every input checked before it is stored, and
+who may manage which (the API and the pages both ask here)."""
 
 from __future__ import annotations
 
@@ -13,7 +14,9 @@ from indexer.errors import IndexerError, UnsafeUrlError
 from indexer.scan import check_manifest_path
 from indexer.urls import check_url, redact
 from port.catalogue.models import IndexRun, Repo
-from port.errors import Conflict, InvalidInput, NotFound
+from port.errors import Conflict, Forbidden, InvalidInput, NotFound
+from port.principal import Principal
+from port.settings import Settings
 
 # Git ref-name rules, kept narrow: no "..", no leading "-" or "/", no "@{", no spaces.
 _BRANCH = re.compile(
@@ -21,6 +24,22 @@ _BRANCH = re.compile(
 )
 MAX_MANIFEST_PATH = 1024  # the column's size
 _TAG_PREFIX = re.compile(r"^[A-Za-z0-9._/-]{0,255}$")
+
+
+def check_manager(principal: Principal, settings: Settings) -> None:
+    """FORBIDDEN unless ``principal`` may register, change, scan and delete repositories:
+    admins, and any user while PORT_REPO_ADMIN_ONLY is off."""
+    if settings.repo_admin_only and not principal.is_admin:
+        raise Forbidden("only an admin may do this")
+
+
+def check_changer(principal: Principal, added_by: int | None) -> None:
+    """FORBIDDEN unless ``principal`` may change a repository ``added_by`` registered:
+    admins any, other managers (PORT_REPO_ADMIN_ONLY off) only their own."""
+    if principal.is_admin:
+        return
+    if added_by is None or not principal.owns(added_by):
+        raise Forbidden("only the user who registered this repository, or an admin, may change it")
 
 
 def validate_repo_fields(

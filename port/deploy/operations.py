@@ -13,11 +13,11 @@ from dataclasses import dataclass
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from port.accounts.principal import Principal
 from port.deploy import setups
 from port.deploy.models import UpdatePolicy
 from port.deploy.reconciler import Reconciler
 from port.deploy.updater import plan_updates, request_update
+from port.principal import Principal
 from port.settings import Settings
 
 

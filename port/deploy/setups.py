@@ -23,7 +23,6 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import selectinload
 
 from port.accounts.models import User
-from port.accounts.principal import Principal
 from port.catalogue.models import App, Release
 from port.catalogue.queries import latest_release
 from port.deploy.backends.base import PodStatus
@@ -32,6 +31,7 @@ from port.deploy.selection import Candidate, Capabilities, Selection, gpus_for
 from port.deploy.selection import select as select_flavour
 from port.errors import Conflict, Forbidden, InvalidInput, NotFound, QuotaExceeded
 from port.orm import utcnow
+from port.principal import Principal
 from port.settings import Settings
 
 ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,127}")

@@ -21,8 +21,8 @@ from litestar.datastructures import Cookie
 from litestar.exceptions import HTTPException
 from litestar.response import Redirect
 
-from port.accounts.principal import Principal
 from port.accounts.websessions import Lifetime, form_token, form_token_matches, session_principal
+from port.principal import Principal
 from port.settings import Settings
 from port.web.served import Served
 

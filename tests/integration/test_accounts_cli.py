@@ -9,9 +9,9 @@ from pathlib import Path
 from click.testing import CliRunner
 
 from port import db
-from port.accounts.principal import Principal
 from port.accounts.service import authenticate_token, sign_in
 from port.cli import main
+from port.principal import Principal
 from port.settings import get_settings
 from tests.harness import run_cli
 

@@ -15,8 +15,8 @@ from port.accounts import service
 from port.accounts.bearer import principal_for
 from port.accounts.jwt import JwtVerifier
 from port.accounts.models import Token, User
-from port.accounts.principal import CLI, Principal
 from port.errors import Conflict, InvalidInput, NotFound, Unauthenticated
+from port.principal import CLI, Principal
 from tests.harness import Catalogue
 from tests.unit.test_accounts_jwt import ISSUER, public_pem, rsa_key, sign
 

@@ -16,7 +16,6 @@ import pytest
 from litestar.testing import AsyncTestClient
 from sqlalchemy import select
 
-from port.accounts.principal import Principal
 from port.accounts.service import create_token
 from port.deploy import setups
 from port.deploy.backends.base import LABEL_INSTANCE
@@ -24,6 +23,7 @@ from port.deploy.backends.docker import DockerBackend
 from port.deploy.models import Pod, SetupEvent
 from port.deploy.reconciler import Reconciler
 from port.jobs.queue import jobs
+from port.principal import Principal
 from port.settings import Settings
 from port.work.server import create_app
 from tests.deployfakes import CUDA, Flavours, add_app, add_user

@@ -13,7 +13,6 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
-from port.accounts.principal import Principal
 from port.deploy import setups
 from port.deploy.backends.base import (
     LABEL_INSTANCE,
@@ -27,6 +26,7 @@ from port.deploy.reconciler import Reconciler
 from port.deploy.selection import Capabilities, Gpu, NoFittingFlavour
 from port.errors import InvalidInput, NotFound
 from port.orm import utcnow
+from port.principal import Principal
 from tests.deployfakes import CUDA, GPU_MACHINE, FakeBackend, Flavours, add_app, add_user
 from tests.harness import Catalogue
 

@@ -10,7 +10,6 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
-from port.accounts.principal import Principal
 from port.catalogue.models import Release
 from port.deploy import setups
 from port.deploy.jobs import update_key
@@ -20,6 +19,7 @@ from port.deploy.updater import Updater, plan_updates, request_update
 from port.errors import InvalidInput
 from port.jobs.models import Job
 from port.jobs.queue import enqueue
+from port.principal import Principal
 from tests.deployfakes import FakeBackend, add_app, add_release, add_user
 from tests.harness import Catalogue
 

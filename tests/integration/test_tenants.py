@@ -23,7 +23,6 @@ import pytest
 from sqlalchemy import select, update
 
 from port import db
-from port.accounts.principal import Principal
 from port.catalogue.models import Flavour
 from port.deploy import setups
 from port.deploy.backends.base import LABEL_INSTANCE
@@ -32,6 +31,7 @@ from port.deploy.instance import resolved
 from port.deploy.models import Pod, SetupEvent
 from port.deploy.reconciler import Reconciler, pod_spec
 from port.errors import QuotaExceeded
+from port.principal import Principal
 from port.settings import Settings
 from tests.deployfakes import add_app, add_user
 from tests.harness import Catalogue

@@ -13,8 +13,8 @@ from sqlalchemy import select, update
 
 from port.accounts import service as accounts
 from port.accounts.models import User, WebSession
-from port.accounts.principal import CLI
 from port.orm import utcnow
+from port.principal import CLI
 from port.work.server import create_app
 from tests.deployfakes import FakeBackend
 from tests.harness import Api, Catalogue

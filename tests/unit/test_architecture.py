@@ -19,6 +19,7 @@ LAYERS: tuple[tuple[str, frozenset[str]], ...] = (
         "base",
         frozenset(
             {"errors", "orm", "settings", "outbound", "registries", "signing", "metrics"}
+            | {"principal"}
             | {"events", "db", "settings_docs", "assets"}
         ),
     ),
