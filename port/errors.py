@@ -21,7 +21,21 @@ class ClientError(PortError):
 
 
 class InvalidInput(ClientError):
+    """Bad input; ``field`` names the input it is about when there is one (a page shows
+    the error next to that field; the API puts it in the error's extensions)."""
+
     code = "INVALID_INPUT"
+
+    def __init__(self, message: str, *, field: str | None = None) -> None:
+        super().__init__(message)
+        self.field = field
+
+    @property
+    def extensions(self) -> dict[str, object]:
+        found: dict[str, object] = {"code": self.code}
+        if self.field:
+            found["field"] = self.field
+        return found
 
 
 class NotFound(ClientError):

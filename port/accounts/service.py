@@ -139,6 +139,18 @@ async def set_active(session: AsyncSession, user: User, active: bool, *, by: Pri
     log.info("user %s %s by %s", user.name, "activated" if active else "deactivated", by.name)
 
 
+async def set_admin(session: AsyncSession, user: User, is_admin: bool, *, by: Principal) -> None:
+    """Make ``user`` an admin, or not; admins only, and no admin unmakes themselves (so
+    a store always keeps one)."""
+    if not by.is_admin:
+        raise Forbidden("only admins may make admins")
+    if not is_admin and by.owns(user.id):
+        raise InvalidInput("you cannot take away your own admin rights (another admin can)")
+    user.is_admin = is_admin
+    await session.flush()
+    log.info("user %s %s an admin by %s", user.name, "made" if is_admin else "no longer", by.name)
+
+
 async def _end_sessions(session: AsyncSession, user_id: int) -> None:
     """Every page session of a user ends (``port.accounts.websessions`` starts them)."""
     await session.execute(delete(WebSession).where(WebSession.user_id == user_id))

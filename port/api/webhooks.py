@@ -17,7 +17,7 @@ import strawberry
 from litestar import MediaType, Request, Response, post
 from litestar.datastructures import State
 
-from port.webhooks.forges import FORGES
+from port.webhooks.forges import FORGES, webhook_urls
 from port.webhooks.receive import Outcome, Status, receive
 
 # The body is parsed before its signature can be checked (the payload names the repo,
@@ -85,8 +85,7 @@ class WebhookUrlsType:
 
     @classmethod
     def of(cls, public_url: str) -> WebhookUrlsType:
-        base = public_url.rstrip("/")
-        return cls(**{name: f"{base}/webhooks/{name}" for name in FORGES})
+        return cls(**webhook_urls(public_url))
 
 
 __all__ = ["MAX_WEBHOOK_BODY", "PATHS", "WebhookUrlsType", "answer", "webhook"]

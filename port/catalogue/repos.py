@@ -49,17 +49,21 @@ def validate_repo_fields(
     try:
         normalised = check_url(url, allow_local=allow_local)
     except UnsafeUrlError as exc:
-        raise InvalidInput(str(exc)) from exc
+        raise InvalidInput(str(exc), field="url") from exc
     if branch is not None and not _BRANCH.match(branch):
-        raise InvalidInput(f"branch {branch!r} is not a valid git branch name")
+        raise InvalidInput(f"branch {branch!r} is not a valid git branch name", field="branch")
     if len(manifest_path) > MAX_MANIFEST_PATH:
-        raise InvalidInput(f"manifest path is longer than {MAX_MANIFEST_PATH} characters")
+        raise InvalidInput(
+            f"manifest path is longer than {MAX_MANIFEST_PATH} characters", field="manifest_path"
+        )
     try:
         check_manifest_path(manifest_path)
     except IndexerError as exc:
-        raise InvalidInput(str(exc)) from exc
+        raise InvalidInput(str(exc), field="manifest_path") from exc
     if not _TAG_PREFIX.match(tag_prefix):
-        raise InvalidInput(f"tag prefix {tag_prefix!r} may hold only letters, digits and ._/-")
+        raise InvalidInput(
+            f"tag prefix {tag_prefix!r} may hold only letters, digits and ._/-", field="tag_prefix"
+        )
     return normalised
 
 
@@ -100,7 +104,7 @@ async def add_repo(
 
 def _secret(secret: str | None) -> str | None:
     if secret is not None and not 8 <= len(secret) <= 255:
-        raise InvalidInput("a webhook secret must be 8 to 255 characters")
+        raise InvalidInput("a webhook secret must be 8 to 255 characters", field="webhook_secret")
     return secret
 
 

@@ -154,22 +154,22 @@ async def install_form(
 
 
 def _checked(fields: dict[str, str], app: App) -> tuple[SetupRequest, bool]:
-    """The request the form asks for, and whether to start it; InvalidInput carries the
-    field it is about (``Refused.field``) so the page shows it there."""
+    """The request the form asks for, and whether to start it; InvalidInput names the
+    field it is about, so the page shows it there."""
     try:
         policy = UpdatePolicy(fields.get("update_policy", ""))
     except ValueError:
-        raise Refused("policy", "Choose which updates to follow.") from None
+        raise InvalidInput("Choose which updates to follow.", field="policy") from None
     version_range = None
     if policy is UpdatePolicy.RANGE:
         try:
             version_range = check_range(fields.get("version_range"))
         except InvalidInput as exc:
-            raise Refused("version_range", str(exc)) from None
+            raise InvalidInput(str(exc), field="version_range") from None
     try:
         env = check_env(parse_env(fields.get("env", "")))
     except InvalidInput as exc:
-        raise Refused("env", str(exc)) from None
+        raise InvalidInput(str(exc), field="env") from None
     request = SetupRequest(
         app=app.identifier,
         version=fields.get("version") or None,
@@ -179,14 +179,6 @@ def _checked(fields: dict[str, str], app: App) -> tuple[SetupRequest, bool]:
         env=env,
     )
     return request, fields.get("start") == "yes"
-
-
-class Refused(InvalidInput):
-    """A refusal about one field of the form."""
-
-    def __init__(self, field: str, message: str) -> None:
-        super().__init__(message)
-        self.field = field
 
 
 @post("/apps/{identifier:str}/install", include_in_schema=False)
@@ -208,6 +200,6 @@ async def install(
             served, viewer, app, 409, values=fields, error=error, reasons=refused.reasons
         )
     except ClientError as refused:
-        field = refused.field if isinstance(refused, Refused) else None
+        field = refused.field if isinstance(refused, InvalidInput) else None
         return await _form(served, viewer, app, 400, values=fields, error=str(refused), field=field)
     return Redirect(f"/setups/{setup_id}", status_code=303)

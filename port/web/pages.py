@@ -30,6 +30,15 @@ from port.deploy.selection import Capabilities
 from port.errors import InvalidInput, PortError
 from port.settings import Settings
 from port.web.account import account_page, change_password, create_token, revoke_token
+from port.web.admin import (
+    add_repo,
+    add_user,
+    change_user,
+    repo_page,
+    repos_page,
+    scan_repo,
+    users_page,
+)
 from port.web.badges import FlavourView, flavour_view
 from port.web.install import install, install_form
 from port.web.served import Served, render, served_of
@@ -230,6 +239,13 @@ def pages_router(settings: Settings) -> Router:
             setup_live,
             confirm_delete,
             act,
+            repos_page,
+            add_repo,
+            repo_page,
+            scan_repo,
+            users_page,
+            add_user,
+            change_user,
         ],
         dependencies={"throttle": Provide(lambda: throttle, sync_to_thread=False)},
         exception_handlers={HTTPException: error_page, NotSignedIn: sign_in_first},

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any, Protocol
 
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
@@ -21,6 +22,7 @@ class Served(Protocol):
 
     settings: Settings
     sessions: async_sessionmaker[AsyncSession]
+    wake_jobs: Callable[[], None]
 
     @property
     def reconciler(self) -> Any: ...

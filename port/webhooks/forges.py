@@ -247,4 +247,19 @@ class Forgejo(Gitea):
 
 FORGES: dict[str, Forge] = {f.name: f for f in (GitHub(), GitLab(), Gitea(), Forgejo())}
 
-__all__ = ["FORGES", "Event", "EventKind", "Forge", "PayloadError", "body_digest"]
+
+def webhook_urls(public_url: str) -> dict[str, str]:
+    """Where each forge delivers webhooks to the Port at ``public_url``, by forge name."""
+    base = public_url.rstrip("/")
+    return {name: f"{base}/webhooks/{name}" for name in FORGES}
+
+
+__all__ = [
+    "FORGES",
+    "Event",
+    "EventKind",
+    "Forge",
+    "PayloadError",
+    "body_digest",
+    "webhook_urls",
+]
