@@ -44,6 +44,13 @@ class Server:
             body: dict[str, Any] = json.loads(response.read())
             return body
 
+    def password(self) -> str:
+        """The first admin's password, announced once at the first start."""
+        for line, after in zip(self.output, self.output[1:], strict=False):
+            if "as admin with the password" in line:
+                return after.strip()
+        raise AssertionError("no admin password announced:\n" + "".join(self.output))
+
     def token(self) -> str:
         for line in self.output:
             if line.strip().startswith("port_"):

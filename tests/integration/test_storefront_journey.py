@@ -1,8 +1,10 @@
 """The storefront's journey in a real browser, every part real: `port serve` as a
 process, a repository on `git daemon`, a signed webhook, the Docker engine, Chromium.
 
-A user signs in, searches, opens the app, installs it and sees it Running and its logs
-without reloading the page; a new tag and its webhook bring an update whose container
+The first admin signs in with the password the first start printed, adds the
+repository and reads the located error of its broken tag, and adds two users with
+passwords. A user signs in, searches, opens the app, installs it and sees it Running
+and its logs without reloading the page; a new tag and its webhook bring an update whose container
 exits at once, and the page shows it rolled back, with why; another user sees none of
 it; the user stops and deletes it. Screenshots of every page at desktop and phone size
 land in PORT_TEST_SCREENSHOTS (printed), for people to look at and as failure evidence.
@@ -14,7 +16,6 @@ import json
 import os
 import secrets
 import signal
-import subprocess
 import urllib.request
 import uuid
 from collections.abc import Iterator
@@ -31,7 +32,7 @@ from selenium.webdriver.support.ui import WebDriverWait
 from tests.browser import chromium, shoot
 from tests.integration.dockerfixtures import TestImages, remove_instance
 from tests.integration.gitfixtures import GitDaemon, WorkRepo, image_yaml
-from tests.serverproc import PORT, Server, start, stop
+from tests.serverproc import Server, start, stop
 from tests.unit.test_webhooks_forges import SECRET, encode, github_headers, github_push
 
 pytestmark = [pytest.mark.docker, pytest.mark.git]
@@ -41,24 +42,9 @@ PASSWORD = "a long password"
 @dataclass
 class Store:
     server: Server
-    environ: dict[str, str]
     work: WorkRepo
     name: str  # the repository's path on the daemon
     url: str  # where the daemon serves it
-
-    def cli(self, *argv: str) -> str:
-        """`port ...` on the served data, as the machine's admin runs it."""
-        done = subprocess.run(
-            [str(PORT), *argv], env=self.environ, capture_output=True, text=True, check=False
-        )
-        assert done.returncode == 0, done.stderr
-        return done.stdout
-
-    def user(self, name: str, folder: Path) -> None:
-        self.cli("user", "add", name)
-        secret = folder / f"{name}.pw"
-        secret.write_text(PASSWORD + "\n")
-        self.cli("user", "passwd", name, "--password-file", str(secret))
 
     def release(self, version: str, image: str) -> None:
         self.work.commit(version, {"port.yaml": image_yaml("busy", version, image)})
@@ -107,10 +93,8 @@ def store(
     }
     data = tmp_path / "data"
     server = start(data, env=env)
-    environ = {k: v for k, v in os.environ.items() if not k.startswith("PORT_")}
-    environ |= env | {"PORT_DATA_DIR": str(data), "PORT_ALLOW_LOCAL_REPOS": "true"}
     try:
-        yield Store(server, environ, work, name, git_daemon.url(bare))
+        yield Store(server, work, name, git_daemon.url(bare))
     finally:
         if server.process.poll() is None:
             stop(server)
@@ -119,11 +103,18 @@ def store(
         remove_instance(docker_engine, instance)
 
 
-def sign_in(browser: WebDriver, base: str, name: str, *, shots: str | None = None) -> None:
+def sign_in(
+    browser: WebDriver,
+    base: str,
+    name: str,
+    password: str = PASSWORD,
+    *,
+    shots: str | None = None,
+) -> None:
     browser.get(base + "/")
     browser.find_element(By.LINK_TEXT, "Sign in").click()
     browser.find_element(By.ID, "name").send_keys(name)
-    browser.find_element(By.ID, "password").send_keys(PASSWORD)
+    browser.find_element(By.ID, "password").send_keys(password)
     if shots:
         shoot(browser, shots)
     browser.find_element(By.ID, "password").send_keys(Keys.ENTER)
@@ -135,27 +126,44 @@ def live_text(browser: WebDriver) -> str:
 
 
 def test_install_watch_update_roll_back_and_delete_in_a_browser(
-    store: Store, docker_images: TestImages, tmp_path: Path
+    store: Store, docker_images: TestImages
 ) -> None:
-    token = store.server.token()
+    store.work.commit("broken", {"port.yaml": "apiVersion: port/v1\nversion: [oops\n"})
+    store.work.tag("v0.9.0")
     store.release("1.0.0", docker_images["forever"])
-    created = store.server.post(
-        "mutation($url: String!, $secret: String!) { createRepo(input: "
-        "{url: $url, webhookSecret: $secret}) { repo { id } } }",
-        token,
-        {"url": store.url, "secret": SECRET},
-    )
-    repo = created["data"]["createRepo"]["repo"]["id"]
-    scanned = store.server.post(
-        "mutation($id: ID!) { scanRepo(input: {id: $id}) { run { added } } }", token, {"id": repo}
-    )
-    assert scanned["data"]["scanRepo"]["run"]["added"] == ["busy 1.0.0"]
-    store.user("alice", tmp_path)
-    store.user("bob", tmp_path)
+    base = store.server.base
+
+    with chromium() as admin:
+        wait = WebDriverWait(admin, 60)
+        sign_in(admin, base, "admin", store.server.password(), shots="sign-in")
+        admin.find_element(By.LINK_TEXT, "Repositories").click()
+        admin.find_element(By.ID, "url").send_keys(store.url)
+        admin.find_element(By.ID, "webhook_secret").send_keys(SECRET)
+        shoot(admin, "admin-repos")
+        admin.find_element(By.XPATH, "//button[text()='Add and scan']").click()
+
+        def scanned(browser: WebDriver) -> bool:
+            browser.refresh()  # the scan is a job; its run shows once done
+            return "Succeeded" in browser.page_source
+
+        wait.until(scanned)
+        runs = admin.find_element(By.CSS_SELECTOR, ".runs").text
+        assert "added busy 1.0.0" in runs
+        assert "port.yaml:3:1 at v0.9.0: YAML syntax error" in runs  # located
+        shoot(admin, "admin-repo")
+
+        for name in ("alice", "bob"):
+            admin.find_element(By.LINK_TEXT, "Users").click()
+            admin.find_element(By.ID, "name").send_keys(name)
+            admin.find_element(By.ID, "password").send_keys(PASSWORD)
+            admin.find_element(By.XPATH, "//button[text()='Add the user']").click()
+            shown = f">{name}<"
+            wait.until(lambda b: shown in b.page_source)  # noqa: B023 - waited for at once
+        shoot(admin, "admin-users")
 
     with chromium() as browser:
         wait = WebDriverWait(browser, 60)
-        sign_in(browser, store.server.base, "alice", shots="sign-in")
+        sign_in(browser, store.server.base, "alice")
         search = browser.find_element(By.ID, "q")
         search.send_keys("busy" + Keys.ENTER)
         wait.until(lambda b: "busy" in b.title)
