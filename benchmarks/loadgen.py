@@ -2,7 +2,8 @@
 
 Run as a separate process so it does not share the server's interpreter:
     python benchmarks/loadgen.py PORT PATH BODY_FILE [--seconds 5] [--connections 16]
-                                 [--header "Name: value"]
+                                 [--header "Name: value"] [--method GET]
+(with GET, BODY_FILE is not read: pass `-`)
 Prints one JSON line: requests, seconds, rps, p50_ms, p99_ms, errors.
 """
 
@@ -68,13 +69,17 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=5.0)
     parser.add_argument("--connections", type=int, default=16)
     parser.add_argument("--header", action="append", default=[])
+    parser.add_argument("--method", choices=("POST", "GET"), default="POST")
     args = parser.parse_args()
-    body = args.body.read_bytes()
     headers = "".join(f"{h}\r\n" for h in args.header)
-    request = (
-        f"POST {args.path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
-        f"{headers}Content-Length: {len(body)}\r\n\r\n"
-    ).encode() + body
+    if args.method == "GET":
+        request = f"GET {args.path} HTTP/1.1\r\nHost: 127.0.0.1\r\n{headers}\r\n".encode()
+    else:
+        body = args.body.read_bytes()
+        request = (
+            f"POST {args.path} HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+            f"Content-Type: application/json\r\n{headers}Content-Length: {len(body)}\r\n\r\n"
+        ).encode() + body
     print(json.dumps(asyncio.run(run(args.port, request, args.seconds, args.connections))))
 
 

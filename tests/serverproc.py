@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import secrets
@@ -46,7 +47,7 @@ class Server:
 
     def password(self) -> str:
         """The first admin's password, announced once at the first start."""
-        for line, after in zip(self.output, self.output[1:], strict=False):
+        for line, after in itertools.pairwise(self.output):
             if "as admin with the password" in line:
                 return after.strip()
         raise AssertionError("no admin password announced:\n" + "".join(self.output))

@@ -109,13 +109,26 @@ async def search_apps(
     category: str | None = None,
     offset: int = 0,
     limit: int = 50,
-    with_releases: bool = False,
+    with_newest: bool = False,
 ) -> tuple[int, list[App]]:
-    """How many apps match, and the page of them by identifier (``with_releases``: their
-    releases and flavours loaded too, in two more queries for the whole page)."""
+    """How many apps match, and the page of them by identifier. ``with_newest``: each
+    app's releases loaded too (what ``latest_release`` reads, no more), and the flavours
+    of each app's latest release: two more queries for the page, and only the flavours
+    a storefront card shows."""
     where = app_filter(search, category)
     total = await session.scalar(select(func.count()).select_from(App).where(*where)) or 0
     query = select(App).where(*where).order_by(App.identifier).offset(offset).limit(limit)
-    if with_releases:
-        query = query.options(selectinload(App.releases).selectinload(Release.flavours))
-    return total, list(await session.scalars(query))
+    if with_newest:
+        query = query.options(
+            selectinload(App.releases).load_only(
+                Release.id, Release.app_id, Release.version, Release.current, Release.withdrawn
+            )
+        )
+    apps = list(await session.scalars(query))
+    if with_newest:
+        newest = [r.id for r in (latest_release(a.releases) for a in apps) if r is not None]
+        # Fills the flavours of those (already identity-mapped) releases in one query.
+        await session.scalars(
+            select(Release).where(Release.id.in_(newest)).options(selectinload(Release.flavours))
+        )
+    return total, apps

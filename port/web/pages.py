@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import math
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 from litestar import Request, Router, get
 from litestar.datastructures import State
@@ -43,6 +43,7 @@ from port.web.badges import FlavourView, flavour_view
 from port.web.install import install, install_form
 from port.web.served import Served, render, served_of
 from port.web.setups import act, confirm_delete, setup_live, setup_page, setups_page
+from port.web.shared import Shared
 from port.web.signin import sign_in, sign_in_page, sign_out
 from port.web.visitor import Viewer, to_sign_in, viewer_of
 
@@ -104,34 +105,42 @@ def _card(app: App, caps: Capabilities | None) -> AppCard:
 async def catalogue(
     request: Request[Any, Any, Any],
     state: State,
+    shared: Shared,
     q: FromQuery[str | None] = None,
     category: FromQuery[str | None] = None,
     page: FromQuery[int] = 1,
 ) -> Template:
-    """Every app, a page at a time; ``q`` searches, ``category`` filters."""
+    """Every app, a page at a time; ``q`` searches, ``category`` filters. The cards are
+    the same for every viewer: shared (``port.web.shared``)."""
     served = served_of(state)
     viewer = await _may_browse(request, served)
     search = (q or "").strip() or None
     chosen = (category or "").strip() or None
     number = max(page, 1)
-    try:
-        async with served.sessions() as session:
-            total, rows = await search_apps(
-                session,
-                search=search,
-                category=chosen,
-                offset=(number - 1) * PAGE_SIZE,
-                limit=PAGE_SIZE,
-                with_releases=True,
-            )
-    except InvalidInput as exc:
-        return render("catalogue.html", viewer, 400, error=str(exc), **_empty(search, chosen))
-    caps = await _capabilities(served)
+    key = ("catalogue", search, chosen, number)
+    kept = shared.get(key)
+    if kept is None:
+        try:
+            async with served.sessions() as session:
+                total, rows = await search_apps(
+                    session,
+                    search=search,
+                    category=chosen,
+                    offset=(number - 1) * PAGE_SIZE,
+                    limit=PAGE_SIZE,
+                    with_newest=True,
+                )
+        except InvalidInput as exc:
+            return render("catalogue.html", viewer, 400, error=str(exc), **_empty(search, chosen))
+        caps = await _capabilities(served)
+        kept = (total, [_card(app, caps) for app in rows])
+        shared.put(key, kept)
+    total, cards = cast(tuple[int, list[AppCard]], kept)
     pages = max(1, math.ceil(total / PAGE_SIZE))
     return render(
         "catalogue.html",
         viewer,
-        apps=[_card(app, caps) for app in rows],
+        apps=cards,
         total=total,
         q=search or "",
         category=chosen or "",
@@ -165,11 +174,21 @@ class ReleaseView:
 
 @get("/apps/{identifier:str}", name="app", include_in_schema=False)
 async def app_page(
-    request: Request[Any, Any, Any], state: State, identifier: FromPath[str]
+    request: Request[Any, Any, Any], state: State, shared: Shared, identifier: FromPath[str]
 ) -> Template:
-    """One app: what it is, its releases newest first, their flavours, what it needs."""
+    """One app: what it is, its releases newest first, their flavours, what it needs
+    (the same for every viewer: shared)."""
     served = served_of(state)
     viewer = await _may_browse(request, served)
+    key = ("app", identifier)
+    context = shared.get(key)
+    if context is None:
+        context = await _app_context(served, identifier)
+        shared.put(key, context)
+    return render("app.html", viewer, **cast(dict[str, Any], context))
+
+
+async def _app_context(served: Served, identifier: str) -> dict[str, Any]:
     async with served.sessions() as session:
         app = await session.scalar(
             select(App)
@@ -194,18 +213,16 @@ async def app_page(
         )
         for r in newest_first(app.releases)
     ]
-    return render(
-        "app.html",
-        viewer,
-        app=_card(app, caps),
-        homepage=app.homepage,
-        license=app.license,
-        author=app.author,
-        repo=redact(app.repo.url),
-        requirements=list(app.requirements),
-        releases=releases,
-        machine_known=caps is not None,
-    )
+    return {
+        "app": _card(app, caps),
+        "homepage": app.homepage,
+        "license": app.license,
+        "author": app.author,
+        "repo": redact(app.repo.url),
+        "requirements": list(app.requirements),
+        "releases": releases,
+        "machine_known": caps is not None,
+    }
 
 
 def error_page(request: Request[Any, Any, Any], exc: HTTPException) -> Template:
@@ -220,6 +237,7 @@ def sign_in_first(request: Request[Any, Any, Any], _exc: NotSignedIn) -> Redirec
 def pages_router(settings: Settings) -> Router:
     """Every page, with error pages instead of JSON errors."""
     throttle = SignInThrottle(free=settings.sign_in_free_failures)
+    shared = Shared(ttl=settings.cache_seconds)
     return Router(
         path="/",
         route_handlers=[
@@ -247,6 +265,9 @@ def pages_router(settings: Settings) -> Router:
             add_user,
             change_user,
         ],
-        dependencies={"throttle": Provide(lambda: throttle, sync_to_thread=False)},
+        dependencies={
+            "throttle": Provide(lambda: throttle, sync_to_thread=False),
+            "shared": Provide(lambda: shared, sync_to_thread=False),
+        },
         exception_handlers={HTTPException: error_page, NotSignedIn: sign_in_first},
     )

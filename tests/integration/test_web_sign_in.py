@@ -241,3 +241,17 @@ async def test_passwords_are_stored_as_argon2id_hashes(catalogue: Catalogue) -> 
     assert stored is not None
     assert stored.startswith("$argon2id$")
     assert PASSWORD not in stored
+
+
+async def test_the_shared_catalogue_shows_each_viewer_only_themselves(api: Api) -> None:
+    await add_user(api.catalogue, "alice")
+    await add_user(api.catalogue, "bob")
+    client = api.client
+    await sign_in(client, "alice")
+    alices = await client.get("/")
+    with another_browser(client):
+        await sign_in(client, "bob")
+        bobs = await client.get("/")  # the cards come from what alice's view computed
+        assert ">bob<" in bobs.text
+        assert "alice" not in bobs.text
+        assert form_token(alices) not in bobs.text
