@@ -181,3 +181,49 @@ async def test_an_admin_sees_everyones_apps(store: Store) -> None:
         everyone = await client.get("/setups", params={"everyone": "1"})
         assert setup_page in everyone.text
         assert "alice" in everyone.text
+
+
+ASSET = re.compile(r'(?:<script[^>]*\ssrc|<link[^>]*\shref|<img[^>]*\ssrc)="([^"]+)"')
+INLINE_SCRIPT = re.compile(r"<script(?![^>]*\ssrc=)[^>]*>")
+
+
+async def test_no_page_loads_anything_from_elsewhere_or_runs_inline_script(store: Store) -> None:
+    """Every page a signed-in admin can open: assets only from Port, no inline script,
+    no framing."""
+    client = store.client
+    await sign_in(client, "admin", store.admin_password)
+    setup_page = (await store.install()).headers["location"]
+    await store.reconciler.reconcile()
+    paths = [
+        "/",
+        "/?q=star",
+        "/apps/stardist",
+        "/apps/stardist/install",
+        "/setups",
+        "/setups?everyone=1",
+        setup_page,
+        f"{setup_page}/live",
+        f"{setup_page}/delete",
+        "/account",
+        "/admin/repos",
+        "/admin/users",
+        "/apps/nope",
+    ]
+    with another_browser(client):
+        await _check_page(client, "/sign-in")  # signed out
+    for path in paths:
+        await _check_page(client, path)
+
+
+async def _check_page(client: AsyncTestClient[Litestar], path: str) -> None:
+    page = await client.get(path)
+    assert page.status_code in (200, 404), path
+    policy = page.headers["content-security-policy"]
+    script_policy = next(p for p in policy.split("; ") if p.startswith("script-src"))
+    assert script_policy == "script-src 'self'", path
+    assert "frame-ancestors 'none'" in policy
+    assert page.headers["x-frame-options"] == "DENY"
+    assert INLINE_SCRIPT.search(page.text) is None, path
+    for asset in ASSET.findall(page.text):
+        assert asset.startswith("/static/"), (path, asset)
+        assert (await client.get(asset)).status_code == 200, asset
