@@ -4,10 +4,11 @@ process, a repository on `git daemon`, a signed webhook, the Docker engine, Chro
 The first admin signs in with the password the first start printed, adds the
 repository and reads the located error of its broken tag, and adds two users with
 passwords. A user signs in, searches, opens the app, installs it and sees it Running
-and its logs without reloading the page; a new tag and its webhook bring an update whose container
-exits at once, and the page shows it rolled back, with why; another user sees none of
-it; the user stops and deletes it. Screenshots of every page at desktop and phone size
-land in PORT_TEST_SCREENSHOTS (printed), for people to look at and as failure evidence.
+and its logs without reloading the page; a new tag and its webhook update it, and a
+next one whose container exits at once is rolled back, with why, all shown live;
+another user sees none of it; the user stops and deletes it. Screenshots of every page
+at desktop and phone size land in PORT_TEST_SCREENSHOTS (printed), for people to look
+at and as failure evidence.
 """
 
 from __future__ import annotations
@@ -45,6 +46,7 @@ class Store:
     work: WorkRepo
     name: str  # the repository's path on the daemon
     url: str  # where the daemon serves it
+    next_image: str  # the `forever` image under a second name: a new release's build
 
     def release(self, version: str, image: str) -> None:
         self.work.commit(version, {"port.yaml": image_yaml("busy", version, image)})
@@ -92,15 +94,18 @@ def store(
         "PORT_ACCESS_LOG": "false",
     }
     data = tmp_path / "data"
+    next_image = f"port-test/forever-next:{instance}"
+    docker_engine.api.tag(docker_images["forever"], *next_image.split(":"))
     server = start(data, env=env)
     try:
-        yield Store(server, work, name, git_daemon.url(bare))
+        yield Store(server, work, name, git_daemon.url(bare), next_image)
     finally:
         if server.process.poll() is None:
             stop(server)
         if server.process.poll() is None:
             os.killpg(server.process.pid, signal.SIGKILL)
         remove_instance(docker_engine, instance)
+        docker_engine.images.remove(next_image, force=True)
 
 
 def sign_in(
@@ -183,11 +188,19 @@ def test_install_watch_update_roll_back_and_delete_in_a_browser(
         assert heading.text == "Busy"  # not stale: no reload happened
         shoot(browser, "setup-running")
 
-        # A new tag whose container exits at once: the update is rolled back, with why.
-        store.release("1.1.0", docker_images["exit3"])
+        # A new tag and its webhook: the Setup (following MINOR) moves to it by itself.
+        store.release("1.1.0", store.next_image)
         store.webhook("1.1.0")
+        wait.until(lambda b: "Update succeeded" in live_text(b))
+        wait.until(
+            lambda b: "Release\n1.1.0" in b.find_element(By.CSS_SELECTOR, "#live .facts").text
+        )
+        # A tag whose container exits at once: the update is rolled back, with why.
+        store.release("1.2.0", docker_images["exit3"])
+        store.webhook("1.2.0")
         wait.until(lambda b: "Update rolled back" in live_text(b))
-        assert "Running" in live_text(browser)  # still the old release
+        assert "exited with code 3" in live_text(browser)
+        assert "Running" in live_text(browser)  # still 1.1.0
         assert heading.text == "Busy"
         shoot(browser, "setup-rolled-back")
 
