@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from selenium.common.exceptions import StaleElementReferenceException
 from selenium.webdriver import Chrome as WebDriver
 from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
@@ -127,7 +128,18 @@ def sign_in(
 
 
 def live_text(browser: WebDriver) -> str:
-    return str(browser.find_element(By.ID, "live").text)
+    """The live part's text; htmx replaces it every 2 s, so a read may race a swap."""
+    for _ in range(5):
+        try:
+            return str(browser.find_element(By.ID, "live").text)
+        except StaleElementReferenceException:
+            continue
+    raise AssertionError("#live was replaced during every read")
+
+
+def waiting(browser: WebDriver) -> WebDriverWait[WebDriver]:
+    """A wait that reads again when htmx swapped the element out from under it."""
+    return WebDriverWait(browser, 60, ignored_exceptions=[StaleElementReferenceException])
 
 
 def test_install_watch_update_roll_back_and_delete_in_a_browser(
@@ -139,7 +151,7 @@ def test_install_watch_update_roll_back_and_delete_in_a_browser(
     base = store.server.base
 
     with chromium() as admin:
-        wait = WebDriverWait(admin, 60)
+        wait = waiting(admin)
         sign_in(admin, base, "admin", store.server.password(), shots="sign-in")
         admin.find_element(By.LINK_TEXT, "Repositories").click()
         admin.find_element(By.ID, "url").send_keys(store.url)
@@ -167,7 +179,7 @@ def test_install_watch_update_roll_back_and_delete_in_a_browser(
         shoot(admin, "admin-users")
 
     with chromium() as browser:
-        wait = WebDriverWait(browser, 60)
+        wait = waiting(browser)
         sign_in(browser, store.server.base, "alice")
         search = browser.find_element(By.ID, "q")
         search.send_keys("busy" + Keys.ENTER)
