@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from manifests.errors import ManifestError
 from manifests.specs import ReleaseSpec
+
+if TYPE_CHECKING:
+    from indexer.logos import Logo
 
 Source = Literal["port", "arkitekt"]
 
@@ -77,3 +80,6 @@ class IndexResult:
     # manifest broke are not here: their last good release stands.
     tags_read: set[str] = field(default_factory=set)
     blobs_read: int = 0  # manifest blobs parsed this run, for progress and benchmarks
+    # Logos read from the repository this run, by app identifier (indexer/logos.py);
+    # apps without one here keep the logo the catalogue has.
+    logos: dict[str, Logo] = field(default_factory=dict)

@@ -31,6 +31,7 @@ from indexer.errors import BranchNotFoundError, SetupError
 from indexer.gitcmd import describe_size
 from indexer.history import FileVersion, file_history, is_ancestor
 from indexer.limits import Limits
+from indexer.logos import read_logos
 from indexer.mirror import RemoteRefs, ls_remote, sync_mirror
 from indexer.refs import HEADS, TAGS, LocalRef, advertised_tags, list_refs, release_tags
 from indexer.result import FoundRelease, IndexResult, Previous, RepoSpec, TagInfo
@@ -130,6 +131,8 @@ def index_repo(
         reads += _arkitekt_reads(git_dir, branch, head, prev_head, limits)
     reads += _tag_reads(tags, local, prev_refs, manifest_path, repo.tag_prefix, result.errors)
     _read_all(git_dir, reads, limits, result, report)
+    result.logos, logo_errors = read_logos(git_dir, result.releases, limits)
+    result.errors.extend(logo_errors)
     log.info(
         "%s: %d semver tags, %d manifests parsed, %d releases, %d errors",
         redact(repo.url),

@@ -23,7 +23,7 @@ from indexer.tags import parse_tag
 from indexer.urls import redact
 from manifests.errors import ManifestError
 from manifests.specs import AppSpec, FlavourSpec
-from port.catalogue.models import App, Flavour, IndexRunError, Release, Repo
+from port.catalogue.models import App, AppLogo, Flavour, IndexRunError, Release, Repo
 from port.orm import Base, utcnow
 
 # Core tables for the bulk INSERTs: the ORM's bulk path runs one statement per row here.
@@ -163,6 +163,7 @@ class Ingest:
             if self.result.arkitekt_head is not None:
                 await self._mark_arkitekt_current(self.result.arkitekt_head)
             await self._refresh_app_meta()
+            await self._store_logos()
             # Compare first: an unchanged JSON column must not become an UPDATE.
             _set(
                 self.repo,
@@ -173,6 +174,29 @@ class Ingest:
                 },
             )
         return self.changes
+
+    async def _store_logos(self) -> None:
+        """The logos read this run, for this repository's own apps (unchanged: no write)."""
+        if not self.result.logos:
+            return
+        await self.session.flush()  # apps new this run get their ids
+        apps = await self._apps_by_identifier(self.result.logos)
+        owned = {i: a for i, a in apps.items() if a.repo_id == self.repo.id and a.id is not None}
+        kept = {
+            logo.app_id: logo
+            for logo in await self.session.scalars(
+                select(AppLogo).where(AppLogo.app_id.in_([a.id for a in owned.values()]))
+            )
+        }
+        for identifier, app in owned.items():
+            read = self.result.logos[identifier]
+            values = {"content_type": read.content_type, "data": read.data, "digest": read.digest}
+            logo = kept.get(app.id)
+            if logo is None:
+                self.session.add(AppLogo(app_id=app.id, **values))
+            elif logo.digest != read.digest:
+                _set(logo, values)
+                logo.updated_at = utcnow()
 
     async def _apps_by_identifier(self, identifiers: Iterable[str]) -> dict[str, App]:
         rows = await self.session.scalars(select(App).where(App.identifier.in_(set(identifiers))))

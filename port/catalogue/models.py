@@ -16,6 +16,7 @@ from sqlalchemy import (
     Float,
     ForeignKey,
     Integer,
+    LargeBinary,
     String,
     Text,
     UniqueConstraint,
@@ -93,6 +94,19 @@ class App(Base):
     releases: Mapped[list[Release]] = relationship(
         back_populates="app", cascade="all, delete-orphan", passive_deletes=True
     )
+
+
+class AppLogo(Base):
+    """An app's logo image, read from its repository at index time and served by Port
+    (a visitor's browser never loads a manifest's URL). PNG, JPEG, GIF or WebP only."""
+
+    __tablename__ = "app_logos"
+
+    app_id: Mapped[int] = mapped_column(ForeignKey("apps.id", ondelete="CASCADE"), primary_key=True)
+    content_type: Mapped[str] = mapped_column(String(32))
+    data: Mapped[bytes] = mapped_column(LargeBinary)
+    digest: Mapped[str] = mapped_column(String(64))  # SHA-256: the served URL's version
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
 
 
 class Release(Base):

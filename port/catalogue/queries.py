@@ -10,7 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import selectinload
 
 from indexer.urls import redact
-from port.catalogue.models import App, Release
+from port.catalogue.models import App, AppLogo, Release
 from port.errors import InvalidInput
 
 MAX_SEARCH = 200  # characters of a search text
@@ -33,6 +33,16 @@ def latest_release(releases: list[Release], *, prereleases: bool = False) -> Rel
         ),
         None,
     )
+
+
+async def logo_digests(session: AsyncSession, app_ids: list[int]) -> dict[int, str]:
+    """The digest of each of these apps' logo, for those that have one (``AppLogo``)."""
+    if not app_ids:
+        return {}
+    rows = await session.execute(
+        select(AppLogo.app_id, AppLogo.digest).where(AppLogo.app_id.in_(app_ids))
+    )
+    return {row.app_id: row.digest for row in rows}
 
 
 async def list_apps(session: AsyncSession) -> list[App]:

@@ -18,14 +18,14 @@ from litestar.datastructures import State
 from litestar.di import Provide
 from litestar.exceptions import HTTPException, NotFoundException
 from litestar.params import FromPath, FromQuery
-from litestar.response import Redirect, Template
+from litestar.response import Redirect, Response, Template
 from sqlalchemy import select
 from sqlalchemy.orm import selectinload
 
 from indexer.urls import redact
 from port.accounts.throttle import SignInThrottle
-from port.catalogue.models import App, Release
-from port.catalogue.queries import latest_release, newest_first, search_apps
+from port.catalogue.models import App, AppLogo, Release
+from port.catalogue.queries import latest_release, logo_digests, newest_first, search_apps
 from port.deploy.selection import Capabilities
 from port.errors import InvalidInput, PortError
 from port.settings import Settings
@@ -82,9 +82,10 @@ class AppCard:
     categories: list[str]
     version: str | None
     flavours: list[FlavourView]
+    logo: str | None  # the URL Port serves the app's logo at (versioned), if it has one
 
 
-def _card(app: App, caps: Capabilities | None) -> AppCard:
+def _card(app: App, caps: Capabilities | None, logo: str | None) -> AppCard:
     newest = latest_release(app.releases)  # what an install runs
     flavours = (
         [flavour_view(f.name, f.image, f.selectors, caps) for f in newest.flavours]
@@ -98,6 +99,7 @@ def _card(app: App, caps: Capabilities | None) -> AppCard:
         categories=list(app.categories),
         version=newest.version if newest is not None else None,
         flavours=flavours,
+        logo=f"/logos/{app.identifier}?v={logo[:16]}" if logo else None,
     )
 
 
@@ -130,10 +132,11 @@ async def catalogue(
                     limit=PAGE_SIZE,
                     with_newest=True,
                 )
+                logos = await logo_digests(session, [app.id for app in rows])
         except InvalidInput as exc:
             return render("catalogue.html", viewer, 400, error=str(exc), **_empty(search, chosen))
         caps = await _capabilities(served)
-        kept = (total, [_card(app, caps) for app in rows])
+        kept = (total, [_card(app, caps, logos.get(app.id)) for app in rows])
         shared.put(key, kept)
     total, cards = cast(tuple[int, list[AppCard]], kept)
     pages = max(1, math.ceil(total / PAGE_SIZE))
@@ -198,8 +201,9 @@ async def _app_context(served: Served, identifier: str) -> dict[str, Any]:
                 selectinload(App.releases).selectinload(Release.flavours),
             )
         )
-    if app is None:
-        raise NotFoundException(detail=f"There is no app {identifier!r} in this store.")
+        if app is None:
+            raise NotFoundException(detail=f"There is no app {identifier!r} in this store.")
+        logo = (await logo_digests(session, [app.id])).get(app.id)
     caps = await _capabilities(served)
     releases = [
         ReleaseView(
@@ -214,7 +218,7 @@ async def _app_context(served: Served, identifier: str) -> dict[str, Any]:
         for r in newest_first(app.releases)
     ]
     return {
-        "app": _card(app, caps),
+        "app": _card(app, caps, logo),
         "homepage": app.homepage,
         "license": app.license,
         "author": app.author,
@@ -223,6 +227,36 @@ async def _app_context(served: Served, identifier: str) -> dict[str, Any]:
         "releases": releases,
         "machine_known": caps is not None,
     }
+
+
+@get("/logos/{identifier:str}", name="logo", include_in_schema=False)
+async def logo(
+    request: Request[Any, Any, Any], state: State, identifier: FromPath[str]
+) -> Response[bytes]:
+    """An app's logo, as its repository had it: an image type only, never run by a
+    browser even when opened alone (``sandbox``), cached for good under its digest."""
+    served = served_of(state)
+    await _may_browse(request, served)
+    async with served.sessions() as session:
+        found = (
+            await session.execute(
+                select(AppLogo.content_type, AppLogo.data, AppLogo.digest)
+                .join(App, App.id == AppLogo.app_id)
+                .where(App.identifier == identifier)
+            )
+        ).first()
+    if found is None:
+        raise NotFoundException(detail=f"{identifier!r} has no logo here.")
+    versioned = request.query_params.get("v") == found.digest[:16]
+    return Response(
+        found.data,
+        media_type=found.content_type,
+        headers={
+            "Content-Security-Policy": "default-src 'none'; sandbox",
+            "X-Content-Type-Options": "nosniff",
+            "Cache-Control": "public, max-age=31536000, immutable" if versioned else "no-cache",
+        },
+    )
 
 
 def error_page(request: Request[Any, Any, Any], exc: HTTPException) -> Template:
@@ -264,6 +298,7 @@ def pages_router(settings: Settings) -> Router:
             users_page,
             add_user,
             change_user,
+            logo,
         ],
         dependencies={
             "throttle": Provide(lambda: throttle, sync_to_thread=False),
