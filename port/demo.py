@@ -52,6 +52,13 @@ def _init(target: Path) -> None:
 
 def _tag_versions(target: Path, app: str, versions: tuple[str, ...]) -> None:
     template = (EXAMPLES / app / "port.yaml").read_text()
+    # The example's other files (its logo, say) are in every release.
+    for source in (EXAMPLES / app).rglob("*"):
+        if source.is_file() and source.name != "port.yaml":
+            copy = target / source.relative_to(EXAMPLES / app)
+            copy.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy(source, copy)
+            _git(target, "add", str(copy.relative_to(target)))
     for version in versions:
         (target / "port.yaml").write_text(template.replace(versions[-1], version))
         _git(target, "add", "port.yaml")

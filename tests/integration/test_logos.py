@@ -15,6 +15,7 @@ from indexer.logos import LOGO_MAX_BYTES
 from port.catalogue.models import AppLogo, IndexRun, IndexRunError
 from port.catalogue.repos import add_repo
 from port.catalogue.scanning import scan_repo
+from port.demo import index_examples
 from tests.harness import Api
 from tests.integration.gitfixtures import WorkRepo
 
@@ -98,3 +99,14 @@ async def test_only_images_within_the_limit_become_logos(api: Api, tmp_path: Pat
         assert "/logos/" not in page.text
     async with api.catalogue.sessions() as session:
         assert (await session.scalars(select(AppLogo))).all() == []
+
+
+async def test_the_bundled_examples_index_cleanly_and_stardist_has_its_logo(api: Api) -> None:
+    # As `make run` serves them: their images are on the local registry.
+    settings = api.catalogue.settings.model_copy(update={"allowed_registries": ["localhost:5000"]})
+    outcomes = await index_examples(api.catalogue.sessions, settings)
+    assert [outcome.run.status for _, outcome in outcomes] == ["succeeded", "succeeded"]
+    assert [[e.message for e in outcome.run.errors] for _, outcome in outcomes] == [[], []]
+    served = await api.client.get("/logos/stardist")
+    assert served.status_code == 200
+    assert served.headers["content-type"] == "image/png"
