@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import shutil
 from collections.abc import AsyncGenerator
 from contextlib import suppress
 from datetime import timedelta
@@ -31,9 +30,8 @@ from port.catalogue import repos as repo_service
 from port.catalogue.jobs import running_index_jobs
 from port.catalogue.models import App, IndexRun, Repo
 from port.catalogue.queries import search_apps
-from port.catalogue.scanning import mirror_path, scan_repo
-from port.deploy.setups import setups_of_repo
-from port.errors import Conflict, NotFound, RepoUnreachable
+from port.catalogue.scanning import scan_repo
+from port.errors import NotFound, RepoUnreachable
 from port.orm import utcnow
 
 # How often an indexRuns subscription looks at the database: runs of other processes
@@ -226,23 +224,10 @@ class CatalogueMutation:
     async def delete_repo(self, info: Info, id: relay.GlobalID) -> DeleteRepoPayload:
         await _may_change(info, id)
         state = info.context.state
-        async with state.sessions() as session, session.begin():
-            kept = await setups_of_repo(session, repo_pk(id))
-            if kept:
-                named = ", ".join(
-                    f"{owner}'s {app} ({relay.to_base64('Setup', setup_id)})"
-                    for setup_id, owner, app in kept[:10]
-                )
-                more = f" and {len(kept) - 10} more" if len(kept) > 10 else ""
-                raise Conflict(
-                    f"{len(kept)} Setup{'s' if len(kept) > 1 else ''} of this repository's "
-                    f"apps exist: {named}{more}; they must be deleted first"
-                )
-            repo = await repo_service.delete_repo(session, repo_pk(id))
-            mirror = mirror_path(state.settings, repo)
-        shutil.rmtree(mirror, ignore_errors=True)
+        await state.operations.delete_repo(
+            repo_pk(id), describe=lambda pk: relay.to_base64("Setup", pk)
+        )
         state.cache.bump()
-        state.reconciler.wake()  # Setups of its apps went with them: remove their containers
         return DeleteRepoPayload(deleted_id=id)
 
 

@@ -1,5 +1,6 @@
 """What a person does to Setups, whole: one transaction of ``port.deploy.setups`` and
-the wake-up of whoever acts on it (the reconciler, the job worker).
+the wake-up of whoever acts on it (the reconciler, the job worker); and deleting a
+repository, which must never take users' Setups with it.
 
 The GraphQL API and the pages both call these, so a Setup created, stopped or deleted
 from either is the same thing, checked by the same rules (``setups.get_setup`` answers
@@ -8,15 +9,19 @@ NOT_FOUND for a Setup the principal may not see).
 
 from __future__ import annotations
 
+import shutil
 from collections.abc import Callable
 from dataclasses import dataclass
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from port.catalogue import repos
+from port.catalogue.scanning import mirror_path
 from port.deploy import setups
 from port.deploy.models import UpdatePolicy
 from port.deploy.reconciler import Reconciler
 from port.deploy.updater import plan_updates, request_update
+from port.errors import Conflict
 from port.principal import Principal
 from port.settings import Settings
 
@@ -88,3 +93,24 @@ class Operations:
             await session.delete(setup)
         await self.reconciler.remove_containers(containers)
         self.reconciler.wake()
+
+    async def delete_repo(
+        self, repo_id: int, describe: Callable[[int], str] = lambda pk: f"setup {pk}"
+    ) -> None:
+        """Delete a repository with its apps, releases, runs and mirror; CONFLICT naming
+        the Setups (``describe`` says how) while users have Setups of its apps. Who may
+        is the caller's to check first (``repos.check_changer``)."""
+        async with self.sessions() as session, session.begin():
+            kept = await setups.setups_of_repo(session, repo_id)
+            if kept:
+                named = ", ".join(
+                    f"{owner}'s {app} ({describe(pk)})" for pk, owner, app in kept[:10]
+                )
+                more = f" and {len(kept) - 10} more" if len(kept) > 10 else ""
+                raise Conflict(
+                    f"{len(kept)} Setup{'s' if len(kept) > 1 else ''} of this repository's "
+                    f"apps exist: {named}{more}; they must be deleted first"
+                )
+            repo = await repos.delete_repo(session, repo_id)
+            mirror = mirror_path(self.settings, repo)
+        shutil.rmtree(mirror, ignore_errors=True)

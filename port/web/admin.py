@@ -198,6 +198,48 @@ async def scan_repo(
     return Redirect(f"/admin/repos/{repo_id}?scanning=1", status_code=303)
 
 
+@get("/admin/repos/{repo_id:int}/delete", include_in_schema=False)
+async def confirm_repo_delete(
+    request: Request[Any, Any, Any], state: State, repo_id: FromPath[int]
+) -> Template | Redirect:
+    served = served_of(state)
+    viewer = await _manager(request, served)
+    if viewer is None:
+        return to_sign_in(request)
+    repo = await _repo(served, viewer, repo_id)
+    return render("admin_repo_delete.html", viewer, repo=repo, url=redact(repo.url), error=None)
+
+
+@post("/admin/repos/{repo_id:int}/delete", include_in_schema=False)
+async def delete_repo(
+    request: Request[Any, Any, Any], state: State, repo_id: FromPath[int]
+) -> Template | Redirect:
+    """Delete a repository, its apps and their releases; refused while users have Setups
+    of its apps (they are named)."""
+    served = served_of(state)
+    viewer = await _manager(request, served)
+    if viewer is None:
+        return to_sign_in(request)
+    await form_of(request, served.settings, viewer.secret)
+    repo = await _repo(served, viewer, repo_id)
+    try:
+        repo_service.check_changer(viewer.principal, repo.added_by_id)
+    except Forbidden as exc:
+        raise HTTPException(status_code=403, detail=str(exc)) from exc
+    try:
+        await served.operations.delete_repo(repo_id)
+    except ClientError as refused:
+        return render(
+            "admin_repo_delete.html",
+            viewer,
+            409,
+            repo=repo,
+            url=redact(repo.url),
+            error=str(refused),
+        )
+    return Redirect("/admin/repos", status_code=303)
+
+
 # --- users -----------------------------------------------------------------------------
 
 

@@ -4,12 +4,15 @@ deactivate), and that nobody else may use them (on both databases)."""
 
 from __future__ import annotations
 
+import html
 import re
 
-from sqlalchemy import select
+from sqlalchemy import delete, select
 
-from port.catalogue.models import Repo
+from port.catalogue.models import App, Release, Repo
+from port.catalogue.repos import add_repo
 from port.catalogue.scanning import scan_repo
+from port.deploy.models import Setup
 from port.jobs.models import Job
 from tests.harness import Api
 from tests.integration.gitfixtures import Remote, port_yaml
@@ -140,3 +143,37 @@ async def test_only_admins_run_the_store(api: Api) -> None:
         assert refused.status_code == 403, path
     async with api.catalogue.sessions() as session:
         assert (await session.scalars(select(Repo))).all() == []
+
+
+async def test_a_repository_in_use_is_not_deleted_and_one_unused_is(
+    api: Api, local_remote: Remote
+) -> None:
+    work = local_remote.work
+    work.commit("good", {"port.yaml": port_yaml("stardist", "1.0.0")})
+    work.tag("v1.0.0")
+    work.push()
+    async with api.catalogue.sessions() as session, session.begin():
+        repo = await add_repo(session, local_remote.url, allow_local=True)
+        repo_id = repo.id
+    await scan_repo(api.catalogue.sessions, api.catalogue.settings, repo_id)
+    alice = await add_user(api.catalogue, "alice")
+    async with api.catalogue.sessions() as session, session.begin():
+        app_id = await session.scalar(select(App.id))
+        release_id = await session.scalar(select(Release.id))
+        session.add(Setup(owner_id=alice, app_id=app_id, release_id=release_id))
+    client = api.client
+    await sign_in(client, "admin", api.admin_password)
+    confirm = await client.get(f"/admin/repos/{repo_id}/delete")
+    assert "cannot be undone" in confirm.text
+    refused = await client.post(
+        f"/admin/repos/{repo_id}/delete", data={"form_token": form_token(confirm)}
+    )
+    assert refused.status_code == 409
+    assert "alice's stardist" in html.unescape(refused.text)  # who would lose what
+    async with api.catalogue.sessions() as session, session.begin():
+        await session.execute(delete(Setup))
+    gone = await client.post(
+        f"/admin/repos/{repo_id}/delete", data={"form_token": form_token(confirm)}
+    )
+    assert gone.status_code == 200  # followed to the list
+    assert "No repository yet" in gone.text
