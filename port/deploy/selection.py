@@ -146,7 +146,9 @@ def misses(selector: AnySelector, caps: Capabilities) -> str | None:
             if selector.min_count and caps.cpus < selector.min_count:
                 return f"{caps.cpus:g} CPUs < {selector.min_count}"
             if selector.frequency and (caps.cpu_mhz or 0) < selector.frequency:
-                return f"CPU clock {caps.cpu_mhz or 'unknown'} MHz < {selector.frequency} MHz"
+                if not caps.cpu_mhz:
+                    return f"needs a {selector.frequency} MHz CPU; this one's clock is unknown"
+                return f"CPU clock {caps.cpu_mhz} MHz < {selector.frequency} MHz"
             if selector.memory and caps.memory_mb < selector.memory:
                 return f"{caps.memory_mb} MB memory < {selector.memory} MB"
             if selector.arch and _arch(caps.arch) != _arch(selector.arch):
