@@ -31,6 +31,7 @@ from litestar.types import (
 from sqlalchemy import text
 from strawberry.litestar import make_graphql_controller
 
+from port.accounts.bearer import principal_for
 from port.api.cache import ResponseCache
 from port.api.context import ApiState, get_context
 from port.api.schema import build_schema
@@ -103,8 +104,10 @@ def _measured(app: ASGIApp) -> ASGIApp:
     return middleware
 
 
-def _cached(cache: ResponseCache, max_body: int) -> Callable[[ASGIApp], ASGIApp]:
-    """Answer anonymous catalogue queries from ``cache``; fill it from fresh answers."""
+def _cached(state: ApiState, max_body: int) -> Callable[[ASGIApp], ASGIApp]:
+    """Answer catalogue queries from the shared cache; fill it from fresh answers. A
+    credential is verified first (a bad one goes on to be refused as usual)."""
+    cache = state.cache
 
     def wrap(app: ASGIApp) -> ASGIApp:
         async def middleware(scope: Scope, receive: Receive, send: Send) -> None:
@@ -112,13 +115,22 @@ def _cached(cache: ResponseCache, max_body: int) -> Callable[[ASGIApp], ASGIApp]
                 scope["type"] != ScopeType.HTTP
                 or scope["method"] != "POST"
                 or scope["path"] != "/graphql"
-                or any(name == b"authorization" for name, _ in scope["headers"])
             ):
                 await app(scope, receive, send)
                 return
+            credential = next(
+                (value for name, value in scope["headers"] if name == b"authorization"), None
+            )
             raw, complete = await _read_body(receive, max_body)
             replay = _replay(raw, complete, receive)
-            key = _key(cache, raw) if complete else None
+            signed_in = credential is not None
+            key = _key(cache, raw, signed_in) if complete else None
+            if (
+                key is not None
+                and credential is not None
+                and not await _verified(state, credential)
+            ):
+                key = None
             if key is None:
                 await app(scope, replay, send)
                 return
@@ -142,6 +154,16 @@ def _cached(cache: ResponseCache, max_body: int) -> Callable[[ASGIApp], ASGIApp]
         return middleware
 
     return wrap
+
+
+async def _verified(state: ApiState, credential: bytes) -> bool:
+    """Whether the ``Authorization`` value proves a caller (as ``context_for`` checks)."""
+    try:
+        async with state.sessions() as session, session.begin():
+            caller = await principal_for(session, credential.decode("latin-1"), state.verifier)
+        return caller is not None
+    except Unauthenticated:
+        return False
 
 
 async def _read_body(receive: Receive, limit: int) -> tuple[bytes, bool]:
@@ -180,12 +202,12 @@ def _replay(raw: bytes, complete: bool, receive: Receive) -> Receive:
     return replay
 
 
-def _key(cache: ResponseCache, raw: bytes) -> str | None:
+def _key(cache: ResponseCache, raw: bytes, signed_in: bool) -> str | None:
     try:
         body = json.loads(raw)
     except ValueError:
         return None
-    return cache.key(body) if isinstance(body, dict) else None
+    return cache.key(body, signed_in=signed_in) if isinstance(body, dict) else None
 
 
 async def _send_json(send: Send, payload: bytes) -> None:
@@ -257,7 +279,7 @@ def build_app(
         template_config=template_config,
         state=State({"api": state}),
         lifespan=[lifespan],
-        middleware=[_measured, _cached(state.cache, settings.max_body_kb * 1024)],
+        middleware=[_measured, _cached(state, settings.max_body_kb * 1024)],
         exception_handlers={Unauthenticated: _unauthenticated},
         request_max_body_size=settings.max_body_kb * 1024,
         debug=False,

@@ -1,13 +1,17 @@
-"""A response cache for anonymous catalogue reads.
+"""A response cache for catalogue reads, shared by every caller.
 
 The catalogue changes only when an index run or a repository mutation commits, while
 anonymous browsing asks the same few queries again and again. Executing them costs
 Strawberry about ten times what sending the bytes costs, so the finished responses are
 kept, keyed on (catalogue generation, query, variables, operation name).
 
-- Only requests without credentials are cached (their visibility is all the same), and
-  only operations whose root fields all read the catalogue (``apps``, ``app``,
-  ``repos``, ``node``): no per-caller data can leak between callers.
+- Only operations whose root fields all read the catalogue are cached: ``apps``,
+  ``app``, ``repos`` (whose types hold nothing that depends on the caller), and for
+  anonymous callers ``node`` too (which shows them catalogue objects only). A caller
+  with a credential shares the answers of every other caller with one, once the
+  middleware verified it: ``node``, ``me``, Setups, Pods, users and tokens are never
+  shared. Anonymous and signed-in answers are kept apart (with PORT_PUBLIC_CATALOGUE
+  off, only the signed-in may read the catalogue).
 - Only successful answers (HTTP 200, no ``errors``) are kept.
 - A burst of requests for an answer not kept yet executes the query once; the others
   wait for it. An answer past its lifetime is still sent while one request refreshes it.
@@ -27,12 +31,14 @@ from functools import lru_cache
 
 from graphql import FieldNode, GraphQLError, OperationDefinitionNode, OperationType, parse
 
-CATALOGUE_FIELDS = frozenset({"apps", "app", "repos", "node", "__typename"})
+CATALOGUE_FIELDS = frozenset({"apps", "app", "repos", "__typename"})
+# ``node(id:)`` of a Setup, Pod, User or Token answers a signed-in caller with their own.
+ANONYMOUS_FIELDS = CATALOGUE_FIELDS | {"node"}
 
 
 @lru_cache(maxsize=256)
-def cacheable(query: str, operation_name: str | None) -> bool:
-    """Does this document's chosen operation only read the catalogue?"""
+def cacheable(query: str, operation_name: str | None, signed_in: bool = False) -> bool:
+    """Does this document's chosen operation only read the catalogue, as anyone sees it?"""
     try:
         document = parse(query, no_location=True, max_tokens=2000)
     except GraphQLError:
@@ -47,7 +53,8 @@ def cacheable(query: str, operation_name: str | None) -> bool:
         return False
     # Plain fields only: a fragment spread at the top could hide any field behind a name.
     selections = chosen[0].selection_set.selections
-    return all(isinstance(s, FieldNode) and s.name.value in CATALOGUE_FIELDS for s in selections)
+    fields = CATALOGUE_FIELDS if signed_in else ANONYMOUS_FIELDS
+    return all(isinstance(s, FieldNode) and s.name.value in fields for s in selections)
 
 
 class ResponseCache:
@@ -65,7 +72,7 @@ class ResponseCache:
         self._entries.clear()
         self._size = 0
 
-    def key(self, body: dict[str, object]) -> str | None:
+    def key(self, body: dict[str, object], *, signed_in: bool = False) -> str | None:
         """The cache key of a request body, or None when it must not be cached."""
         if self.ttl <= 0:  # PORT_CACHE_SECONDS=0: caching off
             return None
@@ -75,9 +82,11 @@ class ResponseCache:
             return None
         if operation is not None and not isinstance(operation, str):
             return None
-        if not cacheable(query, operation):
+        if not cacheable(query, operation, signed_in):
             return None
-        material = json.dumps([self.generation, query, variables, operation], sort_keys=True)
+        material = json.dumps(
+            [self.generation, signed_in, query, variables, operation], sort_keys=True
+        )
         return hashlib.sha256(material.encode()).hexdigest()
 
     def get(self, key: str) -> tuple[bytes | None, bool]:

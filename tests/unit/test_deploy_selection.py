@@ -62,7 +62,11 @@ def test_preferences_never_block() -> None:
     ("selector", "caps", "reason"),
     [
         ({"kind": "cpu", "min_count": 16}, LAPTOP, "8 CPUs < 16"),
-        ({"kind": "cpu", "frequency": 3000}, LAPTOP, "needs a 3000 MHz CPU; this one's clock is unknown"),
+        (
+            {"kind": "cpu", "frequency": 3000},
+            LAPTOP,
+            "needs a 3000 MHz CPU; this one's clock is unknown",
+        ),
         ({"kind": "cpu", "arch": "arm64"}, LAPTOP, "CPU architecture amd64 is not arm64"),
         ({"kind": "ram", "min": 32_000}, LAPTOP, "16000 MB memory < 32000 MB"),
         (
