@@ -152,6 +152,19 @@ async def repo_page(
     viewer = await _manager(request, served)
     if viewer is None:
         return to_sign_in(request)
+    return await _repo_page(served, viewer, repo_id)
+
+
+async def _repo_page(
+    served: Served,
+    viewer: Viewer,
+    repo_id: int,
+    code: int = 200,
+    *,
+    values: dict[str, str] | None = None,
+    error: str | None = None,
+    field: str | None = None,
+) -> Template:
     repo = await _repo(served, viewer, repo_id)
     async with served.sessions() as session:
         runs = await repo_service.list_runs(session, repo, limit=RUNS_SHOWN)
@@ -165,9 +178,18 @@ async def repo_page(
         repo_service.check_changer(viewer.principal, repo.added_by_id)
     except Forbidden:
         may_change = False
+    shown = values or {}
     return render(
         "admin_repo.html",
         viewer,
+        code,
+        values={
+            "branch": shown.get("branch", repo.branch or ""),
+            "manifest_path": shown.get("manifest_path", repo.manifest_path),
+            "tag_prefix": shown.get("tag_prefix", repo.tag_prefix),
+        },
+        error=error,
+        field=field,
         repo=repo,
         url=redact(repo.url),
         runs=runs,
@@ -175,6 +197,45 @@ async def repo_page(
         hooks=webhook_urls(served.settings.public_url),
         may_change=may_change,
     )
+
+
+@post("/admin/repos/{repo_id:int}", include_in_schema=False)
+async def change_repo(
+    request: Request[Any, Any, Any], state: State, repo_id: FromPath[int]
+) -> Template | Redirect:
+    """Change a repository's branch, manifest path, tag prefix or webhook secret (an
+    empty secret field keeps the secret; "remove" drops it). A changed branch, path or
+    prefix makes the next scan read everything again; one is queued."""
+    served = served_of(state)
+    viewer = await _manager(request, served)
+    if viewer is None:
+        return to_sign_in(request)
+    fields = await form_of(request, served.settings, viewer.secret)
+    repo = await _repo(served, viewer, repo_id)
+    try:
+        repo_service.check_changer(viewer.principal, repo.added_by_id)
+    except Forbidden as exc:
+        raise HTTPException(status_code=403, detail=str(exc)) from exc
+    changes: dict[str, Any] = {
+        "branch": fields.get("branch", "").strip() or None,
+        "manifest_path": fields.get("manifest_path", "").strip() or "port.yaml",
+        "tag_prefix": fields.get("tag_prefix", "").strip(),
+    }
+    if fields.get("remove_secret") == "yes":
+        changes["webhook_secret"] = None
+    elif fields.get("webhook_secret"):
+        changes["webhook_secret"] = fields["webhook_secret"]
+    try:
+        async with served.sessions() as session, session.begin():
+            await repo_service.update_repo(session, repo_id, **changes)
+            await enqueue_index(session, repo_id, "page")
+    except ClientError as refused:
+        field = refused.field if isinstance(refused, InvalidInput) else None
+        return await _repo_page(
+            served, viewer, repo_id, 400, values=fields, error=str(refused), field=field
+        )
+    served.wake_jobs()
+    return Redirect(f"/admin/repos/{repo_id}", status_code=303)
 
 
 @post("/admin/repos/{repo_id:int}/scan", include_in_schema=False)

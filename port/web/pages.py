@@ -33,6 +33,7 @@ from port.web.account import account_page, change_password, create_token, revoke
 from port.web.admin import (
     add_repo,
     add_user,
+    change_repo,
     change_user,
     confirm_repo_delete,
     delete_repo,
@@ -296,6 +297,7 @@ def pages_router(settings: Settings) -> Router:
             repos_page,
             add_repo,
             repo_page,
+            change_repo,
             scan_repo,
             confirm_repo_delete,
             delete_repo,

@@ -177,3 +177,52 @@ async def test_a_repository_in_use_is_not_deleted_and_one_unused_is(
     )
     assert gone.status_code == 200  # followed to the list
     assert "No repository yet" in gone.text
+
+
+async def test_an_admin_changes_a_repositorys_settings(api: Api, local_remote: Remote) -> None:
+    async with api.catalogue.sessions() as session, session.begin():
+        repo_id = (
+            await add_repo(
+                session, local_remote.url, allow_local=True, webhook_secret="the old secret"
+            )
+        ).id
+    client = api.client
+    await sign_in(client, "admin", api.admin_password)
+    page = await client.get(f"/admin/repos/{repo_id}")
+    bad = await client.post(
+        f"/admin/repos/{repo_id}",
+        data={"form_token": form_token(page), "branch": "-x", "tag_prefix": "sd-"},
+    )
+    assert bad.status_code == 400
+    assert 'id="branch-error"' in bad.text
+    assert 'value="sd-"' in bad.text  # what was typed stays
+    saved = await client.post(
+        f"/admin/repos/{repo_id}",
+        data={
+            "form_token": form_token(page),
+            "branch": "main",
+            "manifest_path": "apps/port.yaml",
+            "tag_prefix": "sd-",
+            "webhook_secret": "",
+        },
+    )
+    assert saved.status_code == 200
+    async with api.catalogue.sessions() as session:
+        repo = await session.get(Repo, repo_id)
+        assert repo is not None
+        assert (repo.branch, repo.manifest_path, repo.tag_prefix) == (
+            "main",
+            "apps/port.yaml",
+            "sd-",
+        )
+        assert repo.webhook_secret == "the old secret"  # empty: kept
+        assert len((await session.scalars(select(Job))).all()) == 1  # a scan queued
+    await client.post(
+        f"/admin/repos/{repo_id}",
+        data={"form_token": form_token(page), "manifest_path": "port.yaml", "remove_secret": "yes"},
+    )
+    async with api.catalogue.sessions() as session:
+        repo = await session.get(Repo, repo_id)
+        assert repo is not None
+        assert repo.webhook_secret is None
+    assert "the old secret" not in (await client.get(f"/admin/repos/{repo_id}")).text
