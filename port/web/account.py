@@ -22,7 +22,7 @@ from port.accounts.passwords import password_matches
 from port.accounts.websessions import start_session
 from port.errors import ClientError
 from port.web.served import Served, render, served_of
-from port.web.visitor import Cookies, Viewer, form_of, to_sign_in, viewer_of
+from port.web.visitor import Cookies, Viewer, form_of, known_sessions, to_sign_in, viewer_of
 
 
 async def _signed_in(request: Request[Any, Any, Any], served: Served) -> Viewer:
@@ -91,6 +91,7 @@ async def change_password(request: Request[Any, Any, Any], state: State) -> Temp
         except ClientError as exc:
             return await _account(session, viewer, 400, error=str(exc), field="new")
         secret = await start_session(session, user)
+    known_sessions(request).forget(user_id=user.id)  # every other session just ended
     cookies = Cookies.of(served.settings)
     return Redirect("/account", status_code=303, cookies=[cookies.session_cookie(secret)])
 

@@ -27,7 +27,7 @@ from port.catalogue.jobs import enqueue_index
 from port.catalogue.models import App, Repo
 from port.errors import ClientError, Forbidden, InvalidInput, NotFound
 from port.web.served import Served, render, served_of
-from port.web.visitor import Viewer, form_of, to_sign_in, viewer_of
+from port.web.visitor import Viewer, form_of, known_sessions, to_sign_in, viewer_of
 from port.webhooks.forges import webhook_urls
 
 RUNS_SHOWN = 10
@@ -388,6 +388,7 @@ async def change_user(
                 await accounts.set_admin(session, user, action == "admin", by=principal)
             else:
                 await accounts.set_active(session, user, action == "activate", by=principal)
+        known_sessions(request).forget(user_id=user_id)  # their rights or sessions changed
     except ClientError as refused:
         return await _users_page(
             served, viewer, 400, error=str(refused), field="row", about=str(user_id)

@@ -44,7 +44,7 @@ from port.web.admin import (
 )
 from port.web.badges import FlavourView, flavour_view
 from port.web.install import install, install_form
-from port.web.served import Served, render, served_of
+from port.web.served import Served, html, render, rendered, served_of
 from port.web.setups import act, confirm_delete, setup_live, setup_page, setups_page
 from port.web.shared import Shared
 from port.web.signin import sign_in, sign_in_page, sign_out
@@ -114,11 +114,16 @@ async def catalogue(
     q: FromQuery[str | None] = None,
     category: FromQuery[str | None] = None,
     page: FromQuery[int] = 1,
-) -> Template:
+) -> Template | Response[bytes]:
     """Every app, a page at a time; ``q`` searches, ``category`` filters. The cards are
     the same for every viewer: shared (``port.web.shared``)."""
     served = served_of(state)
     viewer = await _may_browse(request, served)
+    # The whole page, for this viewer (the header holds their name and form token).
+    page_key = ("page", viewer.secret if viewer else None, request.url.path, request.url.query)
+    kept_page = shared.get(page_key)
+    if kept_page is not None:
+        return html(cast(bytes, kept_page))
     search = (q or "").strip() or None
     chosen = (category or "").strip() or None
     number = max(page, 1)
@@ -143,7 +148,8 @@ async def catalogue(
         shared.put(key, kept)
     total, cards = cast(tuple[int, list[AppCard]], kept)
     pages = max(1, math.ceil(total / PAGE_SIZE))
-    return render(
+    body = rendered(
+        request,
         "catalogue.html",
         viewer,
         apps=cards,
@@ -154,6 +160,8 @@ async def catalogue(
         pages=pages,
         error=None,
     )
+    shared.put(page_key, body)
+    return html(body)
 
 
 def _empty(search: str | None, category: str | None) -> dict[str, Any]:
@@ -181,17 +189,23 @@ class ReleaseView:
 @get("/apps/{identifier:str}", name="app", include_in_schema=False)
 async def app_page(
     request: Request[Any, Any, Any], state: State, shared: Shared, identifier: FromPath[str]
-) -> Template:
+) -> Response[bytes]:
     """One app: what it is, its releases newest first, their flavours, what it needs
     (the same for every viewer: shared)."""
     served = served_of(state)
     viewer = await _may_browse(request, served)
+    page_key = ("page", viewer.secret if viewer else None, request.url.path, "")
+    kept_page = shared.get(page_key)
+    if kept_page is not None:
+        return html(cast(bytes, kept_page))
     key = ("app", identifier)
     context = shared.get(key)
     if context is None:
         context = await _app_context(served, identifier)
         shared.put(key, context)
-    return render("app.html", viewer, **cast(dict[str, Any], context))
+    body = rendered(request, "app.html", viewer, **cast(dict[str, Any], context))
+    shared.put(page_key, body)
+    return html(body)
 
 
 async def _app_context(served: Served, identifier: str) -> dict[str, Any]:

@@ -6,6 +6,7 @@ from collections.abc import Callable
 from typing import Any, Protocol
 
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
+from litestar import MediaType, Request, Response
 from litestar.datastructures import Cookie, State
 from litestar.plugins.jinja import JinjaTemplateEngine
 from litestar.response import Template
@@ -43,6 +44,28 @@ def served_of(state: State) -> Served:
     return served
 
 
+PAGE_CACHE_CONTROL = "private, no-cache"
+
+
+def rendered(request: Request[Any, Any, Any], template: str, viewer: Any, **context: Any) -> bytes:
+    """The page ``template`` for ``viewer`` as bytes, to keep (``html`` sends them)."""
+    engine = request.app.template_engine
+    if engine is None:  # pragma: no cover - the server always has the pages' engine
+        raise RuntimeError("no template engine")
+    page: str = engine.get_template(template).render(viewer=viewer, **context)
+    return page.encode()
+
+
+def html(body: bytes, code: int = 200) -> Response[bytes]:
+    """A rendered page with Port's headers, as ``render`` sends them."""
+    return Response(
+        body,
+        media_type=MediaType.HTML,
+        status_code=code,
+        headers={**PAGE_HEADERS, "Cache-Control": PAGE_CACHE_CONTROL},
+    )
+
+
 def render(
     template: str,
     viewer: Any,
@@ -57,7 +80,7 @@ def render(
     return Template(
         template_name=template,
         context={"viewer": viewer, **context},
-        headers={**PAGE_HEADERS, "Cache-Control": "private, no-cache"},
+        headers={**PAGE_HEADERS, "Cache-Control": PAGE_CACHE_CONTROL},
         status_code=code,
         cookies=cookies or [],
     )

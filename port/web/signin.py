@@ -25,6 +25,7 @@ from port.web.visitor import (
     SIGN_IN_COOKIE,
     Cookies,
     form_of,
+    known_sessions,
     safe_next,
     sign_in_secret,
     viewer_of,
@@ -99,6 +100,7 @@ async def sign_in(
         old = request.cookies.get(cookies.session)
         if old:
             await end_session(session, old)
+            known_sessions(request).forget(old)
         secret = await start_session(session, user)
     throttle.succeeded(name)
     return Redirect(
@@ -117,4 +119,5 @@ async def sign_out(request: Request[Any, Any, Any], state: State) -> Redirect:
     if secret:
         async with served.sessions() as session, session.begin():
             await end_session(session, secret)
+        known_sessions(request).forget(secret)
     return Redirect("/", status_code=303, cookies=[cookies.gone(cookies.session)])
