@@ -49,12 +49,15 @@ def image_type(data: bytes) -> str | None:
     return next((kind for magic, kind in _TYPES if data.startswith(magic)), None)
 
 
-def _newest_with_logo(releases: Sequence[FoundRelease]) -> dict[str, FoundRelease]:
-    """Per app identifier, its newest release whose logo is a path in the repository."""
+def newest_with_logo(
+    releases: Sequence[FoundRelease], *, urls: bool = False
+) -> dict[str, FoundRelease]:
+    """Per app identifier, its newest release whose logo is a path in the repository
+    (``urls``: an https URL instead)."""
     chosen: dict[str, FoundRelease] = {}
     for found in releases:
         logo = found.spec.app.logo
-        if not logo or logo.startswith("https://"):
+        if not logo or logo.startswith("https://") != urls:
             continue
         identifier = found.spec.app.identifier
         kept = chosen.get(identifier)
@@ -70,7 +73,7 @@ def read_logos(
 ) -> tuple[dict[str, Logo], list[ManifestError]]:
     """The logos of the apps of ``releases`` that name a repository path, by identifier,
     and the errors of those that could not be used."""
-    chosen = _newest_with_logo(releases)
+    chosen = newest_with_logo(releases)
     logos: dict[str, Logo] = {}
     errors: list[ManifestError] = []
     if not chosen:

@@ -25,6 +25,7 @@ import threading
 import time
 from collections.abc import Sequence
 from contextlib import suppress
+from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 from port.errors import InvalidInput
@@ -160,12 +161,43 @@ def _resolve(url: str, host: str, port: int) -> list[str]:
     return [str(info[4][0]) for info in infos]
 
 
+@dataclass(frozen=True, slots=True)
+class Answer:
+    status: int
+    content_type: str
+    body: bytes
+
+
+class TooLarge(OSError):
+    """The answer's body is over the caller's bound; it was not read whole."""
+
+
 def post(
     url: str, body: bytes, headers: dict[str, str], *, timeout: float, guard: Guard | None
 ) -> int:
     """POST ``body``; the answer's status, within ``timeout`` seconds in all. No
     redirects; ``guard`` None trusts the URL (an admin's). Raises UrlRefused, OSError
     (TimeoutError past the deadline) or http.client errors."""
+    return _exchange("POST", url, body, headers, timeout=timeout, guard=guard, max_bytes=0).status
+
+
+def get(url: str, *, timeout: float, guard: Guard, max_bytes: int) -> Answer:
+    """GET ``url``: its status, content type and body (at most ``max_bytes``, else
+    TooLarge), within ``timeout`` seconds in all, from permitted addresses only, no
+    redirects. Raises as ``post`` does."""
+    return _exchange("GET", url, None, {}, timeout=timeout, guard=guard, max_bytes=max_bytes)
+
+
+def _exchange(
+    method: str,
+    url: str,
+    body: bytes | None,
+    headers: dict[str, str],
+    *,
+    timeout: float,
+    guard: Guard | None,
+    max_bytes: int,
+) -> Answer:
     parts = urlsplit(url)
     host, port = _target(url) if guard is not None else (parts.hostname or "", parts.port)
     connection_class = (
@@ -192,8 +224,14 @@ def post(
     deadline = threading.Timer(timeout, cut)
     deadline.start()
     try:
-        connection.request("POST", path, body=body, headers=headers)
-        status: int = connection.getresponse().status
+        connection.request(method, path, body=body, headers=headers)
+        response = connection.getresponse()
+        data = response.read(max_bytes + 1) if max_bytes else b""
+        if max_bytes and len(data) > max_bytes:
+            raise TooLarge(f"the answer is over {max_bytes // 1024} KB")
+        return Answer(response.status, response.getheader("Content-Type") or "", data)
+    except TooLarge:
+        raise
     except (OSError, http.client.HTTPException, ValueError) as exc:
         if expired.is_set():  # whatever the cut made the read or write raise
             raise TimeoutError(f"no answer within {timeout:g} s") from exc
@@ -202,4 +240,3 @@ def post(
         deadline.cancel()
         deadline.join()  # a cut under way ends before the socket is closed
         connection.close()
-    return status

@@ -84,6 +84,11 @@ class Settings(BaseSettings):
         gt=0,
         description="A manifest file larger than this is an error of the run.",
     )
+    logo_allowed_networks: list[str] = Field(
+        default_factory=list,
+        description="Networks (CIDR) that https logo URLs of manifests may be fetched "
+        "from besides public addresses (a lab's own web server).",
+    )
 
     # --- the API server -------------------------------------------------------------
     host: str = Field(default="127.0.0.1", description="Address `port serve` listens on.")
@@ -356,7 +361,7 @@ class Settings(BaseSettings):
             raise ValueError(f"capabilities beyond Docker's default set are refused: {extra}")
         return caps
 
-    @field_validator("notify_allowed_networks", "egress_allowed_networks")
+    @field_validator("notify_allowed_networks", "egress_allowed_networks", "logo_allowed_networks")
     @classmethod
     def _networks(cls, value: list[str]) -> list[str]:
         return [str(n) for n in outbound.networks(value)]

@@ -31,6 +31,7 @@ GROUPS: tuple[tuple[str, str, tuple[str, ...]], ...] = (
             "git_timeout_seconds",
             "max_repo_mb",
             "max_manifest_kb",
+            "logo_allowed_networks",
         ),
     ),
     (

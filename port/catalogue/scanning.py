@@ -17,7 +17,9 @@ from indexer.result import FoundRelease, IndexResult, Previous, RepoSpec
 from indexer.scan import Limits, Progress, index_repo
 from indexer.urls import redact
 from manifests.errors import ManifestError
+from port import outbound
 from port.catalogue.ingest import Changes, error_rows, ingest
+from port.catalogue.logos import fetch_logos
 from port.catalogue.models import IndexRun, IndexRunStatus, Repo
 from port.metrics import observe_index_run
 from port.orm import utcnow
@@ -92,6 +94,8 @@ async def scan_repo(
             sessions, repo_id, started, str(exc), remote=True, transient=exc.transient
         )
     await asyncio.to_thread(screen_registries, result, Registries(settings.allowed_registries))
+    logo_guard = outbound.Guard(outbound.networks(settings.logo_allowed_networks))
+    await asyncio.to_thread(fetch_logos, result, logo_guard)
 
     try:
         return await _ingest_and_record(sessions, repo_id, spec, result, started)

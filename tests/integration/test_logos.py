@@ -3,12 +3,24 @@
 
 from __future__ import annotations
 
+import datetime
+import http.server
+import ipaddress
 import re
+import ssl
 import struct
+import threading
 import zlib
+from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
+import pytest
 import yaml
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
 from sqlalchemy import select
 
 from indexer.logos import LOGO_MAX_BYTES
@@ -110,3 +122,115 @@ async def test_the_bundled_examples_index_cleanly_and_stardist_has_its_logo(api:
     served = await api.client.get("/logos/stardist")
     assert served.status_code == 200
     assert served.headers["content-type"] == "image/png"
+
+
+@dataclass
+class Site:
+    """An https server on 127.0.0.1 that a logo URL can name, with its own trusted cert."""
+
+    base: str
+    served: dict[str, tuple[str, bytes]]  # path -> (content type, body)
+
+
+def _self_signed(folder: Path) -> tuple[Path, Path]:
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
+    now = datetime.datetime.now(datetime.UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(hours=1))
+        .add_extension(
+            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
+            critical=False,
+        )
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(key, hashes.SHA256())
+    )
+    cert_file, key_file = folder / "site.pem", folder / "site.key"
+    cert_file.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_file.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    return cert_file, key_file
+
+
+@pytest.fixture
+def site(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Site]:
+    cert_file, key_file = _self_signed(tmp_path)
+    monkeypatch.setenv("SSL_CERT_FILE", str(cert_file))  # Port trusts this one site
+    served: dict[str, tuple[str, bytes]] = {}
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            kind, body = served.get(self.path, ("text/plain", b""))
+            self.send_response(200 if self.path in served else 404)
+            self.send_header("Content-Type", kind)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *_args: object) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(cert_file, key_file)
+    server.socket = context.wrap_socket(server.socket, server_side=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield Site(f"https://127.0.0.1:{server.server_address[1]}", served)
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join()
+
+
+async def test_an_https_logo_is_fetched_at_index_time_and_checked(
+    api: Api, tmp_path: Path, site: Site
+) -> None:
+    image = png(2, 2)
+    site.served["/logo.png"] = ("image/png", image)
+    site.served["/page.png"] = ("image/png", b"<html><script>alert(1)</script></html>")
+    # The lab's own web server, allowed as an admin would allow it.
+    api.catalogue.settings.logo_allowed_networks = ["127.0.0.1/32"]
+    cases = (
+        ("web", f"{site.base}/logo.png", None),
+        ("fake", f"{site.base}/page.png", "is not a PNG, JPEG, GIF or WebP image"),
+        ("gone", f"{site.base}/missing.png", "answered HTTP 404"),
+    )
+    for identifier, url, error in cases:
+        repo_id = await publish_url(api, tmp_path, identifier, url)
+        errors = await errors_of(api, repo_id)
+        if error is None:
+            assert errors == []
+        else:
+            assert any(error in message for message in errors), (identifier, errors)
+    served = await api.client.get("/logos/web")
+    assert served.content == image
+    assert (await api.client.get("/logos/fake")).status_code == 404
+    # Without the admin's allowance, the loopback server is out of bounds.
+    api.catalogue.settings.logo_allowed_networks = []
+    repo_id = await publish_url(api, tmp_path, "private", f"{site.base}/logo.png")
+    assert any("is not a public address" in m for m in await errors_of(api, repo_id))
+
+
+async def publish_url(api: Api, tmp_path: Path, identifier: str, url: str) -> int:
+    bare = tmp_path / "remotes" / f"{identifier}.git"
+    work = WorkRepo(tmp_path / f"work-{identifier}", bare)
+    work.commit("release", {"port.yaml": manifest(identifier, "1.0.0", url)})
+    work.tag("v1.0.0")
+    work.push()
+    async with api.catalogue.sessions() as session, session.begin():
+        repo_id = (await add_repo(session, f"file://{bare}", allow_local=True)).id
+    await scan_repo(api.catalogue.sessions, api.catalogue.settings, repo_id)
+    return repo_id
