@@ -9,10 +9,11 @@ under the system's temporary directory), and their paths are printed.
 
 from __future__ import annotations
 
+import itertools
 import os
 import tempfile
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 
 from selenium import webdriver
@@ -22,6 +23,7 @@ from selenium.webdriver.chrome.service import Service
 from tests.harness import require
 
 DESKTOP = (1280, 800)
+_FAILURES = itertools.count(1)
 PHONE = (390, 844)
 SIZES = {"desktop": DESKTOP, "phone": PHONE}
 
@@ -37,7 +39,9 @@ def screenshots_dir() -> Path:
 
 @contextmanager
 def chromium() -> Iterator[webdriver.Chrome]:
-    """A headless Chromium at desktop size; quit afterwards (no process is left)."""
+    """A headless Chromium at desktop size; quit afterwards (no process is left). When
+    the test fails inside, the page it was on is shot first (``failed-<n>``), as
+    evidence: the paths are printed with the failure."""
     binary = os.environ.get("PORT_TEST_BROWSER")
     driver_path = os.environ.get("PORT_TEST_BROWSER_DRIVER")
     if not binary or not driver_path:
@@ -62,6 +66,10 @@ def chromium() -> Iterator[webdriver.Chrome]:
     driver = webdriver.Chrome(options=options, service=Service(executable_path=driver_path))
     try:
         yield driver
+    except BaseException:
+        with suppress(Exception):  # the browser itself may be what failed
+            shoot(driver, f"failed-{next(_FAILURES)}")
+        raise
     finally:
         driver.quit()
 
