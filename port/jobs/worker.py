@@ -83,6 +83,7 @@ class Worker:
         after: Mapping[str, Sequence[AfterHook]] | None = None,
         periodic: Sequence[Periodic] = (),
         clock: Callable[[], datetime] = utcnow,
+        routine: frozenset[str] = frozenset(),
     ) -> None:
         self.sessions = sessions
         self.settings = settings
@@ -90,6 +91,9 @@ class Worker:
         self.after = {kind: list(hooks) for kind, hooks in (after or {}).items()}
         self.periodic = list(periodic)
         self.clock = clock  # the queue's idea of now: tests move it instead of sleeping
+        # Kinds that run every few seconds by design: their starts are logged at DEBUG,
+        # or the log would be nothing else. Their failures are logged as any job's.
+        self.routine = routine
         self.name = name or worker_name()
         self.lease = timedelta(seconds=settings.job_lease_seconds)
         self.current: Job | None = None  # the job being run, if any
@@ -163,7 +167,8 @@ class Worker:
         if job is None:
             return False
         self.current = job
-        log.info(
+        log.log(
+            logging.DEBUG if job.kind in self.routine else logging.INFO,
             "job %s (%s %s) attempt %d/%d",
             job.id,
             job.kind,

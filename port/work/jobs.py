@@ -146,6 +146,7 @@ def build_worker(
         handlers,
         after={INDEX: [planned_after_index]},
         periodic=periodic_tasks(sessions, settings),
+        routine=frozenset({RECONCILE}),
     )
     return worker
 

@@ -170,15 +170,19 @@ class Firewall:
     def remove(self) -> None:
         """Unhook and delete both chains; what is not there is fine, and so is what
         another remover (a second process of the instance) takes away meanwhile."""
+        found = False
         with self._lock:
             for parent, chain in (("DOCKER-USER", self.forward), ("INPUT", self.input)):
                 hook = ("-i", self.interfaces, "-j", chain)
                 while self._has("-C", parent, *hook):
+                    found = True
                     self._unless_gone(("-C", parent, *hook), "-D", parent, *hook)
                 if self._has("-n", "-L", chain):
+                    found = True
                     self._unless_gone(("-n", "-L", chain), "-F", chain)
                     self._unless_gone(("-n", "-L", chain), "-X", chain)
-        log.info("firewall chains %s and %s removed", self.forward, self.input)
+        if found:  # a pass with nothing to remove says nothing
+            log.info("firewall chains %s and %s removed", self.forward, self.input)
 
 
 def host_resolvers(path: Path = Path("/etc/resolv.conf")) -> list[str]:
