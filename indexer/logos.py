@@ -36,6 +36,7 @@ _TYPES = (
 class Logo:
     content_type: str
     data: bytes
+    version: str  # the release whose manifest named it: a newer release's logo wins
 
     @property
     def digest(self) -> str:
@@ -96,5 +97,5 @@ def read_logos(
             elif (kind := image_type(obj.data)) is None:
                 refuse("the logo is not a PNG, JPEG, GIF or WebP image")
             else:
-                logos[identifier] = Logo(kind, obj.data)
+                logos[identifier] = Logo(kind, obj.data, found.spec.version)
     return logos, errors

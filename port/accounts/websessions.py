@@ -22,6 +22,7 @@ from port.accounts.models import User, WebSession
 from port.accounts.service import LAST_USED_PRECISION, hash_secret
 from port.orm import utcnow
 from port.principal import Principal
+from port.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -34,6 +35,13 @@ class Lifetime:
 
     idle: timedelta
     absolute: timedelta
+
+    @classmethod
+    def of(cls, settings: Settings) -> Lifetime:
+        return cls(
+            idle=timedelta(minutes=settings.session_idle_minutes),
+            absolute=timedelta(hours=settings.session_max_hours),
+        )
 
     def ended(self, row: WebSession, now: datetime) -> bool:
         return now - row.last_seen_at >= self.idle or now - row.created_at >= self.absolute
@@ -80,6 +88,20 @@ async def session_principal(
 async def end_session(session: AsyncSession, secret: str) -> None:
     """Sign-out: the session of this cookie ends (nothing happens for an unknown one)."""
     await session.execute(delete(WebSession).where(WebSession.secret_hash == hash_secret(secret)))
+
+
+async def sweep_sessions(
+    session: AsyncSession, lifetime: Lifetime, *, now: datetime | None = None
+) -> int:
+    """Delete every ended session (one whose cookie never came back); how many."""
+    moment = now or utcnow()
+    gone = await session.execute(
+        delete(WebSession).where(
+            (WebSession.last_seen_at <= moment - lifetime.idle)
+            | (WebSession.created_at <= moment - lifetime.absolute)
+        )
+    )
+    return int(getattr(gone, "rowcount", 0) or 0)
 
 
 def form_token(secret: str) -> str:

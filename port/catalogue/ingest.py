@@ -176,22 +176,29 @@ class Ingest:
         return self.changes
 
     async def _store_logos(self) -> None:
-        """The logos read this run, for this repository's own apps (unchanged: no write)."""
-        if not self.result.logos:
-            return
+        """The logos read this run, for this repository's own apps, unless an app's
+        newest release (whose manifest its fields mirror) is newer than the one that
+        named the logo, or names none: then its stored logo goes. Unchanged: no write."""
         await self.session.flush()  # apps new this run get their ids
-        apps = await self._apps_by_identifier(self.result.logos)
-        owned = {i: a for i, a in apps.items() if a.repo_id == self.repo.id and a.id is not None}
+        apps = [a for a in self.touched_apps.values() if a.id is not None]
+        if not apps:
+            return
         kept = {
             logo.app_id: logo
             for logo in await self.session.scalars(
-                select(AppLogo).where(AppLogo.app_id.in_([a.id for a in owned.values()]))
+                select(AppLogo).where(AppLogo.app_id.in_([a.id for a in apps]))
             )
         }
-        for identifier, app in owned.items():
-            read = self.result.logos[identifier]
-            values = {"content_type": read.content_type, "data": read.data, "digest": read.digest}
+        for app in apps:
             logo = kept.get(app.id)
+            read = self.result.logos.get(app.identifier)
+            if app.logo is None:
+                if logo is not None:
+                    await self.session.delete(logo)
+                continue
+            if read is None or (app.meta_version and _newer(app.meta_version, read.version)):
+                continue  # nothing read, or read from an older release (a backport tag)
+            values = {"content_type": read.content_type, "data": read.data, "digest": read.digest}
             if logo is None:
                 self.session.add(AppLogo(app_id=app.id, **values))
             elif logo.digest != read.digest:

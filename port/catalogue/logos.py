@@ -28,7 +28,7 @@ def fetch_logos(result: IndexResult, guard: outbound.Guard) -> None:
     for number, (identifier, found) in enumerate(wanted):
         url = found.spec.app.logo or ""
         if number < FETCHES_PER_RUN:
-            fetched = _fetch(url, guard)
+            fetched = _fetch(url, guard, found.spec.version)
         else:
             fetched = f"was not fetched: at most {FETCHES_PER_RUN} logos are fetched per run"
         if isinstance(fetched, Logo):
@@ -41,7 +41,7 @@ def fetch_logos(result: IndexResult, guard: outbound.Guard) -> None:
         )
 
 
-def _fetch(url: str, guard: outbound.Guard) -> Logo | str:
+def _fetch(url: str, guard: outbound.Guard, version: str) -> Logo | str:
     """The logo at ``url``, or why not (to follow "the logo ")."""
     shown = url[:200]
     try:
@@ -57,4 +57,4 @@ def _fetch(url: str, guard: outbound.Guard) -> Logo | str:
     kind = image_type(answer.body)
     if kind is None:
         return f"{shown} is not a PNG, JPEG, GIF or WebP image"
-    return Logo(kind, answer.body)
+    return Logo(kind, answer.body, version)

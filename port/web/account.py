@@ -19,6 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from port.accounts import service as accounts
 from port.accounts.models import Token, User
 from port.accounts.passwords import password_matches
+from port.accounts.throttle import SignInThrottle
 from port.accounts.websessions import start_session
 from port.errors import ClientError
 from port.web.served import Served, render, served_of
@@ -70,15 +71,30 @@ async def account_page(request: Request[Any, Any, Any], state: State) -> Templat
 
 
 @post("/account/password", include_in_schema=False)
-async def change_password(request: Request[Any, Any, Any], state: State) -> Template | Redirect:
+async def change_password(
+    request: Request[Any, Any, Any], state: State, throttle: SignInThrottle
+) -> Template | Redirect:
     served = served_of(state)
     viewer = await _signed_in(request, served)
     fields = await form_of(request, served.settings, viewer.secret)
     new = fields.get("new_password", "")
+    address = request.client.host if request.client else "unknown"
     async with served.sessions() as session, session.begin():
         user = await session.get(User, viewer.principal.user_id)
         assert user is not None  # noqa: S101 (a live session's user exists)
-        if not await password_matches(user.password_hash, fields.get("current_password", "")):
+        # A borrowed browser guessing the current password is slowed like a sign-in.
+        if throttle.wait(user.name, address) > 0:
+            return await _account(
+                session,
+                viewer,
+                429,
+                error="Too many wrong passwords: wait a little.",
+                field="current",
+            )
+        with throttle.attempt(user.name, address):
+            matches = await password_matches(user.password_hash, fields.get("current_password", ""))
+        if not matches:
+            throttle.failed(user.name, address)
             return await _account(
                 session, viewer, 400, error="That is not your current password.", field="current"
             )
@@ -108,7 +124,9 @@ async def create_token(request: Request[Any, Any, Any], state: State) -> Templat
             _token, secret = await accounts.create_token(session, user, fields.get("name", ""))
         except ClientError as exc:
             return await _account(session, viewer, 400, error=str(exc), field="token")
-        return await _account(session, viewer, 201, new_token=secret)
+        answer = await _account(session, viewer, 201, new_token=secret)
+    answer.headers["Cache-Control"] = "no-store"  # the secret stays out of every cache
+    return answer
 
 
 @post("/account/tokens/{token_id:int}/revoke", include_in_schema=False)

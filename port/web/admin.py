@@ -27,6 +27,7 @@ from port.catalogue.jobs import enqueue_index
 from port.catalogue.models import App, Repo
 from port.errors import ClientError, Forbidden, InvalidInput, NotFound
 from port.web.served import Served, render, served_of
+from port.web.shared import Shared
 from port.web.visitor import Viewer, form_of, known_sessions, to_sign_in, viewer_of
 from port.webhooks.forges import webhook_urls
 
@@ -106,8 +107,16 @@ async def repos_page(request: Request[Any, Any, Any], state: State) -> Template 
     return await _repos_page(served, viewer)
 
 
+def _catalogue_changed(served: Served, shared: Shared) -> None:
+    """A repository changed on these pages: no kept answer (API or pages) survives it."""
+    served.cache.bump()
+    shared.clear()
+
+
 @post("/admin/repos", include_in_schema=False)
-async def add_repo(request: Request[Any, Any, Any], state: State) -> Template | Redirect:
+async def add_repo(
+    request: Request[Any, Any, Any], state: State, shared: Shared
+) -> Template | Redirect:
     served = served_of(state)
     viewer = await _manager(request, served)
     if viewer is None:
@@ -132,6 +141,7 @@ async def add_repo(request: Request[Any, Any, Any], state: State) -> Template | 
         return await _repos_page(
             served, viewer, 400, values=fields, error=str(refused), field=field or "url"
         )
+    _catalogue_changed(served, shared)
     served.wake_jobs()
     return Redirect(f"/admin/repos/{repo_id}", status_code=303)
 
@@ -201,7 +211,7 @@ async def _repo_page(
 
 @post("/admin/repos/{repo_id:int}", include_in_schema=False)
 async def change_repo(
-    request: Request[Any, Any, Any], state: State, repo_id: FromPath[int]
+    request: Request[Any, Any, Any], state: State, shared: Shared, repo_id: FromPath[int]
 ) -> Template | Redirect:
     """Change a repository's branch, manifest path, tag prefix or webhook secret (an
     empty secret field keeps the secret; "remove" drops it). A changed branch, path or
@@ -234,6 +244,7 @@ async def change_repo(
         return await _repo_page(
             served, viewer, repo_id, 400, values=fields, error=str(refused), field=field
         )
+    _catalogue_changed(served, shared)
     served.wake_jobs()
     return Redirect(f"/admin/repos/{repo_id}", status_code=303)
 
@@ -273,7 +284,7 @@ async def confirm_repo_delete(
 
 @post("/admin/repos/{repo_id:int}/delete", include_in_schema=False)
 async def delete_repo(
-    request: Request[Any, Any, Any], state: State, repo_id: FromPath[int]
+    request: Request[Any, Any, Any], state: State, shared: Shared, repo_id: FromPath[int]
 ) -> Template | Redirect:
     """Delete a repository, its apps and their releases; refused while users have Setups
     of its apps (they are named)."""
@@ -298,6 +309,7 @@ async def delete_repo(
             url=redact(repo.url),
             error=str(refused),
         )
+    _catalogue_changed(served, shared)
     return Redirect("/admin/repos", status_code=303)
 
 
@@ -383,6 +395,8 @@ async def change_user(
             if user is None:
                 raise NotFound("there is no such user")
             if action == "password":
+                if principal.owns(user.id):  # not without the current one: see /account
+                    raise InvalidInput("change your own password on your account page")
                 await accounts.set_password(session, user, fields.get("password", ""), by=principal)
             elif action in ("admin", "not-admin"):
                 await accounts.set_admin(session, user, action == "admin", by=principal)

@@ -271,7 +271,13 @@ async def logo(
         headers={
             "Content-Security-Policy": "default-src 'none'; sandbox",
             "X-Content-Type-Options": "nosniff",
-            "Cache-Control": "public, max-age=31536000, immutable" if versioned else "no-cache",
+            # A private store's logos are for the signed-in: no shared cache keeps them.
+            "Cache-Control": (
+                f"{'public' if served.settings.public_catalogue else 'private'}, "
+                "max-age=31536000, immutable"
+                if versioned
+                else "no-cache"
+            ),
         },
     )
 

@@ -18,6 +18,11 @@ from port.deploy.operations import Operations
 from port.settings import Settings
 
 
+class Bumped(Protocol):
+    def bump(self) -> None:
+        """The catalogue changed here: forget every kept answer."""
+
+
 class Served(Protocol):
     """What the pages need of the server's state (``port.api.context.ApiState``)."""
 
@@ -30,6 +35,9 @@ class Served(Protocol):
 
     @property
     def operations(self) -> Operations: ...
+
+    @property
+    def cache(self) -> Bumped: ...
 
 
 def template_config() -> TemplateConfig[JinjaTemplateEngine]:

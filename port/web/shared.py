@@ -36,3 +36,7 @@ class Shared:
         self._kept.move_to_end(key)
         while len(self._kept) > SIZE:
             self._kept.popitem(last=False)
+
+    def clear(self) -> None:
+        """The catalogue changed here: forget everything (as the API's cache does)."""
+        self._kept.clear()

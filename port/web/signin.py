@@ -22,7 +22,6 @@ from port.accounts.throttle import SignInThrottle
 from port.accounts.websessions import end_session, form_token, start_session
 from port.web.served import render, served_of
 from port.web.visitor import (
-    SIGN_IN_COOKIE,
     Cookies,
     form_of,
     known_sessions,
@@ -44,7 +43,7 @@ def _form(
     code: int = 200,
     headers: dict[str, str] | None = None,
 ) -> Template:
-    secret, new = sign_in_secret(request)
+    secret, new = sign_in_secret(request, cookies)
     answer = render(
         "sign_in.html",
         None,
@@ -75,7 +74,7 @@ async def sign_in(
 ) -> Template | Redirect:
     served = served_of(state)
     cookies = Cookies.of(served.settings)
-    fields = await form_of(request, served.settings, request.cookies.get(SIGN_IN_COOKIE))
+    fields = await form_of(request, served.settings, request.cookies.get(cookies.sign_in))
     name = fields.get("name", "").strip()
     password = fields.get("password", "")
     next_page = safe_next(fields.get("next"))
@@ -92,21 +91,23 @@ async def sign_in(
             code=429,
             headers={"Retry-After": str(seconds)},
         )
+    with throttle.attempt(name, address):
+        async with served.sessions() as session:
+            user = await accounts.sign_in(session, name, password)
+    if user is None:
+        throttle.failed(name, address)
+        return _form(request, cookies, next_page=next_page, name=name, error=WRONG, code=401)
     async with served.sessions() as session, session.begin():
-        user = await accounts.sign_in(session, name, password)
-        if user is None:
-            throttle.failed(name, address)
-            return _form(request, cookies, next_page=next_page, name=name, error=WRONG, code=401)
         old = request.cookies.get(cookies.session)
         if old:
             await end_session(session, old)
             known_sessions(request).forget(old)
-        secret = await start_session(session, user)
+        secret = await start_session(session, user)  # its id and name: loaded, detached
     throttle.succeeded(name)
     return Redirect(
         next_page,
         status_code=303,
-        cookies=[cookies.session_cookie(secret), cookies.gone(SIGN_IN_COOKIE)],
+        cookies=[cookies.session_cookie(secret), cookies.gone(cookies.sign_in)],
     )
 
 

@@ -15,7 +15,6 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import timedelta
 from typing import Any, cast
 from urllib.parse import urlsplit
 
@@ -29,7 +28,7 @@ from port.principal import Principal
 from port.settings import Settings
 from port.web.served import Served
 
-SIGN_IN_COOKIE = "port_signin"
+SIGN_IN_COOKIE = "port_signin"  # "__Host-" in front over https, as for the session
 SIGN_IN_COOKIE_SECONDS = 30 * 60  # how long a sign-in form stays good
 
 
@@ -39,6 +38,7 @@ class Cookies:
 
     secure: bool
     session: str
+    sign_in: str
     lifetime: Lifetime
 
     @classmethod
@@ -47,10 +47,8 @@ class Cookies:
         return cls(
             secure=secure,
             session="__Host-port_session" if secure else "port_session",
-            lifetime=Lifetime(
-                idle=timedelta(minutes=settings.session_idle_minutes),
-                absolute=timedelta(hours=settings.session_max_hours),
-            ),
+            sign_in=f"__Host-{SIGN_IN_COOKIE}" if secure else SIGN_IN_COOKIE,
+            lifetime=Lifetime.of(settings),
         )
 
     def session_cookie(self, secret: str) -> Cookie:
@@ -71,7 +69,7 @@ class Cookies:
     def sign_in_cookie(self, secret: str) -> Cookie:
         # Strict: a form posted from another site arrives without it, and is refused.
         return Cookie(
-            key=SIGN_IN_COOKIE,
+            key=self.sign_in,
             value=secret,
             max_age=SIGN_IN_COOKIE_SECONDS,
             path="/",
@@ -163,9 +161,9 @@ async def viewer_of(request: Request[Any, Any, Any], served: Served) -> Viewer |
     return Viewer(principal, secret)
 
 
-def sign_in_secret(request: Request[Any, Any, Any]) -> tuple[str, bool]:
+def sign_in_secret(request: Request[Any, Any, Any], cookies: Cookies) -> tuple[str, bool]:
     """The sign-in cookie's value, and whether it is new (then the answer must set it)."""
-    kept = request.cookies.get(SIGN_IN_COOKIE)
+    kept = request.cookies.get(cookies.sign_in)
     if kept and len(kept) <= 64:
         return kept, False
     return secrets.token_urlsafe(32), True

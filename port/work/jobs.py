@@ -23,6 +23,7 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from port.accounts.websessions import Lifetime, sweep_sessions
 from port.catalogue.jobs import INDEX, index_handler, poll_due_repos
 from port.catalogue.scanning import ScanOutcome
 from port.deploy.jobs import RECONCILE, UPDATE, UpdatePayload, queue_reconcile
@@ -41,6 +42,7 @@ log = logging.getLogger(__name__)
 
 POLL_CHECK_SECONDS = 5.0  # how often the worker looks for repositories due for a poll
 PRUNE_EVERY_SECONDS = 3600.0  # how often it deletes old finished jobs and deliveries
+SWEEP_SESSIONS_SECONDS = 3600.0  # how often ended page sessions are deleted
 
 
 async def after_index_run(
@@ -92,7 +94,8 @@ def reconcile_trigger(
 def periodic_tasks(
     sessions: async_sessionmaker[AsyncSession], settings: Settings
 ) -> list[Periodic]:
-    """Polling (unless ``poll_seconds`` is 0) and pruning (unless ``job_keep_days`` is 0)."""
+    """Polling (unless ``poll_seconds`` is 0), pruning (unless ``job_keep_days`` is 0),
+    and sweeping ended page sessions."""
     tasks = []
     if settings.job_keep_days > 0:
 
@@ -105,6 +108,14 @@ def periodic_tasks(
                 log.info("deleted %d jobs finished before %s", jobs, before.isoformat())
 
         tasks.append(Periodic("prune", PRUNE_EVERY_SECONDS, prune))
+
+    async def sweep() -> None:
+        async with sessions() as session, session.begin():
+            ended = await sweep_sessions(session, Lifetime.of(settings))
+        if ended:
+            log.info("deleted %d ended page sessions", ended)
+
+    tasks.append(Periodic("sessions", SWEEP_SESSIONS_SECONDS, sweep))
     if settings.poll_seconds > 0:
 
         async def poll() -> int:

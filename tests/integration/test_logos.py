@@ -234,3 +234,44 @@ async def publish_url(api: Api, tmp_path: Path, identifier: str, url: str) -> in
         repo_id = (await add_repo(session, f"file://{bare}", allow_local=True)).id
     await scan_repo(api.catalogue.sessions, api.catalogue.settings, repo_id)
     return repo_id
+
+
+async def test_the_newest_release_decides_the_logo(api: Api, tmp_path: Path) -> None:
+    bare = tmp_path / "remotes" / "moving.git"
+    work = WorkRepo(tmp_path / "work-moving", bare)
+    newest, older = png(2, 2), png(3, 3)
+    work.commit("2.0", {"port.yaml": manifest("moving", "2.0.0", "logo.png"), "logo.png": newest})
+    work.tag("v2.0.0")
+    work.push()
+    async with api.catalogue.sessions() as session, session.begin():
+        repo_id = (await add_repo(session, f"file://{bare}", allow_local=True)).id
+
+    async def scanned() -> None:
+        await scan_repo(api.catalogue.sessions, api.catalogue.settings, repo_id)
+
+    await scanned()
+    assert (await api.client.get("/logos/moving")).content == newest
+    # A backport tag of an older line, with another logo, read after 2.0.0.
+    work.commit("1.0.1", {"port.yaml": manifest("moving", "1.0.1", "logo.png"), "logo.png": older})
+    work.tag("v1.0.1")
+    work.push()
+    await scanned()
+    assert (await api.client.get("/logos/moving")).content == newest
+    # The newest release names no logo any more: the stored one goes.
+    work.commit(
+        "2.1",
+        {
+            "port.yaml": yaml.safe_dump(
+                {
+                    "apiVersion": "port/v1",
+                    "version": "2.1.0",
+                    "app": {"identifier": "moving", "name": "Moving"},
+                    "flavours": {"cpu": {"image": "registry.invalid/moving:2.1.0"}},
+                }
+            )
+        },
+    )
+    work.tag("v2.1.0")
+    work.push()
+    await scanned()
+    assert (await api.client.get("/logos/moving")).status_code == 404

@@ -5,10 +5,10 @@ deactivate), and that nobody else may use them (on both databases)."""
 from __future__ import annotations
 
 import html
-import re
 
 from sqlalchemy import delete, select
 
+from port.accounts.models import User
 from port.catalogue.models import App, Release, Repo
 from port.catalogue.repos import add_repo
 from port.catalogue.scanning import scan_repo
@@ -100,7 +100,8 @@ async def test_an_admin_manages_users(api: Api) -> None:
     assert ">carol<" in made.text
     with another_browser(client):
         assert (await sign_in(client, "carol", "carol's password")).status_code == 303
-    ids = dict(re.findall(r"<h2>([a-z]+)</h2>[\s\S]*?action=\"/admin/users/(\d+)\"", made.text))
+    async with api.catalogue.sessions() as session:
+        ids = {u.name: u.id for u in (await session.scalars(select(User))).all()}
     for action, extra in (("password", {"password": "a brand new one"}), ("admin", {})):
         await client.post(
             f"/admin/users/{ids['carol']}",
@@ -116,6 +117,11 @@ async def test_an_admin_manages_users(api: Api) -> None:
     )
     with another_browser(client):
         assert (await sign_in(client, "carol", "a brand new one")).status_code == 401
+    own_password = await client.post(
+        f"/admin/users/{ids['admin']}",
+        data={"form_token": form_token(page), "action": "password", "password": "x" * 12},
+    )
+    assert "on your account page" in own_password.text  # not without the current one
     myself = await client.post(
         f"/admin/users/{ids['admin']}",
         data={"form_token": form_token(page), "action": "deactivate"},

@@ -15,6 +15,7 @@ from port.accounts import service as accounts
 from port.accounts.models import User, WebSession
 from port.orm import utcnow
 from port.principal import CLI
+from port.work.jobs import periodic_tasks
 from port.work.server import create_app
 from tests.deployfakes import FakeBackend
 from tests.harness import Api, Catalogue, eventually
@@ -269,3 +270,28 @@ async def test_the_shared_catalogue_shows_each_viewer_only_themselves(api: Api) 
         assert ">bob<" in bobs.text
         assert "alice" not in bobs.text
         assert form_token(alices) not in bobs.text
+
+
+async def test_ended_sessions_are_swept_even_if_their_cookie_never_comes_back(
+    api: Api,
+) -> None:
+    await add_user(api.catalogue, "alice")
+    for _ in range(2):
+        with another_browser(api.client):
+            await sign_in(api.client, "alice")
+    idle = timedelta(minutes=api.catalogue.settings.session_idle_minutes)
+    async with api.catalogue.sessions() as session, session.begin():
+        first = await session.scalar(select(WebSession.id).order_by(WebSession.id))
+        await session.execute(
+            update(WebSession).where(WebSession.id == first).values(last_seen_at=utcnow() - idle)
+        )
+    [sweep] = [
+        t
+        for t in periodic_tasks(api.catalogue.sessions, api.catalogue.settings)
+        if t.name == "sessions"
+    ]
+    await sweep.run()
+    async with api.catalogue.sessions() as session:
+        left = list(await session.scalars(select(WebSession.id)))
+    assert len(left) == 1
+    assert first not in left
