@@ -123,16 +123,19 @@ def stop(process: subprocess.Popen[str]) -> None:
     process.wait(timeout=30)
 
 
-def load(port: int, body: Path, seconds: float, *headers: str) -> dict[str, float]:
-    argv = [
-        sys.executable,
-        str(HERE / "loadgen.py"),
-        str(port),
-        "/graphql",
-        str(body),
-        "--seconds",
-        str(seconds),
-    ]
+def load(
+    port: int,
+    body: Path | None,
+    seconds: float,
+    *headers: str,
+    path: str = "/graphql",
+) -> dict[str, float]:
+    """benchmarks/loadgen.py against ``port``: POST ``body`` to ``path``, or GET it
+    when ``body`` is None."""
+    argv = [sys.executable, str(HERE / "loadgen.py"), str(port), path, str(body or "-")]
+    argv += ["--seconds", str(seconds)]
+    if body is None:
+        argv += ["--method", "GET"]
     for header in headers:
         argv += ["--header", header]
     out = subprocess.run(
@@ -163,17 +166,33 @@ def serve(root: Path, env: dict[str, str], log: Path) -> tuple[subprocess.Popen[
     return start([str(PORT), "serve"], port_env, port, log), port
 
 
-def floor(root: Path, env: dict[str, str], payload: Path) -> tuple[subprocess.Popen[str], int]:
-    """A plain Litestar route under the same uvicorn, answering ``payload``'s bytes."""
+def plain_litestar(
+    root: Path, env: dict[str, str], app_source: str, *args: str
+) -> tuple[subprocess.Popen[str], int]:
+    """The floor: the Litestar app ``app_source`` (given ``args``) under the same uvicorn."""
     port = free_port()
     script = root / "floor.py"
-    script.write_text(FLOOR_APP)
+    script.write_text(app_source)
     runner = (
         "import sys, runpy, uvicorn; app = runpy.run_path(sys.argv[1])['app']; "
         f"uvicorn.run(app, host='127.0.0.1', port={port}, log_level='warning')"
     )
-    argv = [sys.executable, "-c", runner, str(script), str(payload)]
+    argv = [sys.executable, "-c", runner, str(script), *args]
     return start(argv, env, port, root / "floor.log"), port
+
+
+def floor(root: Path, env: dict[str, str], payload: Path) -> tuple[subprocess.Popen[str], int]:
+    """A plain Litestar route under the same uvicorn, answering ``payload``'s bytes."""
+    return plain_litestar(root, env, FLOOR_APP, str(payload))
+
+
+def benchmark_catalogue(root: Path, apps: int) -> float:
+    """Migrate a catalogue under ``root`` and fill it (``build_catalogue``); seconds taken."""
+    settings = Settings(data_dir=root)
+    db.upgrade(settings.sqlalchemy_url)
+    started = time.perf_counter()
+    asyncio.run(build_catalogue(settings, apps))
+    return time.perf_counter() - started
 
 
 def fetch(port: int, body: Path) -> bytes:
@@ -197,11 +216,7 @@ def main() -> None:
 
     with tempfile.TemporaryDirectory(prefix="port-api-bench-") as tmp:
         root = Path(tmp)
-        settings = Settings(data_dir=root)
-        db.upgrade(settings.sqlalchemy_url)
-        started = time.perf_counter()
-        asyncio.run(build_catalogue(settings, args.apps))
-        built = time.perf_counter() - started
+        built = benchmark_catalogue(root, args.apps)
         body = root / "browse.json"
         body.write_text(json.dumps({"query": BROWSE, "variables": {"first": 50}}))
         env = {k: v for k, v in os.environ.items() if not k.startswith("PORT_")}

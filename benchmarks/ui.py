@@ -15,23 +15,18 @@ Usage: python benchmarks/ui.py [--apps 1000] [--seconds 5]
 from __future__ import annotations
 
 import argparse
-import asyncio
 import itertools
 import json
 import os
 import re
 import subprocess
-import sys
 import tempfile
-import time
 import urllib.parse
 import urllib.request
 from http.cookiejar import CookieJar
 from pathlib import Path
 
-from benchmarks.api import build_catalogue, free_port, serve, start, stop
-from port import db
-from port.settings import Settings
+from benchmarks.api import benchmark_catalogue, load, plain_litestar, serve, stop
 
 HERE = Path(__file__).parent
 PAGES = {"catalogue": "/", "search": "/?q=app05", "app": "/apps/app0500"}
@@ -71,32 +66,12 @@ def sign_in(base: str, password: str) -> tuple[urllib.request.OpenerDirector, st
     return opener, f"Cookie: {session.name}={session.value}"
 
 
-def load_get(port: int, path: str, seconds: float, *headers: str) -> dict[str, float]:
-    argv = [sys.executable, str(HERE / "loadgen.py"), str(port), path, "-"]
-    argv += ["--seconds", str(seconds), "--method", "GET"]
-    for header in headers:
-        argv += ["--header", header]
-    out = subprocess.run(
-        argv, capture_output=True, text=True, check=True, timeout=seconds + 60
-    ).stdout
-    result: dict[str, float] = json.loads(out)
-    return result
-
-
 def floor(
     root: Path, env: dict[str, str], pages: dict[str, Path]
 ) -> tuple[subprocess.Popen[str], int]:
-    port = free_port()
-    script = root / "floor_pages.py"
-    script.write_text(FLOOR_APP)
-    runner = (
-        "import sys, runpy, uvicorn; app = runpy.run_path(sys.argv[1])['app']; "
-        f"uvicorn.run(app, host='127.0.0.1', port={port}, log_level='warning')"
-    )
+    """A plain Litestar route per page under the same uvicorn, answering its bytes."""
     files = json.dumps({path: str(file) for path, file in pages.items()})
-    return start(
-        [sys.executable, "-c", runner, str(script), files], env, port, root / "f.log"
-    ), port
+    return plain_litestar(root, env, FLOOR_APP, files)
 
 
 def main() -> None:
@@ -107,11 +82,7 @@ def main() -> None:
 
     with tempfile.TemporaryDirectory(prefix="port-ui-bench-") as tmp:
         root = Path(tmp)
-        settings = Settings(data_dir=root)
-        db.upgrade(settings.sqlalchemy_url)
-        started = time.perf_counter()
-        asyncio.run(build_catalogue(settings, args.apps))
-        built = time.perf_counter() - started
+        built = benchmark_catalogue(root, args.apps)
         env = {k: v for k, v in os.environ.items() if not k.startswith("PORT_")}
         log = root / "port.log"
         server, port = serve(root, env, log)
@@ -139,7 +110,8 @@ def main() -> None:
                 len(opener.open(base + asset, timeout=30).read()) for asset in assets
             )
             measured = {
-                name: load_get(port, path, args.seconds, cookie) for name, path in PAGES.items()
+                name: load(port, None, args.seconds, cookie, path=path)
+                for name, path in PAGES.items()
             }
         finally:
             stop(server)
@@ -150,7 +122,10 @@ def main() -> None:
                 with urllib.request.urlopen(f"http://127.0.0.1:{plain_port}{path}") as got:
                     if got.read() != file.read_bytes():
                         raise RuntimeError(f"the floor does not answer {path}'s bytes")
-            plain = {name: load_get(plain_port, path, args.seconds) for name, path in PAGES.items()}
+            plain = {
+                name: load(plain_port, None, args.seconds, path=path)
+                for name, path in PAGES.items()
+            }
         finally:
             stop(plain_server)
 

@@ -324,7 +324,6 @@ async def _users_page(
     name: str = "",
     error: str | None = None,
     field: str | None = None,
-    about: str | None = None,
 ) -> Template:
     async with served.sessions() as session:
         users = await accounts.list_users(session)
@@ -336,7 +335,6 @@ async def _users_page(
         name=name,
         error=error,
         field=field,
-        about=about,
     )
 
 
@@ -404,7 +402,5 @@ async def change_user(
                 await accounts.set_active(session, user, action == "activate", by=principal)
         known_sessions(request).forget(user_id=user_id)  # their rights or sessions changed
     except ClientError as refused:
-        return await _users_page(
-            served, viewer, 400, error=str(refused), field="row", about=str(user_id)
-        )
+        return await _users_page(served, viewer, 400, error=str(refused), field="row")
     return Redirect("/admin/users", status_code=303)

@@ -106,6 +106,12 @@ def _card(app: App, caps: Capabilities | None, logo: str | None) -> AppCard:
     )
 
 
+def _page_key(request: Request[Any, Any, Any], viewer: Viewer | None) -> tuple[object, ...]:
+    """Where a finished page is kept: per viewer (its header holds their name and form
+    token) and per address."""
+    return ("page", viewer.secret if viewer else None, request.url.path, request.url.query)
+
+
 @get("/", name="catalogue", include_in_schema=False)
 async def catalogue(
     request: Request[Any, Any, Any],
@@ -119,8 +125,7 @@ async def catalogue(
     the same for every viewer: shared (``port.web.shared``)."""
     served = served_of(state)
     viewer = await _may_browse(request, served)
-    # The whole page, for this viewer (the header holds their name and form token).
-    page_key = ("page", viewer.secret if viewer else None, request.url.path, request.url.query)
+    page_key = _page_key(request, viewer)
     kept_page = shared.get(page_key)
     if kept_page is not None:
         return html(cast(bytes, kept_page))
@@ -194,7 +199,7 @@ async def app_page(
     (the same for every viewer: shared)."""
     served = served_of(state)
     viewer = await _may_browse(request, served)
-    page_key = ("page", viewer.secret if viewer else None, request.url.path, "")
+    page_key = _page_key(request, viewer)
     kept_page = shared.get(page_key)
     if kept_page is not None:
         return html(cast(bytes, kept_page))

@@ -251,7 +251,7 @@ async def act(
             await operations.stop(principal, setup_id)
         elif action == "restart":
             async with served.sessions() as session:
-                pods = service.active_pods(await _setup(session, viewer, setup_id))
+                pods = service.active_pods(await service.get_setup(session, principal, setup_id))
             if not pods:
                 raise HTTPException(status_code=409, detail="It is not running: start it.")
             await operations.restart(principal, pods[-1].id)

@@ -179,7 +179,7 @@ def site(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Site]:
             self.wfile.write(body)
 
         def log_message(self, *_args: object) -> None:
-            pass
+            """Quiet: the test's assertions say what was served."""
 
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
