@@ -87,6 +87,36 @@ def check_logo(value: str) -> str:
     return value
 
 
+ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,99}")
+
+
+def check_env_name(value: str) -> str:
+    """An environment variable's name; ``PORT_*`` are the ones Port sets itself."""
+    if not ENV_NAME.fullmatch(value):
+        raise ValueError(
+            f"{_short(value)} is not a variable name: 1-100 letters, digits or '_', "
+            "not starting with a digit"
+        )
+    if value.upper().startswith("PORT_"):
+        raise ValueError(f"{value!r}: PORT_* variables are set by Port itself")
+    return value
+
+
+def check_text(value: str) -> str:
+    """A value handed to the container (an argument, a variable): no NUL, which no
+    process can receive."""
+    if "\x00" in value:
+        raise ValueError("a NUL character cannot be passed to a process")
+    return value
+
+
+def check_path(value: str) -> str:
+    """A URL path of the app: absolute, printable, no spaces."""
+    if not value.startswith("/") or not _printable(value) or value.startswith("//"):
+        raise ValueError(f"path {_short(value)} must start with a single '/', without spaces")
+    return value
+
+
 def parse_memory(value: object) -> int:
     """Bytes from ``8g``, ``512m``, ``1.5GiB`` or a plain number of bytes (binary units)."""
     if isinstance(value, bool):

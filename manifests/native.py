@@ -9,7 +9,7 @@ wrong thing. The JSON Schema (:mod:`manifests.schema`) is generated from these m
 from __future__ import annotations
 
 from dataclasses import replace
-from typing import Annotated, Literal
+from typing import Annotated, Literal, Self
 
 from pydantic import (
     AfterValidator,
@@ -19,6 +19,7 @@ from pydantic import (
     Field,
     ValidationError,
     WithJsonSchema,
+    model_validator,
 )
 
 from manifests.diagnostics import validation_errors
@@ -26,22 +27,28 @@ from manifests.errors import ManifestError
 from manifests.fields import (
     FLAVOUR_NAME,
     IDENTIFIER,
+    check_env_name,
     check_flavour_name,
     check_http_url,
     check_identifier,
     check_image,
     check_logo,
+    check_path,
+    check_text,
     parse_memory,
 )
 from manifests.selectors import Selector
 from manifests.specs import (
     AppSpec,
+    EnvVar,
     FlavourSpec,
     Parsed,
     ReleaseSpec,
     Requirement,
     Resources,
+    Run,
     Sandbox,
+    ServedPort,
 )
 from manifests.versions import normalise_version
 from manifests.yamlload import MAX_BYTES, LoadedYaml, YamlLoadError, load_yaml
@@ -144,7 +151,64 @@ class SandboxModel(_Strict):
     non_root: bool = Field(default=False, description="Runs as any unprivileged user.")
 
 
-class FlavourModel(_Strict):
+class PortModel(_Strict):
+    """A port the app serves inside its container."""
+
+    name: Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9-]{0,31}$")] = Field(
+        default="web", description="Unique among the flavour's ports."
+    )
+    port: Annotated[int, Field(ge=1, le=65535)]
+    protocol: Literal["http", "tcp"] = Field(
+        default="http",
+        description="http: an address of its own behind Port's sign-in; tcp: a host "
+        "port, where the admin allows publishing.",
+    )
+    path: Annotated[str, AfterValidator(check_path), Field(max_length=2000)] = Field(
+        default="/", description="Where the app's start page is."
+    )
+
+
+class EnvVarModel(_Strict):
+    """An environment variable the app reads."""
+
+    name: Annotated[str, AfterValidator(check_env_name)] = Field(
+        description="A shell name; PORT_* names are Port's own."
+    )
+    value: Annotated[str, AfterValidator(check_text), Field(max_length=10_000)] | None = Field(
+        default=None, description="The default; a Setup's own value replaces it."
+    )
+    description: Annotated[str, Field(max_length=2000)] = ""
+    required: bool = Field(default=False, description="Installing needs a value.")
+    secret: bool = Field(default=False, description="A value never shown back.")
+
+
+Argument = Annotated[str, AfterValidator(check_text), Field(max_length=10_000)]
+Arguments = Annotated[list[Argument], Field(max_length=100)]
+
+
+class RunFields(_Strict):
+    """How the image is run; the manifest's top level sets defaults for every flavour."""
+
+    ports: Annotated[list[PortModel], Field(max_length=20)] | None = Field(
+        default=None, description="The ports the app serves; the first http one is opened."
+    )
+    command: Arguments | None = Field(default=None, description="Replaces the image's entrypoint.")
+    args: Arguments | None = Field(default=None, description="Replaces the image's command.")
+    env: Annotated[list[EnvVarModel], Field(max_length=200)] | None = Field(
+        default=None, description="Environment variables; a flavour's add to or replace these."
+    )
+
+    @model_validator(mode="after")
+    def _unique_names(self) -> Self:
+        for field, items in (("ports", self.ports or ()), ("env", self.env or ())):
+            names = [item.name for item in items]
+            twice = sorted({name for name in names if names.count(name) > 1})
+            if twice:
+                raise ValueError(f"{field}: {', '.join(twice)} named more than once")
+        return self
+
+
+class FlavourModel(RunFields):
     """One build of the release."""
 
     image: Image
@@ -153,7 +217,7 @@ class FlavourModel(_Strict):
     sandbox: SandboxModel = Field(default_factory=SandboxModel)
 
 
-class PortManifest(_Strict):
+class PortManifest(RunFields):
     """A ``port.yaml`` file."""
 
     model_config = ConfigDict(
@@ -239,10 +303,37 @@ def to_release(manifest: PortManifest, version: str) -> ReleaseSpec:
             selectors=tuple(flavour.selectors),
             resources=Resources(cpus=flavour.resources.cpus, memory=flavour.resources.memory),
             sandbox=Sandbox(read_only=flavour.sandbox.read_only, non_root=flavour.sandbox.non_root),
+            run=_run(manifest, flavour),
         )
         for name, flavour in manifest.flavours.items()
     )
     return ReleaseSpec(app=spec, version=version, flavours=flavours, entrypoint=manifest.entrypoint)
+
+
+def _run(defaults: RunFields, flavour: RunFields) -> Run:
+    """A flavour's own ports, command and args replace the defaults; its env entries are
+    added to them, replacing those of the same name."""
+    ports = flavour.ports if flavour.ports is not None else defaults.ports or []
+    command = flavour.command if flavour.command is not None else defaults.command
+    args = flavour.args if flavour.args is not None else defaults.args
+    env = {e.name: e for e in defaults.env or ()} | {e.name: e for e in flavour.env or ()}
+    return Run(
+        ports=tuple(
+            ServedPort(name=p.name, port=p.port, protocol=p.protocol, path=p.path) for p in ports
+        ),
+        command=tuple(command) if command is not None else None,
+        args=tuple(args) if args is not None else None,
+        env=tuple(
+            EnvVar(
+                name=e.name,
+                value=e.value,
+                description=e.description,
+                required=e.required,
+                secret=e.secret,
+            )
+            for e in env.values()
+        ),
+    )
 
 
 def _hint_api_version(error: ManifestError, loaded: LoadedYaml) -> ManifestError:

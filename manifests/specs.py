@@ -7,8 +7,9 @@ or SQL.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from manifests.errors import ManifestError
@@ -59,6 +60,67 @@ class Sandbox:
 
 
 @dataclass(frozen=True, slots=True)
+class ServedPort:
+    """A port the app serves in its container. ``http`` ports get an address of their
+    own behind Port's sign-in; ``path`` is where the app's start page is."""
+
+    name: str
+    port: int
+    protocol: str = "http"  # http | tcp
+    path: str = "/"
+
+
+@dataclass(frozen=True, slots=True)
+class EnvVar:
+    """An environment variable the app reads: a default ``value``, or ``required`` of
+    whoever installs it. ``secret`` ones are never shown back."""
+
+    name: str
+    value: str | None = None
+    description: str = ""
+    required: bool = False
+    secret: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Run:
+    """How the image is run: the ports it serves, its command and arguments (None: the
+    image's own) and the environment it reads."""
+
+    ports: tuple[ServedPort, ...] = ()
+    command: tuple[str, ...] | None = None
+    args: tuple[str, ...] | None = None
+    env: tuple[EnvVar, ...] = ()
+
+    def as_json(self) -> dict[str, Any]:
+        """The stored form (the catalogue's ``Flavour.run``, copied onto each Pod)."""
+        return {
+            "ports": [asdict(p) for p in self.ports],
+            "command": list(self.command) if self.command is not None else None,
+            "args": list(self.args) if self.args is not None else None,
+            "env": [asdict(e) for e in self.env],
+        }
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any] | None) -> Run:
+        """The inverse of :meth:`as_json`; ``None`` or ``{}`` (rows from before) is the
+        image's defaults."""
+        data = data or {}
+        command, args = data.get("command"), data.get("args")
+        return cls(
+            ports=tuple(ServedPort(**p) for p in data.get("ports") or ()),
+            command=tuple(command) if command is not None else None,
+            args=tuple(args) if args is not None else None,
+            env=tuple(EnvVar(**e) for e in data.get("env") or ()),
+        )
+
+    @property
+    def http(self) -> ServedPort | None:
+        """The port an address leads to: the first ``http`` one."""
+        return next((p for p in self.ports if p.protocol == "http"), None)
+
+
+@dataclass(frozen=True, slots=True)
 class FlavourSpec:
     """One build of a release: an image and the hardware it needs or prefers."""
 
@@ -67,6 +129,7 @@ class FlavourSpec:
     selectors: tuple[Selector, ...] = ()
     resources: Resources = field(default_factory=Resources)
     sandbox: Sandbox = field(default_factory=Sandbox)
+    run: Run = field(default_factory=Run)
 
 
 @dataclass(frozen=True, slots=True)

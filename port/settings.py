@@ -124,6 +124,20 @@ class Settings(BaseSettings):
         "are refused with BUSY (each polls the database).",
     )
 
+    # --- reaching apps: each Setup's address ------------------------------------------
+    apps_domain: str = Field(
+        default="apps.localhost",
+        max_length=200,
+        pattern=r"^[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)*$",
+        description="Each Setup's address is `<app>-<setup>.<this domain>`, on Port's "
+        "scheme and port. `apps.localhost` needs no DNS on the machine itself; elsewhere "
+        "a wildcard DNS name pointing at Port, best of a domain of its own.",
+    )
+    admins_enter_apps: bool = Field(
+        default=False,
+        description="Admins may open other users' apps (off: only a Setup's owner).",
+    )
+
     # --- signing in to the pages (passwords and sessions) --------------------------------
     session_idle_minutes: int = Field(
         default=720,

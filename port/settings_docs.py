@@ -67,6 +67,11 @@ GROUPS: tuple[tuple[str, str, tuple[str, ...]], ...] = (
         ),
     ),
     (
+        "Reaching apps",
+        "Each Setup's address behind Port's sign-in ([apps.md](apps.md)).",
+        ("apps_domain", "admins_enter_apps"),
+    ),
+    (
         "Deployment",
         "Setups become Pods; limits, quotas and isolation ([deploy.md](deploy.md)).",
         (

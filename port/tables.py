@@ -7,6 +7,7 @@ migration and no test database table.
 from __future__ import annotations
 
 from port.accounts import models as accounts
+from port.apps import models as apps
 from port.catalogue import models as catalogue
 from port.deploy import models as deploy
 from port.jobs import models as jobs
@@ -15,4 +16,4 @@ from port.webhooks import models as webhooks
 
 metadata = Base.metadata
 
-__all__ = ["accounts", "catalogue", "deploy", "jobs", "metadata", "webhooks"]
+__all__ = ["accounts", "apps", "catalogue", "deploy", "jobs", "metadata", "webhooks"]

@@ -43,8 +43,8 @@ class Lifetime:
             absolute=timedelta(hours=settings.session_max_hours),
         )
 
-    def ended(self, row: WebSession, now: datetime) -> bool:
-        return now - row.last_seen_at >= self.idle or now - row.created_at >= self.absolute
+    def ended(self, created_at: datetime, last_seen_at: datetime, now: datetime) -> bool:
+        return now - last_seen_at >= self.idle or now - created_at >= self.absolute
 
 
 async def start_session(session: AsyncSession, user: User) -> str:
@@ -75,7 +75,7 @@ async def session_principal(
     if row is None:
         return None
     moment = now or utcnow()
-    if lifetime.ended(row, moment) or not row.user.active:
+    if lifetime.ended(row.created_at, row.last_seen_at, moment) or not row.user.active:
         await session.delete(row)
         await session.flush()
         return None

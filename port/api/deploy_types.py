@@ -11,6 +11,7 @@ from sqlalchemy import Select, select
 from sqlalchemy.orm import selectinload
 from strawberry import relay
 
+from manifests.specs import Run
 from port.api import permissions
 from port.api.accounts import UserType
 from port.api.context import Info
@@ -18,6 +19,8 @@ from port.api.loaders import EVENTS_SHOWN
 from port.api.pagination import in_order
 from port.api.scalars import JSON, Long
 from port.api.types import AppType, ReleaseType, _row
+from port.apps.addresses import AppOrigins
+from port.apps.targets import setup_address
 from port.deploy import models
 from port.deploy.backends.base import BackendUnavailable, PodStatus
 from port.deploy.models import EventKind, UpdatePolicy
@@ -233,6 +236,20 @@ class SetupType(relay.Node):
     @strawberry.field(description="The release new Pods run.")
     async def release(self, info: Info) -> ReleaseType:
         return ReleaseType.from_row(_row(await info.context.loaders.release.load(self.release_id)))
+
+    @strawberry.field(
+        description="Where its app's start page is, behind Port's sign-in (its owner may "
+        "enter); null when the app serves no http port. Follows the Setup across updates."
+    )
+    async def address(self, info: Info) -> str | None:
+        app = _row(await info.context.loaders.app.load(self.app_id))
+        active = [p for p in self.pod_rows if not p.retired and not p.candidate]
+        flavours = (
+            [] if active else await info.context.loaders.flavours_of_release.load(self.release_id)
+        )
+        origins = AppOrigins.of(info.context.state.settings)
+        runs = [Run.from_json(f.run) for f in flavours]
+        return setup_address(origins, app.identifier, self.id, active, runs)
 
     @strawberry.field(description="Its newest active Pod's status; STOPPED when none runs.")
     def status(self) -> PodStatusEnum:  # type: ignore[valid-type]

@@ -4,6 +4,7 @@ shown, and relations resolve through the request's DataLoaders."""
 from __future__ import annotations
 
 from collections.abc import Iterable
+from dataclasses import asdict
 from datetime import datetime
 from enum import Enum
 from typing import Any, ClassVar, Self, TypeVar
@@ -12,6 +13,7 @@ import strawberry
 from strawberry import relay
 
 from indexer.urls import redact
+from manifests.specs import Run
 from port.api.context import Info
 from port.api.pagination import Window, encode_cursor
 from port.api.scalars import JSON, Long
@@ -73,6 +75,23 @@ class SandboxType:
     non_root: bool = strawberry.field(description="Any unprivileged user.")
 
 
+@strawberry.type(name="ServedPort", description="A port the app serves in its container.")
+class ServedPortType:
+    name: str
+    port: int
+    protocol: str = strawberry.field(description="http (an address behind sign-in) or tcp.")
+    path: str = strawberry.field(description="Where the app's start page is.")
+
+
+@strawberry.type(name="EnvVar", description="An environment variable the app reads.")
+class EnvVarType:
+    name: str
+    value: str | None = strawberry.field(description="The default (never shown when secret).")
+    description: str
+    required: bool = strawberry.field(description="Installing needs a value.")
+    secret: bool
+
+
 @strawberry.type(name="Flavour", description="One build of a release: an image and its needs.")
 class FlavourType(Loaded):
     loader: ClassVar[str] = "flavour"
@@ -84,10 +103,17 @@ class FlavourType(Loaded):
     sandbox: SandboxType = strawberry.field(
         description="Port runs the flavour's Pods so by default."
     )
+    ports: list[ServedPortType] = strawberry.field(
+        description="What the app serves; the first http port is a Setup's address."
+    )
+    command: list[str] | None = strawberry.field(description="Null: the image's entrypoint.")
+    args: list[str] | None = strawberry.field(description="Null: the image's command.")
+    env: list[EnvVarType]
     release_id: strawberry.Private[int]
 
     @classmethod
     def from_row(cls, row: models.Flavour) -> Self:
+        run = Run.from_json(row.run)
         return cls(
             id=row.id,
             name=row.name,
@@ -97,6 +123,19 @@ class FlavourType(Loaded):
                 cpus=row.cpus, memory=Long(row.memory) if row.memory is not None else None
             ),
             sandbox=SandboxType(read_only=row.read_only, non_root=row.non_root),
+            ports=[ServedPortType(**asdict(p)) for p in run.ports],
+            command=list(run.command) if run.command is not None else None,
+            args=list(run.args) if run.args is not None else None,
+            env=[
+                EnvVarType(
+                    name=e.name,
+                    value=None if e.secret else e.value,
+                    description=e.description,
+                    required=e.required,
+                    secret=e.secret,
+                )
+                for e in run.env
+            ],
             release_id=row.release_id,
         )
 

@@ -88,6 +88,7 @@ def _flavour_row(position: int, spec: FlavourSpec) -> dict[str, Any]:
         "memory": spec.resources.memory,
         "read_only": spec.sandbox.read_only,
         "non_root": spec.sandbox.non_root,
+        "run": spec.run.as_json(),
     }
 
 

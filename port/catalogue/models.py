@@ -161,6 +161,8 @@ class Flavour(Base):
     # What the image says it supports (port.yaml's sandbox): Pods run so by default.
     read_only: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     non_root: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    # How the image is run: ports, command, args, env (manifests.specs.Run.as_json).
+    run: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict)
 
     release: Mapped[Release] = relationship(back_populates="flavours")
 

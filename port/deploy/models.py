@@ -107,6 +107,9 @@ class Pod(Base):
     gpu_vendor: Mapped[str | None] = mapped_column(String(16))  # nvidia|amd, with gpus > 0
     read_only: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     non_root: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    run: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict)  # the flavour's
+    # Where the container answers on its network (the engine's word), while it runs.
+    address: Mapped[str | None] = mapped_column(String(64))
     container_id: Mapped[str | None] = mapped_column(String(128))
     status: Mapped[PodStatus] = mapped_column(Named(PodStatus, 16), default=PodStatus.PENDING)
     message: Mapped[str | None] = mapped_column(Text)  # why it failed / is unknown

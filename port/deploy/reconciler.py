@@ -34,6 +34,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import joinedload, selectinload
 from sqlalchemy.orm.exc import StaleDataError
 
+from manifests.specs import Run
 from port.deploy.backends import load_backend
 from port.deploy.backends.base import (
     LABEL_APP,
@@ -84,9 +85,11 @@ def container_name(settings: Settings, app: str, setup_id: int, pod_id: int) -> 
 
 def pod_spec(settings: Settings, pod: Pod, setup: Setup) -> PodSpec:
     """The container of ``pod``: image, labels, env, limits; nothing from the manifest
-    but the image and the (capped) resources."""
+    but the image, its command, arguments and variables, and the (capped) resources."""
     app = setup.app.identifier
+    run = Run.from_json(pod.run)
     env = {
+        **{var.name: var.value for var in run.env if var.value is not None},
         **setup.env,
         "PORT_SETUP_ID": str(setup.id),
         "PORT_POD_ID": str(pod.id),
@@ -115,6 +118,8 @@ def pod_spec(settings: Settings, pod: Pod, setup: Setup) -> PodSpec:
         # What the image says it supports, or what the admin asks of the app.
         read_only=pod.read_only or app in settings.read_only_apps,
         user="65534:65534" if pod.non_root or app in settings.non_root_apps else None,
+        command=run.command,
+        args=run.args,
     )
 
 
@@ -378,6 +383,8 @@ class Reconciler:
             pod.started_at = state.started_at or pod.started_at or now
             if state.status is PodStatus.RUNNING:
                 record(session, setup, EventKind.POD_RUNNING, f"pod {pod.id} is running", pod)
+        if state.status is PodStatus.RUNNING and state.address and pod.address != state.address:
+            pod.address = state.address
         ran = (now - pod.started_at) if pod.started_at else timedelta(0)
         if pod.failures and ran.total_seconds() >= self.settings.restart_backoff_max_seconds:
             pod.failures = 0  # it has run long enough: the next crash starts afresh
@@ -431,6 +438,7 @@ class Reconciler:
             return pod.next_attempt_at
         if state is not None and state.status is PodStatus.RUNNING:
             self._set(pod, PodStatus.RUNNING)
+            pod.address = state.address
             pod.started_at = state.started_at or self.clock()
             pod.exit_code = None
             record(session, setup, EventKind.POD_RUNNING, f"pod {pod.id} is running", pod)
@@ -516,6 +524,8 @@ class Reconciler:
 
     def _set(self, pod: Pod, status: PodStatus, message: str | None = None) -> None:
         pod.status = status
+        if status is not PodStatus.RUNNING:
+            pod.address = None  # nothing to proxy to
         if message is not None or status in LIVE:
             pod.message = message
 

@@ -246,6 +246,7 @@ def plan_pod(setup: Setup, release: Release, caps: Capabilities, settings: Setti
         gpu_vendor=vendor,
         read_only=flavour.read_only,
         non_root=flavour.non_root,
+        run=flavour.run,
         status="PENDING",
     )
 

@@ -45,7 +45,7 @@ from port.web.admin import (
 from port.web.badges import FlavourView, flavour_view
 from port.web.install import install, install_form
 from port.web.served import Served, html, render, rendered, served_of
-from port.web.setups import act, confirm_delete, setup_live, setup_page, setups_page
+from port.web.setups import act, confirm_delete, open_app, setup_live, setup_page, setups_page
 from port.web.shared import Shared
 from port.web.signin import sign_in, sign_in_page, sign_out
 from port.web.visitor import Viewer, to_sign_in, viewer_of
@@ -317,6 +317,7 @@ def pages_router(settings: Settings) -> Router:
             setups_page,
             setup_page,
             setup_live,
+            open_app,
             confirm_delete,
             act,
             repos_page,

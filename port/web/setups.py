@@ -13,6 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
+from urllib.parse import urlencode, urlsplit
 
 from litestar import Request, get, post
 from litestar.datastructures import State
@@ -23,6 +24,9 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import selectinload
 
+from port.apps.addresses import ENTER_PATH, AppOrigins, slug
+from port.apps.entry import issue_code, may_enter
+from port.apps.targets import address_of
 from port.catalogue.models import Release
 from port.catalogue.queries import newest_first
 from port.deploy import setups as service
@@ -171,6 +175,7 @@ async def _live(served: Served, viewer: Viewer, setup_id: int) -> dict[str, Any]
         pod = pods[-1] if pods else None
         if pod is not None:
             await session.refresh(pod, ["release"])
+        address = await address_of(session, AppOrigins.of(served.settings), setup)
     status = service.setup_status(setup.pods, setup.wants_running)
     return {
         "setup": setup,
@@ -191,7 +196,16 @@ async def _live(served: Served, viewer: Viewer, setup_id: int) -> dict[str, Any]
         "update_to": pending[0][1].version if pending else None,
         "versions": [r.version for r in newest_first(others)],
         "live_seconds": LIVE_SECONDS,
+        "address": address,
+        "may_open": address is not None and _may_open(served, viewer, setup),
     }
+
+
+def _may_open(served: Served, viewer: Viewer, setup: Setup) -> bool:
+    user_id = viewer.principal.user_id
+    return user_id is not None and may_enter(
+        user_id, viewer.is_admin, setup.owner_id, served.settings
+    )
 
 
 @get("/setups/{setup_id:int}", name="setup", include_in_schema=False)
@@ -203,6 +217,40 @@ async def setup_page(
     if viewer is None:
         return to_sign_in(request)
     return render("setup.html", viewer, **await _live(served, viewer, setup_id), error=None)
+
+
+@get("/setups/{setup_id:int}/open", name="open", include_in_schema=False)
+async def open_app(
+    request: Request[Any, Any, Any],
+    state: State,
+    setup_id: FromPath[int],
+    next: FromQuery[str | None] = None,
+) -> Redirect:
+    """Into the app's origin with a single-use code (``port.apps.entry``); to sign-in
+    first when needed. ``next`` is where on the app's origin to land."""
+    served = served_of(state)
+    viewer = await viewer_of(request, served)
+    if viewer is None:
+        return to_sign_in(request)
+    async with served.sessions() as session, session.begin():
+        setup = await _setup(session, viewer, setup_id)
+        if not _may_open(served, viewer, setup):
+            raise HTTPException(status_code=403, detail="Only its owner opens an app.")
+        origins = AppOrigins.of(served.settings)
+        address = await address_of(session, origins, setup)
+        if address is None:
+            raise HTTPException(status_code=404, detail="This app serves no web page.")
+        code = await issue_code(
+            session,
+            web_secret=viewer.secret,
+            user_id=viewer.principal.user_id or 0,
+            setup_id=setup.id,
+        )
+    if code is None:
+        return to_sign_in(request)
+    landing = next if next and next.startswith("/") else urlsplit(address).path
+    entry = f"{origins.origin(slug(setup.app.identifier, setup.id))}{ENTER_PATH}"
+    return Redirect(f"{entry}?{urlencode({'code': code, 'next': landing})}", status_code=303)
 
 
 @get("/setups/{setup_id:int}/live", include_in_schema=False)

@@ -24,6 +24,7 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from port.accounts.websessions import Lifetime, sweep_sessions
+from port.apps.entry import sweep_codes
 from port.catalogue.jobs import INDEX, index_handler, poll_due_repos
 from port.catalogue.scanning import ScanOutcome
 from port.deploy.jobs import RECONCILE, UPDATE, UpdatePayload, queue_reconcile
@@ -112,6 +113,7 @@ def periodic_tasks(
     async def sweep() -> None:
         async with sessions() as session, session.begin():
             ended = await sweep_sessions(session, Lifetime.of(settings))
+            await sweep_codes(session)
         if ended:
             log.info("deleted %d ended page sessions", ended)
 

@@ -10,8 +10,10 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager, suppress
+from typing import Any, cast
 
 from litestar import Litestar
+from litestar.types import ASGIApp
 
 from port import db
 from port.accounts.jwt import JwtVerifier
@@ -28,6 +30,8 @@ from port.deploy.reconciler import Reconciler
 from port.events import Broker
 from port.metrics import count_statements
 from port.notify import Notifier
+from port.proxy.gate import AppsGate
+from port.proxy.relay import Relay
 from port.settings import Settings
 from port.web.pages import pages_router
 from port.web.served import template_config
@@ -58,6 +62,7 @@ def create_app(
     )
     worker = build_worker(sessions, settings, reconciler)
     notifier = Notifier(sessions, settings)
+    relay = Relay()
 
     async def after_index(outcome: ScanOutcome) -> None:
         await after_index_run(sessions, notifier, outcome, worker.wake)
@@ -94,8 +99,14 @@ def create_app(
                 with suppress(asyncio.CancelledError):
                     await task
             await reconciler.backend.close()
+            await relay.close()
             await engine.dispose()
 
-    return build_app(
+    app = build_app(
         state, lifespan, pages=[pages_router(settings)], template_config=template_config()
     )
+    # Litestar routes by path; app origins are told apart by Host, before any routing.
+    # (The gate speaks plain ASGI dicts; Litestar's are TypedDicts of the same shape.)
+    gate = AppsGate(cast(Any, app.asgi_handler), settings, sessions, relay)
+    app.asgi_handler = cast(ASGIApp, gate)
+    return app

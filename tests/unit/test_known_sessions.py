@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
+from port.accounts import known as known_module
+from port.accounts.known import RECHECK_SECONDS, KnownSessions
 from port.principal import Principal
-from port.web import visitor
-from port.web.visitor import RECHECK_SECONDS, KnownSessions
 
 ALICE = Principal(user_id=1, name="alice", is_admin=False, via="session")
 BOB = Principal(user_id=2, name="bob", is_admin=False, via="session")
@@ -42,7 +42,7 @@ def test_forgetting_one_session_or_every_session_of_a_user() -> None:
 
 
 def test_memory_is_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(visitor, "KNOWN_MAX", 3)
+    monkeypatch.setattr(known_module, "KNOWN_MAX", 3)
     known = KnownSessions(Clock())
     for number in range(10):
         known.put(f"s{number}", ALICE)

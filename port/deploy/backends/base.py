@@ -125,6 +125,8 @@ class PodSpec:
     offline: bool = False  # no route out at all (an admin's PORT_OFFLINE_APPS)
     read_only: bool = False  # a read-only root filesystem, a writable /tmp
     user: str | None = None  # "uid:gid" to run as, whatever the image says
+    command: tuple[str, ...] | None = None  # replaces the image's entrypoint
+    args: tuple[str, ...] | None = None  # replaces the image's command
 
     @property
     def pod_id(self) -> int:
@@ -146,6 +148,8 @@ class PodState:
     finished_at: datetime | None = None
     message: str | None = None  # why it stopped or failed (OOM killed, engine error, ...)
     health: str | None = None  # the image's HEALTHCHECK: starting | healthy | unhealthy
+    # Where Port reaches the running container (an IP on its tenant network), if known.
+    address: str | None = None
 
 
 @dataclass(frozen=True)

@@ -186,7 +186,18 @@ def state_from_inspect(attrs: Mapping[str, Any]) -> PodState:
         finished_at=finished_at,
         message=message,
         health=str(health) if health else None,
+        address=address_of(attrs) if docker_status == "running" else None,
     )
+
+
+def address_of(attrs: Mapping[str, Any]) -> str | None:
+    """The container's IPv4 address on its network (inspect and list rows alike hold
+    ``NetworkSettings.Networks``; a Pod is on exactly one network)."""
+    networks = (attrs.get("NetworkSettings") or {}).get("Networks") or {}
+    for network in networks.values():
+        if address := (network or {}).get("IPAddress"):
+            return str(address)
+    return None
 
 
 def _status(docker_status: str, exit_code: int | None) -> PodStatus:
@@ -502,6 +513,10 @@ class DockerBackend(Backend):
             options["tmpfs"] = {"/tmp": "rw,noexec,nosuid,size=64m"}  # noqa: S108 - in the Pod
         if spec.user is not None:
             options["user"] = spec.user
+        if spec.command is not None:
+            options["entrypoint"] = list(spec.command)
+        if spec.args is not None:
+            options["command"] = list(spec.args)
         if spec.cpus is not None:
             # At least 1/100 CPU: 0 would mean "no limit" to the engine.
             options["nano_cpus"] = max(int(spec.cpus * 1e9), MIN_NANO_CPUS)
@@ -786,6 +801,7 @@ class DockerBackend(Backend):
                     state = PodState(
                         PodStatus.RUNNING,
                         health=health[1].removeprefix("health: ") if health else None,
+                        address=address_of(row),
                     )
                 else:
                     try:
