@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import sys
 from collections.abc import Callable
-from typing import TextIO
+from typing import Any, TextIO
 
 import uvicorn
 from sqlalchemy import func, select
@@ -56,6 +56,20 @@ async def _fill_empty_catalogue(settings: Settings, out: TextIO) -> None:
         await engine.dispose()
 
 
+def server_config(app: Any, settings: Settings, **overrides: Any) -> uvicorn.Config:
+    """How uvicorn serves Port: Port is the edge, so no client's ``X-Forwarded-*`` is
+    believed (the app proxy sets its own)."""
+    options: dict[str, Any] = {
+        "host": settings.host,
+        "port": settings.port,
+        "log_level": "info",
+        "access_log": settings.access_log,
+        "timeout_graceful_shutdown": 10,  # finish requests in flight, then stop
+        "proxy_headers": False,
+    }
+    return uvicorn.Config(app, **(options | overrides))
+
+
 def serve(settings: Settings, *, examples: bool = False, out: TextIO = sys.stdout) -> None:
     """Migrate, optionally index the examples, then serve until SIGINT/SIGTERM."""
     db.upgrade(settings.sqlalchemy_url)
@@ -73,16 +87,7 @@ def serve(settings: Settings, *, examples: bool = False, out: TextIO = sys.stdou
         "(GraphiQL: headers tab). `port token create --user admin` makes a token.\n"
     )
     out.flush()
-    config = uvicorn.Config(
-        app,
-        host=settings.host,
-        port=settings.port,
-        log_level="info",
-        access_log=settings.access_log,
-        timeout_graceful_shutdown=10,  # finish requests in flight, then stop
-        proxy_headers=False,
-    )
-    uvicorn.Server(config).run()
+    uvicorn.Server(server_config(app, settings)).run()
 
 
 def work(settings: Settings) -> None:

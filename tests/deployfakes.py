@@ -153,8 +153,15 @@ Flavours = tuple[tuple[str, str, list[dict[str, Any]]], ...]  # (name, image, se
 CUDA = [{"kind": "cuda", "min_version": "11.0", "required": True, "weight": 1}]  # a GPU build
 
 
-def add_release(session: AsyncSession, app_id: int, version: str, flavours: Flavours) -> Release:
-    """A release of ``app_id`` with ``flavours``; ``{v}`` in an image becomes the version."""
+def add_release(
+    session: AsyncSession,
+    app_id: int,
+    version: str,
+    flavours: Flavours,
+    run: dict[str, Any] | None = None,
+) -> Release:
+    """A release of ``app_id`` with ``flavours``, each run as ``run`` says (ports, env:
+    ``manifests.specs.Run.as_json``); ``{v}`` in an image becomes the version."""
     release = Release(
         app_id=app_id,
         version=version,
@@ -174,6 +181,7 @@ def add_release(session: AsyncSession, app_id: int, version: str, flavours: Flav
                 selectors=selectors,
                 cpus=2.0,
                 memory=1 << 30,
+                run=run or {},
             )
         )
     return release
@@ -184,6 +192,7 @@ async def add_app(
     identifier: str = "stardist",
     versions: tuple[str, ...] = ("1.0.0",),
     flavours: Flavours = (("cpu", "img/cpu:1", []),),
+    run: dict[str, Any] | None = None,
 ) -> App:
     """An app with ``versions``, each with ``flavours`` (name, image, selectors), in a repo."""
     repo = Repo(url=f"https://example.org/{identifier}.git")
@@ -191,7 +200,7 @@ async def add_app(
     session.add_all([repo, app])
     await session.flush()
     for version in versions:
-        add_release(session, app.id, version, flavours)
+        add_release(session, app.id, version, flavours, run)
     await session.flush()
     return app
 

@@ -41,6 +41,22 @@ from port.settings import Settings
 BUSYBOX = Path("/bin/busybox")
 IMAGE_PREFIX = "port-test"
 
+WEBAPP = """mkdir -p /www/cgi-bin && cd /www/cgi-bin
+printf '#!/bin/busybox sh\\necho Content-Type: text/plain\\necho\\nenv\\n' > env
+printf '#!/bin/busybox sh\\necho Content-Type: text/plain\\necho\\nwc -c\\n' > count
+cat > cookie <<'END'
+#!/bin/busybox sh
+echo 'Content-Type: text/plain'
+echo 'Set-Cookie: tossed=1; Domain=apps.localhost; Path=/'
+echo 'Set-Cookie: own=1; Path=/'
+echo
+echo set
+END
+chmod +x env count cookie
+echo "hello from setup $PORT_SETUP_ID: $GREETING" > /www/index.html
+dd if=/dev/zero of=/www/big bs=1048576 count=50 2>/dev/null
+exec httpd -f -p 8080 -h /www"""
+
 # name -> Dockerfile lines after `FROM scratch` + busybox. ENTRYPOINT is busybox itself,
 # so CMD names an applet ("sh", "env", ...).
 BEHAVIOURS = {
@@ -63,6 +79,11 @@ BEHAVIOURS = {
         'CMD ["sh", "-c", "mkdir -p /www && echo hello from setup $PORT_SETUP_ID > '
         '/www/index.html && exec httpd -f -p 8080 -h /www"]'
     ],
+    # A web app (busybox httpd on 8080, port.yaml's `ports`): its page says which Setup
+    # and $GREETING; CGI scripts echo the request's headers (env), count an upload's
+    # bytes (count) and try to set a cookie for the whole apps domain (cookie); /big is
+    # 50 MB of zeros.
+    "webapp": [f"CMD {json.dumps(['sh', '-c', WEBAPP])}"],
     # Prints its environment, then waits to be stopped.
     "env": ['CMD ["sh", "-c", "env; echo env printed; while true; do sleep 1; done"]'],
 }

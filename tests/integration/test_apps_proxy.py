@@ -1,0 +1,398 @@
+"""Opening an app, every part real: Port under uvicorn on a real socket, the Docker
+engine running a busybox web app, and HTTP clients as a browser's two origins.
+
+Port's origin is ``http://localhost:<port>``; the app's is
+``http://<app>-<setup>.apps.localhost:<port>``, which the clients here reach on
+127.0.0.1 with that ``Host`` (browsers resolve ``*.localhost`` so themselves). Each
+origin has its own client, so its own cookie jar, as in a browser.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import httpx
+import pytest
+import uvicorn
+from sqlalchemy import select
+
+from port.deploy.backends.base import PodStatus
+from port.deploy.models import EventKind, Pod, SetupEvent
+from port.serve import server_config
+from port.settings import Settings
+from port.work.server import create_app
+from tests.deployfakes import add_app, add_release
+from tests.harness import Catalogue, eventually, free_port
+from tests.integration.dockerfixtures import TestImages
+from tests.pages import FORM_TOKEN, PASSWORD, add_user
+
+pytestmark = [pytest.mark.docker]
+# What the database does not change (streams, Pods coming and going): SQLite alone.
+ENGINE_ONLY = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+
+WEB = {"ports": [{"name": "web", "port": 8080, "protocol": "http", "path": "/"}]}
+
+
+def greeting(word: str) -> dict[str, Any]:
+    env = [{"name": "GREETING", "value": word, "description": "", "required": False}]
+    return WEB | {"env": [e | {"secret": False} for e in env], "command": None, "args": None}
+
+
+@dataclass
+class Browser:
+    """One person's browser: Port's origin and the app origins it visited."""
+
+    store: Store
+    port: httpx.AsyncClient
+    apps: dict[str, httpx.AsyncClient]
+
+    def app(self, host: str) -> httpx.AsyncClient:
+        if host not in self.apps:
+            self.apps[host] = httpx.AsyncClient(
+                base_url=f"http://127.0.0.1:{self.store.port_number}",
+                headers={"Host": host},
+                timeout=30,
+            )
+        return self.apps[host]
+
+    async def sign_in(self, name: str) -> None:
+        page = await self.port.get("/sign-in")
+        found = FORM_TOKEN.search(page.text)
+        assert found, page.text
+        answer = await self.port.post(
+            "/sign-in", data={"form_token": found[1], "name": name, "password": PASSWORD}
+        )
+        assert answer.status_code == 303, answer.text
+
+    async def open(self, setup_id: int) -> httpx.Response:
+        """Press "Open" and follow the redirects across the two origins, as a browser."""
+        answer = await self.port.get(f"/setups/{setup_id}/open")
+        return await self.follow(answer)
+
+    async def follow(self, answer: httpx.Response) -> httpx.Response:
+        """Follow ``answer``'s redirects; a relative one stays on the origin it came from."""
+        for _ in range(5):
+            if answer.status_code not in (302, 303, 307):
+                return answer
+            target = urlsplit(answer.headers["location"])
+            path = target.path + (f"?{target.query}" if target.query else "")
+            here = answer.request.headers["host"]
+            there = target.netloc or here
+            if there == urlsplit(str(self.port.base_url)).netloc:
+                answer = await self.port.get(path)
+            else:
+                answer = await self.app(there).get(path)
+        raise AssertionError("redirected in circles")
+
+    async def close(self) -> None:
+        for client in (self.port, *self.apps.values()):
+            await client.aclose()
+
+
+@dataclass
+class Store:
+    settings: Settings
+    catalogue: Catalogue
+    port_number: int
+    browsers: list[Browser]
+    server: Any
+
+    def browser(self) -> Browser:
+        port = httpx.AsyncClient(base_url=f"http://localhost:{self.port_number}", timeout=30)
+        browser = Browser(self, port, {})
+        self.browsers.append(browser)
+        return browser
+
+    def host(self, setup_id: int, app: str = "webapp") -> str:
+        return f"{app}-{setup_id}.apps.localhost:{self.port_number}"
+
+    async def install(self, browser: Browser, app: str = "webapp", **fields: str) -> int:
+        form = await browser.port.get(f"/apps/{app}/install")
+        found = FORM_TOKEN.search(form.text)
+        assert found, form.text
+        answer = await browser.port.post(
+            f"/apps/{app}/install",
+            data={"form_token": found[1], "update_policy": "NONE", "start": "yes"}
+            | {"version": "1.0.0"}  # 1.2.0 cannot run: it is the rollback's
+            | fields,
+        )
+        assert answer.status_code == 303, answer.text
+        setup_id = int(answer.headers["location"].rsplit("/", 1)[1])
+        await self.serving(setup_id)
+        return setup_id
+
+    async def serving(self, setup_id: int) -> None:
+        async def pod() -> Pod | None:
+            async with self.catalogue.sessions() as session:
+                found: Pod | None = await session.scalar(
+                    select(Pod).where(Pod.setup_id == setup_id, Pod.retired.is_(False))
+                )
+                return found
+
+        def ready(row: Any) -> bool:
+            return row is not None and row.status == PodStatus.RUNNING and row.address
+
+        await eventually(pod, f"setup {setup_id} to run with an address", until=ready)
+
+    async def event(self, setup_id: int, kind: EventKind) -> None:
+        async def kinds() -> list[EventKind]:
+            async with self.catalogue.sessions() as session:
+                found = await session.scalars(
+                    select(SetupEvent.kind).where(SetupEvent.setup_id == setup_id)
+                )
+                return list(found)
+
+        await eventually(kinds, f"{kind} of setup {setup_id}", until=lambda k: kind in k)
+
+
+@pytest.fixture
+async def store(
+    catalogue: Catalogue,
+    docker_settings: Callable[..., Settings],
+    docker_images: TestImages,
+    tmp_path: Path,
+) -> AsyncIterator[Store]:
+    number = free_port()
+    settings = docker_settings(
+        database_url=catalogue.settings.database_url,
+        data_dir=tmp_path / "data",
+        server_url=f"http://localhost:{number}",
+        reconcile_seconds=0.3,
+        serve_worker=True,
+        job_poll_seconds=0.2,
+        update_grace_seconds=1,
+        restart_backoff_seconds=0.5,
+        access_log=False,
+        poll_seconds=0,  # the catalogue is made here, not indexed
+    )
+    async with catalogue.sessions() as session, session.begin():
+        web = await add_app(
+            session,
+            "webapp",
+            flavours=(("cpu", docker_images["webapp"], []),),
+            run=greeting("one"),
+        )
+        add_release(
+            session, web.id, "1.1.0", (("cpu", docker_images["webapp"], []),), greeting("two")
+        )
+        add_release(session, web.id, "1.2.0", (("cpu", docker_images["exit3"], []),), WEB)
+        await add_app(session, "quiet", flavours=(("cpu", docker_images["forever"], []),))
+    config = server_config(create_app(settings), settings, port=number, log_level="warning")
+    server = uvicorn.Server(config)
+    task = asyncio.create_task(server.serve())
+    await eventually(lambda: server.started, "uvicorn to listen")
+    for name in ("alice", "bob"):
+        await add_user(catalogue, name)
+    kept = Store(settings, catalogue, number, [], server)
+    try:
+        yield kept
+    finally:
+        for browser in kept.browsers:
+            await browser.close()
+        server.should_exit = True
+        await task
+
+
+async def test_the_owner_opens_the_app_and_nobody_else_enters(store: Store) -> None:
+    alice = store.browser()
+    await alice.sign_in("alice")
+    setup_id = await store.install(alice)
+    page = await alice.port.get(f"/setups/{setup_id}")
+    address = f"http://{store.host(setup_id)}/"
+    assert address in page.text  # shown on the Setup's page, with its Open button
+    assert f'href="/setups/{setup_id}/open"' in page.text
+
+    opened = await alice.open(setup_id)
+    assert opened.status_code == 200, opened.text
+    assert opened.text.strip() == f"hello from setup {setup_id}: one"
+    again = await alice.app(store.host(setup_id)).get("/")  # the origin's cookie holds
+    assert again.status_code == 200
+
+    anonymous = store.browser()
+    refused = await anonymous.follow(await anonymous.app(store.host(setup_id)).get("/"))
+    assert refused.status_code == 200
+    assert 'action="/sign-in"' in refused.text  # Port's sign-in page, not the app
+    assert "hello from" not in refused.text
+
+    bob = store.browser()
+    await bob.sign_in("bob")
+    assert (await bob.open(setup_id)).status_code == 404  # not his: there is none
+    stolen = await bob.follow(await bob.app(store.host(setup_id)).get("/"))
+    assert stolen.status_code == 404
+    assert "hello from" not in stolen.text
+
+
+async def test_an_entry_code_works_once_and_for_its_own_setup_only(store: Store) -> None:
+    alice = store.browser()
+    await alice.sign_in("alice")
+    first, second = await store.install(alice), await store.install(alice)
+    link = (await alice.port.get(f"/setups/{first}/open")).headers["location"]
+    target = urlsplit(link)
+    code_path = f"{target.path}?{target.query}"
+    elsewhere = await alice.app(store.host(second)).get(code_path)
+    assert elsewhere.status_code == 403  # a code of the first Setup opens no other
+    entered = await alice.app(target.netloc).get(code_path)
+    assert entered.status_code == 303
+    cookie = entered.headers["set-cookie"]
+    assert "HttpOnly" in cookie
+    assert "SameSite=Lax" in cookie
+    assert "Domain" not in cookie
+    replayed = await store.browser().app(target.netloc).get(code_path)
+    assert replayed.status_code == 403  # used: a copied link lets no one else in
+    assert "expired" in replayed.text
+
+
+async def test_ports_credentials_never_reach_the_app(store: Store) -> None:
+    alice = store.browser()
+    await alice.sign_in("alice")
+    setup_id = await store.install(alice)
+    await alice.open(setup_id)
+    app = alice.app(store.host(setup_id))
+    session = alice.port.cookies["port_session"]
+    echoed = await app.get(
+        "/cgi-bin/env",
+        headers={
+            "Authorization": "Bearer port_secret_token",
+            "X-Forwarded-For": "6.6.6.6",
+            # Sent by hand (no browser would): Port's cookie beside the app origin's own.
+            "Cookie": f"port_session={session}; mine=kept; port_app={app.cookies['port_app']}",
+        },
+    )
+    assert echoed.status_code == 200, echoed.text
+    seen = dict(line.split("=", 1) for line in echoed.text.splitlines() if "=" in line)
+    assert "HTTP_AUTHORIZATION" not in seen
+    assert seen["HTTP_COOKIE"] == "mine=kept"  # the app's own cookie, nothing of Port's
+    assert seen["HTTP_X_FORWARDED_FOR"] == "127.0.0.1"  # Port's word, not the client's
+    assert seen["HTTP_X_FORWARDED_PROTO"] == "http"
+    assert seen["HTTP_X_FORWARDED_HOST"] == store.host(setup_id)
+    assert seen["HTTP_HOST"] == store.host(setup_id)
+
+    tossing = await app.get("/cgi-bin/cookie")
+    cookies = tossing.headers.get_list("set-cookie")
+    assert [c.split(";")[0] for c in cookies] == ["tossed=1", "own=1"]
+    assert not [c for c in cookies if "domain" in c.lower()]  # host-only, this origin's
+
+
+async def test_a_setup_without_a_running_pod_says_why(store: Store) -> None:
+    alice = store.browser()
+    await alice.sign_in("alice")
+    setup_id = await store.install(alice)
+    await alice.open(setup_id)
+    page = await alice.port.get(f"/setups/{setup_id}")
+    token = FORM_TOKEN.search(page.text)
+    assert token
+    await alice.port.post(f"/setups/{setup_id}", data={"form_token": token[1], "action": "stop"})
+
+    async def answer() -> httpx.Response:
+        return await alice.app(store.host(setup_id)).get("/")
+
+    stopped = await eventually(answer, "the stopped page", until=lambda r: r.status_code == 503)
+    assert "Webapp is stopped" in stopped.text
+    assert "Start it from Port" in stopped.text
+    assert f"http://localhost:{store.port_number}/setups/{setup_id}" in stopped.text
+    unknown = await alice.app(f"webapp-99999.apps.localhost:{store.port_number}").get("/")
+    assert unknown.status_code in (303, 404)
+
+
+@ENGINE_ONLY
+async def test_large_bodies_stream_through_both_ways(store: Store) -> None:
+    alice = store.browser()
+    await alice.sign_in("alice")
+    setup_id = await store.install(alice)
+    await alice.open(setup_id)
+    app = alice.app(store.host(setup_id))
+    peak: list[int] = []
+    base = _rss()
+
+    async def sample() -> None:
+        while True:
+            peak.append(_rss() - base)
+            await asyncio.sleep(0.02)
+
+    sampler = asyncio.create_task(sample())
+    try:
+        received = 0
+        async with app.stream("GET", "/big") as download:
+            assert download.status_code == 200
+            async for chunk in download.aiter_raw():
+                received += len(chunk)
+        assert received == 50 << 20
+
+        async def upload() -> AsyncIterator[bytes]:
+            for _ in range(50):
+                yield bytes(1 << 20)
+
+        counted = await app.post(
+            "/cgi-bin/count",
+            content=upload(),
+            headers={"Content-Length": str(50 << 20), "Content-Type": "application/octet-stream"},
+        )
+    finally:
+        sampler.cancel()
+    assert counted.status_code == 200, counted.text
+    assert int(counted.text.strip()) == 50 << 20
+    assert max(peak) < 24 << 20, f"the server's memory grew by {max(peak) >> 20} MB"
+
+
+@ENGINE_ONLY
+async def test_the_address_serves_throughout_an_update_and_a_rollback(store: Store) -> None:
+    alice = store.browser()
+    await alice.sign_in("alice")
+    setup_id = await store.install(alice)
+    await alice.open(setup_id)
+    app = alice.app(store.host(setup_id))
+    answers: list[tuple[int, str]] = []
+    done = asyncio.Event()
+
+    async def keep_asking() -> None:
+        while not done.is_set():
+            answer = await app.get("/")
+            answers.append((answer.status_code, answer.text.strip()))
+            await asyncio.sleep(0.01)
+
+    asker = asyncio.create_task(keep_asking())
+    try:
+        await _update(alice, setup_id, "1.1.0")
+        await store.event(setup_id, EventKind.UPDATE_SUCCEEDED)
+        await eventually(lambda: answers[-1][1], "1.1.0 to answer", until=_says("two"))
+        await _update(alice, setup_id, "1.2.0")  # its container exits at once
+        await store.event(setup_id, EventKind.UPDATE_ROLLED_BACK)
+        asked = len(answers)
+        await eventually(lambda: len(answers), "more answers", until=lambda n: n > asked + 20)
+    finally:
+        done.set()
+        await asker
+    texts = [text for _, text in answers]
+    assert texts[0].endswith(": one")
+    assert texts[-1].endswith(": two")
+    assert not [t for t in texts if not t.endswith((": one", ": two"))]  # never 1.2.0's
+    failures = [a for a in answers if a[0] != 200]
+    assert failures == [], f"{len(failures)} of {len(answers)} requests failed: {failures[:3]}"
+
+
+def _says(word: str) -> Callable[[str], bool]:
+    return lambda text: text.endswith(f": {word}")
+
+
+async def _update(browser: Browser, setup_id: int, version: str) -> None:
+    page = await browser.port.get(f"/setups/{setup_id}")
+    token = FORM_TOKEN.search(page.text)
+    assert token
+    answer = await browser.port.post(
+        f"/setups/{setup_id}",
+        data={"form_token": token[1], "action": "update", "version": version},
+    )
+    assert answer.status_code in (200, 303), answer.text
+
+
+def _rss() -> int:
+    status = Path("/proc/self/status").read_text()
+    found = re.search(r"VmRSS:\s+(\d+) kB", status)
+    assert found
+    return int(found[1]) << 10
