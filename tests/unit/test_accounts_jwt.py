@@ -162,8 +162,10 @@ def test_small_clock_skew_is_tolerated(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("why", "overrides"),
     [
-        ("expired", {"exp": int(time.time()) - 600}),
-        ("not yet valid", {"nbf": int(time.time()) + 600}),
+        # Times are offsets from the moment the test runs, not from collection: a long
+        # suite would otherwise turn "ten minutes from now" into the past.
+        ("expired", {"exp": -600}),
+        ("not yet valid", {"nbf": +600}),
         ("wrong audience", {"aud": "grafana"}),
         ("wrong issuer", {"iss": "https://evil.example.org"}),
         ("no expiry", {"exp": None}),
@@ -172,9 +174,13 @@ def test_small_clock_skew_is_tolerated(tmp_path: Path) -> None:
     ],
 )
 def test_claims_that_are_refused(tmp_path: Path, why: str, overrides: dict[str, Any]) -> None:
+    now = int(time.time())
+    flaw = {
+        k: now + v if k in ("exp", "nbf") and v is not None else v for k, v in overrides.items()
+    }
     verifier = pem_verifier(tmp_path)
     assert verifier.verify(sign()) is not None  # the same token without the flaw passes
-    assert verifier.verify(sign(**overrides)) is None, why
+    assert verifier.verify(sign(**flaw)) is None, why
 
 
 def test_alg_none_is_refused(tmp_path: Path) -> None:
