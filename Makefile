@@ -7,10 +7,12 @@ STAMP := $(VENV)/.installed
 # The embedded default for `make run`: SQLite and mirrors in ./.data, local repos and
 # the examples' registry (localhost:5000) allowed.
 DATA ?= $(CURDIR)/.data
-RUN_ENV := PORT_DATA_DIR=$(DATA) PORT_ALLOW_LOCAL_REPOS=true PORT_ALLOWED_REGISTRIES='["localhost:5000"]'
+PORT ?= 8080
+RUN_SETTINGS = PORT_DATA_DIR=$(DATA) PORT_PORT=$(PORT) PORT_ALLOW_LOCAL_REPOS=true PORT_ALLOWED_REGISTRIES=["localhost:5000"]
+RUN_ENV = env $(foreach setting,$(RUN_SETTINGS),'$(setting)')
 
 .DEFAULT_GOAL := help
-.PHONY: help install constraints vendor run demo test lint format typecheck unit services bench clean
+.PHONY: help install constraints vendor run env demo example-release test lint format typecheck unit services bench clean
 
 help: ## Show this help
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -35,8 +37,14 @@ constraints: ## Re-pin constraints.txt: the newest releases pyproject.toml admit
 vendor: ## Fetch the vendored browser files (GraphiQL, htmx) from npm again
 	scripts/vendor.sh
 
-run: $(STAMP) ## Serve the API on the embedded default, with the example apps (DATA=dir)
+run: $(STAMP) ## Serve Port on the embedded default, with the example apps (DATA=dir PORT=8080)
 	$(RUN_ENV) $(BIN)/port serve --with-examples
+
+env: ## Print the settings of `make run` as exports: eval "$$(make -s env)" then .venv/bin/port ...
+	@printf "export '%s'\n" $(foreach setting,$(RUN_SETTINGS),'$(setting)')
+
+example-release: $(STAMP) ## Cut a new release of an example app, e.g. APP=napari VERSION=0.5.1
+	$(RUN_ENV) $(BIN)/port demo --release $(APP)=$(VERSION)
 
 demo: $(STAMP) ## Index the example repositories and print the catalogue, no server (DATA=dir)
 	$(RUN_ENV) $(BIN)/port db upgrade

@@ -13,7 +13,8 @@ from port.catalogue import queries, repos
 from port.catalogue.models import IndexRun, Repo
 from port.catalogue.scanning import ScanOutcome, scan_repo
 from port.clitools import Sessions, echo_json, shown_database, with_db
-from port.demo import index_examples
+from port.demo import index_examples, release_examples
+from port.demo_images import build_example_images
 from port.settings import Settings, get_settings
 
 
@@ -240,10 +241,38 @@ def apps_command(as_json: bool) -> None:
 
 
 @click.command("demo")
-def demo() -> None:
-    """Index the bundled example repositories and print the catalogue (`make demo`)."""
+@click.option(
+    "--release",
+    "releases",
+    multiple=True,
+    metavar="APP=VERSION",
+    help="Cut one more release of an example app (napari=0.5.1), with its image: an "
+    "update for Setups that follow it. Repeatable.",
+)
+def demo(releases: tuple[str, ...]) -> None:
+    """Index the bundled example repositories and print the catalogue (`make demo`).
+
+    With a Docker engine, the example apps' images are built first, so they can run."""
+    extra: dict[str, tuple[str, ...]] = {}
+    for pair in releases:
+        app, sep, version = pair.partition("=")
+        if not sep or not version:
+            raise click.BadParameter(f"{pair!r}: use APP=VERSION", param_hint="--release")
+        extra[app] = (*extra.get(app, ()), version)
+
+    if extra:
+
+        async def release(sessions: Sessions, settings: Settings) -> list[str]:
+            build_example_images(settings, sys.stdout, extra)
+            return await release_examples(sessions, settings, extra)
+
+        for url in with_db(release):
+            click.echo(f"queued an index run of {url}")
+        click.echo("`make run` (its job worker) indexes them and updates the Setups that follow")
+        return
 
     async def work(sessions: Sessions, settings: Settings) -> list[dict[str, Any]]:
+        build_example_images(settings, sys.stdout)
         for url, outcome in await index_examples(sessions, settings, Progress):
             _print_outcome(url, outcome)
         click.echo("")

@@ -8,6 +8,8 @@ twin a container, because a Pod's container name is fixed.
 
 from __future__ import annotations
 
+import asyncio
+import time
 from contextlib import suppress
 from typing import Any
 
@@ -15,15 +17,19 @@ import click
 from sqlalchemy import select
 from sqlalchemy.orm import selectinload
 
+from port.apps.addresses import AppOrigins
+from port.apps.targets import address_of
 from port.clitools import Sessions, echo_json, with_db
 from port.deploy import setups
-from port.deploy.backends.base import BackendUnavailable
+from port.deploy.backends.base import BackendUnavailable, PodStatus
 from port.deploy.models import Pod, Setup, SetupEvent, UpdatePolicy
 from port.deploy.reconciler import Reconciler
 from port.deploy.updater import Updater, manual_target, pending_updates
 from port.errors import InvalidInput, NotFound
 from port.principal import CLI
 from port.settings import Settings
+
+START_WAIT_SECONDS = 30  # `setup create --start`: how long a Pod may take to run
 
 
 def _env(pairs: tuple[str, ...]) -> dict[str, str]:
@@ -155,9 +161,40 @@ def setup_create(
             setup_id = setup.id
         if start:
             await _reconcile(sessions, settings)
+            if (why := await _not_started(sessions, settings, setup_id)) is not None:
+                raise StartFailed(setup_id, why)
         return setup_id
 
-    click.echo(with_db(work))
+    try:
+        click.echo(with_db(work))
+    except StartFailed as failed:
+        click.echo(failed.setup_id)
+        raise click.ClickException(
+            f"setup {failed.setup_id} was created, but its Pod did not start: {failed.why}"
+        ) from None
+
+
+class StartFailed(Exception):
+    def __init__(self, setup_id: int, why: str) -> None:
+        self.setup_id, self.why = setup_id, why
+
+
+async def _not_started(sessions: Sessions, settings: Settings, setup_id: int) -> str | None:
+    """None once the Setup's Pod runs; why not, when it failed or is still not running
+    after ``START_WAIT_SECONDS`` (reconcile passes meanwhile, as a server would)."""
+    deadline = time.monotonic() + START_WAIT_SECONDS
+    while True:
+        [setup] = await _load(sessions, setup_id)
+        pods = setups.active_pods(setup)
+        status = setups.setup_status(setup.pods, setup.wants_running)
+        if status is PodStatus.RUNNING:
+            return None
+        if status is PodStatus.FAILED:
+            return (pods[-1].message if pods else None) or "it failed"
+        if time.monotonic() > deadline:
+            return f"still {status.value} after {START_WAIT_SECONDS} s"
+        await asyncio.sleep(0.5)
+        await _reconcile(sessions, settings)
 
 
 @setup_group.command("list")
@@ -181,11 +218,12 @@ def setup_list(as_json: bool) -> None:
 def setup_show(setup_id: int, as_json: bool) -> None:
     """One Setup, its Pods and its last events."""
 
-    async def work(sessions: Sessions, _settings: Settings) -> dict[str, Any]:
+    async def work(sessions: Sessions, settings: Settings) -> dict[str, Any]:
         found = await _load(sessions, setup_id)
         if not found:
             raise NotFound(f"no setup {setup_id}")
         async with sessions() as session:
+            address = await address_of(session, AppOrigins.of(settings), found[0])
             events = list(
                 await session.scalars(
                     select(SetupEvent)
@@ -194,13 +232,15 @@ def setup_show(setup_id: int, as_json: bool) -> None:
                     .limit(20)
                 )
             )
-        return _setup_document(found[0], list(reversed(events)))
+        return _setup_document(found[0], list(reversed(events))) | {"address": address}
 
     document = with_db(work)
     if as_json:
         echo_json(document)
         return
     _print_setups([document])
+    if document["address"]:
+        click.echo(f"      address: {document['address']} (its owner signs in to Port)")
     for pod in document["pods"]:
         click.echo(f"      pod {pod['id']}: {pod['flavour']} {pod['image']} {pod['status']}")
         if pod["message"]:

@@ -12,6 +12,9 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+# Every model registered before a command's first flush: a row of one domain may name
+# another's table (repos.added_by_id -> users), unknown to the command's own imports.
+import port.tables  # noqa: F401
 from port import db
 from port.errors import PortError
 from port.settings import Settings, get_settings

@@ -13,11 +13,13 @@ import subprocess
 from collections.abc import Callable
 from pathlib import Path
 
+import semver
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 import manifests
 from indexer.scan import Progress
 from port.catalogue import repos
+from port.catalogue.jobs import enqueue_index
 from port.catalogue.scanning import ScanOutcome, scan_repo
 from port.errors import NotFound, PortError
 from port.settings import Settings
@@ -50,8 +52,14 @@ def _init(target: Path) -> None:
     _git(target, "init", "--quiet", "--initial-branch=main")
 
 
+def example_manifest(app: str) -> str:
+    """The port.yaml template of example ``app``: its image tags carry its newest
+    bundled version, which each tag replaces by its own."""
+    return (EXAMPLES / app / "port.yaml").read_text()
+
+
 def _tag_versions(target: Path, app: str, versions: tuple[str, ...]) -> None:
-    template = (EXAMPLES / app / "port.yaml").read_text()
+    template = example_manifest(app)
     # The example's other files (its logo, say) are in every release.
     for source in (EXAMPLES / app).rglob("*"):
         if source.is_file() and source.name != "port.yaml":
@@ -60,28 +68,45 @@ def _tag_versions(target: Path, app: str, versions: tuple[str, ...]) -> None:
             shutil.copy(source, copy)
             _git(target, "add", str(copy.relative_to(target)))
     for version in versions:
-        (target / "port.yaml").write_text(template.replace(versions[-1], version))
+        (target / "port.yaml").write_text(template.replace(NATIVE[app][-1], version))
         _git(target, "add", "port.yaml")
         _git(target, "commit", "--quiet", "-m", f"{app} {version}")
         _git(target, "tag", f"v{version}")
 
 
-def build_example_repos(root: Path) -> list[Path]:
+Versions = dict[str, tuple[str, ...]]
+
+
+def versions_with(extra: Versions | None) -> Versions:
+    """The examples' versions, and ``extra`` ones (newer, cut from the same manifest)."""
+    extra = extra or {}
+    unknown = sorted(set(extra) - set(NATIVE))
+    if unknown:
+        raise PortError(f"no example app {', '.join(unknown)}: try {', '.join(NATIVE)}")
+    for app, versions in extra.items():
+        for version in versions:
+            if not semver.Version.is_valid(version):
+                raise PortError(f"{app}={version}: a version is semver, like 0.5.1")
+    return {app: (*versions, *extra.get(app, ())) for app, versions in NATIVE.items()}
+
+
+def build_example_repos(root: Path, extra: Versions | None = None) -> list[Path]:
     """(Re)create the example repositories under ``root`` and return their paths.
 
     ``stardist``: two semver tags of its port.yaml, and an Arkitekt deployments file at
-    the branch head (fiji, renamer). ``napari``: one tag.
+    the branch head (fiji, renamer). ``napari``: one tag. ``extra`` adds tags.
     """
+    versions = versions_with(extra)
     stardist, napari = root / "stardist", root / "napari"
     _init(stardist)
-    _tag_versions(stardist, "stardist", NATIVE["stardist"])
+    _tag_versions(stardist, "stardist", versions["stardist"])
     arkitekt = stardist / ".arkitekt_next"
     arkitekt.mkdir()
     shutil.copy(EXAMPLES / "arkitekt" / "deployments.yaml", arkitekt / "deployments.yaml")
     _git(stardist, "add", ".arkitekt_next")
     _git(stardist, "commit", "--quiet", "-m", "Arkitekt deployments")
     _init(napari)
-    _tag_versions(napari, "napari", NATIVE["napari"])
+    _tag_versions(napari, "napari", versions["napari"])
     return [stardist, napari]
 
 
@@ -107,3 +132,18 @@ async def index_examples(
         outcome = await scan_repo(sessions, settings, repo.id, progress(example.name))
         outcomes.append((repo.url, outcome))
     return outcomes
+
+
+async def release_examples(
+    sessions: async_sessionmaker[AsyncSession], settings: Settings, extra: Versions
+) -> list[str]:
+    """Cut the ``extra`` releases into the example repositories and queue an index run
+    of each for the server's job worker, which then rolls the new versions out to the
+    Setups that follow them. Returns the repositories' URLs."""
+    queued = []
+    for example in build_example_repos(settings.data_dir / "examples", extra):
+        async with sessions() as session, session.begin():
+            repo = await repos.find_repo(session, str(example))
+            await enqueue_index(session, repo.id, "examples")
+            queued.append(repo.url)
+    return queued

@@ -8,6 +8,7 @@ the bundled example repositories, so a newcomer has something to browse.
 from __future__ import annotations
 
 import asyncio
+import socket
 import sys
 from collections.abc import Callable
 from typing import Any, TextIO
@@ -17,9 +18,12 @@ from sqlalchemy import func, select
 
 from port import db
 from port.accounts.service import FirstAdmin
+from port.apps.addresses import AppOrigins
 from port.catalogue.models import Repo
 from port.demo import index_examples
+from port.demo_images import build_example_images
 from port.deploy.instance import resolved
+from port.errors import PortError
 from port.jobs.worker import run_worker
 from port.settings import Settings
 from port.work.jobs import full_worker
@@ -70,14 +74,36 @@ def server_config(app: Any, settings: Settings, **overrides: Any) -> uvicorn.Con
     return uvicorn.Config(app, **(options | overrides))
 
 
+def listen(settings: Settings) -> socket.socket:
+    """The server's socket, bound before anything is announced: an address taken by
+    another server is a clear error, not a printed URL that leads elsewhere."""
+    family = socket.AF_INET6 if ":" in settings.host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((settings.host, settings.port))
+        sock.listen(2048)  # from here a client waits in the backlog, never is refused
+    except OSError as exc:
+        sock.close()
+        raise PortError(
+            f"cannot listen on {settings.host}:{settings.port}: {exc.strerror}; is another "
+            "server there? Choose another port: PORT_PORT=8090 (make run PORT=8090)"
+        ) from exc
+    sock.set_inheritable(True)
+    return sock
+
+
 def serve(settings: Settings, *, examples: bool = False, out: TextIO = sys.stdout) -> None:
-    """Migrate, optionally index the examples, then serve until SIGINT/SIGTERM."""
+    """Listen, migrate, optionally index the examples, then serve until SIGINT/SIGTERM."""
+    sock = listen(settings)
     db.upgrade(settings.sqlalchemy_url)
     if examples:
+        build_example_images(settings, out)
         asyncio.run(_fill_empty_catalogue(settings, out))
     settings = resolved(settings)
-    base = f"http://{settings.host}:{settings.port}"
+    base = settings.public_url.rstrip("/")
     app = create_app(settings, announce=announce_admin(out, base))
+    origins = AppOrigins.of(settings)
     out.write(
         f"Port instance {settings.instance_name}: its containers carry the label "
         f"port.instance={settings.instance_name}.\n"
@@ -85,9 +111,10 @@ def serve(settings: Settings, *, examples: bool = False, out: TextIO = sys.stdou
         "(health: /healthz, metrics: /metrics).\n"
         "Sign in to install apps; API clients send `Authorization: Bearer <token>` "
         "(GraphiQL: headers tab). `port token create --user admin` makes a token.\n"
+        f"Installed apps open at {origins.origin('<app>-<setup>')}/ for their owners.\n"
     )
     out.flush()
-    uvicorn.Server(server_config(app, settings)).run()
+    uvicorn.Server(server_config(app, settings)).run(sockets=[sock])
 
 
 def work(settings: Settings) -> None:

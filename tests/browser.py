@@ -59,8 +59,9 @@ def chromium() -> Iterator[webdriver.Chrome]:
         "--no-first-run",
         "--disable-quic",
         f"--window-size={DESKTOP[0]},{DESKTOP[1]}",
-        # Only 127.0.0.1 exists: a CDN request fails at once, as without internet.
-        '--host-resolver-rules="MAP * ~NOTFOUND , EXCLUDE 127.0.0.1"',
+        # Only 127.0.0.1 exists (and *.localhost, the app origins, on it): a CDN request
+        # fails at once, as without internet.
+        "--host-resolver-rules=MAP *.localhost 127.0.0.1, MAP * ~NOTFOUND, EXCLUDE 127.0.0.1",
     ):
         options.add_argument(flag)
     driver = webdriver.Chrome(options=options, service=Service(executable_path=driver_path))

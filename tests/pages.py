@@ -6,7 +6,9 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 from contextlib import contextmanager
+from urllib.parse import urlsplit
 
+import httpx
 from httpx import Cookies, Response
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
@@ -66,3 +68,52 @@ def session_cookie(response: Response) -> str:
     """The ``Set-Cookie`` of a new session in ``response``."""
     headers = response.headers.get_list("set-cookie")
     return next(h for h in headers if h.startswith("port_session=") and "Max-Age=0" not in h)
+
+
+class Browser:
+    """A browser on a real socket: Port's origin and each app origin it visits, with a
+    cookie jar each, as a browser keeps them. App origins (``*.apps.localhost``) are
+    reached on 127.0.0.1 with their ``Host``, as browsers resolve them."""
+
+    def __init__(self, port_url: str) -> None:
+        self.port_url = port_url
+        self.port = httpx.AsyncClient(base_url=port_url, timeout=30)
+        self.apps: dict[str, httpx.AsyncClient] = {}
+
+    def app(self, host: str) -> httpx.AsyncClient:
+        if host not in self.apps:
+            self.apps[host] = httpx.AsyncClient(
+                base_url=f"http://127.0.0.1:{urlsplit(self.port_url).port}",
+                headers={"Host": host},
+                timeout=30,
+            )
+        return self.apps[host]
+
+    async def sign_in(self, name: str, password: str = PASSWORD) -> None:
+        page = await self.port.get("/sign-in")
+        answer = await self.port.post(
+            "/sign-in", data={"form_token": form_token(page), "name": name, "password": password}
+        )
+        assert answer.status_code == 303, answer.text
+
+    async def open(self, setup_id: int) -> httpx.Response:
+        """Press "Open" and follow the redirects across the two origins."""
+        return await self.follow(await self.port.get(f"/setups/{setup_id}/open"))
+
+    async def follow(self, answer: httpx.Response) -> httpx.Response:
+        """Follow ``answer``'s redirects; a relative one stays on the origin it came from."""
+        for _ in range(5):
+            if answer.status_code not in (302, 303, 307):
+                return answer
+            target = urlsplit(answer.headers["location"])
+            path = target.path + (f"?{target.query}" if target.query else "")
+            there = target.netloc or answer.request.headers["host"]
+            if there == urlsplit(self.port_url).netloc:
+                answer = await self.port.get(path)
+            else:
+                answer = await self.app(there).get(path)
+        raise AssertionError("redirected in circles")
+
+    async def close(self) -> None:
+        for client in (self.port, *self.apps.values()):
+            await client.aclose()

@@ -69,6 +69,7 @@ def start(data: Path, *argv: str, env: dict[str, str] | None = None) -> Server:
     environ |= {
         "PORT_DATA_DIR": str(data),
         "PORT_PORT": str(port),
+        "PORT": str(port),  # `make run PORT=...`: its own word for the same
         "PORT_ALLOW_LOCAL_REPOS": "true",
         # An instance of its own: its reconciler never touches another Port's containers.
         "PORT_INSTANCE": f"e2e{secrets.token_hex(4)}",
@@ -90,7 +91,7 @@ def start(data: Path, *argv: str, env: dict[str, str] | None = None) -> Server:
         if not line and process.poll() is not None:
             raise AssertionError("port serve exited:\n" + "".join(server.output))
         server.output.append(line)
-        if "Uvicorn running on" in line:
+        if "Application startup complete" in line:  # bound, then started
             return server
     process.kill()
     raise AssertionError("port serve did not start:\n" + "".join(server.output))
@@ -106,3 +107,30 @@ def stop(server: Server) -> None:
     # (make, stopped by the same signal, reports its own status: 2).
     assert code in (0, -signal.SIGTERM, 2), "".join(server.output)
     assert any("Application shutdown complete" in line for line in server.output)
+
+
+def remove_what_it_ran(server: Server | None, instance: str | None = None) -> None:
+    """A server's Pods outlive it (a restarted Port adopts them): removed here, with
+    their networks, firewall chains and the example images it built. The instance is
+    read from the server's output, or named (for commands run without a server).
+    Nothing without the test engine (PORT_TEST_DOCKER)."""
+    if not os.environ.get("PORT_TEST_DOCKER"):
+        return
+    import docker
+
+    from port.demo_images import LABEL
+    from tests.integration.dockerfixtures import remove_instance
+
+    client = docker.from_env(timeout=30)
+    instances = [instance] if instance else []
+    for line in server.output if server else []:
+        if line.startswith("Port instance "):
+            instances.append(line.split()[2].rstrip(":"))
+    try:
+        for name in instances:
+            remove_instance(client, name)
+        for image in client.images.list(filters={"label": LABEL}):
+            for tag in image.tags:
+                client.images.remove(tag, force=True)
+    finally:
+        client.close()

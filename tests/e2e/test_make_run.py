@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import os
 import signal
+import subprocess
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from tests.serverproc import Server, start, stop
+from tests.harness import require
+from tests.serverproc import PORT, Server, remove_what_it_ran, start, stop
 
 
 @pytest.fixture
@@ -25,6 +27,7 @@ def served(tmp_path: Path) -> Iterator[Server]:
     finally:
         if server.process.poll() is None:
             os.killpg(server.process.pid, signal.SIGKILL)
+        remove_what_it_ran(server)
 
 
 def test_make_run_serves_the_examples_and_stops_gracefully(served: Server, tmp_path: Path) -> None:
@@ -53,3 +56,37 @@ def test_make_run_serves_the_examples_and_stops_gracefully(served: Server, tmp_p
         assert again.post("{ apps { totalCount } }")["data"] == {"apps": {"totalCount": 4}}
     finally:
         stop(again)
+
+
+def test_an_example_release_is_cut_and_indexed_from_the_command_line(tmp_path: Path) -> None:
+    """`make example-release` cuts a tag; a `port repo scan` in its own process stores
+    it. Repro: a scan that changed a registered repo failed in the CLI (a model of
+    another domain was never imported: NoReferencedTableError)."""
+    if not os.environ.get("PORT_TEST_DOCKER"):
+        require("a Docker engine (PORT_TEST_DOCKER, see `make services`)")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PORT_")} | {
+        "PORT_DATA_DIR": str(tmp_path),
+        "PORT_ALLOW_LOCAL_REPOS": "true",
+        "PORT_ALLOWED_REGISTRIES": '["localhost:5000"]',
+        "PORT_INSTANCE": "e2ecli",
+    }
+
+    def port(*args: str) -> str:
+        done = subprocess.run(
+            [str(PORT), *args], env=env, capture_output=True, text=True, timeout=120, check=False
+        )
+        assert done.returncode == 0, done.stdout + done.stderr
+        return done.stdout
+
+    try:
+        port("db", "upgrade")
+        assert "built example image localhost:5000/port-examples/napari:0.5.0" in port("demo")
+        port("user", "add", "alice")
+        port("setup", "create", "napari", "--owner", "alice")  # a Setup of the app: kept
+        queued = port("demo", "--release", "napari=0.5.1")
+        assert "built example image localhost:5000/port-examples/napari:0.5.1" in queued
+        napari = f"file://{tmp_path}/examples/napari"
+        assert f"queued an index run of {napari}" in queued
+        assert "added napari 0.5.1" in port("repo", "scan", napari)
+    finally:
+        remove_what_it_ran(None, instance="e2ecli")

@@ -6,8 +6,10 @@ import os
 import signal
 from collections.abc import Iterator
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import pytest
+from selenium.common.exceptions import StaleElementReferenceException
 from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.support import expected_conditions
@@ -15,7 +17,7 @@ from selenium.webdriver.support.ui import WebDriverWait
 
 from tests.browser import chromium, shoot
 from tests.harness import require
-from tests.serverproc import PORT, Server, start, stop
+from tests.serverproc import PORT, Server, remove_what_it_ran, start, stop
 
 
 @pytest.fixture
@@ -67,6 +69,7 @@ def store(tmp_path: Path) -> Iterator[Server]:
     finally:
         if server.process.poll() is None:
             stop(server)
+        remove_what_it_ran(server)
 
 
 def test_a_visitor_finds_an_app_and_reads_its_page(store: Server) -> None:
@@ -98,3 +101,47 @@ def test_a_visitor_finds_an_app_and_reads_its_page(store: Server) -> None:
         assert "4 GB RAM" in flavours["cpu"]
         logs: list[dict[str, str]] = browser.get_log("browser")  # type: ignore[no-untyped-call]
         assert [e for e in logs if e["level"] == "SEVERE"] == []
+
+
+def test_the_owner_installs_an_example_and_opens_it_on_its_own_origin(store: Server) -> None:
+    """The newcomer's journey: sign in, install Napari, press Open, see the app. On the
+    app's origin, a script cannot read Port's pages or API with the visitor's session."""
+    with chromium() as browser:
+        # The live part is swapped every few seconds: an element may go stale under us.
+        wait = WebDriverWait(browser, 60, ignored_exceptions=[StaleElementReferenceException])
+        browser.get(f"{store.base}/sign-in")
+        browser.find_element(By.NAME, "name").send_keys("admin")
+        browser.find_element(By.NAME, "password").send_keys(store.password() + Keys.ENTER)
+        wait.until(lambda b: b.find_elements(By.LINK_TEXT, "My apps"))
+        browser.get(f"{store.base}/apps/napari/install")
+        browser.find_element(By.CSS_SELECTOR, "form.install button[type=submit]").click()
+        wait.until(lambda b: "Running" in b.find_element(By.ID, "live").text)
+        wait.until(lambda b: b.find_elements(By.LINK_TEXT, "Open"))
+        shoot(browser, "setup-open")
+        setup_page = urlsplit(browser.current_url).path
+        browser.get(f"{store.base}{setup_page}/open")  # what Open does, in this tab
+        wait.until(lambda b: b.find_elements(By.TAG_NAME, "h1"))
+        assert urlsplit(browser.current_url).hostname == "napari-1.apps.localhost"
+        assert browser.find_element(By.TAG_NAME, "h1").text == "Napari"
+        assert "Release 0.5.0, flavour vanilla" in browser.find_element(By.TAG_NAME, "p").text
+        shoot(browser, "app-opened")
+
+        # What any app's script could try, with the visitor's cookies at hand.
+        tries = browser.execute_async_script(
+            """
+            const done = arguments[arguments.length - 1];
+            const port = arguments[0];
+            const attempt = (url, init) => fetch(url, {credentials: "include", ...init})
+              .then(r => r.type === "opaque" ? "opaque" : r.text()).catch(e => "blocked");
+            Promise.all([
+              attempt(port + "/setups"),
+              attempt(port + "/graphql", {method: "POST",
+                headers: {"Content-Type": "application/json"},
+                body: JSON.stringify({query: "{ me { name } }"})}),
+              attempt(port + "/account", {mode: "no-cors"}),
+            ]).then(done);
+            """,
+            store.base,
+        )
+        assert tries == ["blocked", "blocked", "opaque"]
+        assert "port_session" not in browser.execute_script("return document.cookie")

@@ -26,6 +26,7 @@ import pytest
 from click.testing import CliRunner
 
 from indexer.scan import Limits
+from port.demo_images import is_static_elf
 from port.settings import Settings, get_settings
 from tests.harness import free_port, require
 from tests.integration.dockerfixtures import (
@@ -35,7 +36,6 @@ from tests.integration.dockerfixtures import (
     TestImages,
     describe_containers,
     host_state,
-    is_static_elf,
     remove_instance,
 )
 from tests.integration.gitfixtures import GitDaemon, MakeRemote, Remote, WorkRepo

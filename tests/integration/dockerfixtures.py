@@ -22,7 +22,6 @@ import os
 import secrets
 import shutil
 import signal
-import struct
 import subprocess
 import tempfile
 import threading
@@ -35,6 +34,7 @@ from typing import Any
 import docker
 import docker.errors
 
+from port.demo_images import is_static_elf
 from port.deploy.backends.firewall import Firewall
 from port.settings import Settings
 
@@ -87,21 +87,6 @@ BEHAVIOURS = {
     # Prints its environment, then waits to be stopped.
     "env": ['CMD ["sh", "-c", "env; echo env printed; while true; do sleep 1; done"]'],
 }
-
-
-def is_static_elf(path: Path) -> bool:
-    """True when ``path`` is an ELF executable without a program interpreter (static)."""
-    data = path.read_bytes()
-    if data[:4] != b"\x7fELF" or data[4] != 2:  # 64-bit only: what Debian amd64/arm64 ship
-        return False
-    endian = "<" if data[5] == 1 else ">"
-    (phoff,) = struct.unpack_from(endian + "Q", data, 0x20)
-    phentsize, phnum = struct.unpack_from(endian + "HH", data, 0x36)
-    for index in range(phnum):
-        (p_type,) = struct.unpack_from(endian + "I", data, phoff + index * phentsize)
-        if p_type == 3:  # PT_INTERP: needs a dynamic loader the image does not have
-            return False
-    return True
 
 
 def build_image(client: Any, context: Path, tag: str, lines: list[str]) -> None:

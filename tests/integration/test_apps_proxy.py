@@ -30,7 +30,7 @@ from port.work.server import create_app
 from tests.deployfakes import add_app, add_release
 from tests.harness import Catalogue, eventually, free_port
 from tests.integration.dockerfixtures import TestImages
-from tests.pages import FORM_TOKEN, PASSWORD, add_user
+from tests.pages import FORM_TOKEN, Browser, add_user
 
 pytestmark = [pytest.mark.docker]
 # What the database does not change (streams, Pods coming and going): SQLite alone.
@@ -45,57 +45,6 @@ def greeting(word: str) -> dict[str, Any]:
 
 
 @dataclass
-class Browser:
-    """One person's browser: Port's origin and the app origins it visited."""
-
-    store: Store
-    port: httpx.AsyncClient
-    apps: dict[str, httpx.AsyncClient]
-
-    def app(self, host: str) -> httpx.AsyncClient:
-        if host not in self.apps:
-            self.apps[host] = httpx.AsyncClient(
-                base_url=f"http://127.0.0.1:{self.store.port_number}",
-                headers={"Host": host},
-                timeout=30,
-            )
-        return self.apps[host]
-
-    async def sign_in(self, name: str) -> None:
-        page = await self.port.get("/sign-in")
-        found = FORM_TOKEN.search(page.text)
-        assert found, page.text
-        answer = await self.port.post(
-            "/sign-in", data={"form_token": found[1], "name": name, "password": PASSWORD}
-        )
-        assert answer.status_code == 303, answer.text
-
-    async def open(self, setup_id: int) -> httpx.Response:
-        """Press "Open" and follow the redirects across the two origins, as a browser."""
-        answer = await self.port.get(f"/setups/{setup_id}/open")
-        return await self.follow(answer)
-
-    async def follow(self, answer: httpx.Response) -> httpx.Response:
-        """Follow ``answer``'s redirects; a relative one stays on the origin it came from."""
-        for _ in range(5):
-            if answer.status_code not in (302, 303, 307):
-                return answer
-            target = urlsplit(answer.headers["location"])
-            path = target.path + (f"?{target.query}" if target.query else "")
-            here = answer.request.headers["host"]
-            there = target.netloc or here
-            if there == urlsplit(str(self.port.base_url)).netloc:
-                answer = await self.port.get(path)
-            else:
-                answer = await self.app(there).get(path)
-        raise AssertionError("redirected in circles")
-
-    async def close(self) -> None:
-        for client in (self.port, *self.apps.values()):
-            await client.aclose()
-
-
-@dataclass
 class Store:
     settings: Settings
     catalogue: Catalogue
@@ -104,8 +53,7 @@ class Store:
     server: Any
 
     def browser(self) -> Browser:
-        port = httpx.AsyncClient(base_url=f"http://localhost:{self.port_number}", timeout=30)
-        browser = Browser(self, port, {})
+        browser = Browser(f"http://localhost:{self.port_number}")
         self.browsers.append(browser)
         return browser
 

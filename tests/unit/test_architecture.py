@@ -27,9 +27,11 @@ LAYERS: tuple[tuple[str, frozenset[str]], ...] = (
     ("core domains", frozenset({"accounts", "catalogue"})),
     ("domains", frozenset({"deploy", "notify", "webhooks"})),
     ("reaching apps", frozenset({"apps"})),
-    ("CLI helpers", frozenset({"clitools", "demo"})),
+    ("every table", frozenset({"tables"})),
+    ("the examples", frozenset({"demo"})),
+    ("CLI helpers", frozenset({"clitools", "demo_images"})),
     ("surfaces", frozenset({"api", "web", "proxy", "cli_deploy", "cli_catalogue", "cli_accounts"})),
-    ("wiring", frozenset({"work", "tables"})),
+    ("wiring", frozenset({"work"})),
     ("processes", frozenset({"serve"})),
     ("command line", frozenset({"cli"})),
 )
