@@ -38,7 +38,23 @@ padding:.1rem .3rem;border-radius:.2rem}}</style></head>
 <body><h1>{name}</h1><p>Release <strong>{version}</strong>, flavour
 <strong>{flavour}</strong>: <code>{image}</code>.</p>
 <p>This is Port's example image: busybox <code>httpd</code> in a container of its own,
-reached through Port's proxy, for its owner only.</p></body></html>
+reached through Port's proxy, for its owner only.</p>
+<p><a href="/cgi-bin/port">Does this app reach Port from its container?</a></p></body></html>
+"""
+# /cgi-bin/port: asks Port's /healthz at $PORT_SERVER_URL from inside the container
+# (busybox's nc: its static wget cannot resolve names).
+ASK_PORT = r"""#!/bin/busybox sh
+echo 'Content-Type: text/plain'
+echo
+target=${PORT_SERVER_URL#*//}
+target=${target%%/*}
+case $target in *:*) ;; *) target=$target:80 ;; esac
+request="GET /healthz HTTP/1.0\r\nHost: $target\r\n\r\n"
+if answer=$(printf "$request" | nc -w 3 "${target%:*}" "${target##*:}" 2>&1); then
+  echo "Port answers at $PORT_SERVER_URL: $(echo "$answer" | tail -n 1)"
+else
+  echo "Port cannot be reached at $PORT_SERVER_URL: $answer"
+fi
 """
 
 
@@ -60,7 +76,7 @@ class ExampleImage:
 
     @property
     def digest(self) -> str:
-        return hashlib.sha256(self.page.encode()).hexdigest()[:16]
+        return hashlib.sha256((self.page + ASK_PORT).encode()).hexdigest()[:16]
 
 
 def is_static_elf(path: Path) -> bool:
@@ -151,8 +167,11 @@ def _current(client: Any, example: ExampleImage) -> bool:
 
 
 def _build(client: Any, context: Path, example: ExampleImage) -> None:
-    (context / "www").mkdir(exist_ok=True)
+    (context / "www" / "cgi-bin").mkdir(parents=True, exist_ok=True)
     (context / "www" / "index.html").write_text(example.page, encoding="utf-8")
+    script = context / "www" / "cgi-bin" / "port"
+    script.write_text(ASK_PORT, encoding="utf-8")
+    script.chmod(0o755)
     (context / "Dockerfile").write_text(
         "\n".join(
             (

@@ -22,6 +22,8 @@ from port.apps.addresses import AppOrigins
 from port.catalogue.models import Repo
 from port.demo import index_examples
 from port.demo_images import build_example_images
+from port.deploy.backends import load_backend
+from port.deploy.backends.base import HOST_ALIAS
 from port.deploy.instance import resolved
 from port.errors import PortError
 from port.jobs.worker import run_worker
@@ -74,28 +76,54 @@ def server_config(app: Any, settings: Settings, **overrides: Any) -> uvicorn.Con
     return uvicorn.Config(app, **(options | overrides))
 
 
-def listen(settings: Settings) -> socket.socket:
-    """The server's socket, bound before anything is announced: an address taken by
+def listen(host: str, port: int) -> socket.socket:
+    """A server socket, bound before anything is announced: an address taken by
     another server is a clear error, not a printed URL that leads elsewhere."""
-    family = socket.AF_INET6 if ":" in settings.host else socket.AF_INET
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     try:
-        sock.bind((settings.host, settings.port))
+        sock.bind((host, port))
         sock.listen(2048)  # from here a client waits in the backlog, never is refused
     except OSError as exc:
         sock.close()
         raise PortError(
-            f"cannot listen on {settings.host}:{settings.port}: {exc.strerror}; is another "
-            "server there? Choose another port: PORT_PORT=8090 (make run PORT=8090)"
+            f"cannot listen on {host}:{port}: {exc.strerror}; is another server there? "
+            "Choose another port: PORT_PORT=8090 (make run PORT=8090)"
         ) from exc
     sock.set_inheritable(True)
     return sock
 
 
+async def pods_host(settings: Settings) -> str | None:
+    """The backend's ``host_address``, asked by a backend of its own."""
+    backend = load_backend(settings)
+    try:
+        return await backend.host_address()
+    except PortError:
+        return None  # no engine now: Pods started later get Port's public URL
+    finally:
+        await backend.close()
+
+
+def listen_for_pods(settings: Settings, host: str | None, out: TextIO) -> socket.socket | None:
+    """Port's port on ``host``, the address Pods reach (``port.internal`` inside them),
+    so an app reaches its server. None when Port listens on every address already, or
+    the backend knows no such address (a remote engine)."""
+    if host is None or settings.host in ("0.0.0.0", "::", ""):  # noqa: S104 - as chosen
+        return None
+    try:
+        door = listen(host, settings.port)
+    except PortError as exc:
+        out.write(f"Warning: apps cannot reach Port from their containers: {exc}\n")
+        return None
+    out.write(f"Apps reach Port from their containers at http://{HOST_ALIAS}:{settings.port}.\n")
+    return door
+
+
 def serve(settings: Settings, *, examples: bool = False, out: TextIO = sys.stdout) -> None:
     """Listen, migrate, optionally index the examples, then serve until SIGINT/SIGTERM."""
-    sock = listen(settings)
+    sockets = [listen(settings.host, settings.port)]
     db.upgrade(settings.sqlalchemy_url)
     if examples:
         build_example_images(settings, out)
@@ -113,8 +141,9 @@ def serve(settings: Settings, *, examples: bool = False, out: TextIO = sys.stdou
         "(GraphiQL: headers tab). `port token create --user admin` makes a token.\n"
         f"Installed apps open at {origins.origin('<app>-<setup>')}/ for their owners.\n"
     )
+    door = listen_for_pods(settings, asyncio.run(pods_host(settings)), out)
     out.flush()
-    uvicorn.Server(server_config(app, settings)).run(sockets=[sock])
+    uvicorn.Server(server_config(app, settings)).run(sockets=sockets + ([door] if door else []))
 
 
 def work(settings: Settings) -> None:

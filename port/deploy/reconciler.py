@@ -37,6 +37,7 @@ from sqlalchemy.orm.exc import StaleDataError
 from manifests.specs import Run
 from port.deploy.backends import load_backend
 from port.deploy.backends.base import (
+    HOST_ALIAS,
     LABEL_APP,
     LABEL_FLAVOUR,
     LABEL_INSTANCE,
@@ -83,9 +84,10 @@ def container_name(settings: Settings, app: str, setup_id: int, pod_id: int) -> 
     return f"{settings.instance_name}-{app}-s{setup_id}-p{pod_id}"
 
 
-def pod_spec(settings: Settings, pod: Pod, setup: Setup) -> PodSpec:
+def pod_spec(settings: Settings, pod: Pod, setup: Setup, server_url: str | None = None) -> PodSpec:
     """The container of ``pod``: image, labels, env, limits; nothing from the manifest
-    but the image, its command, arguments and variables, and the (capped) resources."""
+    but the image, its command, arguments and variables, and the (capped) resources.
+    ``server_url``: Port as the Pod reaches it (default: the public URL)."""
     app = setup.app.identifier
     run = Run.from_json(pod.run)
     env = {
@@ -93,7 +95,7 @@ def pod_spec(settings: Settings, pod: Pod, setup: Setup) -> PodSpec:
         **setup.env,
         "PORT_SETUP_ID": str(setup.id),
         "PORT_POD_ID": str(pod.id),
-        "PORT_SERVER_URL": settings.public_url,
+        "PORT_SERVER_URL": server_url or settings.public_url,
     }
     return PodSpec(
         name=container_name(settings, app, setup.id, pod.id),
@@ -273,6 +275,13 @@ class Reconciler:
                 log.warning("could not release engine objects of gone setups: %s", exc)
             return min(due, default=None)
 
+    async def _server_url(self) -> str:
+        """PORT_SERVER_URL inside a Pod: Port on its host's address where the backend
+        knows one (`port serve` listens there too), else Port's public URL."""
+        if await self.backend.host_address():
+            return f"http://{HOST_ALIAS}:{self.settings.port}"
+        return self.settings.public_url
+
     async def _load(self, session: AsyncSession, pod_id: int) -> Pod | None:
         return await session.scalar(select(Pod).where(Pod.id == pod_id).options(*POD_SPEC_LOADS))
 
@@ -282,7 +291,7 @@ class Reconciler:
             if pod is None or pod.retired:
                 return None  # deleted or retired since the listing
             setup = pod.setup
-            spec = pod_spec(self.settings, pod, setup)
+            spec = pod_spec(self.settings, pod, setup, await self._server_url())
             mine = [c for c in found if spec.is_mine(c.labels)]
             foreign = [c.id for c in found if not spec.is_mine(c.labels)]
             if foreign:
@@ -409,7 +418,7 @@ class Reconciler:
         A pull can take minutes, during which the Setup may be deleted: PodGone, and
         nothing is created. The check runs after the pull, right before the start.
         """
-        spec = pod_spec(self.settings, pod, setup)
+        spec = pod_spec(self.settings, pod, setup, await self._server_url())
         pod.next_attempt_at = None
         try:
             await self._check_registry(pod)

@@ -125,6 +125,11 @@ def test_the_owner_installs_an_example_and_opens_it_on_its_own_origin(store: Ser
         assert browser.find_element(By.TAG_NAME, "h1").text == "Napari"
         assert "Release 0.5.0, flavour vanilla" in browser.find_element(By.TAG_NAME, "p").text
         shoot(browser, "app-opened")
+        browser.find_element(By.PARTIAL_LINK_TEXT, "reach Port").click()
+        asked = browser.find_element(By.TAG_NAME, "body").text  # from inside its container
+        port_number = urlsplit(store.base).port
+        assert asked == f"Port answers at http://port.internal:{port_number}: ok", asked
+        browser.back()
 
         # What any app's script could try, with the visitor's cookies at hand.
         tries = browser.execute_async_script(

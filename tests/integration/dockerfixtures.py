@@ -52,7 +52,19 @@ echo 'Set-Cookie: own=1; Path=/'
 echo
 echo set
 END
-chmod +x env count cookie
+cat > fetch <<'END'
+#!/bin/busybox sh
+echo 'Content-Type: text/plain'
+echo
+target=${QUERY_STRING%%/*} path=/${QUERY_STRING#*/}
+request="GET $path HTTP/1.0\\r\\nHost: $target\\r\\n\\r\\n"
+if answer=$(printf "$request" | nc -w 3 "${target%:*}" "${target#*:}" 2>&1); then
+  echo "$answer" | sed '1,/^\\r*$/d'
+else
+  echo unreachable
+fi
+END
+chmod +x env count cookie fetch
 echo "hello from setup $PORT_SETUP_ID: $GREETING" > /www/index.html
 dd if=/dev/zero of=/www/big bs=1048576 count=50 2>/dev/null
 exec httpd -f -p 8080 -h /www"""
@@ -81,8 +93,9 @@ BEHAVIOURS = {
     ],
     # A web app (busybox httpd on 8080, port.yaml's `ports`): its page says which Setup
     # and $GREETING; CGI scripts echo the request's headers (env), count an upload's
-    # bytes (count) and try to set a cookie for the whole apps domain (cookie); /big is
-    # 50 MB of zeros.
+    # bytes (count), try to set a cookie for the whole apps domain (cookie) and fetch
+    # `?host:port/path` from inside the container (fetch; busybox's nc: its static wget
+    # crashes resolving names); /big is 50 MB of zeros.
     "webapp": [f"CMD {json.dumps(['sh', '-c', WEBAPP])}"],
     # Prints its environment, then waits to be stopped.
     "env": ['CMD ["sh", "-c", "env; echo env printed; while true; do sleep 1; done"]'],

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+import sys
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,7 +25,7 @@ from sqlalchemy import select
 
 from port.deploy.backends.base import PodStatus
 from port.deploy.models import EventKind, Pod, SetupEvent
-from port.serve import server_config
+from port.serve import listen, listen_for_pods, pods_host, server_config
 from port.settings import Settings
 from port.work.server import create_app
 from tests.deployfakes import add_app, add_release
@@ -51,6 +52,7 @@ class Store:
     port_number: int
     browsers: list[Browser]
     server: Any
+    host_address: str | None  # where Pods reach the host (and Port)
 
     def browser(self) -> Browser:
         browser = Browser(f"http://localhost:{self.port_number}")
@@ -111,6 +113,7 @@ async def store(
         database_url=catalogue.settings.database_url,
         data_dir=tmp_path / "data",
         server_url=f"http://localhost:{number}",
+        port=number,
         reconcile_seconds=0.3,
         serve_worker=True,
         job_poll_seconds=0.2,
@@ -131,13 +134,16 @@ async def store(
         )
         add_release(session, web.id, "1.2.0", (("cpu", docker_images["exit3"], []),), WEB)
         await add_app(session, "quiet", flavours=(("cpu", docker_images["forever"], []),))
-    config = server_config(create_app(settings), settings, port=number, log_level="warning")
+    config = server_config(create_app(settings), settings, log_level="warning")
     server = uvicorn.Server(config)
-    task = asyncio.create_task(server.serve())
+    host = await pods_host(settings)
+    door = listen_for_pods(settings, host, sys.stdout)  # as `port serve` does
+    sockets = [listen(settings.host, number), *([door] if door else [])]
+    task = asyncio.create_task(server.serve(sockets=sockets))
     await eventually(lambda: server.started, "uvicorn to listen")
     for name in ("alice", "bob"):
         await add_user(catalogue, name)
-    kept = Store(settings, catalogue, number, [], server)
+    kept = Store(settings, catalogue, number, [], server, host)
     try:
         yield kept
     finally:
@@ -145,6 +151,8 @@ async def store(
             await browser.close()
         server.should_exit = True
         await task
+        for sock in sockets:
+            sock.close()
 
 
 async def test_the_owner_opens_the_app_and_nobody_else_enters(store: Store) -> None:
@@ -225,6 +233,38 @@ async def test_ports_credentials_never_reach_the_app(store: Store) -> None:
     cookies = tossing.headers.get_list("set-cookie")
     assert [c.split(";")[0] for c in cookies] == ["tossed=1", "own=1"]
     assert not [c for c in cookies if "domain" in c.lower()]  # host-only, this origin's
+
+
+async def test_an_app_reaches_port_from_its_container_and_nothing_else_of_the_host(
+    store: Store,
+) -> None:
+    assert store.host_address, "the test engine runs on this machine: Pods reach its host"
+    alice = store.browser()
+    await alice.sign_in("alice")
+    setup_id = await store.install(alice)
+    await alice.open(setup_id)
+    app = alice.app(store.host(setup_id))
+    env = dict(line.split("=", 1) for line in (await app.get("/cgi-bin/env")).text.splitlines())
+    told = env["PORT_SERVER_URL"]
+    assert told == f"http://port.internal:{store.port_number}"
+    healthz = await app.get(f"/cgi-bin/fetch?{told.split('//')[1]}/healthz")  # from inside
+    assert healthz.text.strip() == "ok"
+
+    async def answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        writer.write(b"HTTP/1.0 200 OK\r\n\r\nsecret of the host\n")
+        await writer.drain()
+        writer.close()
+
+    other = await asyncio.start_server(answer, store.host_address, free_port())
+    try:
+        number = other.sockets[0].getsockname()[1]
+        async with httpx.AsyncClient() as host:  # it answers, on the host itself
+            assert (await host.get(f"http://{store.host_address}:{number}/")).text
+        elsewhere = await app.get(f"/cgi-bin/fetch?port.internal:{number}/")
+        assert elsewhere.text.strip() == "unreachable"  # the host's other services: refused
+    finally:
+        other.close()
+        await other.wait_closed()
 
 
 async def test_a_setup_without_a_running_pod_says_why(store: Store) -> None:

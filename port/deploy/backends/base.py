@@ -43,6 +43,10 @@ LABEL_FLAVOUR = "port.flavour"
 LABEL_OWNER = "port.owner"
 LABEL_APP = "port.app"
 LABEL_TENANT = "port.tenant"  # on networks: the Setup whose Pods it joins
+# The name of Port's host inside a Pod (an /etc/hosts line), when the backend knows an
+# address of it that Pods reach (``Backend.host_address``). A dot-less or `.internal`
+# name: never a public one (RFC 6762 reserves .local, ICANN reserved .internal).
+HOST_ALIAS = "port.internal"
 # What makes a container a given Pod's: all of them, or it is adopted by nobody.
 IDENTITY_LABELS = (
     LABEL_INSTANCE,
@@ -229,6 +233,12 @@ class Backend(ABC):
     def events(self) -> AsyncIterator[str]:
         """Ids of this instance's containers as the engine reports a change (die, start,
         destroy...); the reconciler wakes on each. Ends when the engine goes away."""
+
+    async def host_address(self) -> str | None:
+        """An address of the engine's host that every Pod can reach, when the engine
+        runs on Port's own machine: Port listens there too, and Pods find it under
+        ``HOST_ALIAS``. None (the default): Pods reach Port only at its public URL."""
+        return None
 
     async def prune(self, tenants: Collection[int]) -> None:  # noqa: B027 - optional hook
         """Release what the engine keeps for tenants other than ``tenants`` (networks);

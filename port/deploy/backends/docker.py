@@ -24,11 +24,14 @@ restart is recorded.
 from __future__ import annotations
 
 import asyncio
+import fcntl
 import ipaddress
 import logging
 import math
 import os
 import re
+import socket
+import struct
 import threading
 import time
 from collections.abc import AsyncGenerator, AsyncIterator, Callable, Collection, Iterable, Mapping
@@ -45,6 +48,7 @@ import requests.exceptions
 from docker.utils import parse_repository_tag
 
 from port.deploy.backends.base import (
+    HOST_ALIAS,
     LABEL_INSTANCE,
     LABEL_TENANT,
     Backend,
@@ -76,6 +80,8 @@ STREAM_BACKLOG = 1000  # stream items read ahead of the consumer before the read
 DEFAULT_SOCKET = "unix:///var/run/docker.sock"
 MIN_NANO_CPUS = 10_000_000
 AMD_DEVICES = ("/dev/kfd", "/dev/dri")  # ROCm compute interface, GPU render nodes
+BRIDGE_NAME_OPTION = "com.docker.network.bridge.name"
+SIOCGIFADDR = 0x8915  # Linux: an interface's address (netdevice(7))
 SUBNET_PREFIX = 28  # a Setup's network: 13 addresses for its Pods
 
 # State.Status of `docker inspect` (and State of `docker ps`) -> Pod status. "exited"
@@ -122,6 +128,17 @@ _PULL_FAILURES: tuple[tuple[tuple[str, ...], type[BackendError], str], ...] = (
 )
 _HEALTH_IN_STATUS = re.compile(r"\((healthy|unhealthy|health: starting)\)")
 _END = object()  # the end of a stream
+
+
+def interface_address(name: str) -> str | None:
+    """The IPv4 address of this machine's network interface ``name``, or None."""
+    request = struct.pack("256s", name.encode()[:15])
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+        try:
+            packed = fcntl.ioctl(probe.fileno(), SIOCGIFADDR, request)
+        except OSError:
+            return None
+    return socket.inet_ntoa(packed[20:24])
 
 
 def short(container_id: str) -> str:
@@ -296,6 +313,7 @@ class DockerBackend(Backend):
         self._network_lock = asyncio.Lock()
         self._pumps: set[_Pump] = set()
         self._closed = False
+        self._host: tuple[str | None] | None = None  # host_address, once asked
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Self:
@@ -309,6 +327,25 @@ class DockerBackend(Backend):
             self.settings.egress_allowed_networks,
             dns=host_resolvers(),
         )
+
+    def _host_address(self, client: Any) -> str | None:
+        """This machine's address on the engine's default bridge (``docker0``: what
+        Docker's ``host-gateway`` stands for), read from the interface itself, so it is
+        one Port can listen on. A remote engine's host, or no such bridge here: None.
+        Asked once; blocks."""
+        if self._host is None:
+            found = None
+            if self.url.startswith(("unix://", "/")):
+                with suppress(docker.errors.NotFound):
+                    options = client.api.inspect_network("bridge").get("Options") or {}
+                    found = interface_address(options.get(BRIDGE_NAME_OPTION) or "docker0")
+            self._host = (found,)
+        return self._host[0]
+
+    async def host_address(self) -> str | None:
+        if self._host is None:
+            await self._call(self._host_address)
+        return self._host[0] if self._host else None
 
     # --- the one way to the engine -------------------------------------------------
 
@@ -473,11 +510,12 @@ class DockerBackend(Backend):
 
     # --- containers --------------------------------------------------------------------
 
-    def create_options(self, spec: PodSpec) -> dict[str, Any]:
+    def create_options(self, spec: PodSpec, host_address: str | None = None) -> dict[str, Any]:
         """The keyword arguments of ``client.containers.create`` for ``spec``.
 
         Everything but the image, name, labels, environment, limits, GPUs and the admin's
         mounts is fixed here; nothing of a manifest reaches the host configuration.
+        ``host_address`` is Port's host as Pods reach it: named ``HOST_ALIAS`` inside.
         """
         settings = self.settings
         options: dict[str, Any] = {
@@ -509,6 +547,8 @@ class DockerBackend(Backend):
             ),
             "read_only": spec.read_only,
         }
+        if host_address is not None:
+            options["extra_hosts"] = {HOST_ALIAS: host_address}
         if spec.read_only:
             options["tmpfs"] = {"/tmp": "rw,noexec,nosuid,size=64m"}  # noqa: S108 - in the Pod
         if spec.user is not None:
@@ -564,7 +604,10 @@ class DockerBackend(Backend):
                 client.api.inspect_network(name)
                 return
             if self.settings.docker_firewall:
-                self.firewall.ensure()  # before the first Pod can send a packet
+                # Before the first Pod can send a packet; Port's port on the host's
+                # address is the one way in to the host.
+                host = self._host_address(client)
+                self.firewall.ensure(door=(host, self.settings.port) if host else None)
             for _attempt in range(5):
                 subnet = _free_subnet(client, pool)
                 try:
@@ -576,7 +619,7 @@ class DockerBackend(Backend):
                             pool_configs=[docker.types.IPAMPool(subnet=str(subnet))]
                         ),
                         options={
-                            "com.docker.network.bridge.name": bridge_name(instance, spec.tenant),
+                            BRIDGE_NAME_OPTION: bridge_name(instance, spec.tenant),
                             # Not even Pods of one Setup talk to each other (an update's
                             # old and new Pod have nothing to say).
                             "com.docker.network.bridge.enable_icc": "false",
@@ -629,7 +672,7 @@ class DockerBackend(Backend):
 
     async def _create(self, spec: PodSpec) -> str:
         """Create (not start) the container of ``spec``; its id. ContainerExists: adopt."""
-        options = self.create_options(spec)
+        options = self.create_options(spec, await self.host_address())
 
         def create(client: Any) -> str | None:
             try:

@@ -13,8 +13,9 @@ interface wildcard, however many Setups come and go:
   engine's DNS server inside each Pod forwards outside names to them.
 - ``PORT-IN-<tag>``, jumped to from ``INPUT``: what a Pod sends to the host itself, on
   any of its addresses (a bridge gateway, the LAN address, ...). Only replies to the
-  host's own connections and allowed networks pass; a service the host binds to
-  ``0.0.0.0`` is not reachable from a Pod.
+  host's own connections, allowed networks and the *door* pass: Port's own TCP port on
+  the one host address where Port listens for Pods (``Backend.host_address``). Any
+  other service of the host, even one bound to ``0.0.0.0``, is not reachable.
 
 The chains are made when the instance's first Pod network is, and removed with its
 last. IPv4 only: Pod networks have no IPv6. Needs root on the engine's host (the
@@ -127,7 +128,7 @@ class Firewall:
             "PORT_DOCKER_FIREWALL=false starts Pods without that protection"
         )
 
-    def _rules(self) -> dict[str, list[list[str]]]:
+    def _rules(self, door: tuple[str, int] | None) -> dict[str, list[list[str]]]:
         replies = ["-m", "conntrack", "--ctstate", "RELATED,ESTABLISHED", "-j", "RETURN"]
         allowed = [["-d", net, "-j", "RETURN"] for net in self.allowed]
         # The engine's DNS inside each Pod asks the host's resolvers for outside names.
@@ -136,21 +137,27 @@ class Firewall:
             for server in self.dns
             for protocol in ("udp", "tcp")
         ]
+        # Port itself, where it listens for Pods: the apps' way to their server.
+        to_port: list[list[str]] = []
+        if door:
+            address, port = f"{ipaddress.IPv4Address(door[0])}/32", str(door[1])
+            to_port = [["-d", address, "-p", "tcp", "-m", "tcp", "--dport", port, "-j", "RETURN"]]
         reject = ["-j", "REJECT", "--reject-with", "icmp-admin-prohibited"]
         blocked = [["-d", net, *reject] for net in BLOCKED]
         return {
             self.forward: [replies, *allowed, *dns, *blocked],
-            self.input: [replies, *allowed, reject],
+            self.input: [replies, *allowed, *to_port, reject],
         }
 
-    def ensure(self) -> None:
-        """Make both chains with their rules and hook them in (again, if removed)."""
+    def ensure(self, door: tuple[str, int] | None = None) -> None:
+        """Make both chains with their rules and hook them in (again, if removed).
+        ``door``: the host address and TCP port where Port listens for Pods."""
         with self._lock:
             if not self._has("-n", "-L", "DOCKER-USER"):
                 # An engine that manages no iptables rules has no DOCKER-USER chain.
                 self._must("-N", "DOCKER-USER")
                 self._must("-I", "FORWARD", "1", "-j", "DOCKER-USER")
-            for chain, rules in self._rules().items():
+            for chain, rules in self._rules(door).items():
                 wanted = [f"-N {chain}", *(" ".join(["-A", chain, *rule]) for rule in rules)]
                 listed = self._do("-S", chain)
                 if listed.returncode == 0 and listed.stdout.splitlines() == wanted:
