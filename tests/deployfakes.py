@@ -59,6 +59,7 @@ class FakeBackend(Backend):
         self.exit_at_once: dict[str, int] = {}  # image -> exit code on start
         self.health: dict[str, str] = {}  # image -> what its HEALTHCHECK reports
         self.stops: list[str] = []  # container ids, in the order they were stopped
+        self.address: str | None = None  # where its running containers are reached
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Self:
@@ -93,7 +94,12 @@ class FakeBackend(Backend):
         container_id = uuid.uuid4().hex * 2  # 64 hex digits, like Docker's
         code = self.exit_at_once.get(spec.image)
         state = (
-            PodState(PodStatus.RUNNING, started_at=utcnow(), health=self.health.get(spec.image))
+            PodState(
+                PodStatus.RUNNING,
+                started_at=utcnow(),
+                health=self.health.get(spec.image),
+                address=self.address,
+            )
             if code is None
             else PodState(PodStatus.FAILED, exit_code=code, finished_at=utcnow())
         )

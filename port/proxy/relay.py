@@ -171,7 +171,11 @@ class Relay:
         handshake is still open then)."""
         target = (scope.get("raw_path") or scope["path"].encode()).decode("latin-1")
         query = (scope.get("query_string") or b"").decode("latin-1")
-        uri = f"ws://{upstream}{target}" + (f"?{query}" if query else "")
+        # The URI names the client's Host (websockets sends it, as the HTTP relay does);
+        # the connection goes to the Pod.
+        host = next((v.decode("latin-1") for k, v in headers if k.lower() == b"host"), upstream)
+        uri = f"ws://{host}{target}" + (f"?{query}" if query else "")
+        pod_host, pod_port = upstream.rsplit(":", 1)
         forwarded = [
             (k.decode("latin-1"), v.decode("latin-1"))
             for k, v in end_to_end(headers)
@@ -180,6 +184,8 @@ class Relay:
         try:
             pod = await connect(
                 uri,
+                host=pod_host,
+                port=int(pod_port),
                 additional_headers=forwarded,
                 subprotocols=scope.get("subprotocols") or None,
                 open_timeout=CONNECT_SECONDS,
