@@ -77,6 +77,7 @@ bench: $(STAMP) ## Run the benchmarks and print their ratios
 	$(BIN)/python benchmarks/update.py
 	$(BIN)/python benchmarks/cli.py
 	$(BIN)/python benchmarks/ui.py
+	$(BIN)/python benchmarks/proxy.py
 
 clean: ## Remove the virtual environment, caches and the local data directory
 	rm -rf $(VENV) .data .pytest_cache .mypy_cache .ruff_cache .hypothesis

@@ -24,6 +24,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.error
 import urllib.request
 from pathlib import Path
 
@@ -106,10 +107,14 @@ def start(argv: list[str], env: dict[str, str], port: int, log: Path) -> subproc
         process = subprocess.Popen(
             argv, env=env, stdout=out, stderr=subprocess.STDOUT, text=True, start_new_session=True
         )
-    deadline = time.monotonic() + 60
+    deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
+        # An HTTP answer, whatever its status: `port serve` binds its socket first and
+        # answers only once started (its announcements are in the log by then).
         try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+            urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=30).close()
+            return process
+        except urllib.error.HTTPError:
             return process
         except OSError:
             if process.poll() is not None:
@@ -129,11 +134,13 @@ def load(
     seconds: float,
     *headers: str,
     path: str = "/graphql",
+    address: str = "127.0.0.1",
+    connections: int = 16,
 ) -> dict[str, float]:
-    """benchmarks/loadgen.py against ``port``: POST ``body`` to ``path``, or GET it
-    when ``body`` is None."""
+    """benchmarks/loadgen.py against ``address:port``: POST ``body`` to ``path``, or GET
+    it when ``body`` is None."""
     argv = [sys.executable, str(HERE / "loadgen.py"), str(port), path, str(body or "-")]
-    argv += ["--seconds", str(seconds)]
+    argv += ["--seconds", str(seconds), "--address", address, "--connections", str(connections)]
     if body is None:
         argv += ["--method", "GET"]
     for header in headers:

@@ -22,6 +22,7 @@ from sqlalchemy import Select, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import selectinload
 
+from manifests.specs import Run
 from port.accounts.models import User
 from port.catalogue.models import App, Release
 from port.catalogue.queries import latest_release
@@ -189,7 +190,16 @@ async def create_setup(
         raise InvalidInput("versionRange is only used with updatePolicy RANGE")
     env = check_env(request.env)
     release = await _release(session, app, request)
-    choose(release, caps, request.flavour)  # NO_FITTING_FLAVOUR now, not at start
+    selection = choose(release, caps, request.flavour)  # NO_FITTING_FLAVOUR now, not at start
+    flavour = next(f for f in release.flavours if f.name == selection.flavour)
+    declared = Run.from_json(flavour.run).env
+    missing = [v.name for v in declared if v.required and v.value is None and not env.get(v.name)]
+    if missing:
+        raise InvalidInput(
+            f"{app.identifier} {release.version} needs a value for "
+            f"{', '.join(missing)}: set it in env",
+            field="env",
+        )
     user = await _owner(session, principal, owner)
     setup = Setup(
         owner_id=user.id,

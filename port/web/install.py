@@ -19,6 +19,7 @@ from litestar.response import Redirect, Template
 from sqlalchemy import select
 from sqlalchemy.orm import selectinload
 
+from manifests.specs import EnvVar, Run
 from port.catalogue.models import App, Release
 from port.catalogue.queries import latest_release, newest_first
 from port.deploy.models import UpdatePolicy
@@ -117,6 +118,8 @@ async def _form(
         if newest is not None
         else []
     )
+    variables = _declared(newest)
+    prefilled = "\n".join(f"{v.name}=" for v in variables if v.required and v.value is None)
     chosen = values or {}
     return render(
         "install.html",
@@ -133,13 +136,24 @@ async def _form(
             "flavour": chosen.get("flavour", ""),
             "update_policy": chosen.get("update_policy", UpdatePolicy.MINOR.value),
             "version_range": chosen.get("version_range", ""),
-            "env": chosen.get("env", ""),
+            "env": chosen.get("env", prefilled),
             "start": chosen.get("start", "" if values is not None else "yes"),
         },
+        variables=variables,
         error=error,
         field=field,
         reasons=reasons or {},
     )
+
+
+def _declared(release: Release | None) -> list[EnvVar]:
+    """The variables the release's flavours declare, each name once (the first
+    flavour's wording)."""
+    found: dict[str, EnvVar] = {}
+    for flavour in release.flavours if release is not None else ():
+        for var in Run.from_json(flavour.run).env:
+            found.setdefault(var.name, var)
+    return list(found.values())
 
 
 @get("/apps/{identifier:str}/install", name="install", include_in_schema=False)

@@ -254,6 +254,22 @@ async def test_bad_input_is_refused_with_a_code(
     assert code(await tenants.create(tenants.alice, **fields)) == expected
 
 
+async def test_a_variable_the_manifest_requires_must_be_given(
+    tenants: Tenants, catalogue: Catalogue
+) -> None:
+    needs = {"name": "API_KEY", "value": None, "description": "", "secret": False}
+    run = {"env": [needs | {"required": True}, {**needs, "name": "LANG", "required": False}]}
+    async with catalogue.sessions() as session, session.begin():
+        await add_app(session, identifier="keyed", flavours=(("cpu", "img/cpu:1", []),), run=run)
+    for env in ({}, {"API_KEY": ""}, {"LANG": "C"}):
+        body = await tenants.create(tenants.alice, app="keyed", env=env)
+        [error] = body["errors"]
+        assert error["extensions"] == {"code": "INVALID_INPUT", "field": "env"}, error
+        assert error["message"] == "keyed 1.0.0 needs a value for API_KEY: set it in env"
+    created = await tenants.create(tenants.alice, app="keyed", env={"API_KEY": "k"})
+    assert created["data"]["createSetup"]["setup"]["env"] == {"API_KEY": "k"}
+
+
 async def test_pod_events_and_logs_stream_to_the_owner(catalogue: Catalogue) -> None:
     backend = FakeBackend("port")
     backend.images.add("img/cpu:1")

@@ -90,6 +90,31 @@ async def test_a_user_installs_an_app_and_watches_it_run(store: Store) -> None:
     assert "Running" in mine.text
 
 
+async def test_the_form_names_the_variables_an_app_reads_and_asks_for_required_ones(
+    store: Store, catalogue: Catalogue
+) -> None:
+    var = {"value": None, "required": False, "secret": False}
+    env = [
+        var | {"name": "API_KEY", "required": True, "description": "Your key of the service"},
+        var | {"name": "LANG", "value": "C", "description": "Messages' language"},
+        var | {"name": "TOKEN", "value": "hidden-default", "secret": True},
+    ]
+    async with catalogue.sessions() as session, session.begin():
+        await add_app(
+            session, identifier="keyed", flavours=(("cpu", "img/cpu:1", []),), run={"env": env}
+        )
+    await sign_in(store.client, "alice")
+    form = (await store.client.get("/apps/keyed/install")).text
+    assert ">API_KEY=</textarea>" in form  # filled in, waiting for its value
+    assert "<code>API_KEY</code> <strong>required</strong> — Your key of the service" in form
+    assert "(default C)" in form
+    assert "hidden-default" not in form  # a secret's default is never shown
+    refused = await store.install("keyed", env="API_KEY=\n")
+    assert refused.status_code == 400
+    assert "keyed 1.0.0 needs a value for API_KEY" in refused.text
+    assert (await store.install("keyed", env="API_KEY=k")).status_code == 303
+
+
 async def test_the_buttons_stop_start_restart_update_and_delete(store: Store) -> None:
     await sign_in(store.client, "alice")
     setup_page = (await store.install(version="1.0.0", update_policy="NONE")).headers["location"]
