@@ -182,8 +182,9 @@ class Settings(BaseSettings):
     )
     server_url: str | None = Field(
         default=None,
-        description="Port's public URL (default: http://host:port): containers get it as "
-        "PORT_SERVER_URL, and webhookUrls are built from it.",
+        description="Port's public URL (default: http://host:port): webhookUrls, entry "
+        "links and app pages are built from it; containers get it as PORT_SERVER_URL when "
+        "they cannot reach Port at port.internal (a remote engine).",
     )
     pull_policy: Literal["if-not-present", "always", "never"] = Field(
         default="if-not-present", description="When to pull a Pod's image before starting it."
