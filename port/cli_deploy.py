@@ -18,6 +18,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import selectinload
 
 from port.apps.addresses import AppOrigins
+from port.apps.published import published_address, published_of
 from port.apps.targets import address_of
 from port.clitools import Sessions, echo_json, with_db
 from port.deploy import setups
@@ -224,6 +225,7 @@ def setup_show(setup_id: int, as_json: bool) -> None:
             raise NotFound(f"no setup {setup_id}")
         async with sessions() as session:
             address = await address_of(session, AppOrigins.of(settings), found[0])
+            published = (await published_of(session, [setup_id])).get(setup_id, [])
             events = list(
                 await session.scalars(
                     select(SetupEvent)
@@ -232,7 +234,17 @@ def setup_show(setup_id: int, as_json: bool) -> None:
                     .limit(20)
                 )
             )
-        return _setup_document(found[0], list(reversed(events))) | {"address": address}
+        return _setup_document(found[0], list(reversed(events))) | {
+            "address": address,
+            "published_ports": [
+                {
+                    "name": p.name,
+                    "port": p.container_port,
+                    "address": published_address(settings, p.host_port),
+                }
+                for p in published
+            ],
+        }
 
     document = with_db(work)
     if as_json:
@@ -241,6 +253,8 @@ def setup_show(setup_id: int, as_json: bool) -> None:
     _print_setups([document])
     if document["address"]:
         click.echo(f"      address: {document['address']} (its owner signs in to Port)")
+    for port in document["published_ports"]:
+        click.echo(f"      port {port['name']} (tcp): {port['address']}")
     for pod in document["pods"]:
         click.echo(f"      pod {pod['id']}: {pod['flavour']} {pod['image']} {pod['status']}")
         if pod["message"]:

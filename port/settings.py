@@ -137,6 +137,13 @@ class Settings(BaseSettings):
         default=False,
         description="Admins may open other users' apps (off: only a Setup's owner).",
     )
+    publish_ports: str | None = Field(
+        default=None,
+        pattern=r"^[0-9]{4,5}-[0-9]{4,5}$",
+        description="A range of host ports, e.g. `30000-30099`: each `tcp` port of a "
+        "Setup gets one of them, on PORT_HOST, relayed by Port to its serving Pod. No "
+        "sign-in guards them: anyone who reaches the host reaches the app. Off: none.",
+    )
 
     # --- signing in to the pages (passwords and sessions) --------------------------------
     session_idle_minutes: int = Field(
@@ -380,6 +387,25 @@ class Settings(BaseSettings):
     @classmethod
     def _networks(cls, value: list[str]) -> list[str]:
         return [str(n) for n in outbound.networks(value)]
+
+    @field_validator("publish_ports")
+    @classmethod
+    def _publish_range(cls, value: str | None) -> str | None:
+        if value is not None:
+            low, high = (int(part) for part in value.split("-"))
+            if not 1024 <= low <= high <= 65535:
+                raise ValueError("give a range of ports from 1024 to 65535, low-high")
+            if high - low >= 10_000:
+                raise ValueError("at most 10000 ports")
+        return value
+
+    @property
+    def publish_range(self) -> range | None:
+        """PORT_PUBLISH_PORTS as the ports it holds."""
+        if self.publish_ports is None:
+            return None
+        low, high = (int(part) for part in self.publish_ports.split("-"))
+        return range(low, high + 1)
 
     @field_validator("allowed_registries")
     @classmethod

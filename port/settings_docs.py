@@ -69,7 +69,7 @@ GROUPS: tuple[tuple[str, str, tuple[str, ...]], ...] = (
     (
         "Reaching apps",
         "Each Setup's address behind Port's sign-in ([apps.md](apps.md)).",
-        ("apps_domain", "admins_enter_apps"),
+        ("apps_domain", "admins_enter_apps", "publish_ports"),
     ),
     (
         "Deployment",

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import secrets
 import socket
 import time
 from collections.abc import Awaitable, Callable
@@ -101,6 +102,20 @@ def free_port() -> int:
         sock.bind(("127.0.0.1", 0))
         port: int = sock.getsockname()[1]
         return port
+
+
+def free_ports(count: int) -> range:
+    """``count`` consecutive ports free on 127.0.0.1 now (PORT_PUBLISH_PORTS in tests)."""
+    for base in range(41000 + secrets.randbelow(2000) * 8, 60000, count):
+        wanted = range(base, base + count)
+        try:
+            for number in wanted:
+                with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+                    sock.bind(("127.0.0.1", number))
+        except OSError:
+            continue
+        return wanted
+    raise RuntimeError(f"no {count} consecutive free ports")
 
 
 async def eventually(

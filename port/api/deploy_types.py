@@ -20,6 +20,7 @@ from port.api.pagination import in_order
 from port.api.scalars import JSON, Long
 from port.api.types import AppType, ReleaseType, _row
 from port.apps.addresses import AppOrigins
+from port.apps.published import published_address
 from port.apps.targets import setup_address
 from port.deploy import models
 from port.deploy.backends.base import BackendUnavailable, PodStatus
@@ -69,6 +70,17 @@ class PodResources:
     memory: Long | None = strawberry.field(description="Bytes.")
     gpus: int
     gpu_vendor: str | None = strawberry.field(description='"nvidia" or "amd" when gpus > 0.')
+
+
+@strawberry.type(
+    name="PublishedPort",
+    description="A tcp port of a Setup on a host port of Port's (PORT_PUBLISH_PORTS): "
+    "no sign-in guards it.",
+)
+class PublishedPortType:
+    name: str = strawberry.field(description="The manifest's name of the port.")
+    port: int = strawberry.field(description="The port inside the container.")
+    address: str = strawberry.field(description="host:port to connect to.")
 
 
 @strawberry.type(name="PullProgress", description="How far the image pull got.")
@@ -250,6 +262,21 @@ class SetupType(relay.Node):
         origins = AppOrigins.of(info.context.state.settings)
         runs = [Run.from_json(f.run) for f in flavours]
         return setup_address(origins, app.identifier, self.id, active, runs)
+
+    @strawberry.field(
+        description="Its tcp ports on host ports of Port's, when an admin allows "
+        "publishing (PORT_PUBLISH_PORTS); each kept for the Setup's life."
+    )
+    async def published_ports(self, info: Info) -> list[PublishedPortType]:
+        settings = info.context.state.settings
+        return [
+            PublishedPortType(
+                name=row.name,
+                port=row.container_port,
+                address=published_address(settings, row.host_port),
+            )
+            for row in await info.context.loaders.published_of_setup.load(self.id)
+        ]
 
     @strawberry.field(description="Its newest active Pod's status; STOPPED when none runs.")
     def status(self) -> PodStatusEnum:  # type: ignore[valid-type]

@@ -17,6 +17,7 @@ from sqlalchemy.orm import selectinload
 from strawberry.dataloader import DataLoader
 
 from port.accounts.models import Token
+from port.apps.models import PublishedPort
 from port.catalogue.models import App, Flavour, IndexRun, IndexRunError, Release, Repo
 from port.catalogue.queries import newest_first
 from port.deploy.models import Setup, SetupEvent
@@ -121,6 +122,7 @@ class Loaders:
     last_run_of_repo: DataLoader[int, IndexRun | None]
     tokens_of_user: DataLoader[int, list[Token]]  # oldest first
     events_of_setup: DataLoader[int, list[SetupEvent]]  # the newest, oldest first
+    published_of_setup: DataLoader[int, list[PublishedPort]]  # by name
     sessions: Sessions
     _setups: dict[Principal, DataLoader[int, Setup | None]] = field(default_factory=dict)
 
@@ -152,6 +154,15 @@ class Loaders:
                     .order_by(Flavour.position, Flavour.id)
                 ),
                 lambda f: f.release_id,
+            ),
+            published_of_setup=_grouped(
+                sessions,
+                lambda ids: (
+                    select(PublishedPort)
+                    .where(PublishedPort.setup_id.in_(ids))
+                    .order_by(PublishedPort.name)
+                ),
+                lambda p: p.setup_id,
             ),
             apps_of_repo=_grouped(
                 sessions,

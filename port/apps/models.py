@@ -1,10 +1,10 @@
-"""The entries of a signed-in browser into app origins."""
+"""The entries of a signed-in browser into app origins; the host ports of tcp ports."""
 
 from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import ForeignKey, Integer, String
+from sqlalchemy import ForeignKey, Integer, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from port.orm import Base, UTCDateTime, utcnow
@@ -31,3 +31,17 @@ class AppSession(Base):
     code_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     secret_hash: Mapped[str | None] = mapped_column(String(64), unique=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+class PublishedPort(Base):
+    """A host port (of PORT_PUBLISH_PORTS) that leads to one ``tcp`` port of a Setup,
+    whichever Pod serves it: kept for the Setup's life, gone with it."""
+
+    __tablename__ = "published_ports"
+    __table_args__ = (UniqueConstraint("setup_id", "name"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    setup_id: Mapped[int] = mapped_column(ForeignKey("setups.id", ondelete="CASCADE"), index=True)
+    name: Mapped[str] = mapped_column(String(32))  # the manifest's port name
+    container_port: Mapped[int] = mapped_column(Integer)
+    host_port: Mapped[int] = mapped_column(Integer, unique=True)

@@ -26,6 +26,7 @@ from sqlalchemy.orm import selectinload
 
 from port.apps.addresses import ENTER_PATH, AppOrigins, slug
 from port.apps.entry import issue_code, may_enter
+from port.apps.published import published_address, published_of
 from port.apps.targets import address_of
 from port.catalogue.models import Release
 from port.catalogue.queries import newest_first
@@ -176,6 +177,7 @@ async def _live(served: Served, viewer: Viewer, setup_id: int) -> dict[str, Any]
         if pod is not None:
             await session.refresh(pod, ["release"])
         address = await address_of(session, AppOrigins.of(served.settings), setup)
+        published = (await published_of(session, [setup.id])).get(setup.id, [])
     status = service.setup_status(setup.pods, setup.wants_running)
     return {
         "setup": setup,
@@ -198,6 +200,7 @@ async def _live(served: Served, viewer: Viewer, setup_id: int) -> dict[str, Any]
         "live_seconds": LIVE_SECONDS,
         "address": address,
         "may_open": address is not None and _may_open(served, viewer, setup),
+        "published": [(p.name, published_address(served.settings, p.host_port)) for p in published],
     }
 
 

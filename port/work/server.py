@@ -31,6 +31,7 @@ from port.events import Broker
 from port.metrics import count_statements
 from port.notify import Notifier
 from port.proxy.gate import AppsGate
+from port.proxy.publish import Publisher
 from port.proxy.relay import Relay
 from port.settings import Settings
 from port.web.pages import pages_router
@@ -91,6 +92,9 @@ def create_app(
             running.append(asyncio.create_task(trigger, name="reconcile-trigger"))
         if settings.serve_worker:
             running.append(asyncio.create_task(worker.run(), name="worker"))
+        publisher = Publisher(sessions, settings) if settings.publish_ports else None
+        if publisher is not None:
+            running.append(asyncio.create_task(publisher.run(), name="published-ports"))
         try:
             yield
         finally:
@@ -98,6 +102,8 @@ def create_app(
                 task.cancel()
                 with suppress(asyncio.CancelledError):
                     await task
+            if publisher is not None:
+                await publisher.close()
             await reconciler.backend.close()
             await relay.close()
             await engine.dispose()

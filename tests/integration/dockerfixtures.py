@@ -97,6 +97,8 @@ BEHAVIOURS = {
     # `?host:port/path` from inside the container (fetch; busybox's nc: its static wget
     # crashes resolving names); /big is 50 MB of zeros.
     "webapp": [f"CMD {json.dumps(['sh', '-c', WEBAPP])}"],
+    # Echoes every byte it gets on tcp port 7000, connection after connection.
+    "echo": ['CMD ["sh", "-c", "exec nc -ll -p 7000 -e /bin/busybox cat"]'],
     # Prints its environment, then waits to be stopped.
     "env": ['CMD ["sh", "-c", "env; echo env printed; while true; do sleep 1; done"]'],
 }

@@ -10,6 +10,7 @@ origin has its own client, so its own cookie jar, as in a browser.
 from __future__ import annotations
 
 import asyncio
+import functools
 import re
 import sys
 from collections.abc import AsyncIterator, Callable
@@ -29,7 +30,7 @@ from port.serve import listen, listen_for_pods, pods_host, server_config
 from port.settings import Settings
 from port.work.server import create_app
 from tests.deployfakes import add_app, add_release
-from tests.harness import Catalogue, eventually, free_port
+from tests.harness import Catalogue, eventually, free_port, free_ports
 from tests.integration.dockerfixtures import TestImages
 from tests.pages import FORM_TOKEN, Browser, add_user
 
@@ -38,6 +39,8 @@ pytestmark = [pytest.mark.docker]
 ENGINE_ONLY = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 
 WEB = {"ports": [{"name": "web", "port": 8080, "protocol": "http", "path": "/"}]}
+ECHO = {"ports": [{"name": "echo", "port": 7000, "protocol": "tcp", "path": "/"}]}
+PUBLISHED = re.compile(r"Port echo \(tcp[^)]*\): <code>localhost:(\d+)</code>")
 
 
 def greeting(word: str) -> dict[str, Any]:
@@ -108,12 +111,13 @@ async def store(
     docker_images: TestImages,
     tmp_path: Path,
 ) -> AsyncIterator[Store]:
-    number = free_port()
+    number, published = free_port(), free_ports(2)
     settings = docker_settings(
         database_url=catalogue.settings.database_url,
         data_dir=tmp_path / "data",
         server_url=f"http://localhost:{number}",
         port=number,
+        publish_ports=f"{published.start}-{published.stop - 1}",
         reconcile_seconds=0.3,
         serve_worker=True,
         job_poll_seconds=0.2,
@@ -134,6 +138,7 @@ async def store(
         )
         add_release(session, web.id, "1.2.0", (("cpu", docker_images["exit3"], []),), WEB)
         await add_app(session, "quiet", flavours=(("cpu", docker_images["forever"], []),))
+        await add_app(session, "echo", flavours=(("cpu", docker_images["echo"], []),), run=ECHO)
     config = server_config(create_app(settings), settings, log_level="warning")
     server = uvicorn.Server(config)
     host = await pods_host(settings)
@@ -286,6 +291,66 @@ async def test_a_setup_without_a_running_pod_says_why(store: Store) -> None:
     assert f"http://localhost:{store.port_number}/setups/{setup_id}" in stopped.text
     unknown = await alice.app(f"webapp-99999.apps.localhost:{store.port_number}").get("/")
     assert unknown.status_code in (303, 404)
+
+
+async def test_a_tcp_port_is_published_on_a_host_port_of_the_admins_range(store: Store) -> None:
+    alice = store.browser()
+    await alice.sign_in("alice")
+    (setup_id, first), (_, second) = await _published(store, alice), await _published(store, alice)
+    assert first != second
+    assert {first, second} <= set(store.settings.publish_range or ())
+
+    async def echoed(number: int) -> bytes:
+        """What comes back; nothing when the connection is closed on us (EOF or reset)."""
+        reader, writer = await asyncio.open_connection("127.0.0.1", number)
+        try:
+            writer.write(b"hello over tcp\n")
+            await writer.drain()
+            return await asyncio.wait_for(reader.read(100), 10)
+        except ConnectionError:
+            return b""
+        finally:
+            writer.close()
+
+    def hello(answer: bytes) -> bool:
+        return answer == b"hello over tcp\n"
+
+    for number in (first, second):  # its nc may listen a moment after the Pod runs
+        await eventually(functools.partial(echoed, number), f"an echo on {number}", until=hello)
+
+    page = await alice.port.get(f"/setups/{setup_id}")
+    token = FORM_TOKEN.search(page.text)
+    assert token
+    await alice.port.post(f"/setups/{setup_id}", data={"form_token": token[1], "action": "stop"})
+    # Stopped: the port stays the Setup's, but leads nowhere (closed at once).
+    await eventually(
+        lambda: echoed(first), "the stopped app's port to close", until=lambda b: b == b""
+    )
+    assert hello(await echoed(second))
+    bob = store.browser()
+    await bob.sign_in("bob")
+    assert str(first) not in (await bob.port.get(f"/setups/{setup_id}")).text
+
+
+async def _published(store: Store, browser: Browser) -> tuple[int, int]:
+    """Install the echo app: its Setup and published host port, once its page shows it."""
+    form = await browser.port.get("/apps/echo/install")
+    token = FORM_TOKEN.search(form.text)
+    assert token, form.text
+    answer = await browser.port.post(
+        "/apps/echo/install",
+        data={"form_token": token[1], "update_policy": "NONE", "start": "yes"},
+    )
+    assert answer.status_code == 303, answer.text
+    setup_id = int(answer.headers["location"].rsplit("/", 1)[1])
+    await store.serving(setup_id)
+
+    async def shown() -> re.Match[str] | None:
+        return PUBLISHED.search((await browser.port.get(f"/setups/{setup_id}")).text)
+
+    found = await eventually(shown, "the published port on the page", until=bool)
+    assert found
+    return setup_id, int(found[1])
 
 
 @ENGINE_ONLY

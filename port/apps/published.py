@@ -1,0 +1,99 @@
+"""Host ports for Setups' ``tcp`` ports (PORT_PUBLISH_PORTS): which Setup holds which.
+
+A Setup's tcp ports are those of its newest settled Pod (not an update's candidate, not
+retired). Each gets a host port of the range the first time Port sees it, and keeps it
+for the Setup's life (the rows go with the Setup), so its address does not move with
+updates. A range too small leaves the newest ones without (logged); a port outside a
+changed range is given up.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Collection
+from urllib.parse import urlsplit
+
+from sqlalchemy import delete, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from manifests.specs import Run
+from port.apps.models import PublishedPort
+from port.deploy.backends.base import PodStatus
+from port.deploy.models import Pod
+from port.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+def published_address(settings: Settings, host_port: int) -> str:
+    """``host:port`` as a client dials it: Port's public host name, the held port."""
+    return f"{urlsplit(settings.public_url).hostname}:{host_port}"
+
+
+async def allocate(session: AsyncSession, ports: range) -> list[PublishedPort]:
+    """Every published port, after giving each tcp port of a Setup that lacks one a
+    free host port of ``ports``."""
+    await session.execute(
+        delete(PublishedPort).where(
+            (PublishedPort.host_port < ports.start) | (PublishedPort.host_port >= ports.stop)
+        )
+    )
+    rows = list(await session.scalars(select(PublishedPort).order_by(PublishedPort.id)))
+    held = {(row.setup_id, row.name) for row in rows}
+    wanted: dict[tuple[int, str], int] = {}
+    settled = await session.execute(
+        select(Pod.setup_id, Pod.run)
+        .where(Pod.retired.is_(False), Pod.candidate.is_(False))
+        .order_by(Pod.id)
+    )
+    for setup_id, run in settled:  # the newest Pod of a Setup comes last: its ports win
+        for port in Run.from_json(run).ports:
+            if port.protocol == "tcp":
+                wanted[(setup_id, port.name)] = port.port
+    taken = {row.host_port for row in rows}
+    free = (number for number in ports if number not in taken)
+    for (setup_id, name), container_port in sorted(wanted.items()):
+        if (setup_id, name) in held:
+            continue
+        host_port = next(free, None)
+        if host_port is None:
+            log.warning("no free port in PORT_PUBLISH_PORTS for setup %s (%s)", setup_id, name)
+            break
+        row = PublishedPort(
+            setup_id=setup_id, name=name, container_port=container_port, host_port=host_port
+        )
+        session.add(row)
+        rows.append(row)
+    await session.flush()
+    return rows
+
+
+async def serving_addresses(session: AsyncSession, setup_ids: Collection[int]) -> dict[int, str]:
+    """The address of each Setup's serving Pod (running, settled, with an address)."""
+    found = await session.execute(
+        select(Pod.setup_id, Pod.address)
+        .where(
+            Pod.setup_id.in_(list(setup_ids)),
+            Pod.retired.is_(False),
+            Pod.candidate.is_(False),
+            Pod.status == PodStatus.RUNNING,
+            Pod.address.is_not(None),
+        )
+        .order_by(Pod.id)
+    )
+    return {setup_id: address for setup_id, address in found if address}
+
+
+async def published_of(
+    session: AsyncSession, setup_ids: Collection[int]
+) -> dict[int, list[PublishedPort]]:
+    """Each Setup's published ports, by name."""
+    rows = await session.scalars(
+        select(PublishedPort)
+        .where(PublishedPort.setup_id.in_(list(setup_ids)))
+        .order_by(PublishedPort.name)
+    )
+    found: dict[int, list[PublishedPort]] = {}
+    for row in rows:
+        found.setdefault(row.setup_id, []).append(row)
+    return found
