@@ -19,20 +19,20 @@ the remote (URL, reachability, time, size) raise ``IndexerError``.
 from __future__ import annotations
 
 import logging
-import unicodedata
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from typing import Literal
 
 from indexer.arkitekt import ARKITEKT_FILES, ArkitektMerge
 from indexer.catfile import CatFileBatch, GitObject
-from indexer.errors import BranchNotFoundError, SetupError
+from indexer.errors import BranchNotFoundError
 from indexer.gitcmd import describe_size
 from indexer.history import FileVersion, file_history, is_ancestor
 from indexer.limits import Limits
 from indexer.logos import read_logos
 from indexer.mirror import RemoteRefs, ls_remote, sync_mirror
+from indexer.paths import check_manifest_path
 from indexer.refs import HEADS, TAGS, LocalRef, advertised_tags, list_refs, release_tags
 from indexer.result import FoundRelease, IndexResult, Previous, RepoSpec, TagInfo
 from indexer.tags import parse_tag
@@ -146,21 +146,6 @@ def index_repo(
 
 def _no_progress(stage: str, done: int, total: int) -> None:
     """The default progress callback: nobody is watching."""
-
-
-def check_manifest_path(path: str) -> str:
-    """The manifest path as git names it inside a tree; refuse anything outside it."""
-    pure = PurePosixPath(path)
-    bad = (
-        not path
-        or pure.is_absolute()
-        or ".." in pure.parts
-        or not pure.parts
-        or any(unicodedata.category(c) in ("Cc", "Cf", "Zl", "Zp") for c in path)
-    )
-    if bad:
-        raise SetupError(f"manifest path {path!r} must be a relative path inside the repo")
-    return str(pure)
 
 
 def _branch(repo: RepoSpec, remote: RemoteRefs) -> str:

@@ -1,9 +1,13 @@
-"""`port repo ...`, `port apps` and `port demo`: the catalogue from the server's shell."""
+"""`port repo ...`, `port apps` and `port demo`: the catalogue from the server's shell.
+
+Indexing (git, the manifest parsers) and the examples (Docker) are imported by the
+commands that run them, so listing costs only the database.
+"""
 
 from __future__ import annotations
 
 import sys
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 import click
 
@@ -11,11 +15,11 @@ from indexer.urls import redact
 from manifests.errors import ManifestError
 from port.catalogue import queries, repos
 from port.catalogue.models import IndexRun, Repo
-from port.catalogue.scanning import ScanOutcome, scan_repo
 from port.clitools import Sessions, echo_json, shown_database, with_db
-from port.demo import index_examples, release_examples
-from port.demo_images import build_example_images
 from port.settings import Settings, get_settings
+
+if TYPE_CHECKING:
+    from port.catalogue.scanning import ScanOutcome
 
 
 class Progress:
@@ -108,6 +112,8 @@ def repo_scan(targets: tuple[str, ...], scan_all: bool) -> None:
     """Index repositories; exit 1 if a remote could not be read."""
     if not targets and not scan_all:
         raise click.UsageError("name repositories to scan, or pass --all")
+
+    from port.catalogue.scanning import scan_repo
 
     async def work(sessions: Sessions, settings: Settings) -> bool:
         async with sessions() as session:
@@ -253,6 +259,9 @@ def demo(releases: tuple[str, ...]) -> None:
     """Index the bundled example repositories and print the catalogue (`make demo`).
 
     With a Docker engine, the example apps' images are built first, so they can run."""
+    from port.demo import index_examples, release_examples
+    from port.demo_images import build_example_images
+
     extra: dict[str, tuple[str, ...]] = {}
     for pair in releases:
         app, sep, version = pair.partition("=")

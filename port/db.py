@@ -1,17 +1,21 @@
-"""Database engine, sessions and migrations (SQLite by default, PostgreSQL by URL)."""
+"""Database engine, sessions and migrations (SQLite by default, PostgreSQL by URL).
+
+Alembic (with Mako) is imported only to migrate or make a revision: every other
+command checks the database's revision by reading ``alembic_version`` itself and
+comparing it with the head of the migration files (``migration_head``).
+"""
 
 from __future__ import annotations
 
+import re
 import tempfile
+from functools import cache
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from alembic import command
-from alembic.config import Config
-from alembic.runtime.migration import MigrationContext
-from alembic.script import ScriptDirectory
-from sqlalchemy import event
+from sqlalchemy import event, text
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
@@ -21,7 +25,11 @@ from sqlalchemy.ext.asyncio import (
 
 from port.errors import PortError
 
+if TYPE_CHECKING:
+    from alembic.config import Config
+
 MIGRATIONS = Path(__file__).parent / "migrations"
+_REVISION = re.compile(r'^(down_)?revision: str(?: \| None)? = (?:"([^"]+)"|None)$', re.M)
 
 
 def create_engine(url: str) -> AsyncEngine:
@@ -49,6 +57,8 @@ def sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
 
 
 def alembic_config(url: str) -> Config:
+    from alembic.config import Config
+
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS))
     # "%" would be read as interpolation by configparser (passwords may contain it).
@@ -58,18 +68,37 @@ def alembic_config(url: str) -> Config:
 
 def upgrade(url: str, revision: str = "head") -> None:
     """Apply migrations up to ``revision``. Call outside a running event loop."""
+    from alembic import command
+
     command.upgrade(alembic_config(url), revision)
 
 
-def _current_revision(connection: Any) -> str | None:
-    return MigrationContext.configure(connection).get_current_revision()
+@cache
+def migration_head() -> str:
+    """The newest revision of the migration files: the one no other revises (each file
+    declares ``revision`` and ``down_revision`` as its first such lines)."""
+    revisions: set[str] = set()
+    revised: set[str] = set()
+    for path in (MIGRATIONS / "versions").glob("*.py"):
+        for down, name in _REVISION.findall(path.read_text(encoding="utf-8")):
+            if name:
+                (revised if down else revisions).add(name)
+    heads = revisions - revised
+    if len(heads) != 1:
+        raise PortError(f"the migrations have {len(heads)} heads: {sorted(heads)}")
+    return heads.pop()
 
 
 async def check_migrated(engine: AsyncEngine) -> None:
     """Refuse to work on a database that is not at the newest migration."""
-    head = ScriptDirectory.from_config(alembic_config(str(engine.url))).get_current_head()
+    head = migration_head()
     async with engine.connect() as connection:
-        current = await connection.run_sync(_current_revision)
+        try:
+            current = (
+                await connection.execute(text("SELECT version_num FROM alembic_version"))
+            ).scalar()
+        except DBAPIError:  # no such table: never migrated
+            current = None
     if current != head:
         raise PortError(
             f"the database is at migration {current or 'none'}, Port needs {head}: "
@@ -79,6 +108,8 @@ async def check_migrated(engine: AsyncEngine) -> None:
 
 def new_revision(message: str) -> str:
     """Autogenerate a migration from the models, against a scratch SQLite at head."""
+    from alembic import command
+
     with tempfile.TemporaryDirectory() as tmp:
         config = alembic_config(f"sqlite+aiosqlite:///{Path(tmp) / 'scratch.db'}")
         command.upgrade(config, "head")

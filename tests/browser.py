@@ -75,11 +75,16 @@ def chromium() -> Iterator[webdriver.Chrome]:
         driver.quit()
 
 
-def shoot(driver: webdriver.Chrome, name: str) -> list[Path]:
-    """Screenshots of the current page at desktop and phone size; their paths, printed."""
+def shoot(driver: webdriver.Chrome, name: str, at: str | None = None) -> list[Path]:
+    """Screenshots of the current page at desktop and phone size (scrolled to the
+    element of CSS selector ``at``, if given); their paths, printed."""
     taken = []
     for size, (width, height) in SIZES.items():
         driver.set_window_size(width, height)
+        if at is not None:
+            driver.execute_script(
+                "document.querySelector(arguments[0]).scrollIntoView({block: 'center'})", at
+            )
         path = screenshots_dir() / f"{name}-{size}.png"
         driver.save_screenshot(str(path))
         print(f"screenshot: {path}")

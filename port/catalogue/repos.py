@@ -11,7 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import selectinload
 
 from indexer.errors import IndexerError, UnsafeUrlError
-from indexer.scan import check_manifest_path
+from indexer.paths import check_manifest_path
 from indexer.urls import check_url, redact
 from port.catalogue.models import IndexRun, Repo
 from port.errors import Conflict, Forbidden, InvalidInput, NotFound

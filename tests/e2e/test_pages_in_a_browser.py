@@ -114,6 +114,9 @@ def test_the_owner_installs_an_example_and_opens_it_on_its_own_origin(store: Ser
         browser.find_element(By.NAME, "password").send_keys(store.password() + Keys.ENTER)
         wait.until(lambda b: b.find_elements(By.LINK_TEXT, "My apps"))
         browser.get(f"{store.base}/apps/napari/install")
+        variables = browser.find_element(By.CSS_SELECTOR, ".variables").text
+        assert "NAPARI_THEME — The viewer's colour theme (default dark)" in variables
+        shoot(browser, "install", at=".variables")
         browser.find_element(By.CSS_SELECTOR, "form.install button[type=submit]").click()
         wait.until(lambda b: "Running" in b.find_element(By.ID, "live").text)
         wait.until(lambda b: b.find_elements(By.LINK_TEXT, "Open"))

@@ -34,3 +34,26 @@ def test_lazy_groups_say_what_their_own_help_says() -> None:
     shown = CliRunner().invoke(main, ["--help"]).output
     assert "setup     Setups: a user's intent to run an app." in shown
     assert "pod       Pods: the containers of Setups." in shown
+
+
+def test_the_migration_head_read_from_the_files_is_alembics() -> None:
+    """`check_migrated` reads the head without Alembic: it must be the one Alembic sees."""
+    from alembic.script import ScriptDirectory
+
+    from port.db import alembic_config, migration_head
+
+    config = alembic_config("sqlite+aiosqlite:///:memory:")
+    assert migration_head() == ScriptDirectory.from_config(config).get_current_head()
+
+
+def test_a_catalogue_command_imports_neither_alembic_nor_git() -> None:
+    """Repro (issue 12): `port repo list` paid for Alembic, Mako, GitPython and the
+    manifest parsers it never uses."""
+    probe = (
+        "import sys; import port.cli_catalogue, port.cli_deploy, port.cli_accounts\n"
+        "print(sorted({m.split('.')[0] for m in sys.modules} & {'alembic', 'mako', 'git'}))"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, check=True, timeout=60
+    )
+    assert done.stdout.strip().splitlines()[-1] == "[]"
