@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import time
 from collections.abc import Callable, Sequence
 from contextlib import AbstractAsyncContextManager
@@ -32,16 +33,18 @@ from sqlalchemy import text
 from strawberry.litestar import make_graphql_controller
 
 from port.accounts.bearer import principal_for
-from port.api.cache import ResponseCache
 from port.api.context import ApiState, get_context
 from port.api.schema import build_schema
 from port.api.webhooks import PATHS as WEBHOOK_PATHS
 from port.api.webhooks import webhook
 from port.assets import PAGE_HEADERS, graphiql_html, static_router
-from port.errors import Unauthenticated
+from port.errors import ClientError, Unauthenticated
 from port.metrics import HTTP_LATENCY, HTTP_REQUESTS, exposition
 
 # metric labels: no free-form paths
+MAX_JSON_DEPTH = 64  # a GraphQL body's variables need a few levels, never hundreds
+_STRINGS = re.compile(r'"(?:[^"\\]|\\.)*"')  # JSON strings, whose brackets do not nest
+_BRACKETS = re.compile(r"[\[\]{}]")
 ROUTES = {"/graphql", "/healthz", "/readyz", "/metrics", *WEBHOOK_PATHS}
 
 
@@ -123,8 +126,12 @@ def _cached(state: ApiState, max_body: int) -> Callable[[ASGIApp], ASGIApp]:
             )
             raw, complete = await _read_body(receive, max_body)
             replay = _replay(raw, complete, receive)
+            body, problem = _json_body(scope, raw) if complete else (None, None)
+            if problem is not None:
+                await _send_json(send, _error(problem), status=400)
+                return
             signed_in = credential is not None
-            key = _key(cache, raw, signed_in) if complete else None
+            key = cache.key(body, signed_in=signed_in) if isinstance(body, dict) else None
             if (
                 key is not None
                 and credential is not None
@@ -202,19 +209,41 @@ def _replay(raw: bytes, complete: bool, receive: Receive) -> Receive:
     return replay
 
 
-def _key(cache: ResponseCache, raw: bytes, signed_in: bool) -> str | None:
+def _json_body(scope: Scope, raw: bytes) -> tuple[Any, str | None]:
+    """A JSON request's body, or why it is refused before Strawberry sees it (which
+    would answer 500 to what is not UTF-8, not an object, or nested without end).
+    Other content types go on untouched."""
+    content_type = next((v for k, v in scope["headers"] if k == b"content-type"), b"")
+    if not content_type.lower().startswith(b"application/json"):
+        return None, None
     try:
-        body = json.loads(raw)
-    except ValueError:
-        return None
-    return cache.key(body, signed_in=signed_in) if isinstance(body, dict) else None
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        return None, f"the request body is not UTF-8 (byte {exc.start})"
+    depth = 0
+    for bracket in _BRACKETS.findall(_STRINGS.sub("", text)):
+        depth = depth + 1 if bracket in "[{" else depth - 1
+        if depth > MAX_JSON_DEPTH:
+            return None, f"the request body nests deeper than {MAX_JSON_DEPTH} levels"
+    try:
+        body = json.loads(text)
+    except ValueError as exc:
+        return None, f"the request body is not JSON: {exc}"
+    if not isinstance(body, dict | list):  # a list: Strawberry's own word on batching
+        return None, 'the request body must be a JSON object: {"query": "..."}'
+    return body, None
 
 
-async def _send_json(send: Send, payload: bytes) -> None:
+def _error(message: str) -> bytes:
+    error = {"message": message, "extensions": {"code": ClientError.code}}
+    return json.dumps({"data": None, "errors": [error]}).encode()
+
+
+async def _send_json(send: Send, payload: bytes, status: int = 200) -> None:
     await send(
         {
             "type": "http.response.start",
-            "status": 200,
+            "status": status,
             "headers": [
                 (b"content-type", b"application/json"),
                 (b"content-length", str(len(payload)).encode()),

@@ -171,3 +171,35 @@ async def test_node_of_an_unknown_id_is_null_not_an_error(
         assert "errors" not in body, body
         assert body["data"] == {"node": None}
     assert "unexpected error" not in caplog.text
+
+
+@pytest.mark.parametrize(
+    ("raw", "said"),
+    [
+        (b'{"query": "{ apps { totalCount } }", "x": "\xff\xfe"}', "not UTF-8 (byte 43)"),
+        (b"null", "must be a JSON object"),
+        (b'"{ apps { totalCount } }"', "must be a JSON object"),
+        (b'{"query": "{ apps { totalCount } }"', "not JSON"),
+        (
+            b'{"query": "{ apps { totalCount } }", "variables": {"v": '
+            + b"[" * 5000
+            + b"]" * 5000
+            + b"}}",
+            "nests deeper than 64 levels",
+        ),
+    ],
+)
+async def test_a_malformed_body_is_a_400_with_a_code(
+    api: Api, raw: bytes, said: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Repro (issue 16, 9): invalid UTF-8, a JSON null and 5,000-deep JSON were 500s."""
+    response = await api.client.post(
+        "/graphql", content=raw, headers={"Content-Type": "application/json"}
+    )
+    assert response.status_code == 400, response.text
+    [error] = response.json()["errors"]
+    assert error["extensions"] == {"code": "BAD_REQUEST"}
+    assert said in error["message"]
+    assert "Traceback" not in caplog.text
+    brackets = {"query": '{ apps(search: "[[[[{{{{") { totalCount } }'}  # in a string: fine
+    assert "errors" not in (await api.gql(brackets["query"]))
