@@ -45,6 +45,7 @@ from manifests.fields import (
     check_identifier,
     check_image,
     check_logo,
+    check_shown_text,
 )
 from manifests.selectors import SELECTOR_LIST, Selector
 from manifests.specs import AppSpec, FlavourSpec, Parsed, ReleaseSpec, Requirement
@@ -295,7 +296,10 @@ def _text(value: object, limit: int = 200) -> str | None:
     """Informational text, or None when absent, empty or longer than ``limit`` characters
     (the same bounds the native format enforces, so both fit the catalogue's columns)."""
     if isinstance(value, str) and value.strip() and len(value) <= limit:
-        return value
+        try:
+            return check_shown_text(value)
+        except ValueError:
+            return None  # control characters: dropped like any malformed informational value
     return None
 
 

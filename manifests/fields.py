@@ -110,6 +110,29 @@ def check_text(value: str) -> str:
     return value
 
 
+# C0/C1 controls (ESC drives terminals) and bidirectional controls (they reorder what a
+# reader sees: "Trojan Source"). Text people read may hold none of them.
+UNSHOWABLE = "\x00-\x08\x0b-\x1f\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069"
+_UNSHOWABLE = re.compile(f"[{UNSHOWABLE}]")  # a character class: tabs and lines allowed
+
+
+def check_shown_line(value: str) -> str:
+    """A name people read (an app's name, its author): one line of plain characters."""
+    if "\n" in value or "\t" in value:
+        raise ValueError("must be one line, without tabs")
+    return check_shown_text(value)
+
+
+def check_shown_text(value: str) -> str:
+    """Text people read (a description): lines and tabs, no control characters."""
+    if (found := _UNSHOWABLE.search(value)) is not None:
+        raise ValueError(
+            f"holds the control character U+{ord(found[0]):04X}, which text shown to "
+            "people may not hold"
+        )
+    return value
+
+
 def check_path(value: str) -> str:
     """A URL path of the app: absolute, printable, no spaces."""
     if not value.startswith("/") or not _printable(value) or value.startswith("//"):

@@ -34,6 +34,8 @@ from manifests.fields import (
     check_image,
     check_logo,
     check_path,
+    check_shown_line,
+    check_shown_text,
     check_text,
     parse_memory,
 )
@@ -119,14 +121,14 @@ class AppModel(_Strict):
     """What the release says about its app."""
 
     identifier: Identifier = Field(description="Stable forever: [a-z0-9][a-z0-9._-]{0,99}.")
-    name: Annotated[str, Field(min_length=1, max_length=200)] | None = Field(
-        default=None, description="Display name; defaults to the identifier."
-    )
-    description: Annotated[str, Field(max_length=10_000)] = ""
+    name: (
+        Annotated[str, AfterValidator(check_shown_line), Field(min_length=1, max_length=200)] | None
+    ) = Field(default=None, description="Display name; defaults to the identifier.")
+    description: Annotated[str, AfterValidator(check_shown_text), Field(max_length=10_000)] = ""
     logo: Logo | None = Field(default=None, description="A path in the repo or an https URL.")
     homepage: HttpUrl | None = None
     license: Word | None = Field(default=None, description="SPDX identifier, e.g. MIT.")
-    author: Annotated[str, Field(max_length=200)] | None = None
+    author: Annotated[str, AfterValidator(check_shown_line), Field(max_length=200)] | None = None
     categories: list[Word] = Field(default_factory=list)
     scopes: list[Word] = Field(default_factory=list)
     requirements: list[RequirementModel] = Field(default_factory=list)

@@ -8,7 +8,7 @@ import click
 
 from port.accounts import service as accounts
 from port.accounts.models import Token
-from port.clitools import Sessions, echo_json, with_db
+from port.clitools import Sessions, echo_json, say, with_db
 from port.principal import CLI
 from port.settings import Settings
 
@@ -56,7 +56,7 @@ def user_passwd(name: str, password_file: Any) -> None:
             await accounts.set_password(session, user, password, by=CLI)
 
     with_db(work)
-    click.echo(f"password of {name} set; {name} signs in at /sign-in", err=True)
+    say(f"password of {name} set; {name} signs in at /sign-in", err=True)
 
 
 def _set_active(name: str, active: bool) -> None:
@@ -73,7 +73,7 @@ def _set_active(name: str, active: bool) -> None:
 def user_deactivate(name: str) -> None:
     """NAME can no longer sign in or use its tokens (its Setups stay as they are)."""
     _set_active(name, False)
-    click.echo(f"{name} is deactivated: signed out, its tokens refused", err=True)
+    say(f"{name} is deactivated: signed out, its tokens refused", err=True)
 
 
 @user_group.command("activate")
@@ -81,7 +81,7 @@ def user_deactivate(name: str) -> None:
 def user_activate(name: str) -> None:
     """Undo `port user deactivate NAME`."""
     _set_active(name, True)
-    click.echo(f"{name} is active again", err=True)
+    say(f"{name} is active again", err=True)
 
 
 @user_group.command("list")
@@ -113,7 +113,7 @@ def user_list(as_json: bool) -> None:
         marks = ("  (admin)" if row["is_admin"] else "") + (
             "" if row["active"] else "  (deactivated)"
         )
-        click.echo(f"{row['id']:>4}  {row['name']}{marks}")
+        say(f"{row['id']:>4}  {row['name']}{marks}")
 
 
 @click.group("token")
@@ -131,7 +131,7 @@ def token_create(user_name: str, label: str) -> None:
         async with sessions() as session, session.begin():
             user = await accounts.get_user(session, user_name)
             token, secret = await accounts.create_token(session, user, label)
-        click.echo(f"token {token.id} of {user_name}: keep it now, it is not shown again", err=True)
+        say(f"token {token.id} of {user_name}: keep it now, it is not shown again", err=True)
         return secret
 
     click.echo(with_db(work))
@@ -166,7 +166,7 @@ def token_list(user_name: str, as_json: bool) -> None:
     for row in rows:
         state = f"revoked {row['revoked_at']}" if row["revoked_at"] else "active"
         used = row["last_used_at"] or "never"
-        click.echo(f"{row['id']:>4}  {row['prefix']}...  {row['name']}  {state}, last used {used}")
+        say(f"{row['id']:>4}  {row['prefix']}...  {row['name']}  {state}, last used {used}")
 
 
 @token_group.command("revoke")
@@ -179,4 +179,4 @@ def token_revoke(token_id: int) -> None:
             await accounts.revoke_token(session, token_id, by=CLI)
 
     with_db(work)
-    click.echo(f"token {token_id} revoked")
+    say(f"token {token_id} revoked")

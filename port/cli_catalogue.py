@@ -15,7 +15,7 @@ from indexer.urls import redact
 from manifests.errors import ManifestError
 from port.catalogue import queries, repos
 from port.catalogue.models import IndexRun, Repo
-from port.clitools import Sessions, echo_json, shown_database, with_db
+from port.clitools import Sessions, echo_json, say, shown_database, with_db
 from port.settings import Settings, get_settings
 
 if TYPE_CHECKING:
@@ -90,9 +90,9 @@ def repo_add(
 
 def _print_outcome(repo_url: str, outcome: ScanOutcome) -> None:
     run = outcome.run
-    click.echo(f"{redact(repo_url)}: run {run.id} {run.status}")
+    say(f"{redact(repo_url)}: run {run.id} {run.status}")
     if outcome.changes is None:
-        click.echo(f"  error: {run.message}", err=True)
+        say(f"  error: {run.message}", err=True)
         return
     for word, items in (
         ("added", outcome.changes.added),
@@ -100,9 +100,9 @@ def _print_outcome(repo_url: str, outcome: ScanOutcome) -> None:
         ("withdrawn", outcome.changes.withdrawn),
     ):
         for item in items:
-            click.echo(f"  {word} {item}")
+            say(f"  {word} {item}")
     for error in outcome.changes.errors:
-        click.echo(f"  error {error}")
+        say(f"  error {error}")
 
 
 @repo_group.command("scan")
@@ -189,7 +189,7 @@ def repo_list(as_json: bool) -> None:
         return
     for row in rows:
         head = (row["head"] or "not scanned")[:12]
-        click.echo(f"{row['id']:>4}  {row['url']}  {row['branch'] or '(default branch)'}  {head}")
+        say(f"{row['id']:>4}  {row['url']}  {row['branch'] or '(default branch)'}  {head}")
 
 
 @repo_group.command("runs")
@@ -211,23 +211,23 @@ def repo_runs(target: str, limit: int, as_json: bool) -> None:
     for run in runs:
         counts = f"+{len(run['added'])} ~{len(run['changed'])} -{len(run['withdrawn'])}"
         errors = f"{len(run['errors'])} errors"
-        click.echo(f"run {run['id']} {run['status']} {run['started_at']} {counts} {errors}")
+        say(f"run {run['id']} {run['status']} {run['started_at']} {counts} {errors}")
         if run["message"]:
-            click.echo(f"  {run['message']}")
+            say(f"  {run['message']}")
         for e in run["errors"]:
-            click.echo(f"  {ManifestError(**e)}")
+            say(f"  {ManifestError(**e)}")
 
 
 def _print_catalogue(apps: list[dict[str, Any]]) -> None:
     if not apps:
         click.echo("the catalogue is empty: `port repo add URL` then `port repo scan --all`")
     for app in apps:
-        click.echo(f"{app['identifier']}  {app['name']}  ({app['repo']})")
+        say(f"{app['identifier']}  {app['name']}  ({app['repo']})")
         for release in app["releases"]:
             marks = " withdrawn" if release["withdrawn"] else ""
             marks += "" if release["current"] else " (history)"
             flavours = ", ".join(f"{f['name']}={f['image']}" for f in release["flavours"])
-            click.echo(f"  {release['version']}{marks}: {flavours}")
+            say(f"  {release['version']}{marks}: {flavours}")
 
 
 async def _catalogue(sessions: Sessions) -> list[dict[str, Any]]:
@@ -276,7 +276,7 @@ def demo(releases: tuple[str, ...]) -> None:
             return await release_examples(sessions, settings, extra)
 
         for url in with_db(release):
-            click.echo(f"queued an index run of {url}")
+            say(f"queued an index run of {url}")
         click.echo("`make run` (its job worker) indexes them and updates the Setups that follow")
         return
 
@@ -288,4 +288,5 @@ def demo(releases: tuple[str, ...]) -> None:
         return await _catalogue(sessions)
 
     _print_catalogue(with_db(work))
-    click.echo(f"\ncatalogue: {shown_database(get_settings())}")
+    click.echo("")
+    say(f"catalogue: {shown_database(get_settings())}")

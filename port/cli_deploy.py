@@ -20,7 +20,7 @@ from sqlalchemy.orm import selectinload
 from port.apps.addresses import AppOrigins
 from port.apps.published import published_address, published_of
 from port.apps.targets import address_of
-from port.clitools import Sessions, echo_json, with_db
+from port.clitools import Sessions, echo_json, say, with_db
 from port.deploy import setups
 from port.deploy.backends.base import BackendUnavailable, PodStatus
 from port.deploy.models import Pod, Setup, SetupEvent, UpdatePolicy
@@ -252,15 +252,15 @@ def setup_show(setup_id: int, as_json: bool) -> None:
         return
     _print_setups([document])
     if document["address"]:
-        click.echo(f"      address: {document['address']} (its owner signs in to Port)")
+        say(f"      address: {document['address']} (its owner signs in to Port)")
     for port in document["published_ports"]:
-        click.echo(f"      port {port['name']} (tcp): {port['address']}")
+        say(f"      port {port['name']} (tcp): {port['address']}")
     for pod in document["pods"]:
-        click.echo(f"      pod {pod['id']}: {pod['flavour']} {pod['image']} {pod['status']}")
+        say(f"      pod {pod['id']}: {pod['flavour']} {pod['image']} {pod['status']}")
         if pod["message"]:
-            click.echo(f"        {pod['message']}")
+            say(f"        {pod['message']}")
     for event in document["events"]:
-        click.echo(f"      {event['at']}  {event['kind']}: {event['message']}")
+        say(f"      {event['at']}  {event['kind']}: {event['message']}")
 
 
 def _change(setup_id: int, action: str) -> None:
@@ -278,14 +278,14 @@ def _change(setup_id: int, action: str) -> None:
         try:
             await _reconcile(sessions, settings)
         except BackendUnavailable as exc:
-            click.echo(f"warning: {exc}; the change is kept and applied later", err=True)
+            say(f"warning: {exc}; the change is kept and applied later", err=True)
         return [_setup_document(s) for s in await _load(sessions, setup_id)]
 
     rows = with_db(work)
     if rows:
         _print_setups(rows)
     else:
-        click.echo(f"setup {setup_id} deleted")
+        say(f"setup {setup_id} deleted")
 
 
 @setup_group.command("start")
@@ -399,7 +399,7 @@ def pod_restart(pod_id: int) -> None:
         async with sessions() as session:
             return (await setups.get_pod(session, CLI, pod_id)).status
 
-    click.echo(f"pod {pod_id}: {with_db(work)}")
+    say(f"pod {pod_id}: {with_db(work)}")
 
 
 @pod_group.command("logs")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
@@ -15,6 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 # Every model registered before a command's first flush: a row of one domain may name
 # another's table (repos.added_by_id -> users), unknown to the command's own imports.
 import port.tables  # noqa: F401
+from manifests.fields import UNSHOWABLE
 from port import db
 from port.errors import PortError
 from port.settings import Settings, get_settings
@@ -55,6 +57,23 @@ def unusable_database(settings: Settings, exc: Exception) -> click.ClickExceptio
         f"the catalogue database {shown_database(settings)} is not usable: "
         f"{type(exc).__name__}: {why}"
     )
+
+
+# What manifests may not hold in shown text, and tabs and line breaks: a command's lines
+# are its own. Data from before that check, or quoted in errors, is escaped here.
+_UNSHOWN = re.compile(f"[{UNSHOWABLE}\t\n]")
+
+
+def printable(text: str) -> str:
+    """``text`` with what would drive or trick a terminal escaped (``\\x1b``, ``\\u202e``)."""
+    return _UNSHOWN.sub(
+        lambda m: f"\\x{ord(m[0]):02x}" if ord(m[0]) <= 0xFF else f"\\u{ord(m[0]):04x}", text
+    )
+
+
+def say(text: str, err: bool = False) -> None:
+    """One line of a command's output: its manifest-made parts cannot drive the terminal."""
+    click.echo(printable(text), err=err)
 
 
 def echo_json(data: Any) -> None:

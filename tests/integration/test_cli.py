@@ -143,3 +143,22 @@ async def test_repo_add_reads_the_webhook_secret_from_a_file(
         repo = await session.scalar(select(Repo).where(Repo.url == url))
     assert repo is not None
     assert repo.webhook_secret == "s3cret-of-the-hook"
+
+
+async def test_text_from_manifests_cannot_drive_the_terminal(
+    port: CliRunner, catalogue: Catalogue
+) -> None:
+    """Repro (issue 16, 8): an app's name with ANSI escapes reached `port apps` raw."""
+    from tests.deployfakes import add_app
+
+    async with catalogue.sessions() as session, session.begin():
+        app = await add_app(session, identifier="evil")
+        app.name = "\x1b[2J\x1b[31mgood app\u202etxt.exe"  # stored before names were checked
+    shown = await asyncio.to_thread(run_cli, port, "apps")
+    assert "\x1b" not in shown.output
+    assert "\u202e" not in shown.output
+    assert "evil  \\x1b[2J\\x1b[31mgood app\\u202etxt.exe  (https://example.org/evil.git)" in (
+        shown.output
+    )
+    listed = json.loads((await asyncio.to_thread(run_cli, port, "apps", "--json")).output)
+    assert listed[0]["name"] == app.name  # JSON keeps the value, escaped by JSON itself

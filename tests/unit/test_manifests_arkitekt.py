@@ -554,3 +554,14 @@ def test_a_file_over_the_size_limit_is_one_error() -> None:
     assert len(text) > 2 * 1024 * 1024
     (error,) = parse(text).errors
     assert "more than the limit" in error.message
+
+
+def test_informational_text_with_control_characters_is_dropped() -> None:
+    """Arkitekt metadata is informational (kept when well-formed): a name or author with
+    terminal escapes or bidi controls is dropped, never stored."""
+    text = FLAT.replace("author: jhnnsrs", 'author: "\\e[31mjhnnsrs"').replace(
+        "identifier: stdlib", 'identifier: stdlib\n  name: "std\\u202elib"'
+    )
+    release = parse(text).releases[0]
+    assert release.app.name == "stdlib"  # the identifier stands in
+    assert release.app.author is None

@@ -404,3 +404,30 @@ def test_bad_sandbox(sandbox: str, path: str, message: str) -> None:
     assert error.path == f"flavours.vanilla.sandbox.{path}"
     assert error.line == 7
     assert message in error.message
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "code"),
+    [
+        ("name", "\\e[31mRed\\e[0m", "U+001B"),
+        ("name", "good\\u202etxt.exe", "U+202E"),
+        ("name", "two\\nlines", None),
+        ("author", "\\0", "U+0000"),
+        ("description", "fine\\nlines\\tand tabs, but \\x9b", "U+009B"),
+    ],
+)
+def test_text_people_read_holds_no_control_characters(
+    field: str, value: str, code: str | None
+) -> None:
+    """Repro (issue 16, 8): names with NUL, ESC and U+202E were accepted."""
+    error = only_error(
+        MINIMAL.replace("identifier: tiny", f'identifier: tiny\n  {field}: "{value}"')
+    )
+    assert error.path == f"app.{field}"
+    assert error.line == 4
+    assert (f"holds the control character {code}" if code else "one line") in error.message
+
+
+def test_a_description_keeps_its_lines() -> None:
+    parsed = parse(MINIMAL.replace("identifier: tiny", 'identifier: tiny\n  description: "a\\nb"'))
+    assert parsed.releases[0].app.description == "a\nb"
