@@ -16,14 +16,16 @@ FLAVOUR_NAME = re.compile(r"[a-z0-9][a-z0-9._-]{0,62}")
 # docker/distribution's reference grammar: [host[:port]/]path[:tag][@digest]
 _PATH_COMPONENT = r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*"
 _DOMAIN_COMPONENT = r"(?:[a-zA-Z0-9]|[a-zA-Z0-9][a-zA-Z0-9-]*[a-zA-Z0-9])"
-_HOST = rf"(?:{_DOMAIN_COMPONENT}(?:\.{_DOMAIN_COMPONENT})*|\[[0-9a-fA-F:]+\])"
-_NAME = rf"(?:{_HOST}(?::[0-9]+)?/)?{_PATH_COMPONENT}(?:/{_PATH_COMPONENT})*"
-_TAG = r"[\w][\w.-]{0,127}"
+# No IPv6 literal hosts: Docker 20.10 (Debian's) refuses them as "invalid reference".
+_HOST = rf"{_DOMAIN_COMPONENT}(?:\.{_DOMAIN_COMPONENT})*"
+_NAME = rf"(?:{_HOST}(?::(?P<port>[0-9]+))?/)?{_PATH_COMPONENT}(?:/{_PATH_COMPONENT})*"
+_TAG = r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}"  # ASCII: the grammar's \w is not Unicode's
 _DIGEST = r"[A-Za-z][A-Za-z0-9]*(?:[-_+.][A-Za-z][A-Za-z0-9]*)*:[0-9a-fA-F]{32,}"
 IMAGE_REFERENCE = re.compile(rf"(?P<name>{_NAME})(?::{_TAG})?(?:@{_DIGEST})?")
 MAX_IMAGE_LENGTH = 512
 MAX_NAME_LENGTH = 255
 
+MIN_MEMORY = 6 << 20  # Docker's minimum ("Minimum memory limit allowed is 6MB")
 MAX_MEMORY = 1 << 50  # 1 PiB: beyond it a number is a mistake (or an attack on storage)
 _MEMORY = re.compile(r"(?P<number>[0-9]+(?:\.[0-9]+)?)\s*(?P<unit>[bkmgt]?)(?:i?b)?", re.I)
 _UNITS = {"": 1, "b": 1, "k": 1024, "m": 1024**2, "g": 1024**3, "t": 1024**4}
@@ -52,6 +54,8 @@ def check_flavour_name(value: str) -> str:
 def check_image(value: str) -> str:
     """A docker image reference such as ``ghcr.io/acme/stardist:0.4.10-cuda``."""
     match = IMAGE_REFERENCE.fullmatch(value) if len(value) <= MAX_IMAGE_LENGTH else None
+    if match is not None and match["port"] is not None and not 0 < int(match["port"]) < 65536:
+        raise ValueError(f"image {_short(value)}: the registry's port must be 1 to 65535")
     if match is None or len(match["name"]) > MAX_NAME_LENGTH:
         raise ValueError(
             f"image {_short(value)} is not a valid image reference: expected "
@@ -152,8 +156,10 @@ def parse_memory(value: object) -> int:
         raise ValueError(
             f"memory {_short(value)} must be a size like '8g', '512m' or a number of bytes"
         )
-    if amount <= 0:
-        raise ValueError(f"memory {_short(value)} must be more than zero")
+    if amount < MIN_MEMORY:
+        raise ValueError(
+            f"memory {_short(value)} is less than 6 MiB, the least the engine gives a container"
+        )
     if amount > MAX_MEMORY:
         raise ValueError(f"memory {_short(value)} is more than 1 PiB: no machine has that")
     return amount

@@ -80,9 +80,9 @@ def test_urls_and_logos() -> None:
 
 
 def test_memory() -> None:
-    assert parse_memory(1) == 1
+    assert parse_memory(6 << 20) == 6 << 20
     assert parse_memory("2 GB") == 2 * 1024**3
-    assert parse_memory("100b") == 100
-    for bad in ("-1g", "1x", "", "g", 1.5, None, -5):
+    assert parse_memory("6m") == 6 << 20
+    for bad in ("-1g", "1x", "", "g", 1.5, None, -5, 1, "100b"):
         with pytest.raises(ValueError, match="memory"):
             parse_memory(bad)

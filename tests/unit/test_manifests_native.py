@@ -181,6 +181,9 @@ def test_a_bad_identifier_is_a_located_error(identifier: str) -> None:
         "",
         "acme/stardist@sha256:abc",
         "https://ghcr.io/acme/stardist",
+        # Repro (issue 16, 10): what the engine refuses, accepted before.
+        "sec/bb:éé",
+        "[::1]:5000/x:1",
     ],
 )
 def test_a_bad_image_is_a_located_error(image: str) -> None:
@@ -188,6 +191,13 @@ def test_a_bad_image_is_a_located_error(image: str) -> None:
     assert error.path == "flavours.vanilla.image"
     assert (error.line, error.column) == (6, 12)
     assert "is not a valid image reference" in error.message
+
+
+@pytest.mark.parametrize("port", ["99999999999999999999", "0", "65536"])
+def test_a_registry_port_out_of_range_is_a_located_error(port: str) -> None:
+    error = only_error(MINIMAL.replace("localhost:5000", f"localhost:{port}"))
+    assert error.path == "flavours.vanilla.image"
+    assert "the registry's port must be 1 to 65535" in error.message
 
 
 @pytest.mark.parametrize(
@@ -198,7 +208,6 @@ def test_a_bad_image_is_a_located_error(image: str) -> None:
         "localhost:5000/port-examples/stardist:0.4.10-cpu",
         "ghcr.io/acme/stardist:0.4.10-cuda",
         "registry.example.org:443/a/b/c:v1_2.3",
-        "[::1]:5000/app:1",
         "acme/stardist@sha256:" + "a" * 64,
         "acme/stardist:1.0@sha256:" + "0" * 64,
         "jhnnsrs/stdlib:0-3-10-vanilla",
@@ -296,9 +305,9 @@ def test_arkitekt_selector_spellings_are_accepted_in_port_yaml() -> None:
         ("512m", 512 * 1024**2),
         ("512M", 512 * 1024**2),
         ("1.5GiB", int(1.5 * 1024**3)),
-        ("64kb", 64 * 1024),
+        ("6144kb", 6 * 1024**2),  # the engine's least
         ("1t", 1024**4),
-        ("4096", 4096),
+        ("6291456", 6 * 1024**2),
         (17179869184, 17179869184),
     ],
 )
@@ -312,7 +321,9 @@ def test_memory_sizes(memory: object, size: int) -> None:
     ("resources", "path", "message"),
     [
         ("{memory: lots}", "memory", "memory 'lots' must be a size like '8g', '512m'"),
-        ("{memory: 0}", "memory", "memory 0 must be more than zero"),
+        ("{memory: 0}", "memory", "memory 0 is less than 6 MiB"),
+        ("{memory: 1}", "memory", "memory 1 is less than 6 MiB, the least the engine gives"),
+        ("{memory: 64kb}", "memory", "memory '64kb' is less than 6 MiB"),
         (
             "{memory: 9223372036854775808}",
             "memory",
