@@ -86,6 +86,16 @@ def check_url(url: str, *, allow_local: bool) -> str:
     raise _refuse(url, "not a URL git can fetch from")
 
 
+def host_of(url: str) -> str | None:
+    """The host a URL in normal form (``check_url``'s) connects to; None for a local one."""
+    if url.startswith("file://"):
+        return None
+    if SCHEME.match(url):
+        return urlsplit(url).hostname
+    scp = _SCP.match(url)
+    return scp.group("host").strip("[]").lower() if scp else None
+
+
 def _refuse(url: str, why: str) -> UnsafeUrlError:
     shown = redact(url)
     if len(shown) > 200:

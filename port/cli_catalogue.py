@@ -78,6 +78,7 @@ def repo_add(
                 session,
                 url,
                 allow_local=settings.allow_local_repos,
+                allowed_networks=settings.repo_allowed_networks,
                 branch=branch,
                 manifest_path=manifest_path,
                 tag_prefix=tag_prefix,

@@ -85,7 +85,7 @@ class Registries:
         if host == "localhost" or host.endswith(".localhost"):
             addresses = ["127.0.0.1"]  # what every resolver answers for it (RFC 6761)
         else:
-            addresses = _addresses(host)
+            addresses = resolve(host)
         for address in addresses:
             if not self.guard.permits(address):
                 where = host if host == address else f"{host} ({address})"
@@ -105,11 +105,11 @@ def _is_address(text: str) -> bool:
     return True
 
 
-def _addresses(host: str) -> list[str]:
+def resolve(host: str) -> list[str]:
     """The addresses ``host`` resolves to within RESOLVE_SECONDS; none if it does not.
 
-    A name that does not resolve is not refused: the engine cannot reach it either, and
-    its pull fails on its own."""
+    Callers let a name that does not resolve pass: the engine (or git) cannot reach it
+    either, and its own attempt fails on its own."""
     if _is_address(host):
         return [host]
     found: list[str] = []

@@ -368,6 +368,11 @@ class Settings(BaseSettings):
         default=None,
         description="HMAC-SHA256 key of notices (header X-Port-Signature-256); never logged.",
     )
+    repo_allowed_networks: list[str] = Field(
+        default_factory=list,
+        description="Networks (CIDR) that repository URLs may reach besides public "
+        "addresses, e.g. '[\"10.20.0.0/16\"]' for the lab's own git server.",
+    )
     notify_allowed_networks: list[str] = Field(
         default_factory=list,
         description="Networks (CIDR) that users' notice URLs may reach besides public "
@@ -383,7 +388,12 @@ class Settings(BaseSettings):
             raise ValueError(f"capabilities beyond Docker's default set are refused: {extra}")
         return caps
 
-    @field_validator("notify_allowed_networks", "egress_allowed_networks", "logo_allowed_networks")
+    @field_validator(
+        "notify_allowed_networks",
+        "egress_allowed_networks",
+        "logo_allowed_networks",
+        "repo_allowed_networks",
+    )
     @classmethod
     def _networks(cls, value: list[str]) -> list[str]:
         return [str(n) for n in outbound.networks(value)]

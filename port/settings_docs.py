@@ -28,6 +28,7 @@ GROUPS: tuple[tuple[str, str, tuple[str, ...]], ...] = (
             "data_dir",
             "database_url",
             "allow_local_repos",
+            "repo_allowed_networks",
             "git_timeout_seconds",
             "max_repo_mb",
             "max_manifest_kb",

@@ -152,6 +152,7 @@ class CatalogueMutation:
                 session,
                 url,
                 allow_local=settings.allow_local_repos,
+                allowed_networks=settings.repo_allowed_networks,
                 branch=branch,
                 manifest_path=manifest_path,
                 tag_prefix=tag_prefix,

@@ -3,7 +3,9 @@ who may manage which (the API and the pages both ask here)."""
 
 from __future__ import annotations
 
+import asyncio
 import re
+from collections.abc import Sequence
 from typing import Any
 
 from sqlalchemy import select
@@ -12,10 +14,12 @@ from sqlalchemy.orm import selectinload
 
 from indexer.errors import IndexerError, UnsafeUrlError
 from indexer.paths import check_manifest_path
-from indexer.urls import check_url, redact
+from indexer.urls import check_url, host_of, redact
+from port import outbound
 from port.catalogue.models import IndexRun, Repo
 from port.errors import Conflict, Forbidden, InvalidInput, NotFound
 from port.principal import Principal
+from port.registries import resolve
 from port.settings import Settings
 
 # Git ref-name rules, kept narrow: no "..", no leading "-" or "/", no "@{", no spaces.
@@ -67,6 +71,27 @@ def validate_repo_fields(
     return normalised
 
 
+def check_repo_address(url: str, *, allow_local: bool, allowed: Sequence[str] = ()) -> None:
+    """Refuse a remote whose host has an address that is not public (loopback, private,
+    link-local, a cloud's metadata service, numeric spellings of them), unless local
+    repositories or its network (``allowed``) are allowed: a repository URL is a way
+    into the server's network, as a notice URL is. Runs when a repo is registered and
+    before every fetch (the name may resolve elsewhere later), so git never connects
+    there and its errors tell nothing of what listens. Blocks up to 2 s on the lookup;
+    a name that does not resolve passes (git cannot reach it either)."""
+    host = None if allow_local else host_of(url)
+    if host is None:
+        return
+    guard = outbound.Guard(outbound.networks(allowed))
+    if any(not guard.permits(address) for address in resolve(host)):
+        raise InvalidInput(
+            f"refusing repository URL {redact(url)!r}: {host} is not a public address. "
+            "Port reads repositories on the internet, and on networks an admin allows "
+            "(PORT_REPO_ALLOWED_NETWORKS)",
+            field="url",
+        )
+
+
 async def add_repo(
     session: AsyncSession,
     url: str,
@@ -77,15 +102,19 @@ async def add_repo(
     tag_prefix: str = "",
     webhook_secret: str | None = None,
     added_by: int | None = None,
+    allowed_networks: Sequence[str] = (),
 ) -> Repo:
     """Register a repository (not yet scanned) for user ``added_by`` (None: the CLI, an
-    admin's). The caller commits."""
+    admin's). The caller commits. ``allowed_networks``: PORT_REPO_ALLOWED_NETWORKS."""
     normalised = validate_repo_fields(
         url,
         branch=branch,
         manifest_path=manifest_path,
         tag_prefix=tag_prefix,
         allow_local=allow_local,
+    )
+    await asyncio.to_thread(
+        check_repo_address, normalised, allow_local=allow_local, allowed=allowed_networks
     )
     if await session.scalar(select(Repo.id).where(Repo.url == normalised)) is not None:
         raise Conflict(f"repository {redact(normalised)} is already registered")

@@ -21,6 +21,8 @@ from port import outbound
 from port.catalogue.ingest import Changes, error_rows, ingest
 from port.catalogue.logos import fetch_logos
 from port.catalogue.models import IndexRun, IndexRunStatus, Repo
+from port.catalogue.repos import check_repo_address
+from port.errors import InvalidInput
 from port.metrics import observe_index_run
 from port.orm import utcnow
 from port.registries import Registries
@@ -84,6 +86,16 @@ async def scan_repo(
         previous = Previous(refs=dict(repo.refs), head=repo.head) if repo.refs else None
         mirror = mirror_path(settings, repo)
 
+    try:  # again before each fetch: the name may resolve elsewhere since it was added
+        await asyncio.to_thread(
+            check_repo_address,
+            spec.url,
+            allow_local=settings.allow_local_repos,
+            allowed=settings.repo_allowed_networks,
+        )
+    except InvalidInput as exc:
+        log.warning("index run of %s refused: %s", redact(spec.url), exc)
+        return await _record_failure(sessions, repo_id, started, str(exc), remote=True)
     try:
         result = await asyncio.to_thread(
             index_repo, spec, mirror, previous, limits(settings), progress

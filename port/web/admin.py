@@ -128,6 +128,7 @@ async def add_repo(
                 session,
                 fields.get("url", "").strip(),
                 allow_local=served.settings.allow_local_repos,
+                allowed_networks=served.settings.repo_allowed_networks,
                 branch=fields.get("branch", "").strip() or None,
                 manifest_path=fields.get("manifest_path", "").strip() or "port.yaml",
                 tag_prefix=fields.get("tag_prefix", "").strip(),

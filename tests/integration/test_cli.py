@@ -162,3 +162,61 @@ async def test_text_from_manifests_cannot_drive_the_terminal(
     )
     listed = json.loads((await asyncio.to_thread(run_cli, port, "apps", "--json")).output)
     assert listed[0]["name"] == app.name  # JSON keeps the value, escaped by JSON itself
+
+
+INSIDE = [
+    "git://127.0.0.1/x",
+    "https://[::1]/x",
+    "https://10.0.0.1/x",
+    "https://169.254.169.254/x",  # a cloud's metadata service
+    "https://0x7f000001/x",  # 127.0.0.1, as resolvers read it
+    "https://2130706433/x",  # likewise
+    "https://localhost/x",
+    "git@127.0.0.1:acme/x.git",
+]
+
+
+def test_repo_urls_into_the_servers_network_are_refused(
+    port: CliRunner, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Repro (issue 16, 14): with local repositories off, URLs of loopback, private and
+    link-local hosts were registered (and git's errors told which ports were open)."""
+    monkeypatch.setenv("PORT_ALLOW_LOCAL_REPOS", "false")
+    get_settings.cache_clear()
+    for url in INSIDE:
+        refused = run_cli(port, "repo", "add", url, code=1).output
+        assert "is not a public address" in refused, url
+    assert json.loads(run_cli(port, "repo", "list", "--json").output) == []
+    # A name that does not resolve passes (git cannot reach it either).
+    run_cli(port, "repo", "add", "https://git.example.invalid/acme/x.git")
+    monkeypatch.setenv("PORT_REPO_ALLOWED_NETWORKS", '["127.0.0.0/8"]')
+    get_settings.cache_clear()
+    run_cli(port, "repo", "add", "git://127.0.0.1/x")  # an admin's network: allowed
+
+
+@pytest.mark.git
+async def test_a_scan_checks_the_address_again_before_git_runs(
+    catalogue: Catalogue, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    """Registered while local repositories were allowed (or resolving elsewhere): the
+    fetch from `git daemon` on 127.0.0.1 is refused before git connects, so nothing of
+    the remote's port is told."""
+    from port.catalogue import repos
+    from port.catalogue.scanning import scan_repo
+    from tests.integration.gitfixtures import WorkRepo
+
+    daemon = request.getfixturevalue("git_daemon")
+    bare = daemon.base / "checked.git"
+    work = WorkRepo(tmp_path / "work", bare)
+    work.commit("1.0.0", {"port.yaml": port_yaml("stardist", "1.0.0")})
+    work.tag("v1.0.0")
+    work.push()
+    async with catalogue.sessions() as session, session.begin():
+        repo = await repos.add_repo(session, daemon.url(bare), allow_local=True)
+    strict = catalogue.settings.model_copy(update={"allow_local_repos": False})
+    outcome = await scan_repo(catalogue.sessions, strict, repo.id)
+    assert outcome.run.status == "failed"
+    assert "127.0.0.1 is not a public address" in (outcome.run.message or "")
+    assert not (catalogue.settings.data_dir / "mirrors").exists() or not any(
+        (catalogue.settings.data_dir / "mirrors").iterdir()
+    )
