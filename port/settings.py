@@ -123,6 +123,12 @@ class Settings(BaseSettings):
         description="Open GraphQL subscriptions one server process keeps at most; more "
         "are refused with BUSY (each polls the database).",
     )
+    max_subscriptions_per_user: int = Field(
+        default=32,
+        ge=1,
+        description="Open GraphQL subscriptions one user may hold in one server process "
+        "(anonymous callers share half of PORT_MAX_SUBSCRIPTIONS); more are BUSY.",
+    )
 
     # --- reaching apps: each Setup's address ------------------------------------------
     apps_domain: str = Field(

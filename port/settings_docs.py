@@ -50,6 +50,7 @@ GROUPS: tuple[tuple[str, str, tuple[str, ...]], ...] = (
             "max_query_cost",
             "max_body_kb",
             "max_subscriptions",
+            "max_subscriptions_per_user",
         ),
     ),
     (

@@ -271,8 +271,7 @@ class CatalogueSubscription:
         permissions.catalogue_reader(info)
         pk = repo_pk(repo_id)
         state = info.context.state
-        anonymous = info.context.principal is None
-        with state.stream(anonymous), state.broker.listen(runs_topic(pk)) as wakeups:
+        with state.stream(info.context.principal), state.broker.listen(runs_topic(pk)) as wakeups:
             # Listening before anything is read: no start of this process is missed.
             async with state.sessions() as session:
                 if await session.get(Repo, pk) is None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from litestar.datastructures import Headers, State
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
@@ -49,6 +49,7 @@ class ApiState:
     after_index: Callable[[ScanOutcome], Awaitable[None]] = _nothing_after
     open_streams: int = 0
     anonymous_streams: int = 0
+    user_streams: dict[str, int] = field(default_factory=dict)  # by principal name
 
     @property
     def operations(self) -> Operations:
@@ -56,20 +57,37 @@ class ApiState:
         return Operations(self.sessions, self.settings, self.reconciler, self.wake_jobs)
 
     @contextmanager
-    def stream(self, anonymous: bool) -> Iterator[None]:
+    def stream(self, caller: Principal | None) -> Iterator[None]:
         """Hold one of the ``PORT_MAX_SUBSCRIPTIONS`` places of open subscriptions: each
         polls the database, so their number is what bounds that load. Anonymous callers
-        get half the places at most, so they cannot lock users out of their Pods' streams."""
+        get half the places at most and one user ``PORT_MAX_SUBSCRIPTIONS_PER_USER``, so
+        neither can lock other users out of their Pods' streams."""
         limit = self.settings.max_subscriptions
+        anonymous = caller is None
+        who = None if caller is None else caller.name
         if self.open_streams >= limit or (anonymous and self.anonymous_streams >= limit // 2):
             raise Busy("this server has as many open subscriptions as it keeps; try again later")
+        if (
+            who is not None
+            and self.user_streams.get(who, 0) >= self.settings.max_subscriptions_per_user
+        ):
+            raise Busy(
+                "you have as many open subscriptions as one user may "
+                f"({self.settings.max_subscriptions_per_user}); close one first"
+            )
         self.open_streams += 1
         self.anonymous_streams += anonymous
+        if who is not None:
+            self.user_streams[who] = self.user_streams.get(who, 0) + 1
         try:
             yield
         finally:
             self.open_streams -= 1
             self.anonymous_streams -= anonymous
+            if who is not None:
+                self.user_streams[who] -= 1
+                if not self.user_streams[who]:
+                    del self.user_streams[who]
 
 
 class Context(BaseContext, kw_only=True):

@@ -332,7 +332,8 @@ class DeploySubscription:
             )
             last = (min(newest) - 1) if newest else 0
         shown = service.visible(permissions.caller(info)).where(Setup.id == pk)
-        with state.stream(anonymous=False), state.broker.listen(setup_topic(pk)) as wakeups:
+        caller = permissions.caller(info)
+        with state.stream(caller), state.broker.listen(setup_topic(pk)) as wakeups:
             while True:
                 await info.context.recheck()
                 async with state.sessions() as session:
@@ -364,7 +365,7 @@ class DeploySubscription:
         if pod.container_id is None:
             return
         backend = info.context.state.reconciler.backend
-        with info.context.state.stream(anonymous=False):
+        with info.context.state.stream(principal):
             async for line in backend.follow_logs(pod.container_id, max(0, min(tail, 10_000))):
                 await info.context.recheck()
                 yield line

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from contextlib import ExitStack
 from dataclasses import dataclass
 from typing import Any
 
@@ -383,6 +384,45 @@ async def test_open_subscriptions_are_capped(catalogue: Catalogue) -> None:
         with client.websocket_connect("/graphql", **connect) as third:  # the place is free
             subscribe(third, events, {"id": created["id"]})
             assert third.receive_json()["payload"]["data"]["setupEvents"]["kind"] == "CREATED"
+
+
+async def test_one_user_cannot_take_every_subscription(catalogue: Catalogue) -> None:
+    """Repro (issue 16, 11): 130 of alice's subscriptions plus 130 anonymous ones left
+    bob BUSY. Now one user holds PORT_MAX_SUBSCRIPTIONS_PER_USER at most."""
+    alice, bob = await _users(catalogue)
+    update = {"max_subscriptions": 8, "max_subscriptions_per_user": 2}
+    settings = catalogue.settings.model_copy(update=update)
+    events = "subscription($id: ID!) { setupEvents(setupId: $id) { kind } }"
+    with (
+        TestClient(app=create_app(settings, backend=FakeBackend("port"))) as client,
+        ExitStack() as held,
+    ):
+
+        def setup_of(token: str) -> str:
+            created = client.post(
+                "/graphql",
+                json={"query": CREATE, "variables": {"input": {"app": "stardist"}}},
+                headers={"Authorization": f"Bearer {token}"},
+            ).json()["data"]["createSetup"]["setup"]
+            return str(created["id"])
+
+        def watch(token: str, setup_id: str) -> dict[str, Any]:
+            connect: dict[str, Any] = {
+                "subprotocols": ["graphql-transport-ws"],
+                "headers": {"Authorization": f"Bearer {token}"},
+            }
+            socket = held.enter_context(client.websocket_connect("/graphql", **connect))
+            subscribe(socket, events, {"id": setup_id})
+            answer: dict[str, Any] = socket.receive_json()
+            return answer
+
+        mine, his = setup_of(alice), setup_of(bob)
+        for _ in range(2):
+            assert watch(alice, mine)["payload"]["data"]["setupEvents"]["kind"] == "CREATED"
+        refused = watch(alice, mine)["payload"]["errors"][0]
+        assert refused["extensions"]["code"] == "BUSY"
+        assert "as one user may (2)" in refused["message"]
+        assert watch(bob, his)["payload"]["data"]["setupEvents"]["kind"] == "CREATED"
 
 
 async def test_an_unreachable_engine_is_a_coded_error(tenants: Tenants) -> None:
