@@ -42,6 +42,7 @@ from port.errors import ClientError, Unauthenticated
 from port.metrics import HTTP_LATENCY, HTTP_REQUESTS, exposition
 
 # metric labels: no free-form paths
+BODY_SECONDS = 30.0  # for a whole request body (at most PORT_MAX_BODY_KB)
 MAX_JSON_DEPTH = 64  # a GraphQL body's variables need a few levels, never hundreds
 _STRINGS = re.compile(r'"(?:[^"\\]|\\.)*"')  # JSON strings, whose brackets do not nest
 _BRACKETS = re.compile(r"[\[\]{}]")
@@ -105,6 +106,31 @@ def _measured(app: ASGIApp) -> ASGIApp:
             HTTP_LATENCY.labels(method, route).observe(time.perf_counter() - start)
 
     return middleware
+
+
+def _body_deadline(max_body: int) -> Callable[[ASGIApp], ASGIApp]:
+    """A request's body must arrive whole within ``BODY_SECONDS``: a client that sends a
+    byte now and then holds no connection and no task for longer (apps' own uploads go
+    through the app proxy, before this). Bodies are small here (``max_body``): read
+    first, then handed on as they came."""
+
+    def wrap(app: ASGIApp) -> ASGIApp:
+        async def middleware(scope: Scope, receive: Receive, send: Send) -> None:
+            if scope["type"] != ScopeType.HTTP or scope["method"] in ("GET", "HEAD", "OPTIONS"):
+                await app(scope, receive, send)
+                return
+            try:
+                async with asyncio.timeout(BODY_SECONDS):
+                    raw, complete = await _read_body(receive, max_body)
+            except TimeoutError:
+                late = _error(f"the request body did not arrive within {BODY_SECONDS:g} s")
+                await _send_json(send, late, status=408)
+                return
+            await app(scope, _replay(raw, complete, receive), send)
+
+        return middleware
+
+    return wrap
 
 
 def _cached(state: ApiState, max_body: int) -> Callable[[ASGIApp], ASGIApp]:
@@ -308,7 +334,11 @@ def build_app(
         template_config=template_config,
         state=State({"api": state}),
         lifespan=[lifespan],
-        middleware=[_measured, _cached(state, settings.max_body_kb * 1024)],
+        middleware=[
+            _measured,
+            _body_deadline(settings.max_body_kb * 1024),
+            _cached(state, settings.max_body_kb * 1024),
+        ],
         exception_handlers={Unauthenticated: _unauthenticated},
         request_max_body_size=settings.max_body_kb * 1024,
         debug=False,

@@ -2,15 +2,23 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
+import contextlib
+import time
 from typing import Any
 
+import httpx
 import pytest
+import uvicorn
 
 from port import db
+from port.api import app as api_app
 from port.catalogue import queries as catalogue_queries
 from port.metrics import REGISTRY
-from tests.harness import Api
+from port.serve import server_config
+from port.work.server import create_app
+from tests.harness import Api, Catalogue, eventually, free_port
 from tests.integration.gitfixtures import Remote
 
 
@@ -203,3 +211,53 @@ async def test_a_malformed_body_is_a_400_with_a_code(
     assert "Traceback" not in caplog.text
     brackets = {"query": '{ apps(search: "[[[[{{{{") { totalCount } }'}  # in a string: fine
     assert "errors" not in (await api.gql(brackets["query"]))
+
+
+async def test_a_body_sent_a_byte_at_a_time_is_cut_off(
+    catalogue: Catalogue, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Repro (issue 16, 13): 1,100 connections sending one byte every 5 s were all held.
+    Port under uvicorn on a real socket; the client trickles a body by hand."""
+    monkeypatch.setattr(api_app, "BODY_SECONDS", 0.5)
+    number = free_port()
+    settings = catalogue.settings
+    server = uvicorn.Server(
+        server_config(create_app(settings), settings, port=number, log_level="warning")
+    )
+    task = asyncio.create_task(server.serve())
+    await eventually(lambda: server.started, "uvicorn to listen")
+    body = b'{"query": "{ apps { totalCount } }"}'
+    head = (
+        "POST /graphql HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\n"
+        f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n"
+    ).encode()
+    try:
+        reader, writer = await asyncio.open_connection("127.0.0.1", number)
+        started = time.monotonic()
+        writer.write(head)
+
+        async def trickle() -> None:
+            with contextlib.suppress(ConnectionError):
+                for byte in body:
+                    writer.write(bytes([byte]))
+                    await writer.drain()
+                    await asyncio.sleep(0.1)
+
+        sending = asyncio.create_task(trickle())
+        answer = await asyncio.wait_for(reader.read(), 10)
+        held = time.monotonic() - started
+        sending.cancel()
+        writer.close()
+        assert answer.startswith(b"HTTP/1.1 408"), answer
+        assert b"did not arrive within 0.5 s" in answer
+        assert held < len(body) * 0.1  # cut off, not held to the end
+        async with httpx.AsyncClient() as client:  # a prompt body is answered as ever
+            prompt = await client.post(
+                f"http://127.0.0.1:{number}/graphql",
+                content=body,
+                headers={"Content-Type": "application/json"},
+            )
+        assert prompt.json()["data"] == {"apps": {"totalCount": 0}}
+    finally:
+        server.should_exit = True
+        await task
