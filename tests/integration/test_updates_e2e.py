@@ -131,12 +131,19 @@ async def store(
         poll_seconds=0,  # only the webhook may start an index run here
         update_grace_seconds=1,
         restart_backoff_seconds=0.5,
+        repo_allowed_networks=["127.0.0.0/8"],  # `git daemon` here: the lab's git server
     )
     name = uuid.uuid4().hex[:10]
     bare = git_daemon.base / f"{name}.git"
     work = WorkRepo(tmp_path / "work", bare)
     async with catalogue.sessions() as session, session.begin():
-        await add_repo(session, git_daemon.url(bare), allow_local=False, webhook_secret=SECRET)
+        await add_repo(
+            session,
+            git_daemon.url(bare),
+            allow_local=False,
+            allowed_networks=settings.repo_allowed_networks,
+            webhook_secret=SECRET,
+        )
         alice = await create_user(session, "alice")
         _, token = await create_token(session, alice, "tests")
     async with AsyncTestClient(app=create_app(settings)) as client:
