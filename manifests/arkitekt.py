@@ -40,6 +40,7 @@ from pydantic import ValidationError
 from manifests.diagnostics import describe, validation_errors
 from manifests.errors import ManifestError
 from manifests.fields import (
+    MAX_FLAVOURS,
     check_flavour_name,
     check_http_url,
     check_identifier,
@@ -102,8 +103,21 @@ def parse_arkitekt_document(loaded: LoadedYaml) -> Parsed:
             continue
         for index, item in enumerate(items):
             entry = _read_entry(item, (name, index), loaded, errors)
-            if entry is not None:
-                _merge(releases, entry)
+            if entry is None:
+                continue
+            held = releases.get((entry.app.identifier, entry.version))
+            if (
+                held
+                and len(held.flavours) >= MAX_FLAVOURS
+                and entry.flavour.name not in held.flavours
+            ):
+                message = (
+                    f"{entry.app.identifier} {entry.version} has more than {MAX_FLAVOURS} "
+                    f"flavours{_SKIPPED}"
+                )
+                errors.append(loaded.error((name, index), message))
+                continue
+            _merge(releases, entry)
     return Parsed(releases=[_release(key, value) for key, value in releases.items()], errors=errors)
 
 

@@ -27,6 +27,7 @@ from manifests.errors import ManifestError
 from manifests.fields import (
     FLAVOUR_NAME,
     IDENTIFIER,
+    MAX_FLAVOURS,
     check_env_name,
     check_flavour_name,
     check_http_url,
@@ -232,7 +233,9 @@ class PortManifest(RunFields):
         default=None, description="Optional; must equal the version of the semver tag."
     )
     entrypoint: Annotated[str, Field(min_length=1, max_length=200)] | None = None
-    flavours: Annotated[dict[FlavourName, FlavourModel], Field(min_length=1)] = Field(
+    flavours: Annotated[
+        dict[FlavourName, FlavourModel], Field(min_length=1, max_length=MAX_FLAVOURS)
+    ] = Field(
         description="Flavour name -> build, in order of preference for ties.",
         json_schema_extra={"additionalProperties": False},
     )

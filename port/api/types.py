@@ -13,6 +13,7 @@ import strawberry
 from strawberry import relay
 
 from indexer.urls import redact
+from manifests.fields import MAX_FLAVOURS
 from manifests.specs import Run
 from port.api.context import Info
 from port.api.pagination import Window, encode_cursor
@@ -173,10 +174,14 @@ class ReleaseType(Loaded):
     async def app(self, info: Info) -> AppType:
         return AppType.from_row(_row(await info.context.loaders.app.load(self.app_id)))
 
-    @strawberry.field(description="Builds in manifest order (the order breaks selection ties).")
+    @strawberry.field(
+        description="Builds in manifest order (the order breaks selection ties); at most "
+        f"{MAX_FLAVOURS}, as many as a release may have."
+    )
     async def flavours(self, info: Info) -> list[FlavourType]:
         rows = await info.context.loaders.flavours_of_release.load(self.id)
-        return [FlavourType.from_row(r) for r in rows]
+        # Bounded for rows stored before releases were capped at index time.
+        return [FlavourType.from_row(r) for r in rows[:MAX_FLAVOURS]]
 
 
 @strawberry.type(name="ReleaseConnection")

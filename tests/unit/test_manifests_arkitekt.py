@@ -565,3 +565,17 @@ def test_informational_text_with_control_characters_is_dropped() -> None:
     release = parse(text).releases[0]
     assert release.app.name == "stdlib"  # the identifier stands in
     assert release.app.author is None
+
+
+def test_a_release_with_more_than_64_flavours_keeps_64_and_says_so() -> None:
+    entries = "".join(
+        f"- {{identifier: bomb, version: 1.0.0, flavour: f{n}, image: 'a/b:{n}'}}\n"
+        for n in range(66)
+    )
+    parsed = parse("deployments:\n" + entries)
+    [release] = parsed.releases
+    assert len(release.flavours) == 64
+    assert [e.path for e in parsed.errors] == ["deployments[64]", "deployments[65]"]
+    assert parsed.errors[0].message == "bomb 1.0.0 has more than 64 flavours; this entry is skipped"
+    rebuilt = entries + "- {identifier: bomb, version: 1.0.0, flavour: f3, image: 'a/b:new'}\n"
+    assert parse("deployments:\n" + rebuilt).releases[0].flavours[3].image == "a/b:new"

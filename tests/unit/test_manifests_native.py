@@ -442,3 +442,14 @@ def test_text_people_read_holds_no_control_characters(
 def test_a_description_keeps_its_lines() -> None:
     parsed = parse(MINIMAL.replace("identifier: tiny", 'identifier: tiny\n  description: "a\\nb"'))
     assert parsed.releases[0].app.description == "a\nb"
+
+
+def test_a_release_has_at_most_64_flavours() -> None:
+    """Repro (issue 16, 3): a release of 5,000 flavours made one anonymous query return
+    500,000 objects. Now a release holds 64 at most, a located error beyond."""
+    flavours = "".join(f"  f{n}: {{image: 'localhost:5000/tiny:{n}'}}\n" for n in range(65))
+    error = only_error(MINIMAL.split("flavours:")[0] + "flavours:\n" + flavours)
+    assert error.path == "flavours"
+    assert "at most 64" in error.message
+    kept = MINIMAL.split("flavours:")[0] + "flavours:\n" + flavours.rsplit("  f64", 1)[0]
+    assert len(parse(kept).releases[0].flavours) == 64
