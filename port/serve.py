@@ -8,6 +8,7 @@ the bundled example repositories, so a newcomer has something to browse.
 from __future__ import annotations
 
 import asyncio
+import logging
 import socket
 import sys
 from collections.abc import Callable
@@ -30,6 +31,8 @@ from port.jobs.worker import run_worker
 from port.settings import Settings
 from port.work.jobs import full_worker
 from port.work.server import create_app
+
+log = logging.getLogger(__name__)
 
 
 def announce_admin(out: TextIO, base: str) -> Callable[[FirstAdmin], None]:
@@ -100,8 +103,9 @@ async def pods_host(settings: Settings) -> str | None:
     backend = load_backend(settings)
     try:
         return await backend.host_address()
-    except PortError:
-        return None  # no engine now: Pods started later get Port's public URL
+    except Exception:  # no engine, no access to it: serve all the same
+        log.info("no address for Pods to reach Port: the engine did not answer", exc_info=True)
+        return None
     finally:
         await backend.close()
 
