@@ -239,8 +239,9 @@ def setup_show(setup_id: int, as_json: bool) -> None:
             "published_ports": [
                 {
                     "name": p.name,
+                    "protocol": p.protocol,
                     "port": p.container_port,
-                    "address": published_address(settings, p.host_port),
+                    "address": published_address(settings, p),
                 }
                 for p in published
             ],
@@ -254,7 +255,7 @@ def setup_show(setup_id: int, as_json: bool) -> None:
     if document["address"]:
         say(f"      address: {document['address']} (its owner signs in to Port)")
     for port in document["published_ports"]:
-        say(f"      port {port['name']} (tcp): {port['address']}")
+        say(f"      port {port['name']} ({port['protocol']}, no sign-in): {port['address']}")
     for pod in document["pods"]:
         say(f"      pod {pod['id']}: {pod['flavour']} {pod['image']} {pod['status']}")
         if pod["message"]:

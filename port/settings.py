@@ -150,6 +150,11 @@ class Settings(BaseSettings):
         "Setup gets one of them, on PORT_HOST, relayed by Port to its serving Pod. No "
         "sign-in guards them: anyone who reaches the host reaches the app. Off: none.",
     )
+    publish_http: bool = Field(
+        default=False,
+        description="Publish `http` ports on PORT_PUBLISH_PORTS too, for sites without a "
+        "wildcard DNS name: such a port has no sign-in, unlike the app's own address.",
+    )
 
     # --- signing in to the pages (passwords and sessions) --------------------------------
     session_idle_minutes: int = Field(

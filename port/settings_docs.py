@@ -71,7 +71,7 @@ GROUPS: tuple[tuple[str, str, tuple[str, ...]], ...] = (
     (
         "Reaching apps",
         "Each Setup's address behind Port's sign-in ([apps.md](apps.md)).",
-        ("apps_domain", "admins_enter_apps", "publish_ports"),
+        ("apps_domain", "admins_enter_apps", "publish_ports", "publish_http"),
     ),
     (
         "Deployment",

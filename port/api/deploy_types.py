@@ -79,8 +79,9 @@ class PodResources:
 )
 class PublishedPortType:
     name: str = strawberry.field(description="The manifest's name of the port.")
+    protocol: str = strawberry.field(description='"tcp", or "http" (PORT_PUBLISH_HTTP).')
     port: int = strawberry.field(description="The port inside the container.")
-    address: str = strawberry.field(description="host:port to connect to.")
+    address: str = strawberry.field(description="host:port to connect to (a URL for http).")
 
 
 @strawberry.type(name="PullProgress", description="How far the image pull got.")
@@ -264,16 +265,18 @@ class SetupType(relay.Node):
         return setup_address(origins, app.identifier, self.id, active, runs)
 
     @strawberry.field(
-        description="Its tcp ports on host ports of Port's, when an admin allows "
-        "publishing (PORT_PUBLISH_PORTS); each kept for the Setup's life."
+        description="Its tcp ports (and http ones with PORT_PUBLISH_HTTP) on host ports "
+        "of Port's, when an admin allows publishing (PORT_PUBLISH_PORTS); each kept for "
+        "the Setup's life. No sign-in guards them."
     )
     async def published_ports(self, info: Info) -> list[PublishedPortType]:
         settings = info.context.state.settings
         return [
             PublishedPortType(
                 name=row.name,
+                protocol=row.protocol,
                 port=row.container_port,
-                address=published_address(settings, row.host_port),
+                address=published_address(settings, row),
             )
             for row in await info.context.loaders.published_of_setup.load(self.id)
         ]

@@ -34,7 +34,7 @@ class AppSession(Base):
 
 
 class PublishedPort(Base):
-    """A host port (of PORT_PUBLISH_PORTS) that leads to one ``tcp`` port of a Setup,
+    """A host port (of PORT_PUBLISH_PORTS) that leads to one port of a Setup,
     whichever Pod serves it: kept for the Setup's life, gone with it."""
 
     __tablename__ = "published_ports"
@@ -43,5 +43,6 @@ class PublishedPort(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     setup_id: Mapped[int] = mapped_column(ForeignKey("setups.id", ondelete="CASCADE"), index=True)
     name: Mapped[str] = mapped_column(String(32))  # the manifest's port name
+    protocol: Mapped[str] = mapped_column(String(8))  # "tcp", or "http" (PORT_PUBLISH_HTTP)
     container_port: Mapped[int] = mapped_column(Integer)
     host_port: Mapped[int] = mapped_column(Integer, unique=True)

@@ -1,6 +1,7 @@
-"""Host ports for Setups' ``tcp`` ports (PORT_PUBLISH_PORTS): which Setup holds which.
+"""Host ports for Setups' ``tcp`` ports, and ``http`` ones with PORT_PUBLISH_HTTP
+(PORT_PUBLISH_PORTS): which Setup holds which.
 
-A Setup's tcp ports are those of its newest settled Pod (not an update's candidate, not
+A Setup's ports are those of its newest settled Pod (not an update's candidate, not
 retired). Each gets a host port of the range the first time Port sees it, and keeps it
 for the Setup's life (the rows go with the Setup), so its address does not move with
 updates. A range too small leaves the newest ones without (logged); a port outside a
@@ -25,22 +26,26 @@ from port.settings import Settings
 log = logging.getLogger(__name__)
 
 
-def published_address(settings: Settings, host_port: int) -> str:
-    """``host:port`` as a client dials it: Port's public host name, the held port."""
-    return f"{urlsplit(settings.public_url).hostname}:{host_port}"
+def published_address(settings: Settings, row: PublishedPort) -> str:
+    """Where a client dials it: Port's public host name and the held port (``host:port``,
+    or an ``http://`` URL for an http port)."""
+    where = f"{urlsplit(settings.public_url).hostname}:{row.host_port}"
+    return f"http://{where}/" if row.protocol == "http" else where
 
 
-async def allocate(session: AsyncSession, ports: range) -> list[PublishedPort]:
-    """Every published port, after giving each tcp port of a Setup that lacks one a
-    free host port of ``ports``."""
+async def allocate(
+    session: AsyncSession, ports: range, protocols: frozenset[str] = frozenset({"tcp"})
+) -> list[PublishedPort]:
+    """Every published port, after giving each port of ``protocols`` of a Setup that
+    lacks one a free host port of ``ports``. Ports of other protocols are given up."""
     await session.execute(
         delete(PublishedPort).where(
             (PublishedPort.host_port < ports.start) | (PublishedPort.host_port >= ports.stop)
         )
     )
     rows = list(await session.scalars(select(PublishedPort).order_by(PublishedPort.id)))
-    held = {(row.setup_id, row.name) for row in rows}
-    wanted: dict[tuple[int, str], int] = {}
+    wanted: dict[tuple[int, str], tuple[str, int]] = {}
+    unwanted: set[tuple[int, str]] = set()  # ports of a protocol not (or no longer) published
     settled = await session.execute(
         select(Pod.setup_id, Pod.run)
         .where(Pod.retired.is_(False), Pod.candidate.is_(False))
@@ -48,11 +53,17 @@ async def allocate(session: AsyncSession, ports: range) -> list[PublishedPort]:
     )
     for setup_id, run in settled:  # the newest Pod of a Setup comes last: its ports win
         for port in Run.from_json(run).ports:
-            if port.protocol == "tcp":
-                wanted[(setup_id, port.name)] = port.port
+            if port.protocol in protocols:
+                wanted[(setup_id, port.name)] = (port.protocol, port.port)
+            else:
+                unwanted.add((setup_id, port.name))
+    for row in [r for r in rows if (r.setup_id, r.name) in unwanted]:
+        await session.delete(row)  # an http port once publishing http is turned off
+        rows.remove(row)
+    held = {(row.setup_id, row.name) for row in rows}
     taken = {row.host_port for row in rows}
     free = (number for number in ports if number not in taken)
-    for (setup_id, name), container_port in sorted(wanted.items()):
+    for (setup_id, name), (protocol, container_port) in sorted(wanted.items()):
         if (setup_id, name) in held:
             continue
         host_port = next(free, None)
@@ -60,7 +71,11 @@ async def allocate(session: AsyncSession, ports: range) -> list[PublishedPort]:
             log.warning("no free port in PORT_PUBLISH_PORTS for setup %s (%s)", setup_id, name)
             break
         row = PublishedPort(
-            setup_id=setup_id, name=name, container_port=container_port, host_port=host_port
+            setup_id=setup_id,
+            name=name,
+            protocol=protocol,
+            container_port=container_port,
+            host_port=host_port,
         )
         session.add(row)
         rows.append(row)

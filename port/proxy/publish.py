@@ -49,6 +49,7 @@ class Publisher:
             raise ValueError("PORT_PUBLISH_PORTS is not set")
         self.sessions = sessions
         self.ports = ports
+        self.protocols = frozenset({"tcp", "http"} if settings.publish_http else {"tcp"})
         self.host = settings.host
         self.listeners: dict[int, asyncio.Server] = {}
         self.routes: dict[int, Route] = {}  # host port -> where it leads
@@ -60,7 +61,7 @@ class Publisher:
     async def sync(self) -> None:
         """Allocate ports for new tcp ports, listen on each held one, follow the Pods."""
         async with self.sessions() as session, session.begin():
-            rows = await allocate(session, self.ports)
+            rows = await allocate(session, self.ports, self.protocols)
             routes = {r.host_port: Route(r.setup_id, r.container_port) for r in rows}
             self.addresses = await serving_addresses(session, {r.setup_id for r in routes.values()})
         self.routes = routes

@@ -200,7 +200,9 @@ async def _live(served: Served, viewer: Viewer, setup_id: int) -> dict[str, Any]
         "live_seconds": LIVE_SECONDS,
         "address": address,
         "may_open": address is not None and _may_open(served, viewer, setup),
-        "published": [(p.name, published_address(served.settings, p.host_port)) for p in published],
+        "published": [
+            (p.name, p.protocol, published_address(served.settings, p)) for p in published
+        ],
     }
 
 

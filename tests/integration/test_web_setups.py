@@ -115,6 +115,49 @@ async def test_the_form_names_the_variables_an_app_reads_and_asks_for_required_o
     assert (await store.install("keyed", env="API_KEY=k")).status_code == 303
 
 
+async def test_published_ports_are_kept_and_http_ones_only_while_an_admin_allows(
+    store: Store, catalogue: Catalogue
+) -> None:
+    """PORT_PUBLISH_PORTS: a Setup's tcp port keeps its host port; an http one is
+    published only with PORT_PUBLISH_HTTP, and given up when that is turned off."""
+    from port.apps.published import allocate
+
+    ports = [
+        {"name": "web", "port": 8080, "protocol": "http", "path": "/"},
+        {"name": "db", "port": 5432, "protocol": "tcp", "path": "/"},
+    ]
+    async with catalogue.sessions() as session, session.begin():
+        await add_app(
+            session, identifier="both", flavours=(("cpu", "img/cpu:1", []),), run={"ports": ports}
+        )
+    await sign_in(store.client, "alice")
+    setup_page = (await store.install("both", update_policy="NONE")).headers["location"]
+    await store.reconciler.reconcile()
+    window = range(30000, 30010)
+    async with catalogue.sessions() as session, session.begin():
+        both = {
+            r.name: r.host_port for r in await allocate(session, window, frozenset({"tcp", "http"}))
+        }
+    assert sorted(both) == ["db", "web"]
+    page = (await store.client.get(f"{setup_page}/live")).text
+    assert (
+        f"Port web (http, open to anyone who reaches the host): <code>http://127.0.0.1:{both['web']}/</code>"
+        in page
+    )
+    assert (
+        f"Port db (tcp, open to anyone who reaches the host): <code>127.0.0.1:{both['db']}</code>"
+        in page
+    )
+    async with catalogue.sessions() as session, session.begin():
+        tcp_only = {r.name: r.host_port for r in await allocate(session, window)}
+    assert tcp_only == {"db": both["db"]}  # kept; the http one given up
+    await store.press(setup_page, "stop")
+    await store.reconciler.reconcile()
+    async with catalogue.sessions() as session, session.begin():
+        stopped = {r.name: r.host_port for r in await allocate(session, window)}
+    assert stopped == tcp_only  # a stopped Setup keeps its port
+
+
 async def test_the_buttons_stop_start_restart_update_and_delete(store: Store) -> None:
     await sign_in(store.client, "alice")
     setup_page = (await store.install(version="1.0.0", update_policy="NONE")).headers["location"]

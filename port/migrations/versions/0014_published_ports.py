@@ -22,6 +22,7 @@ def upgrade() -> None:
         sa.Column("id", sa.Integer(), nullable=False),
         sa.Column("setup_id", sa.Integer(), nullable=False),
         sa.Column("name", sa.String(length=32), nullable=False),
+        sa.Column("protocol", sa.String(length=8), nullable=False),
         sa.Column("container_port", sa.Integer(), nullable=False),
         sa.Column("host_port", sa.Integer(), nullable=False),
         sa.ForeignKeyConstraint(
