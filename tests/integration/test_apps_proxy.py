@@ -285,8 +285,11 @@ async def test_a_setup_without_a_running_pod_says_why(store: Store) -> None:
     async def answer() -> httpx.Response:
         return await alice.app(store.host(setup_id)).get("/")
 
-    stopped = await eventually(answer, "the stopped page", until=lambda r: r.status_code == 503)
-    assert "Webapp is stopped" in stopped.text
+    # While the Pod stops, the page may still say it is running (it reloads itself).
+    def says_stopped(answer: httpx.Response) -> bool:
+        return answer.status_code == 503 and "Webapp is stopped" in answer.text
+
+    stopped = await eventually(answer, "the stopped page", until=says_stopped)
     assert "Start it from Port" in stopped.text
     assert f"http://localhost:{store.port_number}/setups/{setup_id}" in stopped.text
     unknown = await alice.app(f"webapp-99999.apps.localhost:{store.port_number}").get("/")
