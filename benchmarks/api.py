@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import itertools
 import json
 import os
 import signal
@@ -121,6 +122,16 @@ def start(argv: list[str], env: dict[str, str], port: int, log: Path) -> subproc
                 raise RuntimeError(log.read_text()) from None
             time.sleep(0.1)
     raise RuntimeError("server did not start")
+
+
+def admin_password(log: Path) -> str:
+    """The first admin's password, as `port serve` announced it in ``log``."""
+    lines = log.read_text().splitlines()
+    return next(
+        after.strip()
+        for line, after in itertools.pairwise(lines)
+        if "as admin with the password" in line
+    )
 
 
 def stop(process: subprocess.Popen[str]) -> None:

@@ -20,7 +20,6 @@ Needs root and a Docker engine (`make services`). Usage:
 from __future__ import annotations
 
 import argparse
-import itertools
 import json
 import os
 import re
@@ -35,7 +34,7 @@ from typing import Any
 import docker
 import httpx
 
-from benchmarks.api import PORT, free_port, load, start, stop
+from benchmarks.api import PORT, admin_password, free_port, load, start, stop
 from port.demo_images import BUSYBOX, is_static_elf
 from port.deploy.backends.firewall import Firewall
 
@@ -169,12 +168,7 @@ def main() -> None:
             log = root / "port.log"
             server = start([str(PORT), "serve"], env, number, log)
             try:
-                lines = log.read_text().splitlines()
-                password = next(
-                    after.strip()
-                    for line, after in itertools.pairwise(lines)
-                    if "as admin with the password" in line
-                )
+                password = admin_password(log)
                 setup_id, host, cookie = enter(f"http://localhost:{number}", password)
                 direct = container_address(client, instance, setup_id)
                 # What any answer of Port's server costs: its plainest route.

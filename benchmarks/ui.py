@@ -15,7 +15,6 @@ Usage: python benchmarks/ui.py [--apps 1000] [--seconds 5]
 from __future__ import annotations
 
 import argparse
-import itertools
 import json
 import os
 import re
@@ -26,7 +25,7 @@ import urllib.request
 from http.cookiejar import CookieJar
 from pathlib import Path
 
-from benchmarks.api import benchmark_catalogue, load, plain_litestar, serve, stop
+from benchmarks.api import admin_password, benchmark_catalogue, load, plain_litestar, serve, stop
 
 HERE = Path(__file__).parent
 PAGES = {"catalogue": "/", "search": "/?q=app05", "app": "/apps/app0500"}
@@ -88,12 +87,7 @@ def main() -> None:
         server, port = serve(root, env, log)
         base = f"http://127.0.0.1:{port}"
         try:
-            lines = log.read_text().splitlines()
-            password = next(
-                after.strip()
-                for line, after in itertools.pairwise(lines)
-                if "as admin with the password" in line
-            )
+            password = admin_password(log)
             opener, cookie = sign_in(base, password)
             saved: dict[str, Path] = {}
             sizes: dict[str, int] = {}

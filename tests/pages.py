@@ -96,6 +96,17 @@ class Browser:
         )
         assert answer.status_code == 303, answer.text
 
+    async def install(self, app: str, **fields: str) -> int:
+        """Fill in and send ``app``'s install form (no updates, start at once, and
+        ``fields``); the new Setup's id."""
+        form = await self.port.get(f"/apps/{app}/install")
+        answer = await self.port.post(
+            f"/apps/{app}/install",
+            data={"form_token": form_token(form), "update_policy": "NONE", "start": "yes"} | fields,
+        )
+        assert answer.status_code == 303, answer.text
+        return int(answer.headers["location"].rsplit("/", 1)[1])
+
     async def open(self, setup_id: int) -> httpx.Response:
         """Press "Open" and follow the redirects across the two origins."""
         return await self.follow(await self.port.get(f"/setups/{setup_id}/open"))

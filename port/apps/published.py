@@ -14,7 +14,7 @@ import logging
 from collections.abc import Collection
 from urllib.parse import urlsplit
 
-from sqlalchemy import delete, select
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from manifests.specs import Run
@@ -38,11 +38,7 @@ async def allocate(
 ) -> list[PublishedPort]:
     """Every published port, after giving each port of ``protocols`` of a Setup that
     lacks one a free host port of ``ports``. Ports of other protocols are given up."""
-    await session.execute(
-        delete(PublishedPort).where(
-            (PublishedPort.host_port < ports.start) | (PublishedPort.host_port >= ports.stop)
-        )
-    )
+    # Read first, write only what changed: this runs every second.
     rows = list(await session.scalars(select(PublishedPort).order_by(PublishedPort.id)))
     wanted: dict[tuple[int, str], tuple[str, int]] = {}
     unwanted: set[tuple[int, str]] = set()  # ports of a protocol not (or no longer) published
@@ -57,8 +53,9 @@ async def allocate(
                 wanted[(setup_id, port.name)] = (port.protocol, port.port)
             else:
                 unwanted.add((setup_id, port.name))
-    for row in [r for r in rows if (r.setup_id, r.name) in unwanted]:
-        await session.delete(row)  # an http port once publishing http is turned off
+    # Given up: an http port once publishing http is turned off, a port outside the range.
+    for row in [r for r in rows if (r.setup_id, r.name) in unwanted or r.host_port not in ports]:
+        await session.delete(row)
         rows.remove(row)
     held = {(row.setup_id, row.name) for row in rows}
     taken = {row.host_port for row in rows}

@@ -66,17 +66,8 @@ class Store:
         return f"{app}-{setup_id}.apps.localhost:{self.port_number}"
 
     async def install(self, browser: Browser, app: str = "webapp", **fields: str) -> int:
-        form = await browser.port.get(f"/apps/{app}/install")
-        found = FORM_TOKEN.search(form.text)
-        assert found, form.text
-        answer = await browser.port.post(
-            f"/apps/{app}/install",
-            data={"form_token": found[1], "update_policy": "NONE", "start": "yes"}
-            | {"version": "1.0.0"}  # 1.2.0 cannot run: it is the rollback's
-            | fields,
-        )
-        assert answer.status_code == 303, answer.text
-        setup_id = int(answer.headers["location"].rsplit("/", 1)[1])
+        # 1.2.0 cannot run: it is the rollback's.
+        setup_id = await browser.install(app, **({"version": "1.0.0"} | fields))
         await self.serving(setup_id)
         return setup_id
 
@@ -337,15 +328,7 @@ async def test_a_tcp_port_is_published_on_a_host_port_of_the_admins_range(store:
 
 async def _published(store: Store, browser: Browser) -> tuple[int, int]:
     """Install the echo app: its Setup and published host port, once its page shows it."""
-    form = await browser.port.get("/apps/echo/install")
-    token = FORM_TOKEN.search(form.text)
-    assert token, form.text
-    answer = await browser.port.post(
-        "/apps/echo/install",
-        data={"form_token": token[1], "update_policy": "NONE", "start": "yes"},
-    )
-    assert answer.status_code == 303, answer.text
-    setup_id = int(answer.headers["location"].rsplit("/", 1)[1])
+    setup_id = await browser.install("echo")
     await store.serving(setup_id)
 
     async def shown() -> re.Match[str] | None:

@@ -23,7 +23,7 @@ from port.settings import Settings
 from port.work.server import create_app
 from tests.deployfakes import FakeBackend, add_app
 from tests.harness import Catalogue, eventually, free_port
-from tests.pages import FORM_TOKEN, Browser, add_user
+from tests.pages import Browser, add_user
 
 # The relay does not depend on the database: SQLite alone.
 pytestmark = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
@@ -108,15 +108,7 @@ async def proxied(catalogue: Catalogue) -> AsyncIterator[Proxied]:
     alice = Browser(f"http://localhost:{number}")
     try:
         await alice.sign_in("alice")
-        form = await alice.port.get("/apps/echo/install")
-        token = FORM_TOKEN.search(form.text)
-        assert token, form.text
-        answer = await alice.port.post(
-            "/apps/echo/install",
-            data={"form_token": token[1], "update_policy": "NONE", "start": "yes"},
-        )
-        assert answer.status_code == 303, answer.text
-        setup_id = int(answer.headers["location"].rsplit("/", 1)[1])
+        setup_id = await alice.install("echo")
         host = f"echo-{setup_id}.apps.localhost:{number}"
 
         async def opened() -> int:
