@@ -76,6 +76,10 @@ class Permanent(PortError):
     code = "PERMANENT"
 
 
+class TimedOut(PortError):
+    """Work ran longer than its time budget and was cut short."""
+
+
 class RepoUnreachable(ClientError):
     """The remote could not be read: network, credentials, timeout or size limit."""
 

@@ -207,6 +207,13 @@ class Settings(BaseSettings):
     pull_policy: Literal["if-not-present", "always", "never"] = Field(
         default="if-not-present", description="When to pull a Pod's image before starting it."
     )
+    pull_timeout_seconds: float = Field(
+        default=1800.0,
+        gt=0,
+        description="Longest an image pull may take; a pull still running then fails its "
+        "Pods (retried after their backoff). Pulls run in the background: a slow one "
+        "delays only the Pods of its image.",
+    )
     reconcile_seconds: float = Field(
         default=10.0,
         ge=0,
@@ -341,6 +348,26 @@ class Settings(BaseSettings):
         gt=0,
         description="How long a claimed job stays a worker's without a heartbeat (sent "
         "every third of it): a job whose worker died is taken over after this long.",
+    )
+    worker_jobs: int = Field(
+        default=4,
+        ge=1,
+        le=64,
+        description="How many jobs one worker runs at once (index runs, rollouts, "
+        "notices, reconcile passes).",
+    )
+    worker_index_jobs: int = Field(
+        default=1,
+        ge=1,
+        le=64,
+        description="How many of them may be index runs (CPU-bound: the rest of the "
+        "slots stay free for rollouts and reconcile passes).",
+    )
+    job_timeout_seconds: float = Field(
+        default=3600.0,
+        gt=0,
+        description="Longest a job may run; one still running then is cut short and its "
+        "attempt fails (retried after its backoff).",
     )
     job_poll_seconds: float = Field(
         default=1.0,

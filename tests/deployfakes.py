@@ -31,6 +31,7 @@ from port.deploy.backends.base import (
     ProgressCallback,
     PullProgress,
 )
+from port.deploy.reconciler import Reconciler
 from port.deploy.selection import Capabilities, Gpu
 from port.orm import utcnow
 from port.settings import Settings
@@ -60,6 +61,7 @@ class FakeBackend(Backend):
         self.health: dict[str, str] = {}  # image -> what its HEALTHCHECK reports
         self.stops: list[str] = []  # container ids, in the order they were stopped
         self.address: str | None = None  # where its running containers are reached
+        self.held: dict[str, asyncio.Event] = {}  # image -> its pull waits for this
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Self:
@@ -82,6 +84,10 @@ class FakeBackend(Backend):
         self.pulls.append(image)
         if image not in self.registry:
             raise ImageNotFound(f"{image}: not found")
+        if image in self.held:  # a slow registry: half of it now, the rest when let go
+            if progress:
+                progress(PullProgress(layers=1, done_bytes=5, total_bytes=10))
+            await self.held[image].wait()
         if progress:
             progress(PullProgress(layers=1, done_bytes=10, total_bytes=10))
         self.images.add(image)
@@ -150,6 +156,15 @@ class FakeBackend(Backend):
 
     def running(self) -> list[FakeContainer]:
         return [c for c in self.containers.values() if c.state.status is PodStatus.RUNNING]
+
+
+async def reconcile_pulled(reconciler: Reconciler) -> None:
+    """A pass, then another once the pulls it started have ended (a pass starts a pull
+    and goes on; the pass after its end starts the Pod or fails it)."""
+    await reconciler.reconcile()
+    for pull in reconciler.pulls.under_way():
+        await asyncio.wait_for(asyncio.wait({pull.task}), 60)
+    await reconciler.reconcile()
 
 
 GPU_MACHINE = Capabilities(cpus=8, memory_mb=32768, gpus=(Gpu("nvidia", cuda_version="12.2"),))

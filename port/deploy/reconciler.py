@@ -5,7 +5,9 @@ run) with actual state (containers carrying this instance's labels), whatever ha
 in between. That one comparison covers every case:
 
 - a Pod with no container: pull by policy, start (a crash between "create" and "record"
-  leaves a container with the Pod's label and name: it is adopted, never twinned);
+  leaves a container with the Pod's label and name: it is adopted, never twinned). A
+  pull runs in the background (port/deploy/pulls.py): the pass goes on with the other
+  Pods, and the pull's end wakes the reconciler to start this one;
 - a container that exited while its Setup wants it running: FAILED, then restarted after
   a backoff that doubles with each failure in a row (and resets once a Pod has run for
   the longest backoff);
@@ -29,10 +31,9 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager, suppress
 from datetime import datetime, timedelta
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import joinedload, selectinload
-from sqlalchemy.orm.exc import StaleDataError
 
 from manifests.specs import Run
 from port.deploy.backends import load_backend
@@ -59,6 +60,7 @@ from port.deploy.decisions import LIVE, Step, decide
 from port.deploy.instance import resolved
 from port.deploy.jobs import rollout_pending
 from port.deploy.models import EventKind, Pod, Setup
+from port.deploy.pulls import Pulls
 from port.deploy.selection import Capabilities
 from port.deploy.setups import record
 from port.jobs.queue import backoff
@@ -76,7 +78,7 @@ POD_SPEC_LOADS = (
 log = logging.getLogger(__name__)
 
 CAPABILITIES_TTL = 60.0  # seconds; hardware rarely changes under a running engine
-PULL_SAVE_INTERVAL = 1.0  # seconds between saved pull progress updates
+LAUNCH_TRIES = 3  # `launch`: a pull, then the start (a third for a pull raced away)
 
 
 def container_name(settings: Settings, app: str, setup_id: int, pod_id: int) -> str:
@@ -125,6 +127,11 @@ def pod_spec(settings: Settings, pod: Pod, setup: Setup, server_url: str | None 
     )
 
 
+def _progress(progress: PullProgress) -> dict[str, int]:
+    """A pull's progress as ``Pod.pull`` holds it."""
+    return {"layers": progress.layers, "done": progress.done_bytes, "total": progress.total_bytes}
+
+
 def _state_of(container: ManagedContainer | None) -> PodState:
     """The state a LIVE or CRASHED step is about: ``decide`` names them only with one."""
     if container is None:
@@ -134,6 +141,10 @@ def _state_of(container: ManagedContainer | None) -> PodState:
 
 class PodGone(Exception):
     """The Pod being launched was deleted, retired or stopped meanwhile: create nothing."""
+
+
+class Pulling(Exception):
+    """The Pod's image is being pulled in the background: its start waits for the end."""
 
 
 class Reconciler:
@@ -157,6 +168,12 @@ class Reconciler:
         self._wake = asyncio.Event()
         self._caps: tuple[float, Capabilities] | None = None
         self._engine_down: str | None = None
+        self.pulls = Pulls(
+            backend,
+            self.settings.pull_timeout_seconds,
+            self._save_pull,
+            ended=lambda _image: self.wake(),
+        )
 
     @classmethod
     @asynccontextmanager
@@ -169,7 +186,12 @@ class Reconciler:
         try:
             yield reconciler
         finally:
-            await reconciler.backend.close()
+            await reconciler.close()
+
+    async def close(self) -> None:
+        """Cancel the pulls under way and close the backend."""
+        await self.pulls.close()
+        await self.backend.close()
 
     # --- facts -------------------------------------------------------------------------
 
@@ -415,14 +437,18 @@ class Reconciler:
     async def _launch(self, session: AsyncSession, setup: Setup, pod: Pod) -> datetime | None:
         """Pull by policy, then start; a failure is FAILED with a backoff.
 
-        A pull can take minutes, during which the Setup may be deleted: PodGone, and
-        nothing is created. The check runs after the pull, right before the start.
+        A pull runs in the background: the Pod stays PULLING and this returns; the
+        pass after the pull's end starts it. The Setup may be deleted in between:
+        PodGone, and nothing is created (checked right before the start).
         """
         spec = pod_spec(self.settings, pod, setup, await self._server_url())
         pod.next_attempt_at = None
         try:
             await self._check_registry(pod)
-            await self._ensure_image(session, pod)
+            try:
+                self._ensure_image(pod, await self._image_present(pod))
+            except Pulling:
+                return None
             await self._still_wanted(session, setup, pod)
             self._set(pod, PodStatus.STARTING)
             try:
@@ -485,51 +511,76 @@ class Reconciler:
         return self._lock
 
     async def launch(self, pod_id: int) -> None:
-        """Pull and start ``pod_id`` now (the updater's candidate Pods)."""
-        async with self._lock, self.sessions() as session:
-            pod = await self._load(session, pod_id)
-            if pod is None or pod.retired:
+        """Pull and start ``pod_id`` now (the updater's candidate Pods). The pull is
+        waited for outside the lock: passes go on meanwhile."""
+        for _ in range(LAUNCH_TRIES):
+            async with self._lock, self.sessions() as session:
+                pod = await self._load(session, pod_id)
+                if pod is None or pod.retired:
+                    return
+                try:
+                    await self._launch(session, pod.setup, pod)
+                except PodGone:
+                    await session.rollback()
+                finally:
+                    if session.new or session.dirty or session.deleted:
+                        await session.commit()
+                        self.notify(pod.setup_id)
+                pulling = self.pulls.running(pod.image)
+            if pulling is None:
                 return
-            try:
-                await self._launch(session, pod.setup, pod)
-            except PodGone:
-                await session.rollback()
-            finally:
-                if session.new or session.dirty or session.deleted:
-                    await session.commit()
-                    self.notify(pod.setup_id)
+            await asyncio.wait({pulling.task})  # never cancels the pull itself
 
-    async def _ensure_image(self, session: AsyncSession, pod: Pod) -> None:
+    async def _image_present(self, pod: Pod) -> bool | None:
+        """Whether the engine has ``pod``'s image, when the policy needs to know."""
+        if self.pulls.running(pod.image) is not None or self.settings.pull_policy == "always":
+            return None
+        return await self.backend.has_image(pod.image)
+
+    def _ensure_image(self, pod: Pod, present: bool | None) -> None:
+        """Return when ``pod``'s image may be started; Pulling while it is pulled.
+
+        ``present``: whether the engine has it (None: not asked). A pull that ended is
+        used once: its error fails this Pod; its success lets it start.
+        """
+        ended = self.pulls.take(pod.image)
+        if ended is not None:
+            if ended.latest is not None:
+                pod.pull = _progress(ended.latest)
+            if ended.error is not None:
+                raise ended.error
+            return
         policy = self.settings.pull_policy
-        if policy == "if-not-present" and await self.backend.has_image(pod.image):
+        if present and policy != "always":
             return
         if policy == "never":
-            if await self.backend.has_image(pod.image):
-                return
             raise BackendError(f"image {pod.image} is not present and PORT_PULL_POLICY=never")
-        self._set(pod, PodStatus.PULLING)
-        pod.pull = {"layers": 0, "done": 0, "total": 0}
-        await self._save(session, pod)
-        latest: list[PullProgress] = []
+        pull = self.pulls.running(pod.image) or self.pulls.start(pod.image)
+        if pod.status is not PodStatus.PULLING:
+            self._set(pod, PodStatus.PULLING)
+            pod.pull = {"layers": 0, "done": 0, "total": 0}
+        if pull.latest is not None:
+            pod.pull = _progress(pull.latest)
+        raise Pulling(pod.image)
 
-        def progress(update: PullProgress) -> None:  # may run on the backend's thread
-            latest[:] = [update]
-
-        pull = asyncio.ensure_future(self.backend.pull(pod.image, progress))
-        while not pull.done():
-            await asyncio.wait({pull}, timeout=PULL_SAVE_INTERVAL)
-            if latest:
-                p = latest[0]
-                pod.pull = {"layers": p.layers, "done": p.done_bytes, "total": p.total_bytes}
-                await self._save(session, pod)
-        await pull  # its error, if any
-
-    async def _save(self, session: AsyncSession, pod: Pod) -> None:
-        try:
-            await session.commit()
-        except StaleDataError as exc:  # its row was deleted (with its Setup) meanwhile
-            raise PodGone(pod.id) from exc
-        self.notify(pod.setup_id)
+    async def _save_pull(self, image: str, progress: PullProgress) -> None:
+        """Save a pull's progress on every active Pod that is pulling ``image``."""
+        values = _progress(progress)
+        async with self.sessions() as session, session.begin():
+            setups = await session.scalars(
+                update(Pod)
+                .where(
+                    Pod.image == image,
+                    Pod.status == PodStatus.PULLING,
+                    Pod.retired.is_(False),
+                )
+                .values(pull=values)
+                .returning(Pod.setup_id)
+                .execution_options(synchronize_session=False)
+            )
+            changed = set(setups)
+        for setup_id in changed:
+            self.notify(setup_id)
 
     def _set(self, pod: Pod, status: PodStatus, message: str | None = None) -> None:
         pod.status = status

@@ -3,9 +3,14 @@
 It knows no domain: the wiring (port/work) gives it a handler per job kind, hooks to
 call after a kind's jobs, and periodic tasks (polling repositories, pruning).
 
-One worker runs one job at a time. Several workers (in one process or in many) share
-a PostgreSQL database safely; on SQLite, run one worker per database (`port serve`'s
-or `port worker`'s), since SQLite serialises every write anyway.
+One worker runs up to ``slots`` jobs at once (``PORT_WORKER_JOBS``), each kind at most
+its ``limits`` (index runs: ``PORT_WORKER_INDEX_JOBS``, so that CPU-bound indexing
+never takes every slot from rollouts and reconcile passes), and each job within its
+kind's time budget (``budgets``, default ``PORT_JOB_TIMEOUT_SECONDS``): a job still
+running then is cancelled and its attempt fails. Jobs of one key never run at once
+(``queue.claim``). Several workers (in one process or in many) share a PostgreSQL
+database safely; on SQLite, run one worker per database (`port serve`'s or `port
+worker`'s), since SQLite serialises every write anyway.
 
 While a handler runs, a heartbeat extends the job's lease every third of it. A worker
 that dies stops extending it; when the lease expires any worker takes the job over
@@ -16,6 +21,7 @@ record its end: ``succeed``/``fail`` refuse a worker that no longer holds the jo
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import os
 import secrets
@@ -31,7 +37,7 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from port import db
-from port.errors import Permanent, PortError
+from port.errors import Permanent, PortError, TimedOut
 from port.jobs import queue
 from port.jobs.models import Job, JobStatus
 from port.orm import utcnow
@@ -47,7 +53,7 @@ the attempt (``PortError``: an expected failure, logged without traceback); rais
 AfterHook = Callable[[Job, Any], Awaitable[None]]
 """Called with the job and its handler's result after the job succeeded."""
 
-STOP_GRACE_SECONDS = 10.0  # `port worker`: how long the current job may finish on SIGTERM
+STOP_GRACE_SECONDS = 10.0  # `port worker`: how long running jobs may finish on SIGTERM
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,6 +90,9 @@ class Worker:
         periodic: Sequence[Periodic] = (),
         clock: Callable[[], datetime] = utcnow,
         routine: frozenset[str] = frozenset(),
+        slots: int | None = None,
+        limits: Mapping[str, int] | None = None,
+        budgets: Mapping[str, float] | None = None,
     ) -> None:
         self.sessions = sessions
         self.settings = settings
@@ -96,7 +105,10 @@ class Worker:
         self.routine = routine
         self.name = name or worker_name()
         self.lease = timedelta(seconds=settings.job_lease_seconds)
-        self.current: Job | None = None  # the job being run, if any
+        self.slots = max(slots or settings.worker_jobs, 1)
+        self.limits = dict(limits or {})  # kind -> most of its jobs at once
+        self.budgets = dict(budgets or {})  # kind -> seconds a job may run
+        self.running: dict[int, tuple[Job, asyncio.Task[bool]]] = {}  # by job id
         self._wake = asyncio.Event()
         self._stopping = False
         self._failing = False  # the last look for a job raised
@@ -108,22 +120,33 @@ class Worker:
         self._wake.set()
 
     def stop(self) -> None:
-        """Let ``run`` return once the current job (if any) has ended."""
+        """Let ``run`` return once the running jobs (if any) have ended."""
         self._stopping = True
         self._wake.set()
 
     async def run(self) -> None:
         """Run jobs until cancelled or stopped, and the periodic tasks when they are due.
 
-        Idle, it waits ``job_poll_seconds`` (or until ``wake``). Database errors are
-        logged and retried after that wait. Cancelled while a job runs, the job is
-        abandoned: its lease expires and another worker (or this one, restarted) takes
-        it over.
+        Idle, it waits ``job_poll_seconds`` (or until ``wake``, or a job's end).
+        Database errors are logged and retried after that wait. Cancelled while jobs
+        run, they are abandoned: their leases expire and another worker (or this one,
+        restarted) takes them over.
         """
-        log.info("worker %s started (kinds: %s)", self.name, ", ".join(sorted(self.handlers)))
+        log.info(
+            "worker %s started (kinds: %s; %d at once)",
+            self.name,
+            ", ".join(sorted(self.handlers)),
+            self.slots,
+        )
         try:
             await self._loop()
+            await asyncio.gather(*(task for _job, task in self.running.values()))
         finally:
+            for _job, task in list(self.running.values()):
+                task.cancel()
+            await asyncio.gather(
+                *(task for _job, task in self.running.values()), return_exceptions=True
+            )
             log.info("worker %s stopped", self.name)
 
     async def _loop(self) -> None:
@@ -140,7 +163,7 @@ class Worker:
                 except Exception:
                     log.exception("periodic task %s failed", task.name)
             try:
-                ran = await self.run_once()
+                ran = await self._fill()
             except Exception:
                 # Most likely the database is away: say so once, not every second.
                 log.log(
@@ -158,15 +181,45 @@ class Worker:
             with suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), timeout=self.settings.job_poll_seconds)
 
+    async def _fill(self) -> bool:
+        """Claim due jobs into the free slots and start them; False when none started."""
+        started = False
+        while len(self.running) < self.slots and not self._stopping:
+            busy: dict[str, int] = {}
+            for running, _task in self.running.values():
+                busy[running.kind] = busy.get(running.kind, 0) + 1
+            kinds = [k for k in self.handlers if busy.get(k, 0) < self.limits.get(k, self.slots)]
+            job = await self._claim(kinds)
+            if job is None:
+                break
+            task = asyncio.create_task(self._run(job), name=f"job-{job.id}")
+            self.running[job.id] = (job, task)
+            task.add_done_callback(functools.partial(self._ended, job.id))
+            started = True
+        return started
+
+    def _ended(self, job_id: int, _task: object) -> None:
+        self.running.pop(job_id, None)
+        self._wake.set()  # a slot is free
+
+    async def _claim(self, kinds: Sequence[str]) -> Job | None:
+        if not kinds:
+            return None
+        async with self.sessions() as session:
+            return await queue.claim(
+                session, self.name, lease=self.lease, kinds=kinds, now=self.clock()
+            )
+
     async def run_once(self) -> bool:
         """Claim one due job and run it to its end; False when there was none."""
-        async with self.sessions() as session:
-            job = await queue.claim(
-                session, self.name, lease=self.lease, kinds=self.handlers, now=self.clock()
-            )
+        job = await self._claim(list(self.handlers))
         if job is None:
             return False
-        self.current = job
+        return await self._run(job)
+
+    async def _run(self, job: Job) -> bool:
+        """Run ``job``'s handler within its budget and record its end."""
+        budget = self.budgets.get(job.kind, self.settings.job_timeout_seconds)
         log.log(
             logging.DEBUG if job.kind in self.routine else logging.INFO,
             "job %s (%s %s) attempt %d/%d",
@@ -178,7 +231,15 @@ class Worker:
         )
         beat = asyncio.create_task(self._heartbeat(job.id), name=f"heartbeat-{job.id}")
         try:
-            result = await self.handlers[job.kind](job)
+            within = asyncio.timeout(budget)
+            try:
+                async with within:
+                    result = await self.handlers[job.kind](job)
+            except TimeoutError as exc:
+                if not within.expired():
+                    raise  # the handler's own timeout
+                why = f"{job.kind} job ran longer than its budget of {budget:g} s"
+                raise TimedOut(why) from exc
         except asyncio.CancelledError:
             log.warning(
                 "job %s abandoned: another worker takes it over once its lease expires", job.id
@@ -188,7 +249,6 @@ class Worker:
             await self._failed(job, exc)
             return True
         finally:
-            self.current = None
             beat.cancel()
             with suppress(asyncio.CancelledError):
                 await beat
@@ -277,10 +337,10 @@ async def _run_until_signalled(worker: Worker) -> None:
         if signals > 1:
             task.cancel()
             return
-        if worker.current is not None:
+        if worker.running:
             log.info(
-                "stopping: job %s may finish within %s s, else its lease expires",
-                worker.current.id,
+                "stopping: jobs %s may finish within %s s, else their leases expire",
+                ", ".join(map(str, sorted(worker.running))),
                 STOP_GRACE_SECONDS,
             )
         worker.stop()

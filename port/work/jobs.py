@@ -160,6 +160,7 @@ def build_worker(
         after={INDEX: [planned_after_index]},
         periodic=periodic_tasks(sessions, settings),
         routine=frozenset({RECONCILE}),
+        limits={INDEX: settings.worker_index_jobs},
     )
     return worker
 

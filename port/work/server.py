@@ -104,7 +104,7 @@ def create_app(
                     await task
             if publisher is not None:
                 await publisher.close()
-            await reconciler.backend.close()
+            await reconciler.close()
             await relay.close()
             await engine.dispose()
 

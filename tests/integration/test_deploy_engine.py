@@ -126,7 +126,7 @@ async def engines(
 
     yield make
     for world in made:
-        await world.reconciler.backend.close()
+        await world.reconciler.close()
 
 
 @pytest.fixture

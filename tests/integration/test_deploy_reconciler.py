@@ -7,6 +7,7 @@ test_deploy_docker.py run the same kinds of stories against the real Docker engi
 
 from __future__ import annotations
 
+import asyncio
 from datetime import timedelta
 from typing import Any
 
@@ -27,7 +28,15 @@ from port.deploy.selection import Capabilities, Gpu, NoFittingFlavour
 from port.errors import InvalidInput, NotFound
 from port.orm import utcnow
 from port.principal import Principal
-from tests.deployfakes import CUDA, GPU_MACHINE, FakeBackend, Flavours, add_app, add_user
+from tests.deployfakes import (
+    CUDA,
+    GPU_MACHINE,
+    FakeBackend,
+    Flavours,
+    add_app,
+    add_user,
+    reconcile_pulled,
+)
 from tests.harness import Catalogue
 
 ROCM = [{"kind": "rocm", "min_version": "5.7", "required": True, "weight": 1, "count": 2}]
@@ -276,6 +285,70 @@ async def test_an_engine_outage_marks_pods_unknown_and_recovers(world: World) ->
     assert len(world.backend.starts) == 1  # the same container, adopted back
 
 
+async def test_a_slow_pull_delays_no_other_pod(catalogue: Catalogue) -> None:
+    """Repro: a pass held the reconciler for the whole of a slow pull, so every other
+    Setup stayed PENDING and a crashed container went unnoticed until it ended. Now the
+    pass starts the pull and goes on; the pull's end wakes the reconciler."""
+    backend = FakeBackend("t")
+    backend.images.add("img/cpu:1")
+    backend.registry.add("slow/app:1")
+    backend.held["slow/app:1"] = asyncio.Event()
+    world = World(catalogue, backend)
+    async with catalogue.sessions() as session, session.begin():
+        await add_app(session)
+        await add_app(session, identifier="slowpoke", flavours=(("cpu", "slow/app:1", []),))
+        alice = await add_user(session, "alice")
+    world.alice = Principal(user_id=alice.id, name="alice", is_admin=False, via="token")
+    fast = await world.setup()
+    caps = await world.reconciler.capabilities()
+    async with catalogue.sessions() as session, session.begin():
+        request = setups.SetupRequest(app="slowpoke")
+        slow_setup = await setups.create_setup(session, world.alice, request, caps)
+        await setups.start_setup(session, slow_setup, caps, world.settings)
+    slow = slow_setup.id
+
+    await asyncio.wait_for(world.reconciler.reconcile(), 5)
+    assert (await world.pod(fast)).status == "RUNNING"
+    assert (await world.pod(slow)).status == "PULLING"
+    [container] = backend.running()
+    backend.crash(container.id)
+    await asyncio.wait_for(world.reconciler.reconcile(), 5)  # the pull is still going
+    assert (await world.pod(fast)).status == "FAILED"
+    pulling = await world.pod(slow)
+    assert pulling.status == "PULLING"
+    assert pulling.pull == {"layers": 1, "done": 5, "total": 10}  # progress, saved
+    assert backend.pulls == ["slow/app:1"]  # one pull, not one per pass
+
+    world.reconciler._wake.clear()
+    backend.held["slow/app:1"].set()
+    await asyncio.wait_for(world.reconciler._wake.wait(), 5)  # its end asks for a pass
+    await world.reconciler.reconcile()
+    pod = await world.pod(slow)
+    assert pod.status == "RUNNING"
+    assert pod.pull == {"layers": 1, "done": 10, "total": 10}
+    assert backend.pulls == ["slow/app:1"]
+
+
+async def test_a_pull_that_outlasts_its_deadline_fails_its_pod(catalogue: Catalogue) -> None:
+    backend = FakeBackend("t")
+    backend.registry.add("img/cpu:1")
+    backend.held["img/cpu:1"] = asyncio.Event()  # never let go: a tarpit
+    world = World(catalogue, backend, pull_timeout_seconds=0.3)
+    async with catalogue.sessions() as session, session.begin():
+        await add_app(session)
+        alice = await add_user(session, "alice")
+    world.alice = Principal(user_id=alice.id, name="alice", is_admin=False, via="token")
+    setup_id = await world.setup()
+    await world.reconciler.reconcile()
+    await asyncio.sleep(0.6)
+    await world.reconciler.reconcile()
+    pod = await world.pod(setup_id)
+    assert pod.status == "FAILED"
+    assert pod.message == "pulling img/cpu:1 took longer than 0.3 s (PORT_PULL_TIMEOUT_SECONDS)"
+    assert pod.next_attempt_at is not None  # retried after its backoff, like any failure
+    await world.reconciler.close()
+
+
 @pytest.mark.parametrize(
     ("policy", "present", "pulled", "status"),
     [
@@ -299,6 +372,9 @@ async def test_pull_policies(
     world.alice = Principal(user_id=alice.id, name="alice", is_admin=False, via="token")
     setup_id = await world.setup()
     await world.reconciler.reconcile()
+    if pulled:  # the pass started the pull and went on; the next one starts the Pod
+        assert (await world.pod(setup_id)).status == "PULLING"
+        await reconcile_pulled(world.reconciler)
     pod = await world.pod(setup_id)
     assert (backend.pulls == ["img/cpu:1"]) is pulled
     assert pod.status == status
@@ -311,7 +387,7 @@ async def test_pull_policies(
 async def test_an_image_that_cannot_be_pulled_fails_with_the_reason(world: World) -> None:
     world.backend.images.clear()
     setup_id = await world.setup()
-    await world.reconciler.reconcile()
+    await reconcile_pulled(world.reconciler)
     pod = await world.pod(setup_id)
     assert pod.status == "FAILED"
     assert pod.message == "img/cpu:1: not found"

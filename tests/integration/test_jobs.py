@@ -21,7 +21,7 @@ from port.jobs.worker import Handler, Worker
 from port.orm import utcnow
 from port.webhooks.models import WebhookDelivery
 from port.work.jobs import periodic_tasks
-from tests.harness import Catalogue
+from tests.harness import Catalogue, eventually
 from tests.integration.gitfixtures import Remote, port_yaml
 
 LEASE = timedelta(seconds=30)
@@ -393,6 +393,60 @@ async def test_worker_run_wakes_for_new_jobs_and_stops_when_asked(catalogue: Cat
     worker.stop()
     await asyncio.wait_for(running, 10)
     assert (await get(catalogue, job.id)).status == "succeeded"
+
+
+async def test_a_long_job_delays_no_other_kind_and_each_kind_keeps_its_limit(
+    catalogue: Catalogue,
+) -> None:
+    """Repro: one worker ran one job at a time, so a long index run held up every rollout
+    and reconcile pass behind it. Now jobs run side by side, index runs at most
+    ``limits`` of them, and the other kinds take the free slots."""
+    settings = catalogue.settings.model_copy(update={"job_poll_seconds": 60, "poll_seconds": 0})
+    let_go = asyncio.Event()
+    indexing: list[int] = []
+    quick_done = asyncio.Event()
+
+    async def slow_index(job: Job) -> None:
+        indexing.append(job.id)
+        await let_go.wait()
+
+    async def quick(_job: Job) -> None:
+        quick_done.set()
+
+    worker = Worker(
+        catalogue.sessions,
+        settings,
+        {"index": slow_index, "reconcile": quick},
+        slots=3,
+        limits={"index": 2},
+    )
+    slow_jobs = [await enqueue(catalogue, "index", key=f"repo:{n}") for n in range(3)]
+    running = asyncio.create_task(worker.run())
+    await eventually(lambda: len(indexing) == 2, "two index runs to start")
+    await enqueue(catalogue, "reconcile")
+    worker.wake()
+    await asyncio.wait_for(quick_done.wait(), 10)  # while both index runs still run
+    assert len(indexing) == 2  # the third waits for one of the two: the limit
+    assert (await get(catalogue, slow_jobs[2].id)).status == "queued"
+    let_go.set()
+    await eventually(lambda: len(indexing) == 3, "the third index run to start")
+    worker.stop()
+    await asyncio.wait_for(running, 10)
+    assert {(await get(catalogue, job.id)).status for job in slow_jobs} == {"succeeded"}
+
+
+async def test_a_job_past_its_budget_is_cut_short_and_its_attempt_fails(
+    catalogue: Catalogue,
+) -> None:
+    async def hangs(_job: Job) -> None:
+        await asyncio.Event().wait()
+
+    worker = Worker(catalogue.sessions, catalogue.settings, {"test": hangs}, budgets={"test": 0.2})
+    job = await enqueue(catalogue)
+    assert await asyncio.wait_for(worker.run_once(), 10)
+    failed = await get(catalogue, job.id)
+    assert failed.status == "queued"  # retried after its backoff, like any failure
+    assert failed.last_error == "test job ran longer than its budget of 0.2 s"
 
 
 # --- the index handler --------------------------------------------------------------------

@@ -33,7 +33,7 @@ from port.deploy.reconciler import Reconciler, pod_spec
 from port.errors import QuotaExceeded
 from port.principal import Principal
 from port.settings import Settings
-from tests.deployfakes import add_app, add_user
+from tests.deployfakes import add_app, add_user, reconcile_pulled
 from tests.harness import Catalogue
 from tests.integration.dockerfixtures import DelayingRegistry, TestImages, remove_instance
 
@@ -131,7 +131,7 @@ async def lab(
 
     yield make
     for world in made:
-        await world.reconciler.backend.close()
+        await world.reconciler.close()
 
 
 async def test_a_setup_deleted_during_its_pull_leaves_nothing_for_the_next_tenant(
@@ -142,6 +142,7 @@ async def test_a_setup_deleted_during_its_pull_leaves_nothing_for_the_next_tenan
     image, _ = docker_images.push_unique(docker_registry, "slow")
     with DelayingRegistry(docker_registry) as registry:
         slow = image.replace(docker_registry, registry.address, 1)
+        docker_images.pushed.append(slow.rpartition(":")[0])  # removed after the session
         world: Lab = await lab(slow, docker_images["env"], allowed_registries=[registry.address])
         alice_setup = await world.create("alice", "alpha", env={"ALICE_DB_PASSWORD": "x"})
         alice_pod = (await world.pod(alice_setup)).id
@@ -162,6 +163,33 @@ async def test_a_setup_deleted_during_its_pull_leaves_nothing_for_the_next_tenan
     assert await _eventually_printed(world, container.id)
     assert "ALICE_DB_PASSWORD" not in await world.reconciler.backend.logs(container.id, 200)
     assert all(kind != "POD_ADOPTED" for kind, _ in await world.events(bob_setup))
+
+
+async def test_a_slow_registry_delays_no_other_tenant(
+    lab: MakeLab, docker_images: TestImages, docker_registry: str
+) -> None:
+    """Repro: a registry that answered slowly held the reconcile pass for the whole pull,
+    so bob's Setup stayed PENDING behind alice's. Now bob's runs while her image is
+    still held back, and hers starts once the registry lets go."""
+    image, _ = docker_images.push_unique(docker_registry, "tarpit")
+    with DelayingRegistry(docker_registry) as registry:
+        slow = image.replace(docker_registry, registry.address, 1)
+        docker_images.pushed.append(slow.rpartition(":")[0])  # removed after the session
+        world: Lab = await lab(
+            slow, docker_images["forever"], allowed_registries=[registry.address]
+        )
+        alice_setup = await world.create("alice", "alpha")
+        await asyncio.wait_for(world.reconciler.reconcile(), 30)
+        assert await asyncio.to_thread(registry.pulling.wait, 30), "the pull never started"
+        bob_setup = await world.create("bob", "beta")
+        bob = await asyncio.wait_for(world.running(bob_setup), 60)
+        alice = await world.pod(alice_setup)
+        assert alice.status == "PULLING"
+        assert [c.id for c in world.containers()] == [bob.container_id]
+        registry.release()
+        alice = await world.running(alice_setup)
+    assert alice.pull is not None
+    assert alice.pull["done"] == alice.pull["total"] >= 512 * 1024
 
 
 async def _eventually_printed(world: Lab, container_id: str) -> bool:
@@ -580,7 +608,7 @@ async def test_a_failed_pull_says_what_failed_without_the_registrys_words(
     image = f"{address}/graphql:1"
     world: Lab = await lab(image, docker_images["forever"], allowed_registries=[address])
     setup_id = await world.create("alice", "alpha")
-    await world.reconciler.reconcile()
+    await reconcile_pulled(world.reconciler)
     pod = await world.pod(setup_id)
     assert requests, "the engine never asked the allowed registry"
     assert pod.status == "FAILED"
