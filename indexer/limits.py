@@ -15,9 +15,19 @@ class Limits:
     server). ``timeout_seconds`` bounds every single git call, ``max_repo_bytes`` the
     mirror on disk (checked while it downloads and after), ``max_manifest_bytes`` each
     manifest blob (a larger one is an error on the run, not read).
+
+    The budget of one run, checked before each manifest: ``max_seconds`` of wall time
+    from its start, ``max_read_bytes`` of manifest blobs read and ``max_manifests``
+    manifests parsed. ``max_history`` bounds the older versions of each Arkitekt file
+    read from the branch's history (newest first). What a budget leaves unread is one
+    located error on the run; tags left unread are read by the next run.
     """
 
     allow_local: bool = False
     timeout_seconds: float = 300
     max_repo_bytes: int = 1 << 30
     max_manifest_bytes: int = MAX_BYTES
+    max_seconds: float = 600
+    max_read_bytes: int = 64 << 20
+    max_manifests: int = 10_000
+    max_history: int = 100

@@ -19,6 +19,7 @@ the remote (URL, reachability, time, size) raise ``IndexerError``.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,15 +33,13 @@ from indexer.history import FileVersion, file_history, is_ancestor
 from indexer.limits import Limits
 from indexer.logos import read_logos
 from indexer.mirror import RemoteRefs, ls_remote, sync_mirror
+from indexer.parsing import RunParser
 from indexer.paths import check_manifest_path
 from indexer.refs import HEADS, TAGS, LocalRef, advertised_tags, list_refs, release_tags
 from indexer.result import FoundRelease, IndexResult, Previous, RepoSpec, TagInfo
 from indexer.tags import parse_tag
 from indexer.urls import redact
-from manifests.arkitekt import parse_arkitekt_deployments
 from manifests.errors import ManifestError
-from manifests.native import parse_port_manifest
-from manifests.specs import Parsed
 
 __all__ = ["Limits", "Progress", "check_manifest_path", "index_repo"]
 
@@ -126,11 +125,16 @@ def index_repo(
     prev_refs = previous.refs if previous is not None else {}
     prev_head = previous.head if previous is not None else None
 
+    # Head files, then tags, then history: should the run's budget end it early, what
+    # it leaves unread is the least current (tags left unread are read next run).
     reads: list[_Read] = []
+    history: list[_Read] = []
     if head is not None and head != prev_head:
-        reads += _arkitekt_reads(git_dir, branch, head, prev_head, limits)
+        reads += _head_reads(branch, head)
+        history = _history_reads(git_dir, head, prev_head, limits, result.errors)
     reads += _tag_reads(tags, local, prev_refs, manifest_path, repo.tag_prefix, result.errors)
-    _read_all(git_dir, reads, limits, result, report)
+    unread = _read_all(git_dir, reads + history, limits, result, report)
+    _leave_for_next_run(unread, result, previous, branch)
     result.logos, logo_errors = read_logos(git_dir, result.releases, limits)
     result.errors.extend(logo_errors)
     log.info(
@@ -184,14 +188,52 @@ def _tag_refs(refs: Mapping[str, str]) -> dict[str, str]:
     return {k: v for k, v in refs.items() if k.startswith(TAGS) and not k.endswith("^{}")}
 
 
-def _arkitekt_reads(
-    git_dir: Path, branch: str, head: str, prev_head: str | None, limits: Limits
+def _head_reads(branch: str, head: str) -> list[_Read]:
+    return [_Read("head", f"{head}:{path}", path, branch, head) for path in ARKITEKT_FILES]
+
+
+def _history_reads(
+    git_dir: Path, head: str, prev_head: str | None, limits: Limits, errors: list[ManifestError]
 ) -> list[_Read]:
-    reads = [_Read("head", f"{head}:{path}", path, branch, head) for path in ARKITEKT_FILES]
+    """The older versions of the Arkitekt files since ``prev_head``, newest first, at most
+    ``limits.max_history`` per file (an error names what was left out)."""
     since = prev_head if prev_head and is_ancestor(git_dir, prev_head, head, limits) else None
     versions: list[FileVersion] = file_history(git_dir, head, ARKITEKT_FILES, limits, since=since)
-    reads += [_Read("history", v.blob, v.path, v.commit, v.commit) for v in versions]
-    return reads
+    kept: list[_Read] = []
+    per_file: dict[str, int] = {}
+    for v in versions:  # each file's newest version is the head's own: not counted
+        per_file[v.path] = per_file.get(v.path, 0) + 1
+        if per_file[v.path] <= limits.max_history + 1:
+            kept.append(_Read("history", v.blob, v.path, v.commit, v.commit))
+    for path, count in sorted(per_file.items()):
+        if count > limits.max_history + 1:
+            message = (
+                f"has {count - 1} older versions in the branch's history; only the newest "
+                f"{limits.max_history} were read (PORT_INDEX_MAX_HISTORY)"
+            )
+            errors.append(ManifestError(file=path, ref=head, message=message))
+    return kept
+
+
+class _Budget:
+    """What one run may still spend (``Limits``: time, bytes, manifests)."""
+
+    def __init__(self, limits: Limits) -> None:
+        self.limits = limits
+        self.deadline = time.monotonic() + limits.max_seconds
+        self.bytes = 0
+        self.manifests = 0
+
+    def exhausted(self) -> str | None:
+        """Which budget is spent, in words (with the setting that raises it), or None."""
+        limits = self.limits
+        if self.manifests >= limits.max_manifests:
+            return f"{limits.max_manifests} manifests (PORT_INDEX_MAX_MANIFESTS)"
+        if self.bytes >= limits.max_read_bytes:
+            return f"{describe_size(limits.max_read_bytes)} read (PORT_INDEX_MAX_READ_MB)"
+        if time.monotonic() >= self.deadline:
+            return f"{limits.max_seconds:g} s (PORT_INDEX_SECONDS)"
+        return None
 
 
 def _tag_reads(
@@ -242,18 +284,32 @@ def _tag_reads(
 
 def _read_all(
     git_dir: Path, reads: list[_Read], limits: Limits, result: IndexResult, report: Progress
-) -> None:
-    """Read and parse every blob in ``reads`` (head, then history, then tags)."""
+) -> list[_Read]:
+    """Read and parse the blobs of ``reads`` in order, within the run's budget; the reads
+    the budget left unread (one located error names the first and counts the rest)."""
     arkitekt = ArkitektMerge()
     native: list[FoundRelease] = []
     head_blobs: set[tuple[str, str]] = set()
     head_readable = True  # False when a head file exists but could not be read as a whole
+    parser = RunParser(limits)
+    budget = _Budget(limits)
+    done = 0
     total = len(reads)
     report("read", 0, total)
     if reads:
         with CatFileBatch(git_dir, limits) as batch:
             answers = batch.read_many([r.rev for r in reads])
-            for done, (read, obj) in enumerate(zip(reads, answers, strict=True), 1):
+            for read, obj in zip(reads, answers, strict=False):
+                spent = budget.exhausted()
+                if spent is not None:
+                    message = f"not read: this index run reached its budget of {spent}"
+                    if total - done > 1:
+                        message += f"; {total - done - 1} more manifests were not read either"
+                    result.errors.append(
+                        ManifestError(file=read.path, ref=read.ref, message=message)
+                    )
+                    break
+                done += 1
                 report("read", done, total)
                 if read.kind == "history" and (read.path, read.rev) in head_blobs:
                     continue  # the same content was just read at the head
@@ -263,20 +319,23 @@ def _read_all(
                 if obj is None or data is None:
                     head_readable = head_readable and not (read.kind == "head" and obj is not None)
                     continue
+                budget.bytes += len(data)
+                budget.manifests += 1
                 result.blobs_read += 1
                 if read.kind == "head":
                     head_blobs.add((read.path, obj.sha))
                 if read.tag is not None:
-                    parsed = _parse_native(data, read.path, read.tag, limits)
+                    tag = read.tag
+                    parsed = parser.native(obj.sha, data, read.path, tag.name, tag.version)
                     result.errors.extend(parsed.errors)
                     if parsed.releases:
-                        result.tags_read.add(read.tag.name)
+                        result.tags_read.add(tag.name)
                     native += [
                         FoundRelease(spec, "port", read.path, read.ref, read.commit)
                         for spec in parsed.releases
                     ]
                 else:
-                    parsed = _parse_arkitekt(data, read.path, read.ref, limits)
+                    parsed = parser.arkitekt(obj.sha, data, read.path, read.ref)
                     if read.kind == "head" and any(_whole_file(e) for e in parsed.errors):
                         head_readable = False
                     arkitekt.add(
@@ -289,10 +348,31 @@ def _read_all(
     native_keys = {(f.spec.app.identifier, f.spec.version) for f in native}
     result.releases = native + arkitekt.releases(excluding=native_keys)
     result.errors.extend(arkitekt.errors)
+    unread = reads[done:]
     # A head file that failed as a whole says nothing about which entries are current:
     # keep what the catalogue knows rather than marking every entry as history.
-    if head_readable and any(read.kind == "head" for read in reads):
+    heads_read = any(r.kind == "head" for r in reads[:done])
+    if head_readable and heads_read and not any(r.kind == "head" for r in unread):
         result.arkitekt_head = frozenset(arkitekt.head_keys)
+    return unread
+
+
+def _leave_for_next_run(
+    unread: list[_Read], result: IndexResult, previous: Previous | None, branch: str
+) -> None:
+    """Make the next run read what this one's budget left: its tags count as new, and
+    an unread head file keeps the branch where the last run saw it."""
+    for read in unread:
+        if read.tag is not None:
+            result.refs.pop(TAGS + read.tag.name, None)
+            result.refs.pop(TAGS + read.tag.name + "^{}", None)
+    if any(read.kind == "head" for read in unread):
+        old = previous.head if previous is not None else None
+        result.head = old
+        if old is None:
+            result.refs.pop(HEADS + branch, None)
+        else:
+            result.refs[HEADS + branch] = old
 
 
 def _whole_file(error: ManifestError) -> bool:
@@ -322,31 +402,3 @@ def _blob(
         )
         return None
     return obj.data
-
-
-def _parse_native(data: bytes, path: str, tag: TagInfo, limits: Limits) -> Parsed:
-    try:
-        return parse_port_manifest(
-            data,
-            file=path,
-            ref=tag.name,
-            tag_version=tag.version,
-            max_bytes=limits.max_manifest_bytes,
-        )
-    except Exception as exc:  # a parser bug must not end the run
-        log.exception("parsing %s at %s failed", path, tag.name)
-        return Parsed(errors=[_crash(path, tag.name, exc)])
-
-
-def _parse_arkitekt(data: bytes, path: str, ref: str, limits: Limits) -> Parsed:
-    try:
-        return parse_arkitekt_deployments(
-            data, file=path, ref=ref, max_bytes=limits.max_manifest_bytes
-        )
-    except Exception as exc:  # a parser bug must not end the run
-        log.exception("parsing %s at %s failed", path, ref)
-        return Parsed(errors=[_crash(path, ref, exc)])
-
-
-def _crash(path: str, ref: str, exc: Exception) -> ManifestError:
-    return ManifestError(file=path, ref=ref, message=f"could not be parsed ({type(exc).__name__})")

@@ -114,7 +114,7 @@ def repo_scan(targets: tuple[str, ...], scan_all: bool) -> None:
     if not targets and not scan_all:
         raise click.UsageError("name repositories to scan, or pass --all")
 
-    from port.catalogue.scanning import scan_repo
+    from port.catalogue.jobs import scan_now
 
     async def work(sessions: Sessions, settings: Settings) -> bool:
         async with sessions() as session:
@@ -127,7 +127,7 @@ def repo_scan(targets: tuple[str, ...], scan_all: bool) -> None:
         for repo in chosen:
             progress = Progress(redact(repo.url))
             try:
-                outcome = await scan_repo(sessions, settings, repo.id, progress)
+                outcome = await scan_now(sessions, settings, repo.id, progress, reason="cli")
             finally:
                 progress.close()
             _print_outcome(repo.url, outcome)

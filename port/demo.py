@@ -19,8 +19,8 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 import manifests
 from indexer.scan import Progress
 from port.catalogue import repos
-from port.catalogue.jobs import enqueue_index
-from port.catalogue.scanning import ScanOutcome, scan_repo
+from port.catalogue.jobs import enqueue_index, scan_now
+from port.catalogue.scanning import ScanOutcome
 from port.errors import NotFound, PortError
 from port.settings import Settings
 
@@ -129,7 +129,7 @@ async def index_examples(
                 repo = await repos.find_repo(session, str(example))
             except NotFound:
                 repo = await repos.add_repo(session, str(example), allow_local=True)
-        outcome = await scan_repo(sessions, settings, repo.id, progress(example.name))
+        outcome = await scan_now(sessions, settings, repo.id, progress(example.name), "demo")
         outcomes.append((repo.url, outcome))
     return outcomes
 

@@ -84,6 +84,28 @@ class Settings(BaseSettings):
         gt=0,
         description="A manifest file larger than this is an error of the run.",
     )
+    index_seconds: float = Field(
+        default=_LIMITS.max_seconds,
+        gt=0,
+        description="Wall time budget of one index run, checked before each manifest; "
+        "what is left unread is an error of the run (tags: read by the next run).",
+    )
+    index_max_read_mb: int = Field(
+        default=_LIMITS.max_read_bytes >> 20,
+        gt=0,
+        description="Manifest bytes one index run reads at most.",
+    )
+    index_max_manifests: int = Field(
+        default=_LIMITS.max_manifests,
+        gt=0,
+        description="Manifests one index run parses at most.",
+    )
+    index_max_history: int = Field(
+        default=_LIMITS.max_history,
+        ge=0,
+        description="Older versions of each Arkitekt file an index run reads from the "
+        "branch's history, newest first.",
+    )
     logo_allowed_networks: list[str] = Field(
         default_factory=list,
         description="Networks (CIDR) that https logo URLs of manifests may be fetched "

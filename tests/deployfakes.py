@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field, replace
 from typing import Any, Self
 
@@ -62,6 +62,8 @@ class FakeBackend(Backend):
         self.stops: list[str] = []  # container ids, in the order they were stopped
         self.address: str | None = None  # where its running containers are reached
         self.held: dict[str, asyncio.Event] = {}  # image -> its pull waits for this
+        # What happens elsewhere while the engine creates a container (a user deletes).
+        self.while_starting: Callable[[PodSpec], Awaitable[None]] | None = None
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Self:
@@ -94,6 +96,8 @@ class FakeBackend(Backend):
 
     async def start(self, spec: PodSpec) -> str:
         self._check()
+        if self.while_starting is not None:
+            await self.while_starting(spec)
         for c in self.containers.values():
             if c.spec.name == spec.name:
                 raise ContainerExists(spec.name, c.id, c.spec.labels)

@@ -27,10 +27,9 @@ from port.api.types import (
     connection_of,
 )
 from port.catalogue import repos as repo_service
-from port.catalogue.jobs import running_index_jobs
+from port.catalogue.jobs import running_index_jobs, scan_now
 from port.catalogue.models import App, IndexRun, Repo
 from port.catalogue.queries import search_apps
-from port.catalogue.scanning import scan_repo
 from port.errors import NotFound, RepoUnreachable
 from port.orm import utcnow
 
@@ -174,7 +173,7 @@ class CatalogueMutation:
         state.broker.publish(
             topic, IndexRunEvent(repo_id=id, status=IndexRunStatus.RUNNING, run=None)
         )
-        outcome = await scan_repo(state.sessions, state.settings, repo_pk(id))
+        outcome = await scan_now(state.sessions, state.settings, repo_pk(id))
         state.cache.bump()  # every run, even a failed one, is a repo's new lastRun
         await state.after_index(outcome)
         run = IndexRunType.from_row(outcome.run)

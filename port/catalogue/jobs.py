@@ -23,12 +23,13 @@ from datetime import timedelta
 from sqlalchemy import or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from indexer.scan import Progress
 from port.catalogue.models import Repo
 from port.catalogue.scanning import ScanOutcome, scan_repo
 from port.errors import Permanent, RepoUnreachable
 from port.jobs import queue
 from port.jobs.models import Job, Payload, payload_of
-from port.jobs.worker import Handler
+from port.jobs.worker import Handler, run_held
 from port.orm import on_postgres, utcnow
 from port.settings import Settings
 
@@ -61,6 +62,28 @@ async def enqueue_index(session: AsyncSession, repo_id: int, reason: str) -> Job
         IndexPayload(repo_id=repo_id, reason=reason).model_dump(),
         key=index_key(repo_id),
         max_attempts=INDEX_MAX_ATTEMPTS,
+    )
+
+
+async def scan_now(
+    sessions: async_sessionmaker[AsyncSession],
+    settings: Settings,
+    repo_id: int,
+    progress: Progress | None = None,
+    reason: str = "api",
+) -> ScanOutcome:
+    """An index run of the Repo now, in this process (``scanRepo``, `port repo scan`), as
+    a job of the Repo's key: it waits for an index job of the Repo that is running (a
+    poll, a push), and no worker starts one meanwhile. Two runs of one mirror at once
+    would fight over it and record one as failed."""
+    return await run_held(
+        sessions,
+        settings,
+        INDEX,
+        index_key(repo_id),
+        lambda: scan_repo(sessions, settings, repo_id, progress),
+        payload=IndexPayload(repo_id=repo_id, reason=reason).model_dump(),
+        wait_seconds=settings.index_seconds,
     )
 
 

@@ -57,6 +57,10 @@ def limits(settings: Settings) -> Limits:
         timeout_seconds=settings.git_timeout_seconds,
         max_repo_bytes=settings.max_repo_mb << 20,
         max_manifest_bytes=settings.max_manifest_kb << 10,
+        max_seconds=settings.index_seconds,
+        max_read_bytes=settings.index_max_read_mb << 20,
+        max_manifests=settings.index_max_manifests,
+        max_history=settings.index_max_history,
     )
 
 

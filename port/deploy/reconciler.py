@@ -32,8 +32,10 @@ from contextlib import asynccontextmanager, suppress
 from datetime import datetime, timedelta
 
 from sqlalchemy import select, update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import joinedload, selectinload
+from sqlalchemy.orm.exc import StaleDataError
 
 from manifests.specs import Run
 from port.deploy.backends import load_backend
@@ -328,10 +330,28 @@ class Reconciler:
                 log.info("pod %s went away while it was being launched", pod_id)
                 return None
             finally:
-                # Most passes change nothing: then no write and no wake-up of subscribers.
-                if session.new or session.dirty or session.deleted:
-                    await session.commit()
-                    self.notify(setup.id)
+                await self._commit(session, pod_id, setup.id)
+
+    async def _commit(self, session: AsyncSession, pod_id: int, setup_id: int) -> None:
+        """Commit what a pass changed of a Pod, if anything (most passes change nothing:
+        no write then, and no wake-up of subscribers).
+
+        The Setup may have been deleted since the Pod was loaded (by a user, from any
+        process): its rows are gone, the commit fails on them, and the changes are
+        dropped; a container started meanwhile is of no active Pod now, and the next
+        pass removes it."""
+        if not (session.new or session.dirty or session.deleted):
+            return
+        try:
+            await session.commit()
+        except (IntegrityError, StaleDataError):
+            await session.rollback()
+            if await session.get(Pod, pod_id) is not None:
+                raise
+            log.info("pod %s was deleted during the pass; its changes are dropped", pod_id)
+            self.wake()
+            return
+        self.notify(setup_id)
 
     async def _converge_pod(
         self, session: AsyncSession, setup: Setup, pod: Pod, container: ManagedContainer | None
@@ -518,15 +538,14 @@ class Reconciler:
                 pod = await self._load(session, pod_id)
                 if pod is None or pod.retired:
                     return
+                setup_id, image = pod.setup_id, pod.image
                 try:
                     await self._launch(session, pod.setup, pod)
                 except PodGone:
                     await session.rollback()
                 finally:
-                    if session.new or session.dirty or session.deleted:
-                        await session.commit()
-                        self.notify(pod.setup_id)
-                pulling = self.pulls.running(pod.image)
+                    await self._commit(session, pod_id, setup_id)
+                pulling = self.pulls.running(image)
             if pulling is None:
                 return
             await asyncio.wait({pulling.task})  # never cancels the pull itself

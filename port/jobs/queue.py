@@ -216,6 +216,49 @@ async def claim(
     return None
 
 
+async def hold(
+    session: AsyncSession,
+    kind: str,
+    key: str,
+    worker: str,
+    *,
+    lease: timedelta,
+    payload: dict[str, Any] | None = None,
+    now: datetime | None = None,
+) -> Job | None:
+    """A job of ``kind`` and ``key`` running for ``worker`` from now (work done outside
+    the queue, such as a scan a person asked for), unless a job of ``key`` runs under a
+    live lease: then None. Workers do not claim the key while it is held. Commits.
+
+    One conditional INSERT (SQLite runs it under its write lock); on PostgreSQL under
+    the key's advisory lock, which a claim of the key takes too (``_key_taken``).
+    """
+    now = _utc(now) if now is not None else utcnow()
+    if on_postgres(session):
+        await session.execute(
+            select(func.pg_advisory_xact_lock(_KEY_LOCK_CLASS, func.hashtext(key)))
+        )
+    other = aliased(Job, name="other")
+    values = {
+        "kind": literal(kind),
+        "key": literal(key),
+        "payload": literal(payload or {}, Job.payload.type),
+        "status": literal(JobStatus.RUNNING, Job.status.type),
+        "attempts": literal(1),
+        "max_attempts": literal(1),
+        "run_after": literal(now, Job.run_after.type),
+        "locked_by": literal(worker),
+        "locked_until": literal(now + lease, Job.locked_until.type),
+        "created_at": literal(now, Job.created_at.type),
+        "started_at": literal(now, Job.started_at.type),
+    }
+    row = select(*values.values()).where(~exists().where(other.key == key, _live(other, now)))
+    statement = insert(session, Job).from_select(list(values), row).returning(Job.id)
+    job_id = await session.scalar(statement)
+    await session.commit()
+    return None if job_id is None else await session.get(Job, job_id)
+
+
 async def _key_taken(session: AsyncSession, job: Job, now: datetime) -> bool:
     """After claiming ``job``: does another live job hold its key? (PostgreSQL)
 

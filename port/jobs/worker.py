@@ -32,12 +32,12 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager, suppress
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from port import db
-from port.errors import Permanent, PortError, TimedOut
+from port.errors import Busy, Permanent, PortError, TimedOut
 from port.jobs import queue
 from port.jobs.models import Job, JobStatus
 from port.orm import utcnow
@@ -53,6 +53,9 @@ the attempt (``PortError``: an expected failure, logged without traceback); rais
 AfterHook = Callable[[Job, Any], Awaitable[None]]
 """Called with the job and its handler's result after the job succeeded."""
 
+T = TypeVar("T")
+
+HELD_POLL_SECONDS = 0.5  # `run_held`: how often it looks whether its key is free
 STOP_GRACE_SECONDS = 10.0  # `port worker`: how long running jobs may finish on SIGTERM
 
 
@@ -256,22 +259,7 @@ class Worker:
         return True
 
     async def _heartbeat(self, job_id: int) -> None:
-        interval = self.lease.total_seconds() / 3
-        while True:
-            await asyncio.sleep(interval)
-            try:
-                async with self.sessions() as session, session.begin():
-                    held = await queue.heartbeat(
-                        session, job_id, self.name, self.lease, now=self.clock()
-                    )
-            except Exception:
-                log.exception("extending the lease of job %s failed", job_id)
-                continue
-            if not held:
-                log.warning(
-                    "job %s was taken over by another worker; its end will not count", job_id
-                )
-                return
+        await keep_lease(self.sessions, job_id, self.name, self.lease, self.clock)
 
     async def _failed(self, job: Job, exc: Exception) -> None:
         error = str(exc) if isinstance(exc, PortError) else f"{type(exc).__name__}: {exc}"
@@ -302,6 +290,71 @@ class Worker:
                 await hook(job, result)
             except Exception:
                 log.exception("after-hook %r of job %s failed", hook, job.id)
+
+
+async def keep_lease(
+    sessions: async_sessionmaker[AsyncSession],
+    job_id: int,
+    worker: str,
+    lease: timedelta,
+    clock: Callable[[], datetime] = utcnow,
+) -> None:
+    """Extend ``worker``'s lease on a running job every third of it, until cancelled or
+    until the job is no longer its."""
+    interval = lease.total_seconds() / 3
+    while True:
+        await asyncio.sleep(interval)
+        try:
+            async with sessions() as session, session.begin():
+                held = await queue.heartbeat(session, job_id, worker, lease, now=clock())
+        except Exception:
+            log.exception("extending the lease of job %s failed", job_id)
+            continue
+        if not held:
+            log.warning("job %s was taken over by another worker; its end will not count", job_id)
+            return
+
+
+async def run_held(
+    sessions: async_sessionmaker[AsyncSession],
+    settings: Settings,
+    kind: str,
+    key: str,
+    work: Callable[[], Awaitable[T]],
+    *,
+    payload: dict[str, Any] | None = None,
+    wait_seconds: float,
+) -> T:
+    """``work()`` now, in this process, as a job of ``kind`` and ``key``: a job of the key
+    running elsewhere (a worker's index run of the same repository) is waited for, up to
+    ``wait_seconds`` (then Busy), and no worker runs one while this does. The job row
+    records the run like any job's; ``work``'s exception fails it and is raised."""
+    name = f"{worker_name()}-now"
+    lease = timedelta(seconds=settings.job_lease_seconds)
+    deadline = time.monotonic() + wait_seconds
+    while True:
+        async with sessions() as session:
+            job = await queue.hold(session, kind, key, name, lease=lease, payload=payload)
+        if job is not None:
+            break
+        if time.monotonic() > deadline:
+            raise Busy(f"another {kind} run of this {key.partition(':')[0]} is still under way")
+        await asyncio.sleep(HELD_POLL_SECONDS)
+    beat = asyncio.create_task(keep_lease(sessions, job.id, name, lease))
+    try:
+        result = await work()
+    except Exception as exc:  # recorded, then raised; cancelled: its lease expires
+        error = str(exc) if isinstance(exc, PortError) else f"{type(exc).__name__}: {exc}"
+        async with sessions() as session, session.begin():
+            await queue.fail(session, job.id, name, error, final=True)
+        raise
+    finally:
+        beat.cancel()
+        with suppress(asyncio.CancelledError):
+            await beat
+    async with sessions() as session, session.begin():
+        await queue.succeed(session, job.id, name)
+    return result
 
 
 WorkerFactory = Callable[

@@ -329,6 +329,27 @@ async def test_a_slow_pull_delays_no_other_pod(catalogue: Catalogue) -> None:
     assert backend.pulls == ["slow/app:1"]
 
 
+async def test_a_setup_deleted_while_its_pod_starts_leaves_no_error_and_no_container(
+    world: World, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Repro: deleting a Setup while its Pod was being launched ended the pass with an
+    ``IntegrityError FOREIGN KEY`` traceback. Now the pass drops its changes quietly
+    and the next one removes the container nobody wants."""
+    setup_id = await world.setup()
+
+    async def delete_meanwhile(_spec: PodSpec) -> None:  # as another process would
+        async with world.catalogue.sessions() as session, session.begin():
+            await session.delete(await session.get(Setup, setup_id))
+
+    world.backend.while_starting = delete_meanwhile
+    await world.reconciler.reconcile()
+    world.backend.while_starting = None
+    assert [r for r in caplog.records if r.levelname == "ERROR"] == []
+    assert await world.pods(setup_id) == []
+    await world.reconciler.reconcile()
+    assert world.backend.containers == {}
+
+
 async def test_a_pull_that_outlasts_its_deadline_fails_its_pod(catalogue: Catalogue) -> None:
     backend = FakeBackend("t")
     backend.registry.add("img/cpu:1")

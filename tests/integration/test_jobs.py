@@ -10,7 +10,14 @@ from typing import Any
 
 from sqlalchemy import func, select, update
 
-from port.catalogue.jobs import enqueue_index, index_handler, index_key, next_poll, poll_due_repos
+from port.catalogue.jobs import (
+    enqueue_index,
+    index_handler,
+    index_key,
+    next_poll,
+    poll_due_repos,
+    scan_now,
+)
 from port.catalogue.models import IndexRun, Repo
 from port.catalogue.repos import add_repo
 from port.catalogue.scanning import ScanOutcome
@@ -486,6 +493,59 @@ async def test_index_job_indexes_a_real_remote(catalogue: Catalogue, local_remot
     async with catalogue.sessions() as session:
         runs = await session.scalars(select(IndexRun.status).order_by(IndexRun.id))
         assert list(runs) == ["succeeded", "unchanged"]
+
+
+async def test_a_scan_asked_for_waits_for_the_index_job_of_its_repo(
+    catalogue: Catalogue, local_remote: Remote
+) -> None:
+    """Repro: `scanRepo` during a poll job of the same repository ran both at once over
+    one mirror and recorded one as failed. Now the scan waits for the job, then runs;
+    and no worker starts an index job of the repository while a scan runs."""
+    local_remote.work.commit("release", {"port.yaml": port_yaml("raced")})
+    local_remote.work.tag("1.0.0")
+    local_remote.work.push()
+    repo_id = await register(catalogue, local_remote.url)
+    real = index_handler(catalogue.sessions, catalogue.settings)
+    started, let_go = asyncio.Event(), asyncio.Event()
+
+    async def slow(job: Job) -> ScanOutcome | None:
+        started.set()
+        await let_go.wait()
+        outcome: ScanOutcome | None = await real(job)
+        return outcome
+
+    worker = Worker(catalogue.sessions, catalogue.settings, {"index": slow})
+    await in_session(catalogue, lambda s: enqueue_index(s, repo_id, "poll"))
+    polled = asyncio.create_task(worker.run_once())
+    await asyncio.wait_for(started.wait(), 10)
+    asked = asyncio.create_task(scan_now(catalogue.sessions, catalogue.settings, repo_id))
+    await asyncio.sleep(1.5)
+    assert not asked.done()  # waiting for the poll's run
+    let_go.set()
+    await asyncio.wait_for(polled, 30)
+    outcome = await asyncio.wait_for(asked, 30)
+    assert outcome.changes is not None
+    async with catalogue.sessions() as session:
+        runs = list(await session.scalars(select(IndexRun).where(IndexRun.repo_id == repo_id)))
+    assert [run.status for run in runs] == ["succeeded", "unchanged"]  # one after the other
+    jobs = await in_session(catalogue, lambda s: queue.jobs(s, key=index_key(repo_id)))
+    assert [job.status for job in jobs] == ["succeeded", "succeeded"]
+
+
+async def test_no_worker_starts_an_index_job_while_a_scan_of_its_repo_runs(
+    catalogue: Catalogue,
+) -> None:
+    async with catalogue.sessions() as session:
+        held = await queue.hold(session, "index", "repo:7", "someone-now", lease=LEASE)
+    assert held is not None
+    async with catalogue.sessions() as session:  # the key is held: not twice
+        assert await queue.hold(session, "index", "repo:7", "other-now", lease=LEASE) is None
+    queued = await enqueue(catalogue, "index", key="repo:7")
+    assert await claim(catalogue, "w1", kinds=["index"]) is None
+    await in_session(catalogue, lambda s: queue.succeed(s, held.id, "someone-now"))
+    taken = await claim(catalogue, "w1", kinds=["index"])
+    assert taken is not None
+    assert taken.id == queued.id
 
 
 async def test_index_job_fails_at_once_when_retrying_cannot_help(
