@@ -26,6 +26,8 @@ MAX_IMAGE_LENGTH = 512
 MAX_NAME_LENGTH = 255
 
 MAX_FLAVOURS = 64  # builds of one release: more is a mistake, or a query amplifier
+MAX_PORTS = 20  # ports one flavour serves
+MAX_ENV = 200  # variables one flavour declares
 MIN_MEMORY = 6 << 20  # Docker's minimum ("Minimum memory limit allowed is 6MB")
 MAX_MEMORY = 1 << 50  # 1 PiB: beyond it a number is a mistake (or an attack on storage)
 _MEMORY = re.compile(r"(?P<number>[0-9]+(?:\.[0-9]+)?)\s*(?P<unit>[bkmgt]?)(?:i?b)?", re.I)

@@ -27,7 +27,9 @@ from manifests.errors import ManifestError
 from manifests.fields import (
     FLAVOUR_NAME,
     IDENTIFIER,
+    MAX_ENV,
     MAX_FLAVOURS,
+    MAX_PORTS,
     check_env_name,
     check_flavour_name,
     check_http_url,
@@ -192,12 +194,12 @@ Arguments = Annotated[list[Argument], Field(max_length=100)]
 class RunFields(_Strict):
     """How the image is run; the manifest's top level sets defaults for every flavour."""
 
-    ports: Annotated[list[PortModel], Field(max_length=20)] | None = Field(
+    ports: Annotated[list[PortModel], Field(max_length=MAX_PORTS)] | None = Field(
         default=None, description="The ports the app serves; the first http one is opened."
     )
     command: Arguments | None = Field(default=None, description="Replaces the image's entrypoint.")
     args: Arguments | None = Field(default=None, description="Replaces the image's command.")
-    env: Annotated[list[EnvVarModel], Field(max_length=200)] | None = Field(
+    env: Annotated[list[EnvVarModel], Field(max_length=MAX_ENV)] | None = Field(
         default=None, description="Environment variables; a flavour's add to or replace these."
     )
 

@@ -29,7 +29,8 @@ from port.api.types import (
 from port.catalogue import repos as repo_service
 from port.catalogue.jobs import running_index_jobs, scan_now
 from port.catalogue.models import App, IndexRun, Repo
-from port.catalogue.queries import search_apps
+from port.catalogue.queries import listed, search_apps
+from port.catalogue.repos import LISTED
 from port.errors import NotFound, RepoUnreachable
 from port.orm import utcnow
 
@@ -59,9 +60,13 @@ class CatalogueQuery:
         permissions.catalogue_reader(info)
         window = Window.of(first, after, max_size=info.context.state.settings.max_page_size)
         async with info.context.state.sessions() as session:
-            total = await session.scalar(select(func.count()).select_from(Repo)) or 0
+            total = await session.scalar(select(func.count()).select_from(Repo).where(LISTED)) or 0
             rows = await session.scalars(
-                select(Repo).order_by(Repo.id).offset(window.offset).limit(window.limit)
+                select(Repo)
+                .where(LISTED)
+                .order_by(Repo.id)
+                .offset(window.offset)
+                .limit(window.limit)
             )
             page = [RepoType.from_row(r) for r in rows]
         return connection_of(RepoConnection, page, window, total)  # type: ignore[no-any-return]
@@ -87,7 +92,7 @@ class CatalogueQuery:
     async def app(self, info: Info, identifier: str) -> AppType | None:
         permissions.catalogue_reader(info)
         async with info.context.state.sessions() as session:
-            row = await session.scalar(select(App).where(App.identifier == identifier))
+            row = await session.scalar(select(App).where(App.identifier == identifier, listed()))
         return AppType.from_row(row) if row is not None else None
 
 
@@ -122,7 +127,9 @@ async def _may_change(info: Info, id: relay.GlobalID) -> None:
     principal = permissions.repo_manager(info)
     async with info.context.state.sessions() as session:
         row = (
-            await session.execute(select(Repo.id, Repo.added_by_id).where(Repo.id == repo_pk(id)))
+            await session.execute(
+                select(Repo.id, Repo.added_by_id).where(Repo.id == repo_pk(id), LISTED)
+            )
         ).first()
     if row is None:
         raise NotFound(f"no repository {id}")
@@ -218,14 +225,20 @@ class CatalogueMutation:
     @strawberry.mutation(
         description="Delete a repository, its apps, releases and runs. CONFLICT while "
         "users have Setups of its apps: it names them (their data is never deleted "
-        "silently).",
+        "silently). An admin's `force` deletes it all the same: its releases are "
+        "withdrawn, those Setups keep running their release without updates, and each "
+        "owner gets a REPO_DELETED event and a notice.",
         extensions=[InputMutationExtension()],
     )
-    async def delete_repo(self, info: Info, id: relay.GlobalID) -> DeleteRepoPayload:
+    async def delete_repo(
+        self, info: Info, id: relay.GlobalID, force: bool = False
+    ) -> DeleteRepoPayload:
         await _may_change(info, id)
+        if force:
+            permissions.admin(info)
         state = info.context.state
         await state.operations.delete_repo(
-            repo_pk(id), describe=lambda pk: relay.to_base64("Setup", pk)
+            repo_pk(id), describe=lambda pk: relay.to_base64("Setup", pk), force=force
         )
         state.cache.bump()
         return DeleteRepoPayload(deleted_id=id)

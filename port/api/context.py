@@ -8,6 +8,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 from litestar.datastructures import Headers, State
+from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from strawberry.litestar import BaseContext
 from strawberry.types import Info as StrawberryInfo
@@ -15,17 +16,22 @@ from strawberry.types import Info as StrawberryInfo
 from port.accounts.bearer import principal_for
 from port.accounts.jwt import JwtVerifier
 from port.api.cache import ResponseCache
+from port.api.cost import LIST_SIZES
 from port.api.loaders import Loaders
+from port.catalogue.models import Flavour
 from port.catalogue.scanning import ScanOutcome
 from port.deploy.backends.base import newest_lines
 from port.deploy.operations import Operations
 from port.deploy.reconciler import Reconciler
 from port.errors import Busy, Unauthenticated
 from port.events import Broker
+from port.notify import Notifier
 from port.principal import Principal
 from port.settings import Settings
 
 RECHECK_SECONDS = 2.0  # how stale a stream's view of its credential may be
+LIST_SIZES_SECONDS = 30.0  # how stale the cost model's view of list sizes may be
+FLAVOURS = ("Release", "flavours")
 
 
 async def _nothing_after(_outcome: ScanOutcome) -> None:
@@ -47,6 +53,10 @@ class ApiState:
     wake_jobs: Callable[[], None] = lambda: None
     # What follows an index run that scanRepo ran here: notices and rollouts (port/work).
     after_index: Callable[[ScanOutcome], Awaitable[None]] = _nothing_after
+    # The most each plain list holds now (the cost model's sizes): the caps, until
+    # ``measure_lists`` reads the catalogue's largest (every LIST_SIZES_SECONDS).
+    list_sizes: dict[tuple[str, str], int] = field(default_factory=lambda: dict(LIST_SIZES))
+    lists_measured_at: float = -LIST_SIZES_SECONDS
     open_streams: int = 0
     anonymous_streams: int = 0
     user_streams: dict[str, int] = field(default_factory=dict)  # by principal name
@@ -54,7 +64,25 @@ class ApiState:
     @property
     def operations(self) -> Operations:
         """What people do to Setups (the API's mutations and the pages both call it)."""
-        return Operations(self.sessions, self.settings, self.reconciler, self.wake_jobs)
+        notifier = Notifier(self.sessions, self.settings)
+        return Operations(
+            self.sessions, self.settings, self.reconciler, self.wake_jobs, notifier.announce
+        )
+
+    async def measure_lists(self) -> None:
+        """Read the largest release's flavour count, at most every LIST_SIZES_SECONDS: a
+        page of releases costs what it can really return, not 64 flavours each. (An
+        index run elsewhere is seen within that time; the cap bounds it meanwhile.)"""
+        now = time.monotonic()
+        if now - self.lists_measured_at < LIST_SIZES_SECONDS:
+            return
+        self.lists_measured_at = now
+        per_release = (
+            select(func.count().label("n")).select_from(Flavour).group_by(Flavour.release_id)
+        ).subquery()
+        async with self.sessions() as session:
+            largest = await session.scalar(select(func.max(per_release.c.n))) or 1
+        self.list_sizes[FLAVOURS] = max(1, min(int(largest), LIST_SIZES[FLAVOURS]))
 
     @contextmanager
     def stream(self, caller: Principal | None) -> Iterator[None]:
@@ -144,6 +172,7 @@ Info = StrawberryInfo[Context, None]
 
 async def context_for(api: ApiState, authorization: str | None) -> Context:
     """The context of one request or websocket; a bad credential raises Unauthenticated."""
+    await api.measure_lists()
     principal = None
     if authorization is not None:  # anonymous reads cost no session
         async with api.sessions() as session, session.begin():

@@ -25,6 +25,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from indexer.scan import Progress
 from port.catalogue.models import Repo
+from port.catalogue.repos import LISTED
 from port.catalogue.scanning import ScanOutcome, scan_repo
 from port.errors import Permanent, RepoUnreachable
 from port.jobs import queue
@@ -92,7 +93,8 @@ def index_handler(sessions: async_sessionmaker[AsyncSession], settings: Settings
 
     async def repo_exists(repo_id: int) -> bool:
         async with sessions() as session:
-            return await session.get(Repo, repo_id) is not None
+            found = await session.get(Repo, repo_id)
+            return found is not None and found.deleted_at is None
 
     async def index(job: Job) -> ScanOutcome | None:
         repo_id = payload_of(job, IndexPayload).repo_id
@@ -130,7 +132,7 @@ async def poll_due_repos(sessions: async_sessionmaker[AsyncSession], settings: S
     async with sessions() as session, session.begin():
         due = (
             select(Repo.id)
-            .where(or_(Repo.next_poll_at.is_(None), Repo.next_poll_at <= now))
+            .where(LISTED, or_(Repo.next_poll_at.is_(None), Repo.next_poll_at <= now))
             .order_by(Repo.id)
             .limit(POLL_BATCH)
         )

@@ -56,6 +56,10 @@ class Repo(Base):
     added_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
     # When the poller next looks at the remote (None: soon); webhooks push it back.
     next_poll_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    # Deleted by an admin's force while users' Setups ran its apps: its releases are
+    # withdrawn, it is never indexed or listed again, and the row goes with the last
+    # of those Setups (port/deploy/operations.py).
+    deleted_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
 
     apps: Mapped[list[App]] = relationship(
         back_populates="repo", cascade="all, delete-orphan", passive_deletes=True

@@ -10,7 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import selectinload
 
 from indexer.urls import redact
-from port.catalogue.models import App, AppLogo, Release
+from port.catalogue.models import App, AppLogo, Release, Repo
 from port.errors import InvalidInput
 
 MAX_SEARCH = 200  # characters of a search text
@@ -49,6 +49,7 @@ async def list_apps(session: AsyncSession) -> list[App]:
     """Every app with its repo, releases and flavours loaded (three IN queries)."""
     rows = await session.scalars(
         select(App)
+        .where(listed())
         .order_by(App.identifier)
         .options(
             selectinload(App.repo),
@@ -89,10 +90,16 @@ def _like(text: str) -> str:
     return f"%{escaped}%"
 
 
+def listed() -> ColumnElement[bool]:
+    """Apps of repositories not deleted (``repos.retire_repo`` keeps their rows for the
+    Setups that run them, out of every listing)."""
+    return App.repo_id.in_(select(Repo.id).where(Repo.deleted_at.is_(None)))
+
+
 def app_filter(search: str | None = None, category: str | None = None) -> list[ColumnElement[bool]]:
     """WHERE clauses: ``search`` in identifier, name or description (any case), and an
     app listing ``category``. INVALID_INPUT for an overlong text."""
-    where: list[ColumnElement[bool]] = []
+    where: list[ColumnElement[bool]] = [listed()]
     for text in (search, category):
         if text is not None and len(text) > MAX_SEARCH:
             raise InvalidInput(f"a search text is at most {MAX_SEARCH} characters")

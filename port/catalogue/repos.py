@@ -8,7 +8,7 @@ import re
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import selectinload
 
@@ -16,8 +16,9 @@ from indexer.errors import IndexerError, UnsafeUrlError
 from indexer.paths import check_manifest_path
 from indexer.urls import check_url, host_of, redact
 from port import outbound
-from port.catalogue.models import IndexRun, Repo
+from port.catalogue.models import App, IndexRun, Release, Repo
 from port.errors import Conflict, Forbidden, InvalidInput, NotFound
+from port.orm import utcnow
 from port.principal import Principal
 from port.registries import resolve
 from port.settings import Settings
@@ -27,6 +28,7 @@ _BRANCH = re.compile(
     r"^(?!-)(?!/)(?!.*\.\.)(?!.*@\{)(?!.*//)[A-Za-z0-9._/-]{1,255}(?<!/)(?<!\.lock)$"
 )
 MAX_MANIFEST_PATH = 1024  # the column's size
+LISTED = Repo.deleted_at.is_(None)  # not deleted by force (see ``retire_repo``)
 _TAG_PREFIX = re.compile(r"^[A-Za-z0-9._/-]{0,255}$")
 
 
@@ -116,7 +118,15 @@ async def add_repo(
     await asyncio.to_thread(
         check_repo_address, normalised, allow_local=allow_local, allowed=allowed_networks
     )
-    if await session.scalar(select(Repo.id).where(Repo.url == normalised)) is not None:
+    taken = (
+        await session.execute(select(Repo.id, Repo.deleted_at).where(Repo.url == normalised))
+    ).first()
+    if taken is not None and taken.deleted_at is not None:
+        raise Conflict(
+            f"repository {redact(normalised)} was deleted, but users' Setups still run its "
+            "apps; it can be registered again once they are deleted"
+        )
+    if taken is not None:
         raise Conflict(f"repository {redact(normalised)} is already registered")
     repo = Repo(
         url=normalised,
@@ -178,7 +188,7 @@ async def update_repo(
 async def delete_repo(session: AsyncSession, repo_id: int) -> Repo:
     """Delete a repository with its apps, releases and runs. The caller commits."""
     repo = await session.get(Repo, repo_id)
-    if repo is None:
+    if repo is None or repo.deleted_at is not None:
         raise NotFound(f"no repository {repo_id}")
     await session.delete(repo)
     return repo
@@ -194,14 +204,33 @@ async def find_repo(session: AsyncSession, url_or_id: str, *, allow_local: bool 
         except UnsafeUrlError:
             url = url_or_id
         repo = await session.scalar(select(Repo).where(Repo.url == url))
-    if repo is None:
+    if repo is None or repo.deleted_at is not None:
         shown = redact(url_or_id)
         raise NotFound(f"no repository {shown!r} is registered (see `port repo list`)")
     return repo
 
 
 async def list_repos(session: AsyncSession) -> list[Repo]:
-    return list(await session.scalars(select(Repo).order_by(Repo.id)))
+    return list(await session.scalars(select(Repo).where(LISTED).order_by(Repo.id)))
+
+
+async def retire_repo(session: AsyncSession, repo_id: int) -> Repo:
+    """Delete a repository whose apps users' Setups still run: every release of its
+    apps is withdrawn (no install, no update), and the repository is never indexed,
+    polled or listed again; its rows stay for those Setups. The caller commits."""
+    repo = await session.get(Repo, repo_id)
+    if repo is None or repo.deleted_at is not None:
+        raise NotFound(f"no repository {repo_id}")
+    repo.deleted_at = utcnow()
+    repo.webhook_secret, repo.next_poll_at = None, None
+    apps = select(App.id).where(App.repo_id == repo_id).scalar_subquery()
+    await session.execute(
+        update(Release)
+        .where(Release.app_id.in_(apps))
+        .values(withdrawn=True)
+        .execution_options(synchronize_session=False)
+    )
+    return repo
 
 
 async def list_runs(session: AsyncSession, repo: Repo, limit: int = 20) -> list[IndexRun]:

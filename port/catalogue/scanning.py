@@ -78,7 +78,7 @@ async def scan_repo(
     started = utcnow()
     async with sessions() as session:
         repo = await session.get(Repo, repo_id)
-        if repo is None:
+        if repo is None or repo.deleted_at is not None:
             raise LookupError(f"repository {repo_id} vanished before its scan")
         spec = RepoSpec(
             url=repo.url,

@@ -53,6 +53,7 @@ class EventKind(enum.StrEnum):
     UPDATE_SUCCEEDED = "UPDATE_SUCCEEDED"
     UPDATE_ROLLED_BACK = "UPDATE_ROLLED_BACK"
     UPDATE_ABANDONED = "UPDATE_ABANDONED"
+    REPO_DELETED = "REPO_DELETED"  # its repository was deleted by force: no more updates
 
 
 class Setup(Base):

@@ -13,14 +13,18 @@ import shutil
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.orm import joinedload
 
+from indexer.urls import redact
 from port.catalogue import repos
+from port.catalogue.models import App, Repo
 from port.catalogue.scanning import mirror_path
 from port.deploy import setups
-from port.deploy.models import UpdatePolicy
+from port.deploy.models import EventKind, Setup, UpdatePolicy
 from port.deploy.reconciler import Reconciler
-from port.deploy.updater import plan_updates, request_update
+from port.deploy.updater import Announce, plan_updates, request_update, silent
 from port.errors import Conflict
 from port.principal import Principal
 from port.settings import Settings
@@ -32,6 +36,7 @@ class Operations:
     settings: Settings
     reconciler: Reconciler
     wake_jobs: Callable[[], None]
+    announce: Announce = silent  # notices to users (Notifier.announce)
 
     async def create(
         self, principal: Principal, request: setups.SetupRequest, *, start: bool = False
@@ -94,27 +99,76 @@ class Operations:
         async with self.reconciler.lock, self.sessions() as session, session.begin():
             setup = await setups.get_setup(session, principal, setup_id)
             containers = [p.container_id for p in setups.active_pods(setup) if p.container_id]
+            app_id = setup.app_id
             await session.delete(setup)
+            await session.flush()
+            await self._drop_retired_repo(session, app_id)
         await self.reconciler.remove_containers(containers)
         self.reconciler.wake()
 
     async def delete_repo(
-        self, repo_id: int, describe: Callable[[int], str] = lambda pk: f"setup {pk}"
+        self,
+        repo_id: int,
+        describe: Callable[[int], str] = lambda pk: f"setup {pk}",
+        *,
+        force: bool = False,
     ) -> None:
-        """Delete a repository with its apps, releases, runs and mirror; CONFLICT naming
-        the Setups (``describe`` says how) while users have Setups of its apps. Who may
-        is the caller's to check first (``repos.check_changer``)."""
+        """Delete a repository with its apps, releases, runs and mirror. While users have
+        Setups of its apps: CONFLICT naming them (``describe`` says how), or with
+        ``force`` (an admin's) the repository is retired instead: its releases are
+        withdrawn, the Setups keep running their release without updates, and each
+        owner gets an event and a notice. Who may is the caller's to check first
+        (``repos.check_changer``; ``force``: admins only)."""
         async with self.sessions() as session, session.begin():
             kept = await setups.setups_of_repo(session, repo_id)
-            if kept:
+            if kept and not force:
                 named = ", ".join(
                     f"{owner}'s {app} ({describe(pk)})" for pk, owner, app in kept[:10]
                 )
                 more = f" and {len(kept) - 10} more" if len(kept) > 10 else ""
                 raise Conflict(
                     f"{len(kept)} Setup{'s' if len(kept) > 1 else ''} of this repository's "
-                    f"apps exist: {named}{more}; they must be deleted first"
+                    f"apps exist: {named}{more}; they must be deleted first (or an admin "
+                    "deletes the repository with force: they keep running, without updates)"
                 )
-            repo = await repos.delete_repo(session, repo_id)
+            if kept:
+                repo = await repos.retire_repo(session, repo_id)
+                owners = await self._tell_setups_of_retired(session, repo, [pk for pk, *_ in kept])
+            else:
+                repo = await repos.delete_repo(session, repo_id)
+                owners = {}
             mirror = mirror_path(self.settings, repo)
         shutil.rmtree(mirror, ignore_errors=True)
+        for setup_id, (owner_id, app) in owners.items():
+            data = {"setup": setup_id, "app": app, "repo": repo_id}
+            await self.announce("repo.deleted", data, [owner_id])
+        if owners:
+            self.wake_jobs()
+
+    @staticmethod
+    async def _tell_setups_of_retired(
+        session: AsyncSession, repo: Repo, setup_ids: list[int]
+    ) -> dict[int, tuple[int, str]]:
+        """An event on each Setup of a retired repository; (owner, app) by Setup id."""
+        told = {}
+        rows = await session.scalars(
+            select(Setup).where(Setup.id.in_(setup_ids)).options(joinedload(Setup.app))
+        )
+        for setup in rows:
+            message = (
+                f"repository {redact(repo.url)} was deleted by an admin: this Setup keeps "
+                "running its release, and gets no more updates"
+            )
+            setups.record(session, setup, EventKind.REPO_DELETED, message)
+            told[setup.id] = (setup.owner_id, setup.app.identifier)
+        return told
+
+    async def _drop_retired_repo(self, session: AsyncSession, app_id: int) -> None:
+        """Delete a retired repository once no Setup of its apps is left."""
+        repo = await session.scalar(
+            select(Repo).join(App, App.repo_id == Repo.id).where(App.id == app_id)
+        )
+        if repo is None or repo.deleted_at is None:
+            return
+        if not await setups.setups_of_repo(session, repo.id):
+            await session.delete(repo)

@@ -56,7 +56,7 @@ Announce = Callable[[str, dict[str, Any], Iterable[int]], Awaitable[None]]
 """Tells of an update's result: its kind, data and the users concerned (Notifier.announce)."""
 
 
-async def _silent(_kind: str, _notice: dict[str, Any], _users: Iterable[int]) -> None:
+async def silent(_kind: str, _notice: dict[str, Any], _users: Iterable[int]) -> None:
     """No notices (PORT_NOTIFY_URL unset, or tests)."""
 
 
@@ -177,7 +177,7 @@ class Updater:
         self.sessions = sessions
         self.settings = settings
         self.reconciler = reconciler
-        self.announce = announce or _silent
+        self.announce = announce or silent
 
     async def _load(self, session: AsyncSession, setup_id: int) -> Setup | None:
         return await session.scalar(

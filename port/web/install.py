@@ -21,7 +21,7 @@ from sqlalchemy.orm import selectinload
 
 from manifests.specs import EnvVar, Run
 from port.catalogue.models import App, Release
-from port.catalogue.queries import latest_release, newest_first
+from port.catalogue.queries import latest_release, listed, newest_first
 from port.deploy.models import UpdatePolicy
 from port.deploy.selection import Candidate, Capabilities, NoFittingFlavour
 from port.deploy.selection import select as select_flavour
@@ -88,7 +88,7 @@ async def _app(served: Served, identifier: str) -> App:
     async with served.sessions() as session:
         app = await session.scalar(
             select(App)
-            .where(App.identifier == identifier)
+            .where(App.identifier == identifier, listed())
             .options(selectinload(App.releases).selectinload(Release.flavours))
         )
     if app is None:

@@ -25,7 +25,13 @@ from sqlalchemy.orm import selectinload
 from indexer.urls import redact
 from port.accounts.throttle import SignInThrottle
 from port.catalogue.models import App, AppLogo, Release
-from port.catalogue.queries import latest_release, logo_digests, newest_first, search_apps
+from port.catalogue.queries import (
+    latest_release,
+    listed,
+    logo_digests,
+    newest_first,
+    search_apps,
+)
 from port.deploy.selection import Capabilities
 from port.errors import InvalidInput, PortError
 from port.settings import Settings
@@ -217,7 +223,7 @@ async def _app_context(served: Served, identifier: str) -> dict[str, Any]:
     async with served.sessions() as session:
         app = await session.scalar(
             select(App)
-            .where(App.identifier == identifier)
+            .where(App.identifier == identifier, listed())
             .options(
                 selectinload(App.repo),
                 selectinload(App.releases).selectinload(Release.flavours),

@@ -33,6 +33,7 @@ from sqlalchemy.sql import func
 
 from indexer.urls import MAX_URL_LENGTH, REMOTE_SCHEMES, SCHEME
 from port.catalogue.models import Repo
+from port.catalogue.repos import LISTED
 
 # A forge's payload may name the repository by its http:// URL, which Port refuses to
 # register but which still names the same repository.
@@ -106,7 +107,7 @@ async def matching_repos(session: AsyncSession, urls: Iterable[str]) -> list[Rep
     lowered = func.lower(Repo.url)
     candidates = await session.scalars(
         select(Repo)
-        .where(or_(*(lowered.contains(n, autoescape=True) for n in sorted(needles))))
+        .where(LISTED, or_(*(lowered.contains(n, autoescape=True) for n in sorted(needles))))
         .order_by(Repo.id)
     )
     return [repo for repo in candidates if remote_key(repo.url) in keys]

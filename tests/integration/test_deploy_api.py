@@ -16,10 +16,11 @@ from prometheus_client import REGISTRY
 from sqlalchemy import select
 from strawberry.relay import to_base64
 
-from port.accounts.models import Token
+from port.accounts.models import Token, User
 from port.accounts.service import FirstAdmin, create_token, create_user, hash_secret
-from port.catalogue.models import App
+from port.catalogue.models import App, Repo
 from port.deploy.reconciler import Reconciler
+from port.jobs import queue
 from port.orm import utcnow
 from port.work.server import create_app
 from tests.deployfakes import CUDA, FakeBackend, add_app
@@ -524,6 +525,68 @@ async def test_deleting_a_repository_never_deletes_users_setups_silently(
     )
     deleted = await tenants.gql(delete, tenants.api.admin_token, id=gid)
     assert deleted["data"]["deleteRepo"] == {"deletedId": gid}
+
+
+async def test_an_admins_force_deletes_a_repository_and_keeps_its_setups_running(
+    tenants: Tenants,
+) -> None:
+    """Repro (issue 16, 6): with force, an admin deletes a repository whose apps users
+    run. The repository and its apps leave every listing and its releases are
+    withdrawn; alice's Setup keeps running its release, says why it gets no updates,
+    and a notice is queued for her. Her last Setup's deletion takes the rest."""
+    setup = (await tenants.create(tenants.alice, start=True))["data"]["createSetup"]["setup"]
+    await tenants.reconciler.reconcile()
+    async with tenants.api.catalogue.sessions() as session, session.begin():
+        repo_id = await session.scalar(select(App.repo_id).where(App.identifier == "stardist"))
+        alice = await session.scalar(select(User).where(User.name == "alice"))
+        assert alice is not None
+        alice.notify_url = "https://alice.example.org/hook"
+    gid = to_base64("Repo", repo_id)
+    force = "mutation($id: ID!) { deleteRepo(input: {id: $id, force: true}) { deletedId } }"
+
+    refused = await tenants.gql(force, tenants.alice, id=gid)
+    assert code(refused) == "FORBIDDEN"  # force is an admin's
+    deleted = await tenants.gql(force, tenants.api.admin_token, id=gid)
+    assert deleted["data"]["deleteRepo"] == {"deletedId": gid}
+
+    listing = await tenants.gql(
+        "{ repos { totalCount } apps { edges { node { identifier } } } "
+        'app(identifier: "stardist") { id } }',
+        tenants.alice,
+    )
+    assert listing["data"]["repos"]["totalCount"] == 1  # gpuonly's only
+    assert [e["node"]["identifier"] for e in listing["data"]["apps"]["edges"]] == ["gpuonly"]
+    assert listing["data"]["app"] is None
+    shown = await tenants.gql(
+        "query($id: ID!) { setup(id: $id) { release { version withdrawn } "
+        "pods { status } events(limit: 1) { kind message } } }",
+        tenants.alice,
+        id=setup["id"],
+    )
+    assert "errors" not in shown, shown
+    kept = shown["data"]["setup"]
+    assert kept["release"] == {"version": "1.1.0", "withdrawn": True}
+    assert [p["status"] for p in kept["pods"]] == ["RUNNING"]
+    [event] = kept["events"]
+    assert event["kind"] == "REPO_DELETED"
+    assert "keeps running its release, and gets no more updates" in event["message"]
+    async with tenants.api.catalogue.sessions() as session:
+        notices = [j.payload for j in await queue.jobs(session, kind="notify")]
+    assert [n["notice"]["kind"] for n in notices] == ["repo.deleted"]
+    again = await tenants.gql(
+        "mutation($url: String!) { createRepo(input: {url: $url}) { repo { id } } }",
+        tenants.api.admin_token,
+        url="https://example.org/stardist.git",
+    )
+    assert code(again) == "CONFLICT"
+
+    await tenants.gql(
+        "mutation($id: ID!) { deleteSetup(input: {id: $id}) { deletedId } }",
+        tenants.alice,
+        id=setup["id"],
+    )
+    async with tenants.api.catalogue.sessions() as session:
+        assert await session.get(Repo, repo_id) is None
 
 
 async def test_logs_are_bounded_per_request_however_many_aliases_ask(
