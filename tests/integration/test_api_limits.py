@@ -18,6 +18,7 @@ from port.catalogue import queries as catalogue_queries
 from port.metrics import REGISTRY
 from port.serve import server_config
 from port.work.server import create_app
+from tests.deployfakes import Flavours, add_app
 from tests.harness import Api, Catalogue, eventually, free_port
 from tests.integration.gitfixtures import Remote
 
@@ -100,6 +101,37 @@ async def test_readiness_fails_when_the_database_goes_away(api: Api) -> None:
         state.engine = working
     assert response.status_code == 503
     assert (await api.client.get("/healthz")).status_code == 200
+
+
+FLAVOUR_BOMB = """{ app(identifier: "flavbomb") { releases(first: 100) { edges { node {
+  version flavours { name image selectors } } } } } }"""
+
+
+async def test_the_flavour_bomb_is_refused_and_a_plain_catalogue_page_is_not(api: Api) -> None:
+    """Repro (issue 16, 3): releases of many flavours passed the cost limit, counted as
+    ten each. A release holds at most 64 now, and a list counts what the catalogue
+    really holds: a page of 50 apps x 10 releases with their flavours is answered while
+    releases have two, and QUERY_TOO_COSTLY once one release has 64 (it could return
+    32,000 objects). The repro itself returns 64 flavours, never 5,000."""
+    many: Flavours = tuple((f"f{n}", "img/cpu:1", []) for n in range(64))
+    two: Flavours = (("cpu", "img/cpu:1", []), ("gpu", "img/gpu:1", []))
+    page = """{ apps(first: 50) { edges { node { identifier releases(first: 10) { edges {
+      node { version flavours { name image selectors } } } } } } } }"""
+    async with api.catalogue.sessions() as session, session.begin():
+        for n in range(3):
+            await add_app(session, f"plain{n}", versions=("1.0.0", "1.1.0"), flavours=two)
+    assert "errors" not in await api.gql(page)
+
+    async with api.catalogue.sessions() as session, session.begin():
+        await add_app(session, "flavbomb", versions=("1.0.0",), flavours=many)
+    state = api.client.app.state.api
+    state.lists_measured_at = -1e9  # as 30 s later
+    state.cache.bump()  # as an index run does: the cached page is not reused
+    assert (await api.gql(page))["errors"][0]["extensions"]["code"] == "QUERY_TOO_COSTLY"
+    bomb = await api.gql(FLAVOUR_BOMB)
+    [release] = bomb["data"]["app"]["releases"]["edges"]
+    assert len(release["node"]["flavours"]) == 64
+    assert (await api.client.get("/healthz")).text == "ok"
 
 
 async def test_costly_queries_are_refused_before_they_run(api: Api) -> None:

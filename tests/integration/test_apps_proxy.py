@@ -24,6 +24,7 @@ import pytest
 import uvicorn
 from sqlalchemy import select
 
+from manifests.specs import Run
 from port.deploy.backends.base import PodStatus
 from port.deploy.models import EventKind, Pod, SetupEvent
 from port.serve import listen, listen_for_pods, pods_host, server_config
@@ -82,7 +83,21 @@ class Store:
         def ready(row: Any) -> bool:
             return row is not None and row.status == PodStatus.RUNNING and row.address
 
-        await eventually(pod, f"setup {setup_id} to run with an address", until=ready)
+        row = await eventually(pod, f"setup {setup_id} to run with an address", until=ready)
+        served = Run.from_json(row.run).http
+        if served is not None:  # RUNNING is the container's state: its server may lag
+
+            async def listening() -> bool:
+                try:
+                    _reader, writer = await asyncio.wait_for(
+                        asyncio.open_connection(row.address, served.port), 1
+                    )
+                except (OSError, TimeoutError):
+                    return False
+                writer.close()
+                return True
+
+            await eventually(listening, f"setup {setup_id}'s app to listen")
 
     async def event(self, setup_id: int, kind: EventKind) -> None:
         async def kinds() -> list[EventKind]:
