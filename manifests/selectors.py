@@ -30,9 +30,11 @@ from pydantic import (
     model_serializer,
 )
 
-Count = Annotated[int, Field(ge=0)]
-MegaBytes = Annotated[int, Field(ge=0, description="Megabytes (MB).")]
-MegaHertz = Annotated[int, Field(ge=0, description="Megahertz (MHz).")]
+# Bounds far above any machine: a larger number is a mistake, or an attack on storage.
+# (Memory's is 2**50 whatever its unit: Arkitekt files in use write bytes there too.)
+Count = Annotated[int, Field(ge=0, le=1_000_000)]
+MegaBytes = Annotated[int, Field(ge=0, le=1 << 50, description="Megabytes (MB).")]
+MegaHertz = Annotated[int, Field(ge=0, le=1_000_000, description="Megahertz (MHz).")]
 Text = Annotated[str, Field(min_length=1, max_length=200)]
 
 
@@ -57,7 +59,9 @@ class BaseSelector(BaseModel):
         description="True: a backend failing this selector cannot run the flavour. "
         "False: a preference, scored by weight.",
     )
-    weight: int = Field(default=1, description="Score of the selector when it holds.")
+    weight: int = Field(
+        default=1, ge=-1_000_000, le=1_000_000, description="Score of the selector when it holds."
+    )
 
     @model_serializer(mode="wrap")
     def _compact(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:

@@ -15,15 +15,14 @@ from pathlib import Path
 
 import pytest
 from litestar.testing import AsyncTestClient
-from sqlalchemy import event, text
+from sqlalchemy import event
 from sqlalchemy.engine import make_url
 
 from port import db
 from port.accounts.service import FirstAdmin
 from port.settings import Settings
-from port.tables import metadata
 from port.work.server import create_app
-from tests.harness import Api, Catalogue
+from tests.harness import Api, Catalogue, empty_tables, run_sql
 
 IN_CI = bool(os.environ.get("CI"))
 
@@ -35,17 +34,6 @@ def postgres_base_url() -> str:
             pytest.fail("PORT_TEST_DATABASE_URL is not set: CI must run PostgreSQL tests")
         pytest.skip("PostgreSQL tests need PORT_TEST_DATABASE_URL (see `make services`)")
     return url
-
-
-async def _admin(url: str, statement: str) -> None:
-    engine = db.create_engine(url)
-    try:
-        async with engine.connect() as conn:
-            await (await conn.execution_options(isolation_level="AUTOCOMMIT")).execute(
-                text(statement)
-            )
-    finally:
-        await engine.dispose()
 
 
 @pytest.fixture(scope="session")
@@ -62,12 +50,12 @@ def postgres_database() -> Iterator[str]:
     base = postgres_base_url()
     name = f"port_test_{uuid.uuid4().hex[:10]}"
     url = make_url(base).set(database=name).render_as_string(hide_password=False)
-    asyncio.run(_admin(base, f'CREATE DATABASE "{name}"'))
+    asyncio.run(run_sql(base, f'CREATE DATABASE "{name}"'))
     try:
         db.upgrade(url)
         yield url
     finally:
-        asyncio.run(_admin(base, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        asyncio.run(run_sql(base, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
@@ -78,8 +66,7 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
         shutil.copy(request.getfixturevalue("sqlite_template"), path)
         return f"sqlite+aiosqlite:///{path}"
     url: str = request.getfixturevalue("postgres_database")
-    tables = ", ".join(t.name for t in metadata.sorted_tables)
-    asyncio.run(_admin(url, f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
+    empty_tables(url)
     return url
 
 

@@ -21,10 +21,13 @@ import pytest
 from click.testing import CliRunner, Result
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
+from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
+from port import db
 from port.cli import main
 from port.settings import Settings
+from port.tables import metadata
 
 
 def require(what: str) -> NoReturn:
@@ -146,3 +149,21 @@ def run_cli(runner: CliRunner, *args: str, code: int = 0) -> Result:
     result = runner.invoke(main, list(args), catch_exceptions=False)
     assert result.exit_code == code, result.output
     return result
+
+
+async def run_sql(url: str, statement: str) -> None:
+    """One statement outside a transaction (CREATE DATABASE cannot run in one)."""
+    engine = db.create_engine(url)
+    try:
+        async with engine.connect() as conn:
+            await (await conn.execution_options(isolation_level="AUTOCOMMIT")).execute(
+                text(statement)
+            )
+    finally:
+        await engine.dispose()
+
+
+def empty_tables(url: str) -> None:
+    """Empty every table of the PostgreSQL database at ``url`` (ids start afresh)."""
+    tables = ", ".join(t.name for t in metadata.sorted_tables)
+    asyncio.run(run_sql(url, f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))

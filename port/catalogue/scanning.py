@@ -9,7 +9,6 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path
 
-from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from indexer.errors import IndexerError
@@ -115,7 +114,7 @@ async def scan_repo(
 
     try:
         return await _ingest_and_record(sessions, repo_id, spec, result, started)
-    except (SQLAlchemyError, OverflowError) as exc:
+    except Exception as exc:
         # Whatever a manifest held must not wedge the repository: say so on a run.
         # (OverflowError: a number the database driver cannot bind, before SQLAlchemy.)
         log.exception("index run of %s could not be stored", redact(spec.url))

@@ -32,8 +32,10 @@ from typing import Any
 
 from semver import Version
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import selectinload
+from sqlalchemy.orm.exc import StaleDataError
 
 from port.catalogue.models import App, Release
 from port.deploy.backends.base import BackendUnavailable, PodState, PodStatus
@@ -187,7 +189,22 @@ class Updater:
         )
 
     async def run(self, setup_id: int, version: str, *, manual: bool = False) -> str:
-        """Roll ``setup_id`` out to ``version``; returns what happened, in words."""
+        """Roll ``setup_id`` out to ``version``; returns what happened, in words.
+
+        The Setup may be deleted at any moment of a rollout (by its owner, from any
+        process): a write that then fails on its gone rows ends the rollout quietly;
+        the reconciler removes a candidate container nobody wants any more."""
+        try:
+            return await self._run(setup_id, version, manual=manual)
+        except (IntegrityError, StaleDataError):
+            async with self.sessions() as session:
+                if await session.get(Setup, setup_id) is not None:
+                    raise
+            log.info("setup %s was deleted during its rollout to %s", setup_id, version)
+            self.reconciler.wake()
+            return "setup deleted meanwhile"
+
+    async def _run(self, setup_id: int, version: str, *, manual: bool) -> str:
         async with self.sessions() as session:
             setup = await self._load(session, setup_id)
             if setup is None:

@@ -15,6 +15,7 @@ from port.deploy import setups
 from port.deploy.jobs import update_key
 from port.deploy.models import EventKind, Pod, Setup, SetupEvent, UpdatePolicy
 from port.deploy.reconciler import Reconciler
+from port.deploy.selection import Capabilities
 from port.deploy.updater import Updater, plan_updates, request_update
 from port.errors import InvalidInput
 from port.jobs.models import Job
@@ -147,6 +148,26 @@ async def test_a_healthy_update_replaces_the_old_pod(fleet: Fleet) -> None:
     assert kinds[-3:] == ["UPDATE_STARTED", "POD_RUNNING", "UPDATE_SUCCEEDED"]
     await fleet.reconciler.reconcile()  # and the reconciler agrees: nothing to change
     assert len(fleet.backend.running()) == 1
+
+
+async def test_a_setup_deleted_during_its_rollout_ends_it_quietly(
+    fleet: Fleet, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Repro (found by the soak test): deleting a Setup while its rollout planned the
+    candidate made the update job fail with an `IntegrityError` traceback, and retry."""
+    setup_id = await fleet.create(UpdatePolicy.MINOR)
+    await fleet.release("1.1.0")
+    facts = fleet.reconciler.capabilities
+
+    async def deleted_meanwhile() -> Capabilities:  # as its owner, from another request
+        async with fleet.catalogue.sessions() as session, session.begin():
+            await session.delete(await session.get(Setup, setup_id))
+        return await facts()
+
+    monkeypatch.setattr(fleet.reconciler, "capabilities", deleted_meanwhile)
+    assert await fleet.updater.run(setup_id, "1.1.0") == "setup deleted meanwhile"
+    assert [r for r in caplog.records if r.levelname == "ERROR"] == []
+    assert await fleet.pods(setup_id) == []
 
 
 async def test_a_failing_release_is_rolled_back_and_the_old_pod_never_stopped(

@@ -39,9 +39,7 @@ from port import db
 from port.accounts.service import create_token, create_user
 from port.catalogue.repos import add_repo
 from port.deploy.backends.base import LABEL_INSTANCE, LABEL_POD
-from port.tables import metadata
-from tests.conftest import _admin
-from tests.harness import eventually
+from tests.harness import empty_tables, eventually
 from tests.integration.dockerfixtures import DelayingRegistry, TestImages, remove_instance
 from tests.integration.gitfixtures import GitDaemon, WorkRepo, image_yaml
 from tests.serverproc import Server, start
@@ -67,8 +65,7 @@ TROUBLE = re.compile(r"^(ERROR|CRITICAL)\b|Traceback \(most recent call last\)")
 def database_url(request: pytest.FixtureRequest) -> str:
     """PostgreSQL only: the soak is about the database many processes would share."""
     url: str = request.getfixturevalue("postgres_database")
-    tables = ", ".join(t.name for t in metadata.sorted_tables)
-    asyncio.run(_admin(url, f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
+    empty_tables(url)
     return url
 
 
@@ -76,7 +73,7 @@ def database_url(request: pytest.FixtureRequest) -> str:
 class Soak:
     server: Server
     work: WorkRepo
-    name: str  # the busy repository's path on the daemon
+    names: dict[str, str]  # app -> its repository's path on the daemon
     images: dict[str, str]  # app -> image
     tokens: list[str]
     instance: str
@@ -90,11 +87,11 @@ class Soak:
         self.work.tag(f"v{version}")
         self.work.push()
 
-    async def webhook(self, client: httpx.AsyncClient, version: str) -> None:
+    async def webhook(self, client: httpx.AsyncClient, version: str, app: str = "busy") -> None:
         payload = github_push(f"refs/tags/v{version}")
+        name = self.names[app]
         payload["repository"].update(
-            clone_url=f"https://127.0.0.1/{self.name}.git",
-            html_url=f"https://127.0.0.1/{self.name}",
+            clone_url=f"https://127.0.0.1/{name}.git", html_url=f"https://127.0.0.1/{name}"
         )
         body = encode(payload)
         headers = github_headers(body, delivery=uuid.uuid4().hex)
@@ -208,9 +205,8 @@ async def soak(
         server = start(tmp_path / "data", env=env)
         reader = _drain(server)
         images = {"busy": busy, "slowpoke": slow}
-        soak = Soak(
-            server, repos["busy"][1], repos["busy"][0], images, tokens, instance, docker_engine
-        )
+        names = {app: name for app, (name, _work) in repos.items()}
+        soak = Soak(server, repos["busy"][1], names, images, tokens, instance, docker_engine)
         try:
             yield soak
         finally:
@@ -270,8 +266,8 @@ async def test_twenty_users_for_three_minutes_lose_nothing_and_leave_nothing(
 ) -> None:
     limits = httpx.Limits(max_connections=USERS + 4)
     async with httpx.AsyncClient(base_url=soak.server.base, timeout=60, limits=limits) as client:
-        for version in ("1.0.0",):  # the first index of both repositories
-            await soak.webhook(client, version)
+        for app in soak.names:  # the first index of both repositories
+            await soak.webhook(client, "1.0.0", app)
         await eventually(
             lambda: soak.gql(client, BROWSE, None),
             "both apps indexed",

@@ -93,11 +93,16 @@ def test_every_known_spelling_gives_the_canonical_stored_dict(
     assert dumped(raw) == stored
 
 
-def test_integers_beyond_32_bits_survive() -> None:
-    huge = 2**40
-    assert dumped({"kind": "ram", "min": huge})["min"] == huge
-    assert dumped({"kind": "cuda", "memory": str(huge)})["memory"] == huge
-    assert dumped({"kind": "cuda", "cudaCores": 2**63 + 1})["cuda_cores"] == 2**63 + 1
+def test_integers_beyond_32_bits_survive_up_to_their_bounds() -> None:
+    """Repro (issue 16, 5): numbers were unbounded; 2**50 is the most memory now, and
+    beyond a bound a number is a located error, never a stored one."""
+    most = 1 << 50
+    assert dumped({"kind": "ram", "min": most})["min"] == most
+    assert dumped({"kind": "cuda", "memory": str(most)})["memory"] == most
+    assert errors_of({"kind": "ram", "min": most + 1})[0][:2] == (("ram", "min"), "less_than_equal")
+    assert errors_of({"kind": "cuda", "cudaCores": 2**63 + 1})[0][1] == "less_than_equal"
+    assert errors_of({"kind": "cpu", "min_count": 10**7})[0][1] == "less_than_equal"
+    assert errors_of({"kind": "cpu", "weight": 2**40})[0][1] == "less_than_equal"
 
 
 def test_the_stored_dict_validates_back_to_the_same_selector() -> None:
