@@ -12,7 +12,7 @@ ROOT = Path(__file__).resolve().parents[2]
 # PORT_* names the docs use that are not settings: what Pods get, and the test suite's.
 NOT_SETTINGS = {"PORT_SETUP_ID", "PORT_POD_ID", "PORT_TEST_DATABASE_URL", "PORT_TEST_DOCKER"}
 NOT_SETTINGS |= {"PORT_TEST_REGISTRY", "PORT_TEST_BROWSER", "PORT_TEST_BROWSER_DRIVER"}
-NOT_SETTINGS |= {"PORT_TEST_SCREENSHOTS"}
+NOT_SETTINGS |= {"PORT_TEST_SCREENSHOTS", "PORT_TEST_SOAK_SECONDS"}
 
 
 def test_every_setting_has_one_group_and_a_description() -> None:
