@@ -177,10 +177,13 @@ class CatalogueMutation:
         await _may_change(info, id)
         state = info.context.state
         topic = runs_topic(repo_pk(id))
-        state.broker.publish(
-            topic, IndexRunEvent(repo_id=id, status=IndexRunStatus.RUNNING, run=None)
+        running = IndexRunEvent(repo_id=id, status=IndexRunStatus.RUNNING, run=None)
+        outcome = await scan_now(
+            state.sessions,
+            state.settings,
+            repo_pk(id),
+            started=lambda: state.broker.publish(topic, running),
         )
-        outcome = await scan_now(state.sessions, state.settings, repo_pk(id))
         state.cache.bump()  # every run, even a failed one, is a repo's new lastRun
         await state.after_index(outcome)
         run = IndexRunType.from_row(outcome.run)
@@ -299,7 +302,8 @@ class CatalogueSubscription:
                 )
             announced: set[int] = set()
             while True:
-                for _ in _starts_told(wakeups):  # before the finishes read below
+                told = _starts_told(wakeups)
+                for _ in told:  # before the finishes read below
                     yield IndexRunEvent(repo_id=repo_id, status=IndexRunStatus.RUNNING, run=None)
                 await info.context.recheck()
                 async with state.sessions() as session:
@@ -321,6 +325,8 @@ class CatalogueSubscription:
                         if fresh
                         else []
                     )
+                if told:  # a start told here is of a job already running (``scan_now``)
+                    announced |= {job_id for job_id, _ in jobs}
                 seen = {run_id for run_id, _ in recent}  # what may still show in the window
                 newest = max([newest, *seen])
                 for row in finished:

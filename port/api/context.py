@@ -54,9 +54,9 @@ class ApiState:
     # What follows an index run that scanRepo ran here: notices and rollouts (port/work).
     after_index: Callable[[ScanOutcome], Awaitable[None]] = _nothing_after
     # The most each plain list holds now (the cost model's sizes): the caps, until
-    # ``measure_lists`` reads the catalogue's largest (every LIST_SIZES_SECONDS).
+    # ``measure_lists`` reads the catalogue's largest (`port serve`: at start and every
+    # LIST_SIZES_SECONDS, so no request pays for it).
     list_sizes: dict[tuple[str, str], int] = field(default_factory=lambda: dict(LIST_SIZES))
-    lists_measured_at: float = -LIST_SIZES_SECONDS
     open_streams: int = 0
     anonymous_streams: int = 0
     user_streams: dict[str, int] = field(default_factory=dict)  # by principal name
@@ -70,13 +70,9 @@ class ApiState:
         )
 
     async def measure_lists(self) -> None:
-        """Read the largest release's flavour count, at most every LIST_SIZES_SECONDS: a
-        page of releases costs what it can really return, not 64 flavours each. (An
-        index run elsewhere is seen within that time; the cap bounds it meanwhile.)"""
-        now = time.monotonic()
-        if now - self.lists_measured_at < LIST_SIZES_SECONDS:
-            return
-        self.lists_measured_at = now
+        """Read the largest release's flavour count: a page of releases costs what it
+        can really return, not 64 flavours each. (An index run is seen within
+        LIST_SIZES_SECONDS; the cap of 64 bounds what it adds meanwhile.)"""
         per_release = (
             select(func.count().label("n")).select_from(Flavour).group_by(Flavour.release_id)
         ).subquery()
@@ -172,7 +168,6 @@ Info = StrawberryInfo[Context, None]
 
 async def context_for(api: ApiState, authorization: str | None) -> Context:
     """The context of one request or websocket; a bad credential raises Unauthenticated."""
-    await api.measure_lists()
     principal = None
     if authorization is not None:  # anonymous reads cost no session
         async with api.sessions() as session, session.begin():

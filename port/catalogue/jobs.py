@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import logging
 import random
+from collections.abc import Callable
 from datetime import timedelta
 
 from sqlalchemy import or_, select, update
@@ -72,11 +73,12 @@ async def scan_now(
     repo_id: int,
     progress: Progress | None = None,
     reason: str = "api",
+    started: Callable[[], None] = lambda: None,
 ) -> ScanOutcome:
     """An index run of the Repo now, in this process (``scanRepo``, `port repo scan`), as
     a job of the Repo's key: it waits for an index job of the Repo that is running (a
     poll, a push), and no worker starts one meanwhile. Two runs of one mirror at once
-    would fight over it and record one as failed."""
+    would fight over it and record one as failed. ``started``: called when it starts."""
     return await run_held(
         sessions,
         settings,
@@ -85,6 +87,7 @@ async def scan_now(
         lambda: scan_repo(sessions, settings, repo_id, progress),
         payload=IndexPayload(repo_id=repo_id, reason=reason).model_dump(),
         wait_seconds=settings.index_seconds,
+        started=started,
     )
 
 

@@ -324,11 +324,13 @@ async def run_held(
     *,
     payload: dict[str, Any] | None = None,
     wait_seconds: float,
+    started: Callable[[], None] = lambda: None,
 ) -> T:
     """``work()`` now, in this process, as a job of ``kind`` and ``key``: a job of the key
     running elsewhere (a worker's index run of the same repository) is waited for, up to
     ``wait_seconds`` (then Busy), and no worker runs one while this does. The job row
-    records the run like any job's; ``work``'s exception fails it and is raised."""
+    records the run like any job's; ``work``'s exception fails it and is raised.
+    ``started`` is called once the key is held (the job row is visible)."""
     name = f"{worker_name()}-now"
     lease = timedelta(seconds=settings.job_lease_seconds)
     deadline = time.monotonic() + wait_seconds
@@ -341,6 +343,7 @@ async def run_held(
             raise Busy(f"another {kind} run of this {key.partition(':')[0]} is still under way")
         await asyncio.sleep(HELD_POLL_SECONDS)
     beat = asyncio.create_task(keep_lease(sessions, job.id, name, lease))
+    started()
     try:
         result = await work()
     except Exception as exc:  # recorded, then raised; cancelled: its lease expires

@@ -8,6 +8,7 @@ handed to ``announce`` once (the CLI prints them; they are never logged).
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager, suppress
 from typing import Any, cast
@@ -20,7 +21,7 @@ from port.accounts.jwt import JwtVerifier
 from port.accounts.service import FirstAdmin, bootstrap_admin
 from port.api.app import build_app
 from port.api.cache import ResponseCache
-from port.api.context import ApiState
+from port.api.context import LIST_SIZES_SECONDS, ApiState
 from port.api.deploy import setup_topic
 from port.catalogue.scanning import ScanOutcome
 from port.deploy.backends import load_backend
@@ -37,6 +38,18 @@ from port.settings import Settings
 from port.web.pages import pages_router
 from port.web.served import template_config
 from port.work.jobs import after_index_run, build_worker, reconcile_trigger
+
+log = logging.getLogger(__name__)
+
+
+async def _measure_lists(state: ApiState) -> None:
+    """The cost model's list sizes, read again every LIST_SIZES_SECONDS."""
+    while True:
+        await asyncio.sleep(LIST_SIZES_SECONDS)
+        try:
+            await state.measure_lists()
+        except Exception:  # the database is away: the sizes known stay, caps at most
+            log.warning("could not read the catalogue's list sizes", exc_info=True)
 
 
 def create_app(
@@ -86,7 +99,8 @@ def create_app(
             first = await bootstrap_admin(session)
         if first is not None and announce is not None:
             announce(first)
-        running = []
+        await state.measure_lists()
+        running = [asyncio.create_task(_measure_lists(state), name="list-sizes")]
         if settings.reconcile_seconds > 0:  # passes are jobs: whichever worker is free
             trigger = reconciler.run(reconcile_trigger(sessions, worker))
             running.append(asyncio.create_task(trigger, name="reconcile-trigger"))
