@@ -93,10 +93,9 @@ class Operations:
     async def delete(self, principal: Principal, setup_id: int) -> None:
         """The Setup is gone; its containers are removed now, or on the next pass.
 
-        Waits for a reconcile pass of this process to end (a launch under way finishes
-        or drops its work); a pass of another process drops its changes to the deleted
-        rows and the next one removes what it started."""
-        async with self.reconciler.lock, self.sessions() as session, session.begin():
+        A reconcile pass or rollout under way (in any process) drops its changes to the
+        deleted rows, and the next pass removes whatever it started."""
+        async with self.sessions() as session, session.begin():
             setup = await setups.get_setup(session, principal, setup_id)
             containers = [p.container_id for p in setups.active_pods(setup) if p.container_id]
             app_id = setup.app_id

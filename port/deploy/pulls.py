@@ -23,6 +23,7 @@ from port.deploy.backends.base import Backend, BackendError, BackendUnavailable,
 log = logging.getLogger(__name__)
 
 SAVE_INTERVAL_SECONDS = 1.0  # between two saves of one pull's progress
+CLOSE_SECONDS = 5.0  # `close`: how long cancelled pulls may take to end
 
 SaveProgress = Callable[[str, PullProgress], Awaitable[None]]
 """Saves ``image``'s progress on the Pods pulling it."""
@@ -94,6 +95,9 @@ class Pulls:
                         saved = pull.latest
                         await self._save_quietly(pull.image, saved)
                 await work  # its error, if any
+        except asyncio.CancelledError:
+            work.cancel()  # Port stops: the pull goes with it
+            raise
         except TimeoutError:
             work.cancel()
             pull.error = BackendError(
@@ -121,5 +125,6 @@ class Pulls:
         tasks = [pull.task for pull in self.under_way()]
         for task in tasks:
             task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+        if tasks:
+            await asyncio.wait(tasks, timeout=CLOSE_SECONDS)
         self._pulls.clear()

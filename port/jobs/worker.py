@@ -145,11 +145,11 @@ class Worker:
             await self._loop()
             await asyncio.gather(*(task for _job, task in self.running.values()))
         finally:
-            for _job, task in list(self.running.values()):
+            tasks = [task for _job, task in self.running.values()]
+            for task in tasks:
                 task.cancel()
-            await asyncio.gather(
-                *(task for _job, task in self.running.values()), return_exceptions=True
-            )
+            if tasks:  # bounded: a job stuck in its cleanup is left to its lease
+                await asyncio.wait(tasks, timeout=STOP_GRACE_SECONDS)
             log.info("worker %s stopped", self.name)
 
     async def _loop(self) -> None:
