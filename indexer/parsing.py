@@ -63,7 +63,7 @@ def forget_all() -> None:
 
 
 class RunParser:
-    """Parses the manifests of one index run; ``parsed`` counts the parses it did."""
+    """Parses the manifests of one index run."""
 
     def __init__(self, limits: Limits) -> None:
         self.limits = limits
@@ -71,7 +71,6 @@ class RunParser:
         self._loaded: OrderedDict[tuple[str, str], tuple[LoadedYaml | ManifestError, int]]
         self._loaded = OrderedDict()
         self._loaded_bytes = 0
-        self.parsed = 0
 
     def native(self, blob: str, data: bytes, path: str, tag: str, version: str) -> Parsed:
         """``port.yaml`` ``blob`` at tag ``tag`` of ``version``."""
@@ -96,7 +95,6 @@ class RunParser:
         loaded = self._load(blob, path, data)
         if isinstance(loaded, ManifestError):
             return Parsed(errors=[loaded])
-        self.parsed += 1
         try:
             if kind == "port":
                 return parse_port_document(loaded, tag_version=version)

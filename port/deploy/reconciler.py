@@ -466,7 +466,7 @@ class Reconciler:
         try:
             await self._check_registry(pod)
             try:
-                self._ensure_image(pod, await self._image_present(pod))
+                await self._ensure_image(pod)
             except Pulling:
                 return None
             await self._still_wanted(session, setup, pod)
@@ -550,17 +550,12 @@ class Reconciler:
                 return
             await asyncio.wait({pulling.task})  # never cancels the pull itself
 
-    async def _image_present(self, pod: Pod) -> bool | None:
-        """Whether the engine has ``pod``'s image, when the policy needs to know."""
-        if self.pulls.running(pod.image) is not None or self.settings.pull_policy == "always":
-            return None
-        return await self.backend.has_image(pod.image)
-
-    def _ensure_image(self, pod: Pod, present: bool | None) -> None:
+    async def _ensure_image(self, pod: Pod) -> None:
         """Return when ``pod``'s image may be started; Pulling while it is pulled.
 
-        ``present``: whether the engine has it (None: not asked). A pull that ended is
-        used once: its error fails this Pod; its success lets it start.
+        A pull that ended is used once: its error fails this Pod; its success lets it
+        start. The engine is asked whether it has the image only when no pull is under
+        way and the policy is not ``always``.
         """
         ended = self.pulls.take(pod.image)
         if ended is not None:
@@ -570,11 +565,13 @@ class Reconciler:
                 raise ended.error
             return
         policy = self.settings.pull_policy
-        if present and policy != "always":
-            return
-        if policy == "never":
-            raise BackendError(f"image {pod.image} is not present and PORT_PULL_POLICY=never")
-        pull = self.pulls.running(pod.image) or self.pulls.start(pod.image)
+        pull = self.pulls.running(pod.image)
+        if pull is None and policy != "always":
+            if await self.backend.has_image(pod.image):
+                return
+            if policy == "never":
+                raise BackendError(f"image {pod.image} is not present and PORT_PULL_POLICY=never")
+        pull = pull or self.pulls.start(pod.image)
         if pod.status is not PodStatus.PULLING:
             self._set(pod, PodStatus.PULLING)
             pod.pull = {"layers": 0, "done": 0, "total": 0}

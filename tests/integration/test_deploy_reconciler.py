@@ -92,6 +92,16 @@ class World:
                     pod.next_attempt_at = utcnow() - timedelta(seconds=1)
 
 
+async def alices_world(catalogue: Catalogue, backend: FakeBackend, **settings: Any) -> World:
+    """A World of the default app and alice, on ``backend`` with ``settings``."""
+    world = World(catalogue, backend, **settings)
+    async with catalogue.sessions() as session, session.begin():
+        await add_app(session)
+        alice = await add_user(session, "alice")
+    world.alice = Principal(user_id=alice.id, name="alice", is_admin=False, via="token")
+    return world
+
+
 @pytest.fixture
 async def world(catalogue: Catalogue) -> World:
     backend = FakeBackend("t")
@@ -354,11 +364,7 @@ async def test_a_pull_that_outlasts_its_deadline_fails_its_pod(catalogue: Catalo
     backend = FakeBackend("t")
     backend.registry.add("img/cpu:1")
     backend.held["img/cpu:1"] = asyncio.Event()  # never let go: a tarpit
-    world = World(catalogue, backend, pull_timeout_seconds=0.3)
-    async with catalogue.sessions() as session, session.begin():
-        await add_app(session)
-        alice = await add_user(session, "alice")
-    world.alice = Principal(user_id=alice.id, name="alice", is_admin=False, via="token")
+    world = await alices_world(catalogue, backend, pull_timeout_seconds=0.3)
     setup_id = await world.setup()
     await world.reconciler.reconcile()
     await asyncio.sleep(0.6)
@@ -386,11 +392,7 @@ async def test_pull_policies(
     backend.registry.add("img/cpu:1")
     if present:
         backend.images.add("img/cpu:1")
-    world = World(catalogue, backend, pull_policy=policy)
-    async with catalogue.sessions() as session, session.begin():
-        await add_app(session)
-        alice = await add_user(session, "alice")
-    world.alice = Principal(user_id=alice.id, name="alice", is_admin=False, via="token")
+    world = await alices_world(catalogue, backend, pull_policy=policy)
     setup_id = await world.setup()
     await world.reconciler.reconcile()
     if pulled:  # the pass started the pull and went on; the next one starts the Pod
