@@ -52,6 +52,7 @@ log = logging.getLogger(__name__)
 
 LOG_TAIL = 20  # lines of a failed Pod's output kept in the rollback event
 HEALTH_POLL_SECONDS = 0.2
+PLAN_ATTEMPTS = 3  # planning again after a Setup was deleted meanwhile
 
 
 Announce = Callable[[str, dict[str, Any], Iterable[int]], Awaitable[None]]
@@ -128,6 +129,26 @@ async def plan_updates(
             PlannedUpdate(setup.id, setup.app.identifier, setup.release.version, target.version)
         )
     return planned
+
+
+async def plan_repo_updates(
+    sessions: async_sessionmaker[AsyncSession], repo_id: int
+) -> list[PlannedUpdate]:
+    """``plan_updates`` for ``repo_id``'s apps after an index run, in its own transaction.
+
+    A Setup may be deleted while its update is planned (by its owner, from any process):
+    the commit then fails on its gone row, and planning again without it is all it
+    takes; the other Setups' updates are not lost."""
+    attempts = 1
+    while True:
+        try:
+            async with sessions() as session, session.begin():
+                return await plan_updates(session, repo_id=repo_id)
+        except (IntegrityError, StaleDataError):
+            if attempts == PLAN_ATTEMPTS:
+                raise
+            attempts += 1
+            log.info("a setup of repo %s was deleted while updates were planned; again", repo_id)
 
 
 async def manual_target(session: AsyncSession, setup: Setup, version: str) -> Release:
@@ -386,6 +407,7 @@ __all__ = [
     "Updater",
     "manual_target",
     "pending_updates",
+    "plan_repo_updates",
     "plan_updates",
     "request_update",
 ]

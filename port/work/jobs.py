@@ -30,7 +30,7 @@ from port.catalogue.scanning import ScanOutcome
 from port.deploy.jobs import RECONCILE, UPDATE, UpdatePayload, queue_reconcile
 from port.deploy.reconciler import Reconciler
 from port.deploy.setups import runners_of
-from port.deploy.updater import Updater, plan_updates
+from port.deploy.updater import Updater, plan_repo_updates
 from port.jobs import queue
 from port.jobs.models import Job, payload_of
 from port.jobs.worker import Periodic, Worker
@@ -67,8 +67,7 @@ async def after_index_run(
             "version": ref.version,
         }
         await notifier.announce("release.added", data, runners.get(ref.app, []))
-    async with sessions() as session, session.begin():
-        planned = await plan_updates(session, repo_id=outcome.run.repo_id)
+    planned = await plan_repo_updates(sessions, outcome.run.repo_id)
     if planned:
         log.info(
             "index run %s: %s",

@@ -10,8 +10,8 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
-from port.catalogue.models import Release
-from port.deploy import setups
+from port.catalogue.models import App, Release
+from port.deploy import setups, updater
 from port.deploy.jobs import update_key
 from port.deploy.models import EventKind, Pod, Setup, SetupEvent, UpdatePolicy
 from port.deploy.reconciler import Reconciler
@@ -124,6 +124,32 @@ async def test_each_setup_moves_as_its_policy_allows(fleet: Fleet) -> None:
     kinds = [e.kind for e in await fleet.events(minor)]
     assert kinds.count(EventKind.UPDATE_AVAILABLE) == 1
     assert "UPDATE_AVAILABLE" not in [e.kind for e in await fleet.events(pinned)]
+
+
+async def test_a_setup_deleted_while_updates_are_planned_costs_no_other_update(
+    fleet: Fleet, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The soak's race: an index run plans updates while a user deletes a Setup of the
+    same app (after the Setups were read, before the plan's events are written)."""
+    kept = await fleet.create(UpdatePolicy.MINOR)
+    gone = await fleet.create(UpdatePolicy.MINOR)
+    await fleet.release("1.1.0")
+    real = updater.pending_updates
+
+    async def deleted_meanwhile(session: Any, found: list[Setup]) -> Any:
+        if any(s.id == gone for s in found):
+            async with fleet.catalogue.sessions() as other, other.begin():
+                await other.delete(await other.get(Setup, gone))
+        return await real(session, found)
+
+    monkeypatch.setattr(updater, "pending_updates", deleted_meanwhile)
+    async with fleet.catalogue.sessions() as session:
+        repo_id = await session.scalar(select(App.repo_id))
+    assert repo_id is not None
+    planned = await updater.plan_repo_updates(fleet.catalogue.sessions, repo_id)
+    assert [(p.setup_id, p.target) for p in planned] == [(kept, "1.1.0")]
+    assert EventKind.UPDATE_AVAILABLE in [e.kind for e in await fleet.events(kept)]
+    assert await fleet.events(gone) == []
 
 
 async def test_a_healthy_update_replaces_the_old_pod(fleet: Fleet) -> None:
