@@ -29,6 +29,7 @@ from port.deploy.instance import resolved
 from port.errors import PortError
 from port.jobs.worker import run_worker
 from port.settings import Settings
+from port.work import collector
 from port.work.jobs import full_worker
 from port.work.server import create_app
 
@@ -147,6 +148,7 @@ def serve(settings: Settings, *, examples: bool = False, out: TextIO = sys.stdou
     )
     door = listen_for_pods(settings, asyncio.run(pods_host(settings)), out)
     out.flush()
+    collector.settle()
     uvicorn.Server(server_config(app, settings)).run(sockets=sockets + ([door] if door else []))
 
 

@@ -133,6 +133,15 @@ class Settings(BaseSettings):
             "catalogue changes made by another Port process (its own are seen at once)."
         ),
     )
+    api_catalogue_reads: int = Field(
+        default=2,
+        ge=1,
+        description=(
+            "Catalogue queries this process executes at once; more wait their turn. One "
+            "process computes one at a time anyway: the bound keeps a burst of uncached "
+            "reads from holding all their objects in memory together."
+        ),
+    )
     max_page_size: int = Field(default=100, ge=1, description="Largest `first:` of a connection.")
     max_query_depth: int = Field(default=12, ge=2, description="Deepest GraphQL selection.")
     max_query_cost: int = Field(

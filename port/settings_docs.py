@@ -49,6 +49,7 @@ GROUPS: tuple[tuple[str, str, tuple[str, ...]], ...] = (
             "repo_admin_only",
             "access_log",
             "cache_seconds",
+            "api_catalogue_reads",
             "max_page_size",
             "max_query_depth",
             "max_query_cost",

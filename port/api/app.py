@@ -12,7 +12,7 @@ import json
 import re
 import time
 from collections.abc import Callable, Sequence
-from contextlib import AbstractAsyncContextManager
+from contextlib import AbstractAsyncContextManager, nullcontext
 from typing import Any
 
 from litestar import Litestar, MediaType, Request, Response, get
@@ -33,6 +33,7 @@ from sqlalchemy import text
 from strawberry.litestar import make_graphql_controller
 
 from port.accounts.bearer import principal_for
+from port.api.cache import reads_catalogue
 from port.api.context import ApiState, get_context
 from port.api.schema import build_schema
 from port.api.webhooks import PATHS as WEBHOOK_PATHS
@@ -157,7 +158,12 @@ def _cached(state: ApiState, max_body: int) -> Callable[[ASGIApp], ASGIApp]:
                 await _send_json(send, _error(problem), status=400)
                 return
             signed_in = credential is not None
-            key = cache.key(body, signed_in=signed_in) if isinstance(body, dict) else None
+            read = isinstance(body, dict) and reads_catalogue(body, signed_in=signed_in)
+            # A catalogue read executes in its turn (PORT_API_CATALOGUE_READS at once).
+            turn: AbstractAsyncContextManager[object] = (
+                state.catalogue_reads if read else nullcontext()
+            )
+            key = cache.key(body, signed_in=signed_in) if read and isinstance(body, dict) else None
             if (
                 key is not None
                 and credential is not None
@@ -165,7 +171,8 @@ def _cached(state: ApiState, max_body: int) -> Callable[[ASGIApp], ASGIApp]:
             ):
                 key = None
             if key is None:
-                await app(scope, replay, send)
+                async with turn:
+                    await app(scope, replay, send)
                 return
             kept, fresh = cache.get(key)
             running = cache.computing(key)
@@ -180,7 +187,8 @@ def _cached(state: ApiState, max_body: int) -> Callable[[ASGIApp], ASGIApp]:
             cache.start(key)
             kept_answer: list[bytes] = []
             try:
-                await app(scope, replay, _recording(send, kept_answer.append))
+                async with turn:
+                    await app(scope, replay, _recording(send, kept_answer.append))
             finally:
                 cache.finish(key, kept_answer[0] if kept_answer else None)
 

@@ -57,6 +57,17 @@ def cacheable(query: str, operation_name: str | None, signed_in: bool = False) -
     return all(isinstance(s, FieldNode) and s.name.value in fields for s in selections)
 
 
+def reads_catalogue(body: dict[str, object], *, signed_in: bool = False) -> bool:
+    """Is this request body a well-formed operation that only reads the catalogue?"""
+    query, variables = body.get("query"), body.get("variables") or {}
+    operation = body.get("operationName")
+    if not isinstance(query, str) or not isinstance(variables, dict):
+        return False
+    if operation is not None and not isinstance(operation, str):
+        return False
+    return cacheable(query, operation, signed_in)
+
+
 class ResponseCache:
     def __init__(self, *, max_bytes: int = 32 << 20, ttl: float = 5.0) -> None:
         self.max_bytes = max_bytes
@@ -74,18 +85,17 @@ class ResponseCache:
 
     def key(self, body: dict[str, object], *, signed_in: bool = False) -> str | None:
         """The cache key of a request body, or None when it must not be cached."""
-        if self.ttl <= 0:  # PORT_CACHE_SECONDS=0: caching off
-            return None
-        query, variables = body.get("query"), body.get("variables") or {}
-        operation = body.get("operationName")
-        if not isinstance(query, str) or not isinstance(variables, dict):
-            return None
-        if operation is not None and not isinstance(operation, str):
-            return None
-        if not cacheable(query, operation, signed_in):
-            return None
+        if self.ttl <= 0 or not reads_catalogue(body, signed_in=signed_in):
+            return None  # PORT_CACHE_SECONDS=0: caching off
         material = json.dumps(
-            [self.generation, signed_in, query, variables, operation], sort_keys=True
+            [
+                self.generation,
+                signed_in,
+                body.get("query"),
+                body.get("variables") or {},
+                body.get("operationName"),
+            ],
+            sort_keys=True,
         )
         return hashlib.sha256(material.encode()).hexdigest()
 

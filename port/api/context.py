@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
@@ -60,6 +61,11 @@ class ApiState:
     open_streams: int = 0
     anonymous_streams: int = 0
     user_streams: dict[str, int] = field(default_factory=dict)  # by principal name
+    # Catalogue queries executing now, at most PORT_API_CATALOGUE_READS (port/api/app.py).
+    catalogue_reads: asyncio.Semaphore = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.catalogue_reads = asyncio.Semaphore(self.settings.api_catalogue_reads)
 
     @property
     def operations(self) -> Operations:

@@ -18,7 +18,16 @@ from strawberry.dataloader import DataLoader
 
 from port.accounts.models import Token
 from port.apps.models import PublishedPort
-from port.catalogue.models import App, Flavour, IndexRun, IndexRunError, Release, Repo
+from port.catalogue.models import (
+    App,
+    Flavour,
+    FlavourRow,
+    IndexRun,
+    IndexRunError,
+    Release,
+    ReleaseRow,
+    Repo,
+)
 from port.catalogue.queries import newest_first
 from port.deploy.models import Setup, SetupEvent
 from port.deploy.setups import visible
@@ -43,11 +52,17 @@ def _grouped(
     query: Callable[[Sequence[int]], Any],
     key: Callable[[Any], int],
     order: Callable[[list[Any]], list[Any]] = lambda rows: rows,
+    *,
+    plain: bool = False,
 ) -> DataLoader[int, list[Any]]:
+    """Rows grouped by ``key``: entities, or with ``plain`` the rows of a query of
+    columns (no identity map, no instance states: nothing left in reference cycles)."""
+
     async def load(ids: Sequence[int]) -> list[list[Any]]:
         groups: dict[int, list[Any]] = defaultdict(list)
         async with sessions() as session:
-            for row in await session.scalars(query(ids)):
+            rows = await (session.execute if plain else session.scalars)(query(ids))
+            for row in rows:
                 groups[key(row)].append(row)
         return [order(groups.get(i, [])) for i in ids]
 
@@ -115,8 +130,8 @@ class Loaders:
     release: DataLoader[int, Release | None]
     flavour: DataLoader[int, Flavour | None]
     run: DataLoader[int, IndexRun | None]
-    releases_of_app: DataLoader[int, list[Release]]  # newest first by semver
-    flavours_of_release: DataLoader[int, list[Flavour]]  # manifest order
+    releases_of_app: DataLoader[int, list[ReleaseRow]]  # newest first by semver
+    flavours_of_release: DataLoader[int, list[FlavourRow]]  # manifest order
     apps_of_repo: DataLoader[int, list[App]]
     errors_of_run: DataLoader[int, list[IndexRunError]]
     last_run_of_repo: DataLoader[int, IndexRun | None]
@@ -140,20 +155,23 @@ class Loaders:
             release=_by_id(sessions, Release),
             flavour=_by_id(sessions, Flavour),
             run=_by_id(sessions, IndexRun),
+            # The lists a catalogue page holds by the thousand: plain rows.
             releases_of_app=_grouped(
                 sessions,
-                lambda ids: select(Release).where(Release.app_id.in_(ids)),
+                lambda ids: select(Release.__table__).where(Release.app_id.in_(ids)),
                 lambda r: r.app_id,
                 newest_first,
+                plain=True,
             ),
             flavours_of_release=_grouped(
                 sessions,
                 lambda ids: (
-                    select(Flavour)
+                    select(Flavour.__table__)
                     .where(Flavour.release_id.in_(ids))
                     .order_by(Flavour.position, Flavour.id)
                 ),
                 lambda f: f.release_id,
+                plain=True,
             ),
             published_of_setup=_grouped(
                 sessions,

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import enum
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeAlias
 
 from sqlalchemy import (
     BigInteger,
@@ -17,6 +17,7 @@ from sqlalchemy import (
     ForeignKey,
     Integer,
     LargeBinary,
+    Row,
     String,
     Text,
     UniqueConstraint,
@@ -169,6 +170,12 @@ class Flavour(Base):
     run: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict)
 
     release: Mapped[Release] = relationship(back_populates="flavours")
+
+
+# A release or a flavour as read: the entity, or a plain row of its table's columns
+# (same names; the API's list loaders read those: port/api/loaders.py).
+ReleaseRow: TypeAlias = Release | Row[Any]
+FlavourRow: TypeAlias = Flavour | Row[Any]
 
 
 class IndexRun(Base):

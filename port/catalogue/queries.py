@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Iterable
+from functools import lru_cache
+from typing import Any, TypeVar
 
 import semver
 from sqlalchemy import ColumnElement, String, cast, func, or_, select
@@ -10,26 +12,32 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import selectinload
 
 from indexer.urls import redact
-from port.catalogue.models import App, AppLogo, Release, Repo
+from port.catalogue.models import App, AppLogo, Release, ReleaseRow, Repo
 from port.errors import InvalidInput
+
+R = TypeVar("R", bound=ReleaseRow)  # an entity or a plain row: what was read
 
 MAX_SEARCH = 200  # characters of a search text
 
 
-def newest_first(releases: list[Release]) -> list[Release]:
-    return sorted(releases, key=lambda r: semver.Version.parse(r.version), reverse=True)
+@lru_cache(maxsize=8192)
+def parsed(version: str) -> semver.Version:
+    """A release's version, parsed once (pages sort the same versions again and again)."""
+    return semver.Version.parse(version)
 
 
-def latest_release(releases: list[Release], *, prereleases: bool = False) -> Release | None:
+def newest_first(releases: Iterable[R]) -> list[R]:
+    return sorted(releases, key=lambda r: parsed(r.version), reverse=True)
+
+
+def latest_release(releases: Iterable[R], *, prereleases: bool = False) -> R | None:
     """The release an install runs by default: the newest current, not withdrawn one
     (pre-releases only with ``prereleases``)."""
     return next(
         (
             r
             for r in newest_first(releases)
-            if r.current
-            and not r.withdrawn
-            and (prereleases or not semver.Version.parse(r.version).prerelease)
+            if r.current and not r.withdrawn and (prereleases or not parsed(r.version).prerelease)
         ),
         None,
     )

@@ -70,6 +70,26 @@ async def test_browse_apps_with_releases_and_flavours(api: Api, local_remote: Re
     oldest = node["releases"]["edges"][1]["node"]
     assert [f["name"] for f in oldest["flavours"]] == ["cuda", "cpu"]
 
+    # A page of releases brings their flavours; a release reached otherwise loads them:
+    # the same flavours either way.
+    shown = "flavours { name image selectors resources { cpus memory } ports { name } }"
+    both = data(
+        await api.gql(
+            f"""{{ app(identifier: "stardist") {{ latestRelease {{ id {shown} }}
+                releases(first: 1) {{ edges {{ node {{ id {shown} }} }} }} }} }}"""
+        )
+    )["app"]
+    [paged] = [e["node"] for e in both["releases"]["edges"]]
+    assert both["latestRelease"] == paged
+    by_id = data(
+        await api.gql(
+            f"query($id: ID!) {{ node(id: $id) {{ ... on Release {{ id {shown} }} }} }}",
+            {"id": paged["id"]},
+        )
+    )["node"]
+    assert by_id == paged
+    assert paged["flavours"]
+
     # The global id resolves back through node(id:).
     again = data(
         await api.gql(
