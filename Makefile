@@ -70,14 +70,8 @@ test: $(STAMP) lint typecheck ## Install, lint, type-check and run the whole sui
 unit: $(STAMP) ## Run the unit tests only (no services)
 	$(BIN)/pytest tests/unit
 
-bench: $(STAMP) ## Run the benchmarks and print their ratios
-	$(BIN)/python benchmarks/index.py
-	$(BIN)/python benchmarks/api.py
-	$(BIN)/python benchmarks/deploy.py
-	$(BIN)/python benchmarks/update.py
-	$(BIN)/python benchmarks/cli.py
-	$(BIN)/python benchmarks/ui.py
-	$(BIN)/python benchmarks/proxy.py
+bench: $(STAMP) ## Run every benchmark; one table of targets, exit 1 on a miss
+	$(BIN)/python benchmarks/run.py
 
 clean: ## Remove the virtual environment, caches and the local data directory
 	rm -rf $(VENV) .data .pytest_cache .mypy_cache .ruff_cache .hypothesis

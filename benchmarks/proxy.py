@@ -35,6 +35,7 @@ import docker
 import httpx
 
 from benchmarks.api import PORT, admin_password, free_port, load, start, stop
+from benchmarks.report import Target, report
 from port.demo_images import BUSYBOX, is_static_elf
 from port.deploy.backends.firewall import Firewall
 
@@ -217,8 +218,27 @@ def main() -> None:
         "file": file | {"port_over_direct_mb_per_s": round(file_ratio, 3)},
     }
     print(json.dumps(figures, indent=2))
-    print(f"{'met   ' if page_ratio >= 0.5 else 'missed'} page: Port >= 0.5 x direct requests/s")
-    print(f"{'met   ' if file_ratio >= 0.5 else 'missed'} file: Port >= 0.5 x direct MB/s")
+    report(
+        "proxy",
+        [
+            Target(
+                "app page through Port / direct",
+                page["port_proxy"]["rps"],
+                "rps",
+                0.5,
+                page["floor_direct"]["rps"],
+                True,
+            ),
+            Target(
+                "app file through Port / direct",
+                file["port_proxy"]["mb_per_s"],
+                "MB/s",
+                0.5,
+                file["floor_direct"]["mb_per_s"],
+                True,
+            ),
+        ],
+    )
 
 
 if __name__ == "__main__":
