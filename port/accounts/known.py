@@ -1,6 +1,7 @@
 """Credentials this process checked a moment ago, so a request costs no database round
-trip for who is asking: page sessions (``port.web.visitor``) and app entries
-(``port.apps.entry``) alike."""
+trip for who is asking: page sessions (``port.web.visitor``), app entries
+(``port.apps.entry``) and the API's bearer credentials for shared answers
+(``port.api.app``) alike."""
 
 from __future__ import annotations
 

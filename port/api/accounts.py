@@ -203,6 +203,7 @@ class AccountsMutation:
         principal = permissions.caller(info)
         async with info.context.state.sessions() as session, session.begin():
             token = await service.revoke_token(session, _token_pk(id), by=principal)
+        info.context.state.callers.forget(user_id=token.user_id)  # refused at once
         return RevokeTokenPayload(token=TokenType.from_row(token))
 
     @strawberry.mutation(

@@ -198,13 +198,22 @@ def _cached(state: ApiState, max_body: int) -> Callable[[ASGIApp], ASGIApp]:
 
 
 async def _verified(state: ApiState, credential: bytes) -> bool:
-    """Whether the ``Authorization`` value proves a caller (as ``context_for`` checks)."""
+    """Whether the ``Authorization`` value proves a caller (as ``context_for`` checks).
+    One proved in the last ``RECHECK_SECONDS`` needs no query: a shared answer then
+    costs what an anonymous one does. A token revoked here is forgotten at once; one
+    revoked or deactivated elsewhere is refused within those seconds, as in streams."""
+    header = credential.decode("latin-1")
+    if state.callers.get(header) is not None:
+        return True
     try:
         async with state.sessions() as session, session.begin():
-            caller = await principal_for(session, credential.decode("latin-1"), state.verifier)
-        return caller is not None
+            caller = await principal_for(session, header, state.verifier)
     except Unauthenticated:
         return False
+    if caller is None:
+        return False
+    state.callers.put(header, caller)
+    return True
 
 
 async def _read_body(receive: Receive, limit: int) -> tuple[bytes, bool]:

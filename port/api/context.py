@@ -16,6 +16,7 @@ from strawberry.types import Info as StrawberryInfo
 
 from port.accounts.bearer import principal_for
 from port.accounts.jwt import JwtVerifier
+from port.accounts.known import KnownSessions
 from port.api.cache import ResponseCache
 from port.api.cost import LIST_SIZES
 from port.api.loaders import Loaders
@@ -61,6 +62,8 @@ class ApiState:
     open_streams: int = 0
     anonymous_streams: int = 0
     user_streams: dict[str, int] = field(default_factory=dict)  # by principal name
+    # Credentials proved a moment ago, by Authorization value (port/api/app.py).
+    callers: KnownSessions = field(default_factory=KnownSessions)
     # Catalogue queries executing now, at most PORT_API_CATALOGUE_READS (port/api/app.py).
     catalogue_reads: asyncio.Semaphore = field(init=False)
 

@@ -9,6 +9,7 @@ from litestar.testing import AsyncTestClient
 from sqlalchemy import select
 from strawberry import relay
 
+from port.accounts.known import RECHECK_SECONDS, KnownSessions
 from port.accounts.models import Token, User
 from port.accounts.service import create_token, create_user, revoke_token
 from port.catalogue.models import App, Release
@@ -88,6 +89,35 @@ async def test_a_shared_answer_still_needs_a_good_credential(api: Api) -> None:
         bobs = await session.scalar(select(Token.id).join(User).where(User.name == "bob"))
         assert bobs is not None
         await revoke_token(session, bobs, by=CLI)
+    assert (await api.gql(BROWSE, token=bob))["_status"] == 401
+
+
+async def test_a_caller_proved_a_moment_ago_costs_no_query_until_revoked(api: Api) -> None:
+    alice, bob, _ = await users(api.catalogue)
+    for _ in range(2):  # executed and kept; then alice proved a moment ago
+        await api.gql(BROWSE, token=alice)
+    before = statements()
+    assert "errors" not in await api.gql(BROWSE, token=alice)
+    assert statements() == before  # not even the token's lookup
+
+    # Revoked here (revokeToken): refused at once.
+    [mine] = (await api.gql("{ me { user { tokens { id } } } }", token=alice))["data"]["me"][
+        "user"
+    ]["tokens"]
+    revoke = "mutation($id: ID!) { revokeToken(input: {id: $id}) { token { id } } }"
+    assert "errors" not in await api.gql(revoke, {"id": mine["id"]}, token=alice)
+    assert (await api.gql(BROWSE, token=alice))["_status"] == 401
+
+    # Revoked elsewhere (the CLI, another process): refused within RECHECK_SECONDS.
+    state = api.client.app.state.api
+    now = [0.0]
+    state.callers = KnownSessions(clock=lambda: now[0])
+    assert "errors" not in await api.gql(BROWSE, token=bob)
+    async with api.catalogue.sessions() as session, session.begin():
+        bobs = await session.scalar(select(Token.id).join(User).where(User.name == "bob"))
+        assert bobs is not None
+        await revoke_token(session, bobs, by=CLI)
+    now[0] += RECHECK_SECONDS
     assert (await api.gql(BROWSE, token=bob))["_status"] == 401
 
 
