@@ -40,7 +40,9 @@ class Target:
     def target(self) -> str:
         sign = ">=" if self.at_least else "<="
         return (
-            f"{sign} {self.bound:g}x floor" if self.floor is not None else f"{sign} {self.bound:g}"
+            f"{sign} {self.bound:.3g}x floor"
+            if self.floor is not None
+            else f"{sign} {self.bound:.3g}"
         )
 
 
