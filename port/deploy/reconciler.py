@@ -315,6 +315,7 @@ class Reconciler:
             if pod is None or pod.retired:
                 return None  # deleted or retired since the listing
             setup = pod.setup
+            setup_id = setup.id  # read now: a rollback below expires the objects
             spec = pod_spec(self.settings, pod, setup, await self._server_url())
             mine = [c for c in found if spec.is_mine(c.labels)]
             foreign = [c.id for c in found if not spec.is_mine(c.labels)]
@@ -330,7 +331,7 @@ class Reconciler:
                 log.info("pod %s went away while it was being launched", pod_id)
                 return None
             finally:
-                await self._commit(session, pod_id, setup.id)
+                await self._commit(session, pod_id, setup_id)
 
     async def _commit(self, session: AsyncSession, pod_id: int, setup_id: int) -> None:
         """Commit what a pass changed of a Pod, if anything (most passes change nothing:
@@ -515,13 +516,16 @@ class Reconciler:
     @staticmethod
     async def _still_wanted(session: AsyncSession, setup: Setup, pod: Pod) -> None:
         """PodGone unless ``pod`` still exists, active, of ``setup``, which wants it run."""
-        row = (
-            await session.execute(
-                select(Pod.setup_id, Pod.retired, Setup.wants_running)
-                .join(Setup, Setup.id == Pod.setup_id)
-                .where(Pod.id == pod.id)
-            )
-        ).first()
+        # No autoflush: the pass has changed the Pod already, and writing that to a row
+        # deleted meanwhile would fail before this check could say the Pod is gone.
+        with session.no_autoflush:
+            row = (
+                await session.execute(
+                    select(Pod.setup_id, Pod.retired, Setup.wants_running)
+                    .join(Setup, Setup.id == Pod.setup_id)
+                    .where(Pod.id == pod.id)
+                )
+            ).first()
         if row is None or row.setup_id != setup.id or row.retired or not row.wants_running:
             raise PodGone(pod.id)
 

@@ -360,6 +360,31 @@ async def test_a_setup_deleted_while_its_pod_starts_leaves_no_error_and_no_conta
     assert world.backend.containers == {}
 
 
+async def test_a_setup_deleted_before_its_retried_pod_starts_leaves_no_error(
+    world: World, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The soak's race: a Pod retried after a backoff (so the pass changed it already)
+    lost its Setup before the start; the check that it is still wanted flushed the
+    change first and ended the pass with a ``StaleDataError`` traceback."""
+    setup_id = await world.setup()
+    async with world.catalogue.sessions() as session, session.begin():
+        pod = await session.scalar(select(Pod).where(Pod.setup_id == setup_id))
+        assert pod is not None
+        pod.next_attempt_at = utcnow() - timedelta(seconds=1)  # its backoff is over
+    checked = world.reconciler._check_registry
+
+    async def delete_meanwhile(pod: Pod) -> None:  # as another process would
+        async with world.catalogue.sessions() as session, session.begin():
+            await session.delete(await session.get(Setup, setup_id))
+        await checked(pod)
+
+    world.reconciler._check_registry = delete_meanwhile  # type: ignore[method-assign]
+    await world.reconciler.reconcile()
+    assert [r for r in caplog.records if r.levelname == "ERROR"] == []
+    assert await world.pods(setup_id) == []
+    assert world.backend.containers == {}
+
+
 async def test_a_pull_that_outlasts_its_deadline_fails_its_pod(catalogue: Catalogue) -> None:
     backend = FakeBackend("t")
     backend.registry.add("img/cpu:1")
