@@ -3,6 +3,8 @@
 Prints, measured in one run on this machine (medians of --repeat runs):
   (a) floor: `git clone --mirror` + one `git cat-file --batch` over every manifest
   (b) Port's first full index into SQLite                   -> ratio b/a  (target <= 3)
+      (in-process, with the garbage collector settled as `port worker` and `port serve`
+      have it, port.work.collector)
   (c) a rescan with nothing moved                            -> ratio c/ls-remote (<= 1.5)
   (d) a rescan after one new tag, at 10 and at N old tags    -> d/fetch, d(N)/d(10) (<= 1.2);
       git's own fetch grows with the number of refs too, so the fetch times at 10 and N
@@ -31,6 +33,7 @@ from port import db
 from port.catalogue.repos import add_repo
 from port.catalogue.scanning import scan_repo
 from port.settings import Settings
+from port.work import collector
 
 MANIFEST = """apiVersion: port/v1
 app:
@@ -191,6 +194,7 @@ def main() -> None:
             ]
         )
         ports = [Port(root / f"b-{i}", url) for i in range(args.repeat)]
+        collector.settle()  # the garbage collector as the worker that runs index jobs has it
         b = median([timed(p.scan) for p in ports])
         statuses: set[str] = set()
         c_samples = []

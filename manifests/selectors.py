@@ -16,6 +16,7 @@ catalogue stores: ``kind``, ``required``, ``weight`` and the fields that are set
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Mapping
 from typing import Annotated, Any, Literal
@@ -150,6 +151,7 @@ for _renames in _RENAMES.values():
 _CAMEL = re.compile(r"(?<=[a-z0-9])([A-Z])")
 
 
+@functools.lru_cache(maxsize=1024)  # a run's manifests spell the same few keys
 def snake_case(key: str) -> str:
     """``cudaVersion`` -> ``cuda_version``; ``min-count`` -> ``min_count``."""
     return _CAMEL.sub(r"_\1", key.strip()).replace("-", "_").lower()
@@ -218,3 +220,15 @@ def validate_selector(raw: Any) -> AnySelector:
 
 
 _ONE: TypeAdapter[Selector] = TypeAdapter(Selector)
+
+
+def stored_form(selector: BaseSelector) -> dict[str, Any]:
+    """The canonical dict the catalogue stores (``model_dump(mode="json")``), made once
+    per distinct selector: an index run stores the same few selectors thousands of times."""
+    return dict(_stored_items(selector))
+
+
+@functools.lru_cache(maxsize=1024)
+def _stored_items(selector: BaseSelector) -> tuple[tuple[str, Any], ...]:
+    # Frozen models hash and compare by type and values; the values are plain scalars.
+    return tuple(selector.model_dump(mode="json").items())

@@ -1,9 +1,14 @@
 """Safe YAML loading with limits, and lazy positions for error messages.
 
-The indexer parses about a thousand manifest blobs per run, so the happy path is a plain
-``yaml.load`` with libyaml's ``CSafeLoader`` and nothing else. Positions are only needed
-when something is wrong: :meth:`LoadedYaml.locate` composes the node tree (which keeps
-line/column marks) the first time an error has to be placed, and reuses it afterwards.
+The indexer parses about a thousand manifest blobs per run, so the happy path is lean:
+libyaml's ``CSafeLoader`` composes the node tree, and a plain recursive walk builds the
+data from it (strings as they are, other scalars through PyYAML's own safe constructors),
+checking the depth on the way. A document the walk does not cover (anchors, merge keys,
+explicit collection tags such as ``!!set``, non-scalar keys) is built by PyYAML's
+constructor from the same tree, so both give the same data and the same errors.
+Positions are only needed when something is wrong: :meth:`LoadedYaml.locate` composes
+the node tree again (it keeps line/column marks) the first time an error has to be
+placed, and reuses it afterwards.
 
 Untrusted input is refused early: files over a byte limit, bytes that are not UTF-8,
 several documents in one stream, a top level that is not a mapping, alias bombs (the
@@ -23,7 +28,26 @@ from manifests.errors import ManifestError
 
 # libyaml when present (always, with the wheels we install); the pure-Python loader
 # gives the same results, only slower.
-_Loader: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+_SafeLoader: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+_IMPLICIT_TAGS: dict[str, str] = {}  # plain scalar -> its tag, see _Loader.resolve
+_IMPLICIT_TAGS_KEPT = 10_000
+
+
+class _Loader(_SafeLoader):  # type: ignore[misc,valid-type]
+    """The safe loader, with the implicit tag of each plain scalar remembered: a run's
+    thousand manifests spell the same keys and values, and the tag of a plain scalar
+    depends on its text alone (no path resolvers are registered)."""
+
+    def resolve(self, kind: type[yaml.Node], value: Any, implicit: tuple[bool, bool]) -> str:
+        if kind is not yaml.ScalarNode or not implicit[0]:
+            return str(super().resolve(kind, value, implicit))
+        tag = _IMPLICIT_TAGS.get(value)
+        if tag is None:
+            tag = str(super().resolve(kind, value, implicit))
+            if len(_IMPLICIT_TAGS) < _IMPLICIT_TAGS_KEPT and len(value) <= 100:
+                _IMPLICIT_TAGS[value] = tag
+        return tag
+
 
 MAX_BYTES = 2 * 1024 * 1024
 MAX_DEPTH = 64  # real Arkitekt inspections nest about 15 deep
@@ -178,7 +202,7 @@ def load_yaml(
 
     text = _decode(data, max_bytes, fail)
     try:
-        doc = yaml.load(text, Loader=_Loader)  # noqa: S506 - a safe loader
+        doc, problem = _construct(text, max_depth, max_aliases)
     except yaml.MarkedYAMLError as exc:
         raise _syntax_error(exc, fail) from None
     except yaml.reader.ReaderError as exc:
@@ -194,14 +218,86 @@ def load_yaml(
     if not isinstance(doc, dict):
         found = "an empty document" if doc is None else f"a {_kind(doc)}"
         raise fail(f"the top level must be a mapping (key: value lines), found {found}", 1, 1)
-    if "&" in text:  # anchors, so maybe aliases: measure the expanded document
-        problem = _check_shape(doc, max_depth, max_aliases)
-    else:  # a plain tree: only its depth can be wrong
-        problem = _check_depth(doc, max_depth)
     if problem is not None:
         message, what = problem
         raise fail(message, *_find_event(text, what, max_depth, max_aliases))
     return LoadedYaml(data=doc, text=text, file=file, ref=ref)
+
+
+_STR = "tag:yaml.org,2002:str"
+_MAP = "tag:yaml.org,2002:map"
+_SEQ = "tag:yaml.org,2002:seq"
+# Scalars PyYAML's safe constructor builds with a plain function of the node.
+_SCALARS = {
+    tag: yaml.SafeLoader.yaml_constructors[tag]
+    for tag in ("null", "bool", "int", "float", "binary", "timestamp")
+    for tag in [f"tag:yaml.org,2002:{tag}"]
+}
+_Problem = tuple[str, str] | None  # (message, "depth" or "alias"), see _check_shape
+
+
+class _Unusual(Exception):
+    """The lean walk met a node it leaves to PyYAML's constructor."""
+
+
+class _TooDeep(Exception):
+    """A collection nests deeper than the limit."""
+
+
+def _construct(text: str, max_depth: int, max_aliases: int) -> tuple[Any, _Problem]:
+    """The document's data, and the first shape problem (depth, aliases) if any."""
+    loader = _Loader(text)
+    try:
+        root = loader.get_single_node()
+        if root is None:
+            return None, None
+        # No anchor, so no alias: every node is built once, and only depth can be wrong.
+        if "&" not in text and type(root) is yaml.MappingNode:
+            try:
+                return _lean(loader, root, 1, max_depth), None
+            except _TooDeep:  # a mapping at the top: the depth is what is wrong
+                return {}, (f"the YAML nests deeper than {max_depth} levels", "depth")
+            except _Unusual:
+                pass
+        doc = loader.construct_document(root)
+    finally:
+        loader.dispose()
+    if not isinstance(doc, dict):
+        return doc, None
+    if "&" in text:  # anchors, so maybe aliases: measure the expanded document
+        return doc, _check_shape(doc, max_depth, max_aliases)
+    return doc, _check_depth(doc, max_depth)
+
+
+def _lean(loader: yaml.SafeLoader, node: yaml.Node, depth: int, max_depth: int) -> Any:
+    """Build ``node`` as PyYAML's safe constructor would, for plain trees only."""
+    kind, tag = type(node), node.tag
+    if kind is yaml.ScalarNode:
+        if tag == _STR:
+            return node.value
+        build = _SCALARS.get(tag)
+        if build is None:
+            raise _Unusual
+        return build(loader, node)
+    if depth > max_depth:
+        raise _TooDeep
+    if kind is yaml.MappingNode and tag == _MAP:
+        mapping = {}
+        for key, value in node.value:
+            if type(key) is not yaml.ScalarNode or key.tag not in _PLAIN_KEY_TAGS:
+                raise _Unusual  # merge keys (<<), collections as keys, ...
+            name = key.value if key.tag == _STR else _lean(loader, key, depth, max_depth)
+            if type(value) is yaml.ScalarNode and value.tag == _STR:  # most values
+                mapping[name] = value.value
+            else:
+                mapping[name] = _lean(loader, value, depth + 1, max_depth)
+        return mapping
+    if kind is yaml.SequenceNode and tag == _SEQ:
+        return [_lean(loader, item, depth + 1, max_depth) for item in node.value]
+    raise _Unusual
+
+
+_PLAIN_KEY_TAGS = frozenset({_STR, *_SCALARS})
 
 
 def _decode(data: bytes | str, max_bytes: int, fail: Callable[..., YamlLoadError]) -> str:

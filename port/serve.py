@@ -154,4 +154,5 @@ def serve(settings: Settings, *, examples: bool = False, out: TextIO = sys.stdou
 
 def work(settings: Settings) -> None:
     """`port worker`: every kind of job and the periodic tasks, until SIGINT/SIGTERM."""
+    collector.settle()  # an index run builds a thousand manifests' objects, as a browse
     asyncio.run(run_worker(settings, full_worker))

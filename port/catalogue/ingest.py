@@ -22,6 +22,7 @@ from indexer.result import FoundRelease, IndexResult
 from indexer.tags import parse_tag
 from indexer.urls import redact
 from manifests.errors import ManifestError
+from manifests.selectors import stored_form
 from manifests.specs import AppSpec, FlavourSpec
 from port.catalogue.models import App, AppLogo, Flavour, IndexRunError, Release, Repo
 from port.orm import Base, utcnow
@@ -83,7 +84,7 @@ def _flavour_row(position: int, spec: FlavourSpec) -> dict[str, Any]:
         "name": spec.name,
         "position": position,
         "image": spec.image,
-        "selectors": [s.model_dump(mode="json") for s in spec.selectors],
+        "selectors": [stored_form(s) for s in spec.selectors],
         "cpus": spec.resources.cpus,
         "memory": spec.resources.memory,
         "read_only": spec.sandbox.read_only,
@@ -223,6 +224,7 @@ class Ingest:
             owners = {rid: redact(url) for rid, url in owner_rows.all()}
 
         accepted: list[tuple[App, FoundRelease]] = []
+        created: list[App] = []
         for item in found:
             spec = item.spec
             app = apps.get(spec.app.identifier)
@@ -230,6 +232,7 @@ class Ingest:
                 app = App(identifier=spec.app.identifier, repo_id=self.repo.id, name="")
                 self.session.add(app)
                 apps[spec.app.identifier] = app
+                created.append(app)
             elif app.repo_id != self.repo.id:
                 self.changes.errors.append(
                     ManifestError(
@@ -247,7 +250,9 @@ class Ingest:
             accepted.append((app, item))
         await self.session.flush()  # new apps get their ids
 
-        keys = [(app.id, item.spec.version) for app, item in accepted]
+        # An app created this run has no releases yet: only the others' are looked up.
+        fresh = {app.id for app in created}
+        keys = [(app.id, item.spec.version) for app, item in accepted if app.id not in fresh]
         existing: dict[tuple[int, str], Release] = {}
         for chunk in _chunks(keys, 400):
             found_rows = await self.session.scalars(
@@ -369,8 +374,10 @@ class Ingest:
             for f in self.result.releases
             if f.source == "port"
         }
-        rows = await self.session.execute(
-            select(Release, App)
+        # Plain columns first: on a first index every release read is "retired" (its
+        # tag was read) and produced again; only what this run withdraws is loaded.
+        candidates = await self.session.execute(
+            select(Release.id, App.identifier, Release.version)
             .join(App)
             .where(
                 App.repo_id == self.repo.id,
@@ -379,9 +386,13 @@ class Ingest:
                 Release.git_ref.in_(retired),
             )
         )
+        doomed = [rid for rid, app, version in candidates.all() if (app, version) not in produced]
+        if not doomed:
+            return
+        rows = await self.session.execute(
+            select(Release, App).join(App).where(Release.id.in_(doomed)).order_by(Release.id)
+        )
         for release, app in rows.all():
-            if (app.identifier, release.version) in produced:
-                continue
             release.withdrawn = True
             release.current = False
             release.updated_at = utcnow()

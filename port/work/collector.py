@@ -1,11 +1,12 @@
-"""The cyclic garbage collector, tuned for `port serve`.
+"""The cyclic garbage collector, tuned for `port serve` and `port worker`.
 
 An uncached GraphQL answer leaves thousands of objects in reference cycles (ORM
 instance states, DataLoader futures, the execution context), so with CPython's default
 thresholds the collector runs every few hundred allocations and each full collection
 walks every object of the process: the schema, the modules, the caches, all alive for
 the process's life. Measured on the 50-app browse (benchmarks/api.py), that was more
-than a third of the server's CPU. Two changes, made once the server is built:
+than a third of the server's CPU; a first index of a thousand tags (benchmarks/index.py)
+spent about a fifth of its time there. Two changes, made once the process is built:
 
 - ``gc.freeze()`` moves everything alive at start-up to a generation the collector
   never walks again;
@@ -22,7 +23,7 @@ YOUNG_THRESHOLD = 50_000
 
 def settle() -> None:
     """Collect, freeze what is alive, and raise the young generation's threshold. Call
-    once, after start-up, in a long-lived server process (never in tests: objects alive
+    once, after start-up, in a long-lived process (never in tests: objects alive
     at the freeze are then never collected)."""
     gc.collect()
     gc.freeze()

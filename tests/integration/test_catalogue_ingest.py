@@ -114,6 +114,35 @@ async def test_first_ingest_builds_the_catalogue(catalogue: Catalogue) -> None:
     assert [f["name"] for f in app["releases"][0]["flavours"]] == ["cuda", "cpu"]
 
 
+def release_reads(cat: Catalogue) -> list[str]:
+    return [
+        " ".join(s.split())
+        for s in cat.statements
+        if s.lstrip().upper().startswith("SELECT") and "FROM releases" in s
+    ]
+
+
+async def test_a_first_ingest_reads_back_only_what_it_needs(catalogue: Catalogue) -> None:
+    # A thousand-tag first index must not look up releases an app created in this run
+    # cannot have, nor load as objects the releases it just wrote to withdraw none.
+    index = result(*[found("sd", f"1.{n}.0") for n in range(20)])
+    index.tags_read = {f"v1.{n}.0" for n in range(20)}
+    catalogue.statements.clear()
+    changes = await apply(catalogue, URL_A, index)
+    assert len(changes.added) == 20
+    reads = release_reads(catalogue)
+    assert len(reads) == 2, reads  # the new ids, then what the tags read no longer release
+    assert reads[1].startswith("SELECT releases.id, apps.identifier, releases.version ")
+
+    # A release a moved tag no longer produces is withdrawn, and only it is loaded.
+    again = result(*[found("sd", f"1.{n}.0") for n in range(19)], tags=sorted(index.tags_read))
+    again.tags_read = set(index.tags_read)
+    catalogue.statements.clear()
+    changes = await apply(catalogue, URL_A, again)
+    assert texts(changes.withdrawn) == ["sd 1.19.0"]
+    assert (await releases_of(catalogue, "sd"))["1.19.0"].withdrawn
+
+
 async def test_same_result_twice_writes_nothing(catalogue: Catalogue) -> None:
     index = result(found("stardist", "1.0.0"), found("napari", "0.1.0", commit=C2))
     await apply(catalogue, URL_A, index)

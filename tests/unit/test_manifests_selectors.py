@@ -17,12 +17,17 @@ from manifests.selectors import (
     normalise_selector,
     same_key,
     snake_case,
+    stored_form,
     validate_selector,
 )
 
 
 def dumped(raw: Any) -> dict[str, Any]:
-    return validate_selector(raw).model_dump(mode="json")
+    """The stored form; the cached one is the serialiser's, twice in a row."""
+    selector = validate_selector(raw)
+    stored = stored_form(selector)
+    assert stored == stored_form(selector) == selector.model_dump(mode="json")
+    return stored
 
 
 @pytest.mark.parametrize(
@@ -109,6 +114,13 @@ def test_the_stored_dict_validates_back_to_the_same_selector() -> None:
     selector = validate_selector({"type": "cuda", "cudaVersion": "12", "required": False})
     assert validate_selector(selector.model_dump(mode="json")) == selector
     assert validate_selector(selector) == selector
+
+
+def test_the_stored_form_is_a_fresh_dict_each_time() -> None:
+    selector = validate_selector({"kind": "cpu", "min_count": 2})
+    stored_form(selector)["min_count"] = 99  # a caller's change stays its own
+    assert stored_form(selector)["min_count"] == 2
+    assert stored_form(RamSelector(min=1)) != stored_form(RamSelector(min=1, required=False))
 
 
 def test_selectors_are_frozen_and_hashable() -> None:
