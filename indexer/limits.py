@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from manifests.yamlload import MAX_BYTES
+from manifests.bounds import MAX_BYTES
 
 
 @dataclass(frozen=True, slots=True)

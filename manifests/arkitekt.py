@@ -37,6 +37,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from manifests.bounds import MAX_BYTES
 from manifests.diagnostics import describe, validation_errors
 from manifests.errors import ManifestError
 from manifests.fields import (
@@ -51,7 +52,7 @@ from manifests.fields import (
 from manifests.selectors import SELECTOR_LIST, Selector
 from manifests.specs import AppSpec, FlavourSpec, Parsed, ReleaseSpec, Requirement
 from manifests.versions import normalise_version
-from manifests.yamlload import MAX_BYTES, LoadedYaml, Path, YamlLoadError, load_yaml
+from manifests.yamlload import LoadedYaml, Path, YamlLoadError, load_yaml
 
 LISTS = ("deployments", "app_images")
 DEFAULT_FLAVOUR = "vanilla"

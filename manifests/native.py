@@ -22,6 +22,7 @@ from pydantic import (
     model_validator,
 )
 
+from manifests.bounds import MAX_BYTES
 from manifests.diagnostics import validation_errors
 from manifests.errors import ManifestError
 from manifests.fields import (
@@ -56,7 +57,7 @@ from manifests.specs import (
     ServedPort,
 )
 from manifests.versions import normalise_version
-from manifests.yamlload import MAX_BYTES, LoadedYaml, YamlLoadError, load_yaml
+from manifests.yamlload import LoadedYaml, YamlLoadError, load_yaml
 
 API_VERSION = "port/v1"
 

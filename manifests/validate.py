@@ -10,10 +10,11 @@ import pathlib
 from typing import Literal
 
 from manifests.arkitekt import LISTS, parse_arkitekt_document
+from manifests.bounds import MAX_BYTES
 from manifests.errors import ManifestError
 from manifests.native import parse_port_document
 from manifests.specs import Parsed
-from manifests.yamlload import MAX_BYTES, LoadedYaml, YamlLoadError, load_yaml
+from manifests.yamlload import LoadedYaml, YamlLoadError, load_yaml
 
 Format = Literal["port", "arkitekt"]
 

@@ -24,6 +24,7 @@ from typing import Any, NamedTuple
 
 import yaml
 
+from manifests.bounds import MAX_ALIASES, MAX_BYTES, MAX_DEPTH, MAX_NODES
 from manifests.errors import ManifestError
 
 # libyaml when present (always, with the wheels we install); the pure-Python loader
@@ -48,11 +49,6 @@ class _Loader(_SafeLoader):  # type: ignore[misc,valid-type]
                 _IMPLICIT_TAGS[value] = tag
         return tag
 
-
-MAX_BYTES = 2 * 1024 * 1024
-MAX_DEPTH = 64  # real Arkitekt inspections nest about 15 deep
-MAX_ALIASES = 100  # references to an already-built collection; real files use none
-MAX_NODES = 1_000_000  # collections after expanding aliases
 
 PathPart = str | int
 Path = tuple[PathPart, ...]

@@ -10,25 +10,26 @@ from __future__ import annotations
 
 import asyncio
 import time
-from contextlib import suppress
-from typing import Any
+from contextlib import AbstractAsyncContextManager, suppress
+from typing import TYPE_CHECKING, Any
 
 import click
 from sqlalchemy import select
 from sqlalchemy.orm import selectinload
 
-from port.apps.addresses import AppOrigins
-from port.apps.published import published_address, published_of
-from port.apps.targets import address_of
 from port.clitools import Sessions, echo_json, say, with_db
 from port.deploy import setups
 from port.deploy.backends.base import BackendUnavailable, PodStatus
 from port.deploy.models import Pod, Setup, SetupEvent, UpdatePolicy
-from port.deploy.reconciler import Reconciler
-from port.deploy.updater import Updater, manual_target, pending_updates
 from port.errors import InvalidInput, NotFound
 from port.principal import CLI
 from port.settings import Settings
+
+if TYPE_CHECKING:
+    from port.deploy.reconciler import Reconciler
+
+# The reconciler, the updater and the apps' addresses are imported by the commands that
+# use them: a listing pays only for the models (`port setup list` starts at once).
 
 START_WAIT_SECONDS = 30  # `setup create --start`: how long a Pod may take to run
 
@@ -92,9 +93,16 @@ async def _load(sessions: Sessions, setup_id: int | None = None) -> list[Setup]:
         return list(await session.scalars(query))
 
 
+def _opened(sessions: Sessions, settings: Settings) -> AbstractAsyncContextManager[Reconciler]:
+    """A reconciler on the configured backend (``Reconciler.opened``)."""
+    from port.deploy.reconciler import Reconciler
+
+    return Reconciler.opened(sessions, settings)
+
+
 async def _reconcile(sessions: Sessions, settings: Settings) -> None:
     """One pass now; an unreachable engine is reported, the intent is kept."""
-    async with Reconciler.opened(sessions, settings) as reconciler:
+    async with _opened(sessions, settings) as reconciler:
         await reconciler.reconcile()
 
 
@@ -153,7 +161,7 @@ def setup_create(
     )
 
     async def work(sessions: Sessions, settings: Settings) -> int:
-        async with Reconciler.opened(sessions, settings) as reconciler:
+        async with _opened(sessions, settings) as reconciler:
             caps = await reconciler.capabilities()
         async with sessions() as session, session.begin():
             setup = await setups.create_setup(session, CLI, request, caps, owner=owner)
@@ -219,6 +227,10 @@ def setup_list(as_json: bool) -> None:
 def setup_show(setup_id: int, as_json: bool) -> None:
     """One Setup, its Pods and its last events."""
 
+    from port.apps.addresses import AppOrigins
+    from port.apps.published import published_address, published_of
+    from port.apps.targets import address_of
+
     async def work(sessions: Sessions, settings: Settings) -> dict[str, Any]:
         found = await _load(sessions, setup_id)
         if not found:
@@ -269,7 +281,7 @@ def _change(setup_id: int, action: str) -> None:
         async with sessions() as session, session.begin():
             setup = await setups.get_setup(session, CLI, setup_id)
             if action == "start":
-                async with Reconciler.opened(sessions, settings) as reconciler:
+                async with _opened(sessions, settings) as reconciler:
                     caps = await reconciler.capabilities()
                 await setups.start_setup(session, setup, caps, settings)
             elif action == "stop":
@@ -316,10 +328,12 @@ def setup_delete(setup_id: int) -> None:
 def setup_update(setup_id: int, version: str) -> None:
     """Move a Setup to VERSION now: health-gated, rolled back when the new Pod fails."""
 
+    from port.deploy.updater import Updater, manual_target
+
     async def work(sessions: Sessions, settings: Settings) -> str:
         async with sessions() as session:  # checked here, run here: no job is queued
             await manual_target(session, await setups.get_setup(session, CLI, setup_id), version)
-        async with Reconciler.opened(sessions, settings) as reconciler:
+        async with _opened(sessions, settings) as reconciler:
             return await Updater(sessions, settings, reconciler).run(setup_id, version, manual=True)
 
     click.echo(with_db(work))
@@ -329,6 +343,8 @@ def setup_update(setup_id: int, version: str) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")
 def setup_updates(as_json: bool) -> None:
     """Dry run: which Setups their policy would move now, and to what."""
+
+    from port.deploy.updater import pending_updates
 
     async def work(sessions: Sessions, _settings: Settings) -> list[dict[str, Any]]:
         async with sessions() as session:
@@ -415,7 +431,7 @@ def pod_logs(pod_id: int, tail: int, follow: bool) -> None:
             pod = await setups.get_pod(session, CLI, pod_id)
         if pod.container_id is None:
             raise InvalidInput(f"pod {pod_id} has no container ({pod.status})")
-        async with Reconciler.opened(sessions, settings) as reconciler:
+        async with _opened(sessions, settings) as reconciler:
             if not follow:
                 click.echo(await reconciler.backend.logs(pod.container_id, tail), nl=False)
                 return

@@ -8,7 +8,6 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from platformdirs import user_data_dir
 from pydantic import BaseModel, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -36,6 +35,13 @@ ENGINE_DEFAULT_CAPABILITIES = frozenset(
 )
 
 
+def _user_data_dir() -> Path:
+    """The default data directory (``~/.local/share/port`` on Linux)."""
+    from platformdirs import user_data_dir  # only when PORT_DATA_DIR is not set
+
+    return Path(user_data_dir("port", appauthor=False))
+
+
 class GpuDeclaration(BaseModel):
     """A GPU an admin declares where the engine cannot tell (``PORT_DOCKER_GPUS``)."""
 
@@ -54,7 +60,7 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="PORT_", env_file=".env", extra="ignore")
 
     data_dir: Path = Field(
-        default_factory=lambda: Path(user_data_dir("port", appauthor=False)),
+        default_factory=_user_data_dir,
         description="Where Port keeps its SQLite catalogue and git mirrors.",
     )
     database_url: SecretStr | None = Field(

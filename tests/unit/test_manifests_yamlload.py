@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import pytest
 
+from manifests.bounds import MAX_DEPTH
 from manifests.errors import ManifestError
-from manifests.yamlload import MAX_DEPTH, YamlLoadError, format_path, load_yaml
+from manifests.yamlload import YamlLoadError, format_path, load_yaml
 
 DOC = """\
 apiVersion: port/v1
