@@ -12,7 +12,9 @@ alexschroeter/*), all handled by one tolerant entry reader:
   alexschroeter/tensorflow-test, jhnnsrs/helloworld);
 - ``app_images:`` items (arkitekt_next / kabinet): ``flavourName``,
   ``image: {imageString, buildAt}``, ``manifest``, ``selectors``, ``inspection``, plus a
-  top-level ``latest_app_image`` (arkitektio-apps/ome, jhnnsrs/starmist).
+  top-level ``latest_app_image`` (arkitektio-apps/ome, jhnnsrs/starmist), and since the
+  spec is published as ``arkitekt-spec``, a top-level ``spec_version``: a newer one than
+  :data:`SPEC_VERSION` is an error of the whole file, never half-read.
 
 Each entry is one (identifier, version, flavour) with its image. A bad entry (version
 not semver, no image, an invalid selector...) is an error of that entry and is skipped;
@@ -55,6 +57,10 @@ from manifests.versions import normalise_version
 from manifests.yamlload import LoadedYaml, Path, YamlLoadError, load_yaml
 
 LISTS = ("deployments", "app_images")
+# arkitekt-spec's SPEC_VERSION that Port reads: it is bumped only for a change an older
+# reader must refuse, so a newer file is an error of the whole file, never misread.
+SPEC_VERSION = 1
+_NOT_READ = "; the file is not read"
 DEFAULT_FLAVOUR = "vanilla"
 _SKIPPED = "; this entry is skipped"
 
@@ -91,6 +97,9 @@ def parse_arkitekt_document(loaded: LoadedYaml) -> Parsed:
     if not present:
         message = "not an Arkitekt deployments file: expected a 'deployments' or 'app_images' list"
         return Parsed(errors=[loaded.error((), message)])
+    newer = _spec_version_problem(loaded.data.get("spec_version", SPEC_VERSION))
+    if newer is not None:  # a format Port does not know must not be half-read
+        return Parsed(errors=[loaded.error(("spec_version",), newer)])
     releases: dict[tuple[str, str], _Release] = {}
     errors: list[ManifestError] = []
     for name in present:
@@ -120,6 +129,18 @@ def parse_arkitekt_document(loaded: LoadedYaml) -> Parsed:
                 continue
             _merge(releases, entry)
     return Parsed(releases=[_release(key, value) for key, value in releases.items()], errors=errors)
+
+
+def _spec_version_problem(value: object) -> str | None:
+    """Why a file of ``spec_version`` ``value`` cannot be read, or None when it can."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        return f"spec_version must be a whole number from 1, got {describe(value)}{_NOT_READ}"
+    if value > SPEC_VERSION:
+        return (
+            f"spec_version {value} is newer than the Arkitekt spec Port reads "
+            f"({SPEC_VERSION}){_NOT_READ}"
+        )
+    return None
 
 
 def _merge(releases: dict[tuple[str, str], _Release], entry: _Entry) -> None:

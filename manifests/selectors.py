@@ -35,7 +35,8 @@ from pydantic import (
 # (Memory's is 2**50 whatever its unit: Arkitekt files in use write bytes there too.)
 Count = Annotated[int, Field(ge=0, le=1_000_000)]
 MegaBytes = Annotated[int, Field(ge=0, le=1 << 50, description="Megabytes (MB).")]
-MegaHertz = Annotated[int, Field(ge=0, le=1_000_000, description="Megahertz (MHz).")]
+# A clock may be fractional (arkitekt-spec writes a float); a whole number stays an int.
+MegaHertz = Annotated[int | float, Field(ge=0, le=1_000_000, description="Megahertz (MHz).")]
 Text = Annotated[str, Field(min_length=1, max_length=200)]
 
 
@@ -89,7 +90,7 @@ class RamSelector(BaseSelector):
     """System memory."""
 
     kind: Literal["ram"] = "ram"
-    min: MegaBytes = Field(description="Minimum system memory in MB.")
+    min: MegaBytes | None = Field(default=None, description="Minimum system memory in MB.")
 
 
 class CudaSelector(BaseSelector):
@@ -119,6 +120,13 @@ class RocmSelector(BaseSelector):
     frequency: MegaHertz | None = None
 
 
+class OneApiSelector(BaseSelector):
+    """An Intel accelerator with oneAPI."""
+
+    kind: Literal["oneapi"] = "oneapi"
+    min_version: Text | None = Field(default=None, description="Minimum oneAPI version.")
+
+
 class LabelSelector(BaseSelector):
     """A label the backend must carry; no value means the key merely has to exist."""
 
@@ -127,13 +135,16 @@ class LabelSelector(BaseSelector):
     value: Annotated[str, Field(max_length=200)] | None = None
 
 
-AnySelector = CpuSelector | RamSelector | CudaSelector | RocmSelector | LabelSelector
+AnySelector = (
+    CpuSelector | RamSelector | CudaSelector | RocmSelector | OneApiSelector | LabelSelector
+)
 
 SELECTOR_KINDS: dict[str, type[BaseSelector]] = {
     "cpu": CpuSelector,
     "ram": RamSelector,
     "cuda": CudaSelector,
     "rocm": RocmSelector,
+    "oneapi": OneApiSelector,
     "label": LabelSelector,
 }
 
@@ -142,6 +153,7 @@ _RENAMES: dict[str, dict[str, str]] = {
     "cpu": {"min": "min_count"},
     "cuda": {"cuda_version": "min_version"},
     "rocm": {"api_version": "min_version", "rocm_version": "min_version", "min": "count"},
+    "oneapi": {"oneapi_version": "min_version"},
 }
 _ANY_RENAME: dict[str, set[str]] = {}
 for _renames in _RENAMES.values():
@@ -228,7 +240,12 @@ def stored_form(selector: BaseSelector) -> dict[str, Any]:
     return dict(_stored_items(selector))
 
 
-@functools.lru_cache(maxsize=1024)
 def _stored_items(selector: BaseSelector) -> tuple[tuple[str, Any], ...]:
-    # Frozen models hash and compare by type and values; the values are plain scalars.
+    # Keyed by each value's type too: 2400 and 2400.0 are equal, their JSON is not.
+    key = (type(selector), *((k, type(v), v) for k, v in selector.__dict__.items()))
+    return _stored_by_key(key, selector)
+
+
+@functools.lru_cache(maxsize=1024)
+def _stored_by_key(_key: tuple[Any, ...], selector: BaseSelector) -> tuple[tuple[str, Any], ...]:
     return tuple(selector.model_dump(mode="json").items())

@@ -45,9 +45,10 @@ def _user_data_dir() -> Path:
 class GpuDeclaration(BaseModel):
     """A GPU an admin declares where the engine cannot tell (``PORT_DOCKER_GPUS``)."""
 
-    vendor: Literal["nvidia", "amd"] = "nvidia"
+    vendor: Literal["nvidia", "amd", "intel"] = "nvidia"
     cuda_version: str | None = None
     rocm_version: str | None = None
+    oneapi_version: str | None = None
     compute_capability: str | None = None
     cuda_cores: int | None = None
     memory_mb: int | None = None

@@ -69,7 +69,9 @@ class PodResources:
     cpus: float | None
     memory: Long | None = strawberry.field(description="Bytes.")
     gpus: int
-    gpu_vendor: str | None = strawberry.field(description='"nvidia" or "amd" when gpus > 0.')
+    gpu_vendor: str | None = strawberry.field(
+        description='"nvidia", "amd" or "intel" when gpus > 0.'
+    )
 
 
 @strawberry.type(

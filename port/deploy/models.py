@@ -105,7 +105,7 @@ class Pod(Base):
     cpus: Mapped[float | None] = mapped_column(Float)  # limits after the admin caps
     memory: Mapped[int | None] = mapped_column(BigInteger)
     gpus: Mapped[int] = mapped_column(Integer, default=0)
-    gpu_vendor: Mapped[str | None] = mapped_column(String(16))  # nvidia|amd, with gpus > 0
+    gpu_vendor: Mapped[str | None] = mapped_column(String(16))  # nvidia|amd|intel, with gpus > 0
     read_only: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     non_root: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     run: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict)  # the flavour's

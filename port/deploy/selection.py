@@ -25,6 +25,7 @@ from manifests.selectors import (
     CpuSelector,
     CudaSelector,
     LabelSelector,
+    OneApiSelector,
     RamSelector,
     RocmSelector,
     validate_selector,
@@ -38,9 +39,10 @@ ARCH_ALIASES = {"x86_64": "amd64", "aarch64": "arm64"}
 class Gpu:
     """One GPU as a backend reports (or an admin declares) it."""
 
-    vendor: Literal["nvidia", "amd"]
+    vendor: Literal["nvidia", "amd", "intel"]
     cuda_version: str | None = None  # NVIDIA: the driver's CUDA version
     rocm_version: str | None = None  # AMD
+    oneapi_version: str | None = None  # Intel
     compute_capability: str | None = None
     cuda_cores: int | None = None
     memory_mb: int | None = None
@@ -113,8 +115,19 @@ def _arch(name: str) -> str:
     return ARCH_ALIASES.get(name.lower(), name.lower())
 
 
-def _gpu_misses(selector: CudaSelector | RocmSelector, gpu: Gpu) -> str | None:
+GpuSelector = CudaSelector | RocmSelector | OneApiSelector
+_GPU_KINDS = {CudaSelector: "CUDA", RocmSelector: "ROCm", OneApiSelector: "oneAPI"}
+_VENDORS = {CudaSelector: "nvidia", RocmSelector: "amd", OneApiSelector: "intel"}
+
+
+def _gpu_misses(selector: GpuSelector, gpu: Gpu) -> str | None:
     """Why ``gpu`` does not satisfy ``selector``, or None when it does."""
+    if isinstance(selector, OneApiSelector):
+        if gpu.vendor != "intel":
+            return "not an Intel accelerator"
+        if selector.min_version and not _at_least(gpu.oneapi_version, selector.min_version):
+            return f"oneAPI {gpu.oneapi_version or 'unknown'} < {selector.min_version}"
+        return None
     if isinstance(selector, CudaSelector):
         if gpu.vendor != "nvidia":
             return "not an NVIDIA GPU"
@@ -155,12 +168,12 @@ def misses(selector: AnySelector, caps: Capabilities) -> str | None:
                 return f"CPU architecture {caps.arch} is not {selector.arch}"
             return None
         case RamSelector():
-            if caps.memory_mb < selector.min:
+            if selector.min is not None and caps.memory_mb < selector.min:
                 return f"{caps.memory_mb} MB memory < {selector.min} MB"
             return None
-        case CudaSelector() | RocmSelector():
-            kind = "CUDA" if isinstance(selector, CudaSelector) else "ROCm"
-            needed = selector.count or 1
+        case CudaSelector() | RocmSelector() | OneApiSelector():
+            kind = _GPU_KINDS[type(selector)]
+            needed = getattr(selector, "count", None) or 1
             why = [_gpu_misses(selector, gpu) for gpu in caps.gpus]
             if sum(w is None for w in why) >= needed:
                 return None
@@ -180,14 +193,14 @@ def misses(selector: AnySelector, caps: Capabilities) -> str | None:
 
 
 def gpus_for(selectors: Sequence[Any], caps: Capabilities) -> tuple[int, str | None]:
-    """GPUs to hand a container of a flavour and their vendor: the count its CUDA or ROCm
-    selectors that hold on ``caps`` ask for; (0, None) when none holds."""
+    """GPUs to hand a container of a flavour and their vendor: the count its CUDA, ROCm
+    or oneAPI selectors that hold on ``caps`` ask for; (0, None) when none holds."""
     counts: dict[str, int] = {}
     for raw in selectors:
         selector = validate_selector(raw)
-        if isinstance(selector, CudaSelector | RocmSelector) and misses(selector, caps) is None:
-            vendor = "nvidia" if isinstance(selector, CudaSelector) else "amd"
-            counts[vendor] = max(counts.get(vendor, 0), selector.count or 1)
+        if isinstance(selector, GpuSelector) and misses(selector, caps) is None:
+            vendor = _VENDORS[type(selector)]
+            counts[vendor] = max(counts.get(vendor, 0), getattr(selector, "count", None) or 1)
     for vendor, count in counts.items():  # the first that holds, as the manifest lists
         return count, vendor
     return 0, None
@@ -197,7 +210,7 @@ def gpus_for(selectors: Sequence[Any], caps: Capabilities) -> tuple[int, str | N
 class Score:
     """How well a fitting flavour uses the backend; higher is better."""
 
-    accelerated: bool  # a CUDA/ROCm selector holds: it uses the GPU
+    accelerated: bool  # a CUDA, ROCm or oneAPI selector holds: it uses the GPU
     weight: int
 
 
@@ -209,7 +222,7 @@ def _assess(candidate: Candidate, caps: Capabilities) -> tuple[Score, list[str]]
         why = misses(selector, caps)
         if why is None:
             weight += selector.weight
-            accelerated = accelerated or isinstance(selector, CudaSelector | RocmSelector)
+            accelerated = accelerated or isinstance(selector, GpuSelector)
         elif selector.required:
             blockers.append(why)
     return Score(accelerated, weight), blockers

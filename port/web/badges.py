@@ -14,11 +14,12 @@ from manifests.selectors import (
     CpuSelector,
     CudaSelector,
     LabelSelector,
+    OneApiSelector,
     RamSelector,
     RocmSelector,
     validate_selector,
 )
-from port.deploy.selection import Candidate, Capabilities, why_not
+from port.deploy.selection import Candidate, Capabilities, GpuSelector, why_not
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,8 +69,12 @@ def describe(selector: AnySelector) -> str:
                 parts.append(selector.arch)
             if selector.memory:
                 parts.append(f"{_size(selector.memory)} RAM")
+        case OneApiSelector():
+            parts.append("Intel accelerator")
+            if selector.min_version:
+                parts.append(f"oneAPI {selector.min_version}+")
         case RamSelector():
-            parts.append(f"{_size(selector.min)} RAM")
+            parts.append(f"{_size(selector.min)} RAM" if selector.min is not None else "RAM")
         case LabelSelector():
             parts.append(f"{selector.key}={selector.value}" if selector.value else selector.key)
     return ", ".join(parts)
@@ -82,7 +87,7 @@ def badges(selectors: Sequence[Mapping[str, Any]]) -> tuple[Badge, ...]:
             selector = validate_selector(raw)
         except ValidationError:
             continue  # stored by an older Port: the API still shows it raw
-        accelerator = isinstance(selector, CudaSelector | RocmSelector)
+        accelerator = isinstance(selector, GpuSelector)
         shown.append(Badge(describe(selector), selector.required, accelerator))
     return tuple(shown)
 

@@ -437,6 +437,22 @@ async def test_a_rocm_pod_gets_the_amd_devices(
     assert not host["DeviceRequests"]  # no NVIDIA request
 
 
+async def test_a_oneapi_pod_gets_the_intel_render_nodes(
+    docker_engine: Any, backend: DockerBackend, settings: Settings, docker_images: TestImages
+) -> None:
+    spec = pod_spec(settings, docker_images["forever"], gpus=1, gpu_vendor="intel")
+    backend.settings = settings.model_copy(update={"docker_gpu_groups": [109]})
+
+    container_id = await backend._create(spec)
+
+    host = inspect(docker_engine, container_id)["HostConfig"]
+    assert [(d["PathOnHost"], d["PathInContainer"]) for d in host["Devices"]] == [
+        ("/dev/dri", "/dev/dri")
+    ]
+    assert host["GroupAdd"] == ["109"]
+    assert not host["DeviceRequests"]
+
+
 @pytest.mark.usefixtures("gpu_refused")
 async def test_a_container_that_cannot_start_is_removed_and_the_reason_told(
     backend: DockerBackend, settings: Settings, docker_images: TestImages

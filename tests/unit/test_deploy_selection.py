@@ -77,6 +77,13 @@ def test_preferences_never_block() -> None:
         ({"kind": "cuda", "count": 2}, GPU_BOX, "1 of 2 CUDA GPUs fit"),
         ({"kind": "cuda", "memory": 1000}, GPU_BOX, "0 of 1 CUDA GPUs fit (GPU memory unknown"),
         ({"kind": "rocm"}, GPU_BOX, "0 of 1 ROCm GPUs fit (not an AMD GPU)"),
+        ({"kind": "oneapi"}, GPU_BOX, "0 of 1 oneAPI GPUs fit (not an Intel accelerator)"),
+        ({"kind": "oneapi"}, LAPTOP, "no oneAPI GPU"),
+        (
+            {"kind": "oneapi", "min_version": "2025.0"},
+            Capabilities(cpus=4, memory_mb=8000, gpus=(Gpu("intel", oneapi_version="2024.1"),)),
+            "0 of 1 oneAPI GPUs fit (oneAPI 2024.1 < 2025.0)",
+        ),
         ({"kind": "label", "key": "zone"}, LAPTOP, "no label zone"),
     ],
 )
@@ -125,3 +132,15 @@ def test_a_container_gets_the_gpus_of_the_selector_that_holds() -> None:
     assert gpus_for(either, mixed) == (1, "amd")
     assert gpus_for([{"kind": "cuda", "count": 2}], mixed) == (0, None)  # one NVIDIA GPU
     assert gpus_for([{"kind": "cpu"}], mixed) == (0, None)
+
+
+def test_an_intel_accelerator_runs_a_oneapi_flavour_and_gets_its_render_nodes() -> None:
+    arc = Capabilities(cpus=8, memory_mb=16_000, gpus=(Gpu("intel", oneapi_version="2024.1"),))
+    oneapi = flavour("xpu", {"kind": "oneapi", "min_version": "2024.0"})
+    chosen = select([CPU, oneapi], arc)
+    assert chosen.flavour == "xpu"  # it uses the accelerator, so it wins over the CPU build
+    assert gpus_for(oneapi.selectors, arc) == (1, "intel")
+
+
+def test_a_ram_selector_without_a_minimum_holds_everywhere() -> None:
+    assert select([flavour("any", {"kind": "ram"})], LAPTOP).flavour == "any"

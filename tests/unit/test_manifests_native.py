@@ -269,7 +269,7 @@ def test_selector_errors_are_located_and_spelled_as_written() -> None:
         + "    selectors:\n"
         + "      - {kind: cuda, cudaVersion: [11], cudaCorez: 3}\n"
         + "      - {type: gpu}\n"
-        + "      - kind: ram\n"
+        + "      - kind: label\n"
     )
     errors = parse(text).errors
     assert [(e.path, e.line, e.column, e.message) for e in errors] == [
@@ -286,9 +286,10 @@ def test_selector_errors_are_located_and_spelled_as_written() -> None:
             "flavours.vanilla.selectors[1]",
             9,
             9,
-            "unknown selector kind 'gpu'; expected one of 'cpu', 'ram', 'cuda', 'rocm', 'label'",
+            "unknown selector kind 'gpu'; expected one of 'cpu', 'ram', 'cuda', 'rocm', 'oneapi', "
+            "'label'",
         ),
-        ("flavours.vanilla.selectors[2].min", 10, 9, "missing required field 'min'"),
+        ("flavours.vanilla.selectors[2].key", 10, 9, "missing required field 'key'"),
     ]
 
 

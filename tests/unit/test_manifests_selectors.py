@@ -12,6 +12,7 @@ from manifests.selectors import (
     CpuSelector,
     CudaSelector,
     LabelSelector,
+    OneApiSelector,
     RamSelector,
     RocmSelector,
     normalise_selector,
@@ -138,6 +139,7 @@ def test_kinds_map_to_their_models() -> None:
         "ram": RamSelector,
         "cuda": CudaSelector,
         "rocm": RocmSelector,
+        "oneapi": OneApiSelector,
         "label": LabelSelector,
     }
     assert expected == SELECTOR_KINDS
@@ -161,12 +163,35 @@ def test_arkitekt_names_that_do_not_belong_to_the_kind_stay_unknown() -> None:
 
 
 def test_unknown_kinds_and_missing_kinds_are_errors() -> None:
-    assert errors_of({"kind": "oneapi"})[0][1] == "union_tag_invalid"
+    assert errors_of({"kind": "opencl"})[0][1] == "union_tag_invalid"
     assert errors_of({"min": 1})[0][1] == "union_tag_not_found"
 
 
-def test_a_ram_selector_needs_its_minimum() -> None:
-    assert errors_of({"kind": "ram"}) == [(("ram", "min"), "missing", "Field required")]
+def test_a_ram_selector_may_leave_its_minimum_out() -> None:
+    # arkitekt-spec's RamSelector: `min` is optional; such a selector holds everywhere.
+    assert dumped({"kind": "ram"}) == {"kind": "ram", "required": True, "weight": 1}
+
+
+def test_a_label_selector_needs_its_key() -> None:
+    assert errors_of({"kind": "label"}) == [(("label", "key"), "missing", "Field required")]
+
+
+def test_a_clock_keeps_its_fraction_and_a_whole_one_stays_whole() -> None:
+    assert dumped({"kind": "cpu", "frequency": 2400.5})["frequency"] == 2400.5
+    written_as_float = dumped({"kind": "cpu", "frequency": 2400.0})["frequency"]
+    assert (written_as_float, type(written_as_float)) == (2400.0, float)
+    # Equal to the float above, so the stored-form cache must tell them apart by type.
+    whole = dumped({"kind": "cpu", "frequency": 2400})["frequency"]
+    assert (whole, type(whole)) == (2400, int)
+
+
+def test_oneapi_selectors_take_the_spec_spelling() -> None:
+    assert dumped({"kind": "oneapi", "oneapiVersion": "2024.1"}) == {
+        "kind": "oneapi",
+        "required": True,
+        "weight": 1,
+        "min_version": "2024.1",
+    }
 
 
 def test_wrong_values_are_errors() -> None:

@@ -122,7 +122,7 @@ class PodSpec:
     cpus: float | None = None  # limit; None: no limit
     memory_bytes: int | None = None  # limit; None: no limit
     gpus: int = 0  # GPUs to hand the container (CUDA or ROCm flavours on a GPU backend)
-    gpu_vendor: str = "nvidia"  # whose GPUs: "nvidia" or "amd"
+    gpu_vendor: str = "nvidia"  # whose GPUs: "nvidia", "amd" or "intel"
     mounts: tuple[str, ...] = ()  # "host:container[:ro]", only from the admin allow-list
     # The isolation unit (the Setup's id): Pods of two tenants never share a network.
     tenant: int = 0

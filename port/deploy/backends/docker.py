@@ -80,6 +80,7 @@ STREAM_BACKLOG = 1000  # stream items read ahead of the consumer before the read
 DEFAULT_SOCKET = "unix:///var/run/docker.sock"
 MIN_NANO_CPUS = 10_000_000
 AMD_DEVICES = ("/dev/kfd", "/dev/dri")  # ROCm compute interface, GPU render nodes
+INTEL_DEVICES = ("/dev/dri",)  # oneAPI (Level Zero, OpenCL) uses the render nodes alone
 BRIDGE_NAME_OPTION = "com.docker.network.bridge.name"
 SIOCGIFADDR = 0x8915  # Linux: an interface's address (netdevice(7))
 SUBNET_PREFIX = 28  # a Setup's network: 13 addresses for its Pods
@@ -563,11 +564,12 @@ class DockerBackend(Backend):
         if spec.memory_bytes is not None:
             options["mem_limit"] = spec.memory_bytes
             options["memswap_limit"] = spec.memory_bytes  # no swap beyond the limit
-        if spec.gpus > 0 and spec.gpu_vendor == "amd":
-            # ROCm's way (AMD's Docker guide): the compute interface and the render nodes.
-            # /dev/dri holds every card: no count applies. The groups owning them go by
-            # number: a name would be looked up in the image, which may have no such group.
-            options["devices"] = [f"{path}:{path}:rwm" for path in AMD_DEVICES]
+        if spec.gpus > 0 and spec.gpu_vendor in ("amd", "intel"):
+            # ROCm's way (AMD's Docker guide), and Intel's: the render nodes (and AMD's
+            # compute interface). /dev/dri holds every card: no count applies. The groups
+            # owning them go by number: a name would be looked up in the image.
+            paths = AMD_DEVICES if spec.gpu_vendor == "amd" else INTEL_DEVICES
+            options["devices"] = [f"{path}:{path}:rwm" for path in paths]
             if settings.docker_gpu_groups:
                 options["group_add"] = [str(gid) for gid in settings.docker_gpu_groups]
         elif spec.gpus > 0:

@@ -1,0 +1,123 @@
+"""Files written by Arkitekt's own writer (the `arkitekt-spec` package) read without loss.
+
+Every selector kind of the current spec, with every field it has, is written by
+``arkitekt_spec.deployment.dump_deployments`` and read by Port's Arkitekt parser; the
+catalogue's canonical form of each is checked field by field. ``spec_version`` is read:
+a newer version than Port knows is a located error of the whole file.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from arkitekt_spec import selectors as spec
+from arkitekt_spec.deployment import AppImage, DeploymentsFile, DockerImage, dump_deployments
+from arkitekt_spec.inspection import Inspection
+from arkitekt_spec.manifest import AppManifest, Requirement
+
+from manifests.arkitekt import SPEC_VERSION, parse_arkitekt_deployments
+from manifests.selectors import stored_form
+from manifests.specs import Parsed
+
+EVERY_SELECTOR = [
+    spec.CpuSelector(min_count=2, frequency=2400.5, arch="arm64"),
+    spec.RamSelector(min=4096),
+    spec.RamSelector(),
+    spec.CudaSelector(
+        compute_capability="8.6", cuda_version="12.2", memory=8192, count=2, cuda_cores=5000
+    ),
+    spec.RocmSelector(api_version="6.0", api_thing="gfx90a"),
+    spec.OneApiSelector(oneapi_version="2024.1", required=False, weight=5),
+    spec.LabelSelector(key="site", value="lab"),
+    spec.LabelSelector(key="scope", required=False, weight=-3),
+]
+
+# What the catalogue stores for each, in Port's names (docs/manifests: selectors).
+STORED = [
+    {"kind": "cpu", "required": True, "weight": 1, "min_count": 2, "frequency": 2400.5,
+     "arch": "arm64"},
+    {"kind": "ram", "required": True, "weight": 1, "min": 4096},
+    {"kind": "ram", "required": True, "weight": 1},
+    {"kind": "cuda", "required": True, "weight": 1, "min_version": "12.2",
+     "compute_capability": "8.6", "cuda_cores": 5000, "memory": 8192, "count": 2},
+    {"kind": "rocm", "required": True, "weight": 1, "min_version": "6.0",
+     "api_thing": "gfx90a"},
+    {"kind": "oneapi", "required": False, "weight": 5, "min_version": "2024.1"},
+    {"kind": "label", "required": True, "weight": 1, "key": "site", "value": "lab"},
+    {"kind": "label", "required": False, "weight": -3, "key": "scope"},
+]  # fmt: skip
+
+
+def written(*images: AppImage) -> str:
+    return dump_deployments(DeploymentsFile(app_images=list(images)))
+
+
+def image(flavour: str, selectors: list[Any], version: str = "1.0.0") -> AppImage:
+    return AppImage(
+        app_image_id=f"{flavour}-{version}",
+        flavour_name=flavour,
+        manifest=AppManifest(identifier="stardist", version=version, author="acme"),
+        selectors=selectors,
+        inspection=Inspection(
+            requirements=[Requirement(key="mikro", service="live.arkitekt.mikro")]
+        ),
+        image=DockerImage(image_string=f"ghcr.io/acme/stardist:{version}-{flavour}"),
+    )
+
+
+def parsed(text: str) -> Parsed:
+    return parse_arkitekt_deployments(text, file=".arkitekt/deployments.yaml", ref="main")
+
+
+def test_every_selector_kind_of_the_spec_is_read_with_every_field() -> None:
+    result = parsed(written(image("all", EVERY_SELECTOR)))
+    assert result.errors == []
+    [release] = result.releases
+    [flavour] = release.flavours
+    assert [stored_form(s) for s in flavour.selectors] == STORED
+    assert flavour.image == "ghcr.io/acme/stardist:1.0.0-all"
+    assert [(r.key, r.service) for r in release.app.requirements] == [
+        ("mikro", "live.arkitekt.mikro")
+    ]
+
+
+@pytest.mark.parametrize("index", range(len(EVERY_SELECTOR)))
+def test_each_selector_alone_makes_a_flavour(index: int) -> None:
+    result = parsed(written(image("one", [EVERY_SELECTOR[index]])))
+    assert result.errors == []
+    [release] = result.releases
+    assert [stored_form(s) for s in release.flavours[0].selectors] == [STORED[index]]
+
+
+def test_the_spec_version_port_reads_is_the_writers() -> None:
+    assert DeploymentsFile().spec_version == SPEC_VERSION
+
+
+def test_a_newer_spec_version_is_a_located_error_of_the_file() -> None:
+    text = written(image("cpu", [spec.CpuSelector(min_count=1)]))
+    assert "spec_version: 1" in text
+    newer = text.replace("spec_version: 1", "spec_version: 2")
+    result = parsed(newer)
+    assert result.releases == []
+    [error] = result.errors
+    assert error.path == "spec_version"
+    assert error.line == newer.splitlines().index("spec_version: 2") + 1
+    assert error.message == (
+        "spec_version 2 is newer than the Arkitekt spec Port reads (1); the file is not read"
+    )
+
+
+@pytest.mark.parametrize("value", ["'1'", "true", "0", "1.5", "[1]"])
+def test_a_spec_version_that_is_not_a_version_is_refused(value: str) -> None:
+    text = written(image("cpu", [])).replace("spec_version: 1", f"spec_version: {value}")
+    result = parsed(text)
+    assert result.releases == []
+    assert [e.path for e in result.errors] == ["spec_version"]
+    assert result.errors[0].message.startswith("spec_version must be a whole number from 1")
+
+
+def test_files_from_before_spec_version_still_read() -> None:
+    text = written(image("cpu", [spec.RamSelector(min=1024)]))
+    older = "\n".join(line for line in text.splitlines() if not line.startswith("spec_version"))
+    assert [r.version for r in parsed(older).releases] == ["1.0.0"]
