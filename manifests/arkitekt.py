@@ -18,7 +18,8 @@ alexschroeter/*), all handled by one tolerant entry reader:
 
 Each entry is one (identifier, version, flavour) with its image. A bad entry (version
 not semver, no image, an invalid selector...) is an error of that entry and is skipped;
-its neighbours still count. Unknown keys are tolerated everywhere except in selectors.
+its neighbours still count. Unknown keys are tolerated everywhere except in selectors
+and capabilities.
 
 Order and duplicates: the Arkitekt CLIs *append* to these lists (``deployments.append``
 / ``app_images.append``), so files run oldest first. Entries sharing (identifier,
@@ -40,6 +41,12 @@ from typing import Any
 from pydantic import ValidationError
 
 from manifests.bounds import MAX_BYTES
+from manifests.capabilities import (
+    CAPABILITIES,
+    AnyCapability,
+    CapabilityList,
+    validate_capabilities,
+)
 from manifests.diagnostics import describe, validation_errors
 from manifests.errors import ManifestError
 from manifests.fields import (
@@ -188,14 +195,17 @@ def _read_entry(
     image = _image(item, problem)
     flavour = _flavour_name(item, problem)
     selectors = _selectors(item, base, loaded, errors)
+    capabilities = _capabilities(item, base, loaded, errors)
     if identifier is None or version is None or image is None or flavour is None:
         return None
-    if selectors is None or len(errors) > before:
+    if selectors is None or capabilities is None or len(errors) > before:
         return None
     return _Entry(
         app=_app(identifier, identity, item),
         version=version,
-        flavour=FlavourSpec(name=flavour, image=image, selectors=selectors),
+        flavour=FlavourSpec(
+            name=flavour, image=image, selectors=selectors, capabilities=capabilities
+        ),
         entrypoint=_text(identity.get("entrypoint")) or _text(item.get("entrypoint")),
     )
 
@@ -276,6 +286,31 @@ def _selectors(
             validation_errors(exc, loaded, root=list[Selector], base=where, suffix=_SKIPPED)
         )
         return None
+
+
+def _capabilities(
+    item: dict[Any, Any], base: Path, loaded: LoadedYaml, errors: list[ManifestError]
+) -> tuple[AnyCapability, ...] | None:
+    """What the entry's image must be granted; None after a located error (skipped:
+    an image must never run without what it asks for, nor be shown asking less)."""
+    raw = item.get("capabilities")
+    if raw is None:
+        return ()
+    where = (*base, "capabilities")
+    if not isinstance(raw, list):
+        errors.append(loaded.error(where, f"must be a list, got {describe(raw)}{_SKIPPED}"))
+        return None
+    try:
+        return validate_capabilities(raw)
+    except ValidationError as exc:
+        errors.extend(
+            validation_errors(
+                exc, loaded, root=CapabilityList, base=where, suffix=_SKIPPED, kinds=CAPABILITIES
+            )
+        )
+    except ValueError as exc:  # two of one name
+        errors.append(loaded.error(where, f"{exc}{_SKIPPED}"))
+    return None
 
 
 def _app(identifier: str, identity: dict[Any, Any], item: dict[Any, Any]) -> AppSpec:

@@ -12,13 +12,14 @@ from __future__ import annotations
 import difflib
 import types
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Annotated, Any, NamedTuple, Union, get_args, get_origin
 
 from pydantic import BaseModel, ValidationError
 from pydantic_core import ErrorDetails
 
 from manifests.errors import ManifestError
-from manifests.selectors import BaseSelector, same_key
+from manifests.selectors import SELECTOR_KINDS, BaseSelector, same_key
 from manifests.yamlload import LoadedYaml, Path, PathPart, format_path
 
 _TYPE_WORDS = {
@@ -46,13 +47,21 @@ class _Resolved(NamedTuple):
 
 
 def validation_errors(
-    exc: ValidationError, loaded: LoadedYaml, *, root: Any, base: Path = (), suffix: str = ""
+    exc: ValidationError,
+    loaded: LoadedYaml,
+    *,
+    root: Any,
+    base: Path = (),
+    suffix: str = "",
+    kinds: Vocabulary | None = None,
 ) -> list[ManifestError]:
     """One located :class:`ManifestError` per pydantic error of validating ``root``.
 
     ``base`` is where the validated value sits in the file; ``suffix`` is appended to
-    each message (the Arkitekt reader says the entry was skipped).
+    each message (the Arkitekt reader says the entry was skipped). ``kinds`` names the
+    vocabulary a ``kind`` picks from (default: selectors), for its messages.
     """
+    vocabulary = kinds or SELECTORS
     out = []
     for error in exc.errors(include_url=False):
         where = _resolve(root, error["loc"])
@@ -69,11 +78,22 @@ def validation_errors(
                 line=found.line,
                 column=found.column,
                 path=format_path(shown),
-                message=_message(error, where, written) + suffix,
+                message=_message(error, where, written, vocabulary) + suffix,
             )
         )
     out.sort(key=lambda error: (error.line or 0, error.column or 0))  # file order
     return out
+
+
+@dataclass(frozen=True)
+class Vocabulary:
+    """Models picked by ``kind``, as messages name them: "selector", "capability"."""
+
+    word: str
+    kinds: tuple[str, ...]
+
+
+SELECTORS = Vocabulary("selector", tuple(SELECTOR_KINDS))
 
 
 def describe(value: object) -> str:
@@ -94,7 +114,9 @@ def describe(value: object) -> str:
     return f"a {type(value).__name__}"
 
 
-def _message(error: ErrorDetails, where: _Resolved, written: PathPart) -> str:
+def _message(
+    error: ErrorDetails, where: _Resolved, written: PathPart, vocabulary: Vocabulary
+) -> str:
     kind = error["type"]
     ctx = error.get("ctx") or {}
     value = error.get("input")
@@ -102,17 +124,19 @@ def _message(error: ErrorDetails, where: _Resolved, written: PathPart) -> str:
     if kind == "missing":
         return f"missing required field {name!r}"
     if kind == "extra_forbidden":
-        return _unknown_key(str(written), str(name), where)
+        return _unknown_key(str(written), str(name), where, vocabulary.word)
     if kind == "invalid_key":
         return f"keys must be strings, got {describe(value)}"
     if kind in ("value_error", "assertion_error"):
         return str(ctx.get("error", error["msg"]))
     if kind == "union_tag_invalid":
         return (
-            f"unknown selector kind {ctx.get('tag')!r}; expected one of {ctx.get('expected_tags')}"
+            f"unknown {vocabulary.word} kind {ctx.get('tag')!r}; "
+            f"expected one of {ctx.get('expected_tags')}"
         )
     if kind == "union_tag_not_found":
-        return "a selector needs a 'kind': one of 'cpu', 'ram', 'cuda', 'rocm', 'label'"
+        listed = ", ".join(repr(k) for k in vocabulary.kinds)
+        return f"a {vocabulary.word} needs a 'kind': one of {listed}"
     if kind == "literal_error":
         return f"expected {ctx.get('expected')}, got {describe(value)}"
     if kind == "too_short" and isinstance(value, dict | list):
@@ -123,14 +147,15 @@ def _message(error: ErrorDetails, where: _Resolved, written: PathPart) -> str:
     return f"{text[:1].lower()}{text[1:]}, got {describe(value)}"
 
 
-def _unknown_key(written: str, name: str, where: _Resolved) -> str:
+def _unknown_key(written: str, name: str, where: _Resolved, word: str) -> str:
     owner = where.owner
     if owner is None:
         return f"unknown field {written!r}"
     allowed = [field.alias or key for key, field in owner.model_fields.items()]
     what = ""
-    if issubclass(owner, BaseSelector):
-        what = f" for a {owner.model_fields['kind'].default} selector"
+    tag = owner.model_fields.get("kind")
+    if tag is not None and isinstance(tag.default, str):  # a member of a kind vocabulary
+        what = f" for a {tag.default} {word}"
         allowed.remove("kind")
     close = difflib.get_close_matches(name, allowed, n=1)
     hint = f"; did you mean {close[0]!r}?" if close else ""

@@ -12,6 +12,7 @@ from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from manifests.capabilities import AnyCapability
     from manifests.errors import ManifestError
     from manifests.selectors import Selector
 
@@ -130,6 +131,7 @@ class FlavourSpec:
     resources: Resources = field(default_factory=Resources)
     sandbox: Sandbox = field(default_factory=Sandbox)
     run: Run = field(default_factory=Run)
+    capabilities: tuple[AnyCapability, ...] = ()  # what it must be granted where it runs
 
 
 @dataclass(frozen=True, slots=True)

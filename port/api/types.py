@@ -100,6 +100,13 @@ class FlavourType(Loaded):
     name: str
     image: str
     selectors: JSON = strawberry.field(description="Normalised selectors, as stored.")
+    capabilities: JSON = strawberry.field(
+        description="What the flavour must be granted on the machine it runs on, in the "
+        "Arkitekt spec's spelling: each a kind (folder, device, shared_memory, "
+        "linux_capability, host_network, container_engine), a name, whether it is "
+        "required, and its container side. A flavour with a required one is not chosen "
+        "until such grants exist."
+    )
     resources: ResourcesType
     sandbox: SandboxType = strawberry.field(
         description="Port runs the flavour's Pods so by default."
@@ -120,6 +127,7 @@ class FlavourType(Loaded):
             name=row.name,
             image=row.image,
             selectors=JSON(row.selectors),
+            capabilities=JSON(row.capabilities),
             resources=ResourcesType(
                 cpus=row.cpus, memory=Long(row.memory) if row.memory is not None else None
             ),

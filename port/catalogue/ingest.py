@@ -21,6 +21,7 @@ from indexer.refs import TAGS
 from indexer.result import FoundRelease, IndexResult
 from indexer.tags import parse_tag
 from indexer.urls import redact
+from manifests.capabilities import stored_capability
 from manifests.errors import ManifestError
 from manifests.selectors import stored_form
 from manifests.specs import AppSpec, FlavourSpec
@@ -85,6 +86,7 @@ def _flavour_row(position: int, spec: FlavourSpec) -> dict[str, Any]:
         "position": position,
         "image": spec.image,
         "selectors": [stored_form(s) for s in spec.selectors],
+        "capabilities": [stored_capability(c) for c in spec.capabilities],
         "cpus": spec.resources.cpus,
         "memory": spec.resources.memory,
         "read_only": spec.sandbox.read_only,

@@ -161,6 +161,8 @@ class Flavour(Base):
     position: Mapped[int] = mapped_column(Integer, default=0)
     image: Mapped[str] = mapped_column(String(1024))
     selectors: Mapped[list[dict[str, Any]]] = mapped_column(JSONType, default=list)
+    # What it must be granted where it runs (manifests.capabilities, the spec's spelling).
+    capabilities: Mapped[list[dict[str, Any]]] = mapped_column(JSONType, default=list)
     cpus: Mapped[float | None] = mapped_column(Float)
     memory: Mapped[int | None] = mapped_column(BigInteger)
     # What the image says it supports (port.yaml's sandbox): Pods run so by default.

@@ -83,7 +83,12 @@ def app_document(app: App) -> dict[str, Any]:
                 "ref": release.git_ref,
                 "commit": release.commit,
                 "flavours": [
-                    {"name": f.name, "image": f.image, "selectors": f.selectors}
+                    {
+                        "name": f.name,
+                        "image": f.image,
+                        "selectors": f.selectors,
+                        "capabilities": f.capabilities,
+                    }
                     for f in release.flavours
                 ],
             }

@@ -18,7 +18,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
 from manifests.selectors import (
     AnySelector,
@@ -61,12 +61,26 @@ class Capabilities:
     labels: Mapping[str, str] = field(default_factory=dict)
 
 
+class StoredFlavour(Protocol):
+    """What selection reads of a catalogue flavour (a ``Flavour`` row)."""
+
+    name: str
+    selectors: list[dict[str, Any]]
+    capabilities: list[dict[str, Any]]
+
+
 @dataclass(frozen=True)
 class Candidate:
-    """A flavour as the catalogue stores it: its name and normalised selectors (JSON)."""
+    """A flavour as the catalogue stores it: its name, normalised selectors and the
+    capabilities it asks for (JSON)."""
 
     name: str
     selectors: Sequence[Mapping[str, Any]]
+    capabilities: Sequence[Mapping[str, Any]] = ()
+
+    @classmethod
+    def of(cls, flavour: StoredFlavour) -> Candidate:
+        return cls(flavour.name, flavour.selectors, flavour.capabilities)
 
 
 @dataclass(frozen=True)
@@ -225,6 +239,14 @@ def _assess(candidate: Candidate, caps: Capabilities) -> tuple[Score, list[str]]
             accelerated = accelerated or isinstance(selector, GpuSelector)
         elif selector.required:
             blockers.append(why)
+    # Grants do not exist yet: a flavour that must be granted something cannot run as
+    # asked, so it is never chosen. Optional capabilities count as declined.
+    blockers += [
+        f"needs the {c.get('kind')} capability {c.get('name')!r} granted, "
+        "which this Port cannot grant yet"
+        for c in candidate.capabilities
+        if c.get("required", True)
+    ]
     return Score(accelerated, weight), blockers
 
 

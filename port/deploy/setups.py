@@ -225,7 +225,7 @@ async def create_setup(
 def choose(release: Release, caps: Capabilities, pinned: str | None) -> Selection:
     if not release.flavours:
         raise InvalidInput(f"release {release.version} has no flavours")
-    candidates = [Candidate(f.name, f.selectors) for f in release.flavours]
+    candidates = [Candidate.of(f) for f in release.flavours]
     return select_flavour(candidates, caps, pinned)
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from pydantic import ValidationError
 
@@ -19,7 +19,17 @@ from manifests.selectors import (
     RocmSelector,
     validate_selector,
 )
-from port.deploy.selection import Candidate, Capabilities, GpuSelector, why_not
+from port.deploy.selection import (
+    Candidate,
+    Capabilities,
+    GpuSelector,
+    StoredFlavour,
+    why_not,
+)
+
+
+class ShownFlavour(StoredFlavour, Protocol):
+    image: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,14 +102,12 @@ def badges(selectors: Sequence[Mapping[str, Any]]) -> tuple[Badge, ...]:
     return tuple(shown)
 
 
-def flavour_view(
-    name: str, image: str, selectors: Sequence[Mapping[str, Any]], caps: Capabilities | None
-) -> FlavourView:
-    reasons = tuple(why_not(Candidate(name, selectors), caps)) if caps is not None else ()
+def flavour_view(flavour: ShownFlavour, caps: Capabilities | None) -> FlavourView:
+    reasons = tuple(why_not(Candidate.of(flavour), caps)) if caps is not None else ()
     return FlavourView(
-        name=name,
-        image=image,
-        badges=badges(selectors),
+        name=flavour.name,
+        image=flavour.image,
+        badges=badges(flavour.selectors),
         fits=None if caps is None else not reasons,
         why_not=reasons,
     )

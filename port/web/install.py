@@ -56,7 +56,7 @@ def _automatic(release: Release | None, caps: Capabilities | None) -> Choice:
     if caps is None:
         return Choice(None, "Port chooses when it starts, by what this machine has.")
     try:
-        chosen = select_flavour([Candidate(f.name, f.selectors) for f in release.flavours], caps)
+        chosen = select_flavour([Candidate.of(f) for f in release.flavours], caps)
     except NoFittingFlavour:
         return Choice(None, "No flavour of this release can run on this machine.")
     others = len(release.flavours) - 1
@@ -114,9 +114,7 @@ async def _form(
     installable = [r for r in newest_first(app.releases) if r.current and not r.withdrawn]
     newest = latest_release(app.releases)
     flavours: list[FlavourView] = (
-        [flavour_view(f.name, f.image, f.selectors, caps) for f in newest.flavours]
-        if newest is not None
-        else []
+        [flavour_view(f, caps) for f in newest.flavours] if newest is not None else []
     )
     variables = _declared(newest)
     prefilled = "\n".join(f"{v.name}=" for v in variables if v.required and v.value is None)

@@ -96,11 +96,7 @@ class AppCard:
 
 def _card(app: App, caps: Capabilities | None, logo: str | None) -> AppCard:
     newest = latest_release(app.releases)  # what an install runs
-    flavours = (
-        [flavour_view(f.name, f.image, f.selectors, caps) for f in newest.flavours]
-        if newest is not None
-        else []
-    )
+    flavours = [flavour_view(f, caps) for f in newest.flavours] if newest is not None else []
     return AppCard(
         identifier=app.identifier,
         name=app.name,
@@ -241,7 +237,7 @@ async def _app_context(served: Served, identifier: str) -> dict[str, Any]:
             source=r.source,
             git_ref=r.git_ref,
             created=r.created_at.date().isoformat(),
-            flavours=[flavour_view(f.name, f.image, f.selectors, caps) for f in r.flavours],
+            flavours=[flavour_view(f, caps) for f in r.flavours],
         )
         for r in newest_first(app.releases)
     ]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from port.catalogue.queries import app_document, list_apps
 from port.metrics import REGISTRY
 from tests.harness import Api
 from tests.integration.gitfixtures import Remote, app_image, app_images_yaml, port_yaml
@@ -213,3 +214,31 @@ async def test_anonymous_catalogue_reads_are_cached_until_the_catalogue_changes(
     assert scan["data"]["scanRepo"]["run"]["added"] == ["sd 2.0.0"]
     fresh = data(await api.gql(BROWSE))["apps"]["edges"][0]["node"]
     assert fresh["latestRelease"] == {"version": "2.0.0"}
+
+
+async def test_a_flavours_capabilities_are_shown_as_the_spec_writes_them(
+    api: Api, local_remote: Remote
+) -> None:
+    camera = {"kind": "device", "name": "camera", "class": "video", "target": "/dev/video0"}
+    shm = {"kind": "shared_memory", "name": "shm", "min": 2048, "required": False}
+    entry = app_image("scope", "1.0.0", "live") | {"capabilities": [camera, shm]}
+    plain = app_image("scope", "1.0.0", "offline")
+    local_remote.work.commit(
+        "apps", {".arkitekt_next/deployments.yaml": app_images_yaml(entry, plain)}
+    )
+    await scanned(api, local_remote)
+
+    release = data(
+        await api.gql(
+            '{ app(identifier: "scope") { latestRelease { flavours { name capabilities } } } }'
+        )
+    )["app"]["latestRelease"]
+    assert release["flavours"] == [
+        {"name": "live", "capabilities": [camera | {"required": True}, shm]},
+        {"name": "offline", "capabilities": []},
+    ]
+    async with api.catalogue.sessions() as session:
+        [app] = [app_document(a) for a in await list_apps(session)]
+    # `port apps --json` prints these documents: each flavour with its capabilities.
+    flavours = app["releases"][0]["flavours"]
+    assert [f["capabilities"] for f in flavours] == [[camera | {"required": True}, shm], []]

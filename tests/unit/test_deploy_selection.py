@@ -144,3 +144,20 @@ def test_an_intel_accelerator_runs_a_oneapi_flavour_and_gets_its_render_nodes() 
 
 def test_a_ram_selector_without_a_minimum_holds_everywhere() -> None:
     assert select([flavour("any", {"kind": "ram"})], LAPTOP).flavour == "any"
+
+
+def test_a_flavour_asking_for_a_capability_is_never_chosen_until_grants_exist() -> None:
+    camera = {"kind": "device", "name": "camera", "class": "video", "target": "/dev/video0"}
+    needs = Candidate("scope", [{"kind": "cpu", "min_count": 1}], [camera])
+    chosen = select([needs, CPU], LAPTOP)
+    assert chosen.flavour == "cpu"
+    assert chosen.rejected["scope"] == (
+        "needs the device capability 'camera' granted, which this Port cannot grant yet",
+    )
+    with pytest.raises(NoFittingFlavour):
+        select([needs], LAPTOP)
+
+
+def test_optional_capabilities_are_declined_and_do_not_block() -> None:
+    shm = {"kind": "shared_memory", "name": "shm", "min": 2048, "required": False}
+    assert select([Candidate("any", [], [shm])], LAPTOP).flavour == "any"

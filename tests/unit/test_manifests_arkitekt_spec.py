@@ -1,6 +1,6 @@
 """Files written by Arkitekt's own writer (the `arkitekt-spec` package) read without loss.
 
-Every selector kind of the current spec, with every field it has, is written by
+Every selector and capability kind of the current spec, with every field it has, is written by
 ``arkitekt_spec.deployment.dump_deployments`` and read by Port's Arkitekt parser; the
 catalogue's canonical form of each is checked field by field. ``spec_version`` is read:
 a newer version than Port knows is a located error of the whole file.
@@ -11,12 +11,15 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+import yaml
+from arkitekt_spec import capabilities as caps
 from arkitekt_spec import selectors as spec
 from arkitekt_spec.deployment import AppImage, DeploymentsFile, DockerImage, dump_deployments
 from arkitekt_spec.inspection import Inspection
 from arkitekt_spec.manifest import AppManifest, Requirement
 
 from manifests.arkitekt import SPEC_VERSION, parse_arkitekt_deployments
+from manifests.capabilities import MAX_CAPABILITIES, stored_capability
 from manifests.selectors import stored_form
 from manifests.specs import Parsed
 
@@ -121,3 +124,94 @@ def test_files_from_before_spec_version_still_read() -> None:
     text = written(image("cpu", [spec.RamSelector(min=1024)]))
     older = "\n".join(line for line in text.splitlines() if not line.startswith("spec_version"))
     assert [r.version for r in parsed(older).releases] == ["1.0.0"]
+
+
+EVERY_CAPABILITY = [
+    caps.ContainerEngineCapability(name="engine", description="Starts its workers."),
+    caps.DeviceCapability(name="camera", device_class="video", target="/dev/video0"),
+    caps.FolderCapability(name="data", target="/data", read_only=False),
+    caps.FolderCapability(name="models", target="/models", required=False),
+    caps.HostNetworkCapability(name="discovery", required=False),
+    caps.LinuxCapability(name="nice", cap="SYS_NICE"),
+    caps.SharedMemoryCapability(name="shm", min=2048),
+]
+
+
+def test_every_capability_kind_is_kept_as_the_spec_writes_it() -> None:
+    entry = image("all", [spec.CpuSelector(min_count=1)])
+    entry = entry.model_copy(update={"capabilities": EVERY_CAPABILITY})
+    result = parsed(written(entry))
+    assert result.errors == []
+    [flavour] = result.releases[0].flavours
+    stored = [stored_capability(c) for c in flavour.capabilities]
+    as_written = [
+        c.model_dump(mode="json", by_alias=True, exclude_none=True) for c in EVERY_CAPABILITY
+    ]
+    assert stored == as_written  # same fields, same spelling (`class`, `readOnly`)
+    assert [next(iter(c)) for c in stored] == ["kind"] * len(stored)  # kind first
+    assert stored[1] == {
+        "kind": "device",
+        "name": "camera",
+        "required": True,
+        "class": "video",
+        "target": "/dev/video0",
+    }
+
+
+@pytest.mark.parametrize(
+    ("capability", "path", "message"),
+    [
+        (
+            {"kind": "folder", "name": "data", "target": "/data", "readonly": True},
+            "capabilities[0].readonly",
+            "unknown field 'readonly' for a folder capability; did you mean 'readOnly'?",
+        ),
+        (
+            {"kind": "linux_capability", "name": "root", "cap": "SYS_ADMIN"},
+            "capabilities[0]",
+            "SYS_ADMIN is privileged in all but name",
+        ),
+        (
+            {"kind": "privileged", "name": "all"},
+            "capabilities[0]",
+            "unknown capability kind 'privileged'",
+        ),
+        ({"name": "x"}, "capabilities[0]", "a capability needs a 'kind': one of"),
+        (
+            {"kind": "folder", "name": "data", "target": "relative/path"},
+            "capabilities[0].target",
+            "string should match pattern",
+        ),
+        (
+            {"kind": "device", "name": "Camera", "class": "video", "target": "/dev/video0"},
+            "capabilities[0].name",
+            "string should match pattern",
+        ),
+    ],
+)
+def test_a_bad_capability_skips_its_entry_with_a_located_error(
+    capability: dict[str, Any], path: str, message: str
+) -> None:
+    text = written(image("cpu", []))
+    document = yaml.safe_load(text)
+    document["app_images"][0]["capabilities"] = [capability]
+    result = parsed(yaml.safe_dump(document))
+    assert result.releases == []  # never shown, nor run, asking for less than it needs
+    [error] = result.errors
+    assert error.path == f"app_images[0].{path}"
+    assert error.line is not None
+    assert message in error.message
+    assert error.message.endswith("; this entry is skipped")
+
+
+def test_two_capabilities_of_one_name_and_too_many_are_refused() -> None:
+    document = yaml.safe_load(written(image("cpu", [])))
+    twice = {"kind": "host_network", "name": "net"}
+    document["app_images"][0]["capabilities"] = [twice, twice]
+    [error] = parsed(yaml.safe_dump(document)).errors
+    assert "two capabilities are called 'net'" in error.message
+    many = [{"kind": "host_network", "name": f"n{i}"} for i in range(MAX_CAPABILITIES + 1)]
+    document["app_images"][0]["capabilities"] = many
+    [error] = parsed(yaml.safe_dump(document)).errors
+    assert error.path == "app_images[0].capabilities"
+    assert f"at most {MAX_CAPABILITIES} items" in error.message
