@@ -35,8 +35,9 @@ class ShownFlavour(StoredFlavour, Protocol):
 @dataclass(frozen=True, slots=True)
 class Badge:
     text: str
-    required: bool  # False: preferred (it only raises the flavour's score)
+    required: bool  # False: preferred (it only raises the flavour's score), or declinable
     accelerator: bool
+    why: str = ""  # what the app author says it is for (capabilities)
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,6 +47,34 @@ class FlavourView:
     badges: tuple[Badge, ...]
     fits: bool | None  # None: this Port's machine is not known right now
     why_not: tuple[str, ...]
+    asks: tuple[Badge, ...] = ()  # the capabilities it asks to be granted
+
+
+_DEVICES = {"video": "a camera", "serial": "a serial port", "usb": "a USB device",
+            "dri": "a GPU render node", "other": "a device"}  # fmt: skip
+
+
+def describe_capability(capability: Mapping[str, Any]) -> str:
+    """What a flavour asks to be granted, as a person agreeing to it reads it."""
+    name, kind = capability.get("name", "?"), capability.get("kind")
+    target = capability.get("target")
+    match kind:
+        case "folder":
+            how = "read-only" if capability.get("readOnly", True) else "writable"
+            what = f"a {how} host folder at {target}"
+        case "device":
+            what = f"{_DEVICES.get(str(capability.get('class')), 'a device')} at {target}"
+        case "shared_memory":
+            what = f"{_size(int(capability.get('min', 0)))} shared memory"
+        case "linux_capability":
+            what = f"the Linux capability {capability.get('cap')}"
+        case "host_network":
+            what = "the host's network (root-equivalent)"
+        case "container_engine":
+            what = f"the container engine's socket at {target} (root-equivalent)"
+        case _:
+            what = f"a {kind} capability"
+    return f"{name}: {what}"
 
 
 def _size(megabytes: int) -> str:
@@ -108,6 +137,15 @@ def flavour_view(flavour: ShownFlavour, caps: Capabilities | None) -> FlavourVie
         name=flavour.name,
         image=flavour.image,
         badges=badges(flavour.selectors),
+        asks=tuple(
+            Badge(
+                describe_capability(c),
+                bool(c.get("required", True)),
+                accelerator=False,
+                why=str(c.get("description") or ""),
+            )
+            for c in flavour.capabilities
+        ),
         fits=None if caps is None else not reasons,
         why_not=reasons,
     )

@@ -99,6 +99,14 @@ def test_a_visitor_finds_an_app_and_reads_its_page(store: Server) -> None:
         assert "not here: no CUDA GPU" in flavours["cuda"]  # this machine has none
         assert "2+ CPUs" in flavours["cpu"]
         assert "4 GB RAM" in flavours["cpu"]
+
+        # An Arkitekt app asking to be granted a folder: the person sees what and where.
+        browser.get(store.base + "/apps/fiji")
+        wait.until(lambda b: b.find_elements(By.CSS_SELECTOR, ".releases"))
+        asks = browser.find_element(By.CSS_SELECTOR, ".release .badge-ask")
+        assert asks.text == "asks: images: a read-only host folder at /images"
+        assert "badge-optional" in (asks.get_attribute("class") or "")  # may be declined
+        shoot(browser, "app-capabilities", at=".release .badge-ask")
         logs: list[dict[str, str]] = browser.get_log("browser")  # type: ignore[no-untyped-call]
         assert [e for e in logs if e["level"] == "SEVERE"] == []
 
