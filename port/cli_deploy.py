@@ -164,7 +164,7 @@ def setup_create(
         async with _opened(sessions, settings) as reconciler:
             caps = await reconciler.capabilities()
         async with sessions() as session, session.begin():
-            setup = await setups.create_setup(session, CLI, request, caps, owner=owner)
+            setup = await setups.create_setup(session, CLI, request, caps, settings, owner=owner)
             if start:
                 await setups.start_setup(session, setup, caps, settings)
             setup_id = setup.id

@@ -349,6 +349,35 @@ class Settings(BaseSettings):
         description='Admin allow-list of host mounts per app, as JSON: {"napari": '
         '["/data:/data:ro"]}. Manifests cannot ask for mounts.',
     )
+    # --- what owners may grant (docs/deploy.md#capabilities) --------------------------
+    grantable_folders: list[str] = Field(
+        default_factory=list,
+        description="Host folders (JSON list) under which a Setup's owner may grant an "
+        "app the folder it asks for, read-only; `/data:rw` also lets apps that ask to "
+        "write get it writable. None: no folder can be granted.",
+    )
+    grantable_devices: dict[str, list[str]] = Field(
+        default_factory=dict,
+        description="Host devices an owner may grant, by the class an app asks for "
+        '(video, serial, usb, dri, other), as JSON: {"video": ["/dev/video*"]}; '
+        "shell patterns. None: no device can be granted.",
+    )
+    grantable_shared_memory_mb: int = Field(
+        default=1024,
+        ge=0,
+        description="Most shared memory (/dev/shm) an owner may grant a Pod, in MB; it "
+        "counts against the Pod's memory limit.",
+    )
+    grantable_linux_capabilities: list[str] = Field(
+        default_factory=list,
+        description="Linux capabilities (JSON list, without CAP_) an owner may grant to "
+        "apps that ask for them, e.g. '[\"SYS_NICE\"]'; never ALL or SYS_ADMIN.",
+    )
+    host_access_apps: list[str] = Field(
+        default_factory=list,
+        description="Apps (identifiers, JSON list) whose owners may grant them the host's "
+        "network or the container engine's socket: root on the machine, in all but name.",
+    )
     docker_capabilities: list[str] = Field(
         default=list(DEFAULT_CAPABILITIES),
         description="Linux capabilities a Pod keeps (all others are dropped); at most "
@@ -463,6 +492,25 @@ class Settings(BaseSettings):
         if extra:
             raise ValueError(f"capabilities beyond Docker's default set are refused: {extra}")
         return caps
+
+    @field_validator("grantable_linux_capabilities")
+    @classmethod
+    def _grantable_capabilities(cls, value: list[str]) -> list[str]:
+        caps = [c.upper().removeprefix("CAP_") for c in value]
+        if privileged := sorted({"ALL", "SYS_ADMIN"} & set(caps)):
+            raise ValueError(
+                f"{', '.join(privileged)}: privileged in all but name, never grantable"
+            )
+        return caps
+
+    @field_validator("grantable_folders")
+    @classmethod
+    def _grantable_folders(cls, value: list[str]) -> list[str]:
+        for entry in value:
+            root, _, mode = entry.partition(":")
+            if not root.startswith("/") or mode not in ("", "ro", "rw") or ".." in root.split("/"):
+                raise ValueError(f"{entry!r}: use an absolute host path, /path or /path:rw")
+        return value
 
     @field_validator(
         "notify_allowed_networks",

@@ -107,6 +107,18 @@ GROUPS: tuple[tuple[str, str, tuple[str, ...]], ...] = (
         ),
     ),
     (
+        "Grants",
+        "What a Setup's owner may grant the capabilities an app asks for "
+        "([deploy.md](deploy.md#capabilities)).",
+        (
+            "grantable_folders",
+            "grantable_devices",
+            "grantable_shared_memory_mb",
+            "grantable_linux_capabilities",
+            "host_access_apps",
+        ),
+    ),
+    (
         "Docker engine",
         "The Docker backend ([deploy.md](deploy.md#backends)).",
         (

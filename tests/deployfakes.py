@@ -184,9 +184,11 @@ def add_release(
     version: str,
     flavours: Flavours,
     run: dict[str, Any] | None = None,
+    capabilities: list[dict[str, Any]] | None = None,
 ) -> Release:
     """A release of ``app_id`` with ``flavours``, each run as ``run`` says (ports, env:
-    ``manifests.specs.Run.as_json``); ``{v}`` in an image becomes the version."""
+    ``manifests.specs.Run.as_json``) and asking ``capabilities`` (stored form); ``{v}``
+    in an image becomes the version."""
     release = Release(
         app_id=app_id,
         version=version,
@@ -207,6 +209,7 @@ def add_release(
                 cpus=2.0,
                 memory=1 << 30,
                 run=run or {},
+                capabilities=capabilities or [],
             )
         )
     return release

@@ -31,9 +31,10 @@ from port.api.deploy_types import (
 from port.api.pagination import row_id
 from port.api.scalars import JSON
 from port.deploy import setups as service
+from port.deploy.grants import Consent
 from port.deploy.models import Pod, Setup, SetupEvent, UpdatePolicy
 from port.deploy.operations import Operations
-from port.deploy.selection import NoFittingFlavour
+from port.deploy.selection import ConsentNeeded, NoFittingFlavour
 from port.deploy.updater import pending_updates
 from port.errors import InvalidInput, NotFound
 
@@ -60,11 +61,33 @@ class FlavourRejection:
 class NoFittingFlavourType:
     message: str
     rejected: list[FlavourRejection]
+    code: str = strawberry.field(
+        description="NO_FITTING_FLAVOUR, or CONSENT_NEEDED: flavours fit once you grant "
+        "what they ask (`asks`)."
+    )
+    asks: JSON = strawberry.field(
+        description="With CONSENT_NEEDED, per flavour that would fit (best first), the "
+        "capabilities still to grant: pass `grants` naming them. Else {}."
+    )
 
     @classmethod
     def of(cls, error: NoFittingFlavour) -> Self:
         rejected = [FlavourRejection(flavour=k, reasons=list(v)) for k, v in error.reasons.items()]
-        return cls(message=str(error), rejected=rejected)
+        asks = error.asks if isinstance(error, ConsentNeeded) else {}
+        return cls(message=str(error), rejected=rejected, code=error.code, asks=JSON(asks))
+
+
+@strawberry.input(description="Your consent to one capability an app asks for, by its name.")
+class GrantInput:
+    name: str = strawberry.field(description="The capability's name, as the flavour says.")
+    host: str | None = strawberry.field(
+        default=None,
+        description="The host side: a folder (required) or a device (default: the "
+        "device the app names); nothing for the other kinds.",
+    )
+
+    def consent(self) -> Consent:
+        return Consent(self.name, self.host)
 
 
 @strawberry.type
@@ -96,6 +119,11 @@ class RollOutSetupPayload:
 
 @strawberry.type
 class UpdateSetupPayload:
+    setup: SetupType
+
+
+@strawberry.type
+class GrantSetupPayload:
     setup: SetupType
 
 
@@ -215,6 +243,13 @@ class DeployMutation:
             ),
         ] = None,
         start: Annotated[bool, strawberry.argument(description="Start it at once.")] = False,
+        grants: Annotated[
+            list[GrantInput] | None,
+            strawberry.argument(
+                description="Your consent to each capability it asks for that you grant "
+                "(required ones must be, or `noFittingFlavour.asks` says what to grant)."
+            ),
+        ] = None,
     ) -> CreateSetupPayload:
         request = service.SetupRequest(
             app=app,
@@ -224,6 +259,7 @@ class DeployMutation:
             version_range=version_range,
             include_prereleases=include_prereleases,
             env=_env(env),
+            grants=tuple(g.consent() for g in grants or ()),
         )
         try:
             setup_id = await _operations(info).create(
@@ -297,6 +333,20 @@ class DeployMutation:
             include_prereleases,
         )
         return UpdateSetupPayload(setup=await _setup(info, _setup_pk(id)))
+
+    @strawberry.mutation(
+        description="Replace a Setup's grants (omitted ones are withdrawn). A waiting "
+        "update (`consentNeeded`) proceeds once they cover what it asks; Pods planned "
+        "from now on get them, a running Pod keeps what it started with.",
+        extensions=[InputMutationExtension()],
+    )
+    async def grant_setup(
+        self, info: Info, id: relay.GlobalID, grants: list[GrantInput]
+    ) -> GrantSetupPayload:
+        await _operations(info).grant(
+            permissions.caller(info), _setup_pk(id), [g.consent() for g in grants]
+        )
+        return GrantSetupPayload(setup=await _setup(info, _setup_pk(id)))
 
     @strawberry.mutation(
         description="Delete a Setup: its containers are stopped and removed.",

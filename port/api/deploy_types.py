@@ -113,6 +113,10 @@ class PodType(relay.Node):
     )
     pull: PullProgressType | None
     resources: PodResources = strawberry.field(description="Limits after the admin caps.")
+    grants: JSON = strawberry.field(
+        description="What it was granted of what its flavour asks (name, kind, source on "
+        "the host, target inside, readOnly, shmMb, cap): all it gets beyond the sandbox."
+    )
     setup_id: strawberry.Private[int]
     release_id: strawberry.Private[int]
 
@@ -134,6 +138,7 @@ class PodType(relay.Node):
             next_attempt_at=row.next_attempt_at,
             retired=row.retired,
             selection=JSON(row.selection),
+            grants=JSON(row.grants or []),
             pull=PullProgressType(
                 layers=pull["layers"], done=Long(pull["done"]), total=Long(pull["total"])
             )
@@ -214,6 +219,14 @@ class SetupType(relay.Node):
     skipped_versions: list[str] = strawberry.field(
         description="Versions whose update was rolled back; not tried again."
     )
+    grants: JSON = strawberry.field(
+        description="The owner's consents to what the app asks, [{name, host}]: its Pods "
+        "get each that the admin's policy allows (see Pod.grants)."
+    )
+    consent_needed: JSON | None = strawberry.field(
+        description="An update waiting for the owner's consent: {version, asks: {flavour: "
+        "[capabilities]}}; grant them with grantSetup and it proceeds."
+    )
     created_at: datetime
     app_id: strawberry.Private[int]
     release_id: strawberry.Private[int]
@@ -231,6 +244,8 @@ class SetupType(relay.Node):
             env=JSON(row.env),
             running=row.wants_running,
             skipped_versions=list(row.skipped_versions),
+            grants=JSON(row.grants or []),
+            consent_needed=JSON(row.consent_needed) if row.consent_needed else None,
             created_at=row.created_at,
             app_id=row.app_id,
             release_id=row.release_id,

@@ -54,6 +54,9 @@ class EventKind(enum.StrEnum):
     UPDATE_ROLLED_BACK = "UPDATE_ROLLED_BACK"
     UPDATE_ABANDONED = "UPDATE_ABANDONED"
     REPO_DELETED = "REPO_DELETED"  # its repository was deleted by force: no more updates
+    GRANTS_CHANGED = "GRANTS_CHANGED"
+    # A newer release asks for more than was granted: it waits for the owner's consent.
+    UPDATE_NEEDS_CONSENT = "UPDATE_NEEDS_CONSENT"
 
 
 class Setup(Base):
@@ -73,6 +76,10 @@ class Setup(Base):
     version_range: Mapped[str | None] = mapped_column(String(255))
     include_prereleases: Mapped[bool] = mapped_column(Boolean, default=False)
     env: Mapped[dict[str, str]] = mapped_column(JSONType, default=dict)
+    # The owner's consents, by capability name (``grants.Consent.as_json``).
+    grants: Mapped[list[dict[str, Any]]] = mapped_column(JSONType, default=list)
+    # An update waiting for the owner's consent: {"version", "flavour", "asks"}.
+    consent_needed: Mapped[dict[str, Any] | None] = mapped_column(JSONType)
     wants_running: Mapped[bool] = mapped_column(Boolean, default=False)
     # Versions whose update was rolled back: not tried again (a newer one is).
     skipped_versions: Mapped[list[str]] = mapped_column(JSONType, default=list)
@@ -109,6 +116,8 @@ class Pod(Base):
     read_only: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     non_root: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     run: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict)  # the flavour's
+    # What it was granted (``grants.Grant.as_json``): all the backend gives beyond the sandbox.
+    grants: Mapped[list[dict[str, Any]]] = mapped_column(JSONType, default=list)
     # Where the container answers on its network (the engine's word), while it runs.
     address: Mapped[str | None] = mapped_column(String(64))
     container_id: Mapped[str | None] = mapped_column(String(128))

@@ -22,6 +22,7 @@ from port.catalogue import repos
 from port.catalogue.models import App, Repo
 from port.catalogue.scanning import mirror_path
 from port.deploy import setups
+from port.deploy.grants import Consent
 from port.deploy.models import EventKind, Setup, UpdatePolicy
 from port.deploy.reconciler import Reconciler
 from port.deploy.updater import Announce, plan_updates, request_update, silent
@@ -44,7 +45,7 @@ class Operations:
         """A new Setup's id (started when ``start``); NoFittingFlavour creates nothing."""
         caps = await self.reconciler.capabilities()
         async with self.sessions() as session, session.begin():
-            setup = await setups.create_setup(session, principal, request, caps)
+            setup = await setups.create_setup(session, principal, request, caps, self.settings)
             if start:
                 await setups.start_setup(session, setup, caps, self.settings)
             setup_id = setup.id
@@ -87,6 +88,14 @@ class Operations:
         async with self.sessions() as session, session.begin():
             setup = await setups.get_setup(session, principal, setup_id)
             setups.set_policy(session, setup, policy, version_range, include_prereleases)
+            await plan_updates(session, setup_ids=[setup.id])
+        self.wake_jobs()
+
+    async def grant(self, principal: Principal, setup_id: int, consents: list[Consent]) -> None:
+        """The Setup's grants from now on; an update that waited for them is queued."""
+        async with self.sessions() as session, session.begin():
+            setup = await setups.get_setup(session, principal, setup_id)
+            await setups.set_grants(session, setup, consents, self.settings)
             await plan_updates(session, setup_ids=[setup.id])
         self.wake_jobs()
 

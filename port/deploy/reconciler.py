@@ -59,6 +59,7 @@ from port.deploy.backends.base import (
     PullProgress,
 )
 from port.deploy.decisions import LIVE, Step, decide
+from port.deploy.grants import Grant
 from port.deploy.instance import resolved
 from port.deploy.jobs import rollout_pending
 from port.deploy.models import EventKind, Pod, Setup
@@ -126,6 +127,7 @@ def pod_spec(settings: Settings, pod: Pod, setup: Setup, server_url: str | None 
         user="65534:65534" if pod.non_root or app in settings.non_root_apps else None,
         command=run.command,
         args=run.args,
+        grants=tuple(Grant.from_json(g) for g in pod.grants or ()),
     )
 
 

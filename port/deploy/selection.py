@@ -11,6 +11,10 @@ so a person can see why the CPU build runs on a machine they thought had a GPU.
 Facts the backend does not report (a CPU clock, a GPU's memory) never satisfy a
 required selector: running a build on hardware that may lack what it needs is worse
 than saying so.
+
+A flavour whose required capabilities are not all granted (``Grantor``, the Setup's
+consents under the admin's policy: ``port.deploy.grants``) does not fit either. When
+that alone keeps every flavour out, selection says what to grant (``ConsentNeeded``).
 """
 
 from __future__ import annotations
@@ -100,6 +104,38 @@ class Selection:
         }
 
 
+@dataclass(frozen=True)
+class Ungranted:
+    """A capability a flavour cannot be given: ``asked`` when only the owner's consent
+    is missing (they may grant it), else the admin's policy refuses it."""
+
+    capability: Mapping[str, Any]
+    reason: str
+    asked: bool
+
+
+class Grantor(Protocol):
+    """What selection asks of a Setup's grants (``port.deploy.grants.Grants``)."""
+
+    def ungranted(self, capability: Mapping[str, Any]) -> Ungranted | None: ...
+
+
+class NoGrants:
+    """No consent given: every capability is yet to be granted."""
+
+    def ungranted(self, capability: Mapping[str, Any]) -> Ungranted | None:
+        what = f"the {capability.get('kind')} capability {capability.get('name')!r}"
+        return Ungranted(capability, f"needs {what} granted", asked=True)
+
+
+class AllGranted:
+    """Every capability granted: could a flavour run here once its owner agrees (the
+    catalogue's pages ask this before anyone consented)?"""
+
+    def ungranted(self, capability: Mapping[str, Any]) -> Ungranted | None:
+        return None
+
+
 class NoFittingFlavour(ClientError):
     """No flavour of the release can run on this backend; ``reasons`` says why, per flavour."""
 
@@ -113,6 +149,25 @@ class NoFittingFlavour(ClientError):
     @property
     def extensions(self) -> dict[str, object]:
         return {"code": self.code, "reasons": {k: list(v) for k, v in self.reasons.items()}}
+
+
+class ConsentNeeded(NoFittingFlavour):
+    """Flavours would fit once the owner grants what they ask: ``asks`` holds, per such
+    flavour, the capabilities still to grant (stored form), best flavour first."""
+
+    code = "CONSENT_NEEDED"
+
+    def __init__(
+        self,
+        reasons: Mapping[str, Sequence[str]],
+        asks: Mapping[str, Sequence[Mapping[str, Any]]],
+    ) -> None:
+        super().__init__(reasons)
+        self.asks = {name: [dict(c) for c in capabilities] for name, capabilities in asks.items()}
+
+    @property
+    def extensions(self) -> dict[str, object]:
+        return {**super().extensions, "asks": self.asks}
 
 
 def _version(text: str) -> tuple[int, ...] | None:
@@ -228,8 +283,24 @@ class Score:
     weight: int
 
 
-def _assess(candidate: Candidate, caps: Capabilities) -> tuple[Score, list[str]]:
-    """(score, reasons it cannot run); it fits when there are no reasons."""
+@dataclass(frozen=True)
+class _Assessment:
+    candidate: Candidate
+    score: Score
+    blockers: list[str]  # hardware first, then capabilities
+    asks: list[Mapping[str, Any]]  # capabilities only a consent is missing for
+
+    @property
+    def fits(self) -> bool:
+        return not self.blockers
+
+    @property
+    def needs_consent_only(self) -> bool:
+        """It would fit once the owner grants what it asks."""
+        return bool(self.asks) and len(self.asks) == len(self.blockers)
+
+
+def _assess(candidate: Candidate, caps: Capabilities, grants: Grantor) -> _Assessment:
     weight, accelerated, blockers = 0, False, []
     for raw in candidate.selectors:
         selector = validate_selector(raw)
@@ -239,54 +310,67 @@ def _assess(candidate: Candidate, caps: Capabilities) -> tuple[Score, list[str]]
             accelerated = accelerated or isinstance(selector, GpuSelector)
         elif selector.required:
             blockers.append(why)
-    # Grants do not exist yet: a flavour that must be granted something cannot run as
-    # asked, so it is never chosen. Optional capabilities count as declined.
-    blockers += [
-        f"needs the {c.get('kind')} capability {c.get('name')!r} granted, "
-        "which this Port cannot grant yet"
-        for c in candidate.capabilities
-        if c.get("required", True)
-    ]
-    return Score(accelerated, weight), blockers
+    asks = []
+    # Optional capabilities never block: ungranted, they are declined.
+    for capability in candidate.capabilities:
+        if not capability.get("required", True):
+            continue
+        ungranted = grants.ungranted(capability)
+        if ungranted is not None:
+            blockers.append(ungranted.reason)
+            if ungranted.asked:
+                asks.append(capability)
+    return _Assessment(candidate, Score(accelerated, weight), blockers, asks)
 
 
-def why_not(candidate: Candidate, caps: Capabilities) -> list[str]:
-    """Why ``candidate`` cannot run on ``caps``; empty when it can."""
-    return _assess(candidate, caps)[1]
+def why_not(candidate: Candidate, caps: Capabilities, grants: Grantor | None = None) -> list[str]:
+    """Why ``candidate`` cannot run on ``caps`` with ``grants``; empty when it can."""
+    return _assess(candidate, caps, grants or NoGrants()).blockers
 
 
 def select(
-    candidates: Sequence[Candidate], caps: Capabilities, pinned: str | None = None
+    candidates: Sequence[Candidate],
+    caps: Capabilities,
+    pinned: str | None = None,
+    grants: Grantor | None = None,
 ) -> Selection:
-    """Choose a flavour of ``candidates`` (in manifest order) for ``caps``."""
+    """Choose a flavour of ``candidates`` (in manifest order) for ``caps`` and ``grants``
+    (default: nothing granted)."""
     if pinned is not None and pinned not in {c.name for c in candidates}:
         names = ", ".join(c.name for c in candidates)
         raise InvalidInput(f"no flavour {pinned!r} in this release (it has {names})")
-    assessed = [(c, *_assess(c, caps)) for c in candidates]
-    fitting = [(c, score) for c, score, blockers in assessed if not blockers]
-    if pinned is not None:
-        fitting = [(c, score) for c, score in fitting if c.name == pinned]
+    assessed = [_assess(c, caps, grants or NoGrants()) for c in candidates]
+    fitting = [a for a in assessed if a.fits and (pinned is None or a.candidate.name == pinned)]
     if not fitting:
-        reasons = {c.name: blockers for c, _, blockers in assessed if blockers}
-        raise NoFittingFlavour(reasons or {pinned or "": ["pinned flavour does not fit"]})
-    best, best_score = fitting[0]
-    for candidate, score in fitting[1:]:
-        if score > best_score:  # strictly higher: ties keep manifest order
-            best, best_score = candidate, score
+        reasons = {a.candidate.name: a.blockers for a in assessed if a.blockers}
+        reasons = reasons or {pinned or "": ["pinned flavour does not fit"]}
+        waiting = [
+            a
+            for a in assessed
+            if a.needs_consent_only and (pinned is None or a.candidate.name == pinned)
+        ]
+        if waiting:
+            waiting.sort(key=lambda a: a.score, reverse=True)  # stable: manifest order ties
+            raise ConsentNeeded(reasons, {a.candidate.name: a.asks for a in waiting})
+        raise NoFittingFlavour(reasons)
+    best = fitting[0]
+    for assessment in fitting[1:]:
+        if assessment.score > best.score:  # strictly higher: ties keep manifest order
+            best = assessment
+    best_name, best_score = best.candidate.name, best.score
     rejected: dict[str, tuple[str, ...]] = {}
-    for candidate, score, blockers in assessed:
-        if candidate is best:
+    for assessment in assessed:
+        name, score = assessment.candidate.name, assessment.score
+        if assessment is best:
             continue
-        if blockers:
-            rejected[candidate.name] = tuple(blockers)
+        if assessment.blockers:
+            rejected[name] = tuple(assessment.blockers)
         elif pinned is not None:
-            rejected[candidate.name] = (f"not pinned (the Setup pins {pinned})",)
+            rejected[name] = (f"not pinned (the Setup pins {pinned})",)
         elif best_score.accelerated and not score.accelerated:
-            rejected[candidate.name] = (f"fits, but {best.name} uses the GPU",)
+            rejected[name] = (f"fits, but {best_name} uses the GPU",)
         elif score < best_score:
-            rejected[candidate.name] = (f"fits, but scores {score.weight} < {best_score.weight}",)
+            rejected[name] = (f"fits, but scores {score.weight} < {best_score.weight}",)
         else:
-            rejected[candidate.name] = (
-                "fits and scores the same, but comes later in the manifest",
-            )
-    return Selection(flavour=best.name, score=best_score, rejected=rejected)
+            rejected[name] = ("fits and scores the same, but comes later in the manifest",)
+    return Selection(flavour=best_name, score=best_score, rejected=rejected)

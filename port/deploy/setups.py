@@ -14,7 +14,7 @@ Someone else's Setup is NOT_FOUND, not FORBIDDEN, so ids reveal nothing.
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 import semver
@@ -27,8 +27,9 @@ from port.accounts.models import User
 from port.catalogue.models import App, Release
 from port.catalogue.queries import latest_release
 from port.deploy.backends.base import PodStatus
+from port.deploy.grants import Consent, GrantPolicy, Grants, check_consents
 from port.deploy.models import EventKind, Pod, Setup, SetupEvent, UpdatePolicy
-from port.deploy.selection import Candidate, Capabilities, Selection, gpus_for
+from port.deploy.selection import Candidate, Capabilities, Grantor, Selection, gpus_for
 from port.deploy.selection import select as select_flavour
 from port.errors import Conflict, Forbidden, InvalidInput, NotFound, QuotaExceeded
 from port.orm import utcnow
@@ -52,6 +53,7 @@ class SetupRequest:
     version_range: str | None = None
     include_prereleases: bool = False
     env: Mapping[str, str] = field(default_factory=dict)
+    grants: Sequence[Consent] = ()  # the owner's consents to what the app asks
 
 
 def record(
@@ -176,6 +178,7 @@ async def create_setup(
     principal: Principal,
     request: SetupRequest,
     caps: Capabilities,
+    settings: Settings,
     *,
     owner: str | None = None,
 ) -> Setup:
@@ -190,7 +193,15 @@ async def create_setup(
         raise InvalidInput("versionRange is only used with updatePolicy RANGE")
     env = check_env(request.env)
     release = await _release(session, app, request)
-    selection = choose(release, caps, request.flavour)  # NO_FITTING_FLAVOUR now, not at start
+    consents = check_consents(
+        request.grants,
+        (f.capabilities for f in release.flavours),
+        GrantPolicy.of(settings),
+        app.identifier,
+    )
+    grants = Grants.of(settings, app.identifier, consents)
+    # NO_FITTING_FLAVOUR (or CONSENT_NEEDED: what to grant) now, not at start.
+    selection = choose(release, caps, request.flavour, grants)
     flavour = next(f for f in release.flavours if f.name == selection.flavour)
     declared = Run.from_json(flavour.run).env
     missing = [v.name for v in declared if v.required and v.value is None and not env.get(v.name)]
@@ -203,13 +214,14 @@ async def create_setup(
     user = await _owner(session, principal, owner)
     setup = Setup(
         owner_id=user.id,
-        app_id=app.id,
+        app=app,
         release_id=release.id,
         flavour=request.flavour,
         update_policy=request.update_policy.value,
         version_range=version_range,
         include_prereleases=request.include_prereleases,
         env=env,
+        grants=[c.as_json() for c in consents],
         wants_running=False,
         pods=[],  # loaded, and empty: start_setup may follow in the same transaction
     )
@@ -222,11 +234,22 @@ async def create_setup(
 # --- starting and stopping -------------------------------------------------------------
 
 
-def choose(release: Release, caps: Capabilities, pinned: str | None) -> Selection:
+def choose(release: Release, caps: Capabilities, pinned: str | None, grants: Grantor) -> Selection:
     if not release.flavours:
         raise InvalidInput(f"release {release.version} has no flavours")
     candidates = [Candidate.of(f) for f in release.flavours]
-    return select_flavour(candidates, caps, pinned)
+    return select_flavour(candidates, caps, pinned, grants)
+
+
+def asks_consent(release: Release) -> bool:
+    """Does some flavour of ``release`` ask for a capability it cannot run without?"""
+    return any(c.get("required", True) for f in release.flavours for c in f.capabilities)
+
+
+def grants_of(setup: Setup, settings: Settings) -> Grants:
+    """``setup``'s consents under today's policy (its app must be loaded)."""
+    consents = [Consent.from_json(c) for c in setup.grants or ()]
+    return Grants.of(settings, setup.app.identifier, consents)
 
 
 def _capped(value: float | None, cap: float | None) -> float | None:
@@ -236,8 +259,10 @@ def _capped(value: float | None, cap: float | None) -> float | None:
 
 
 def plan_pod(setup: Setup, release: Release, caps: Capabilities, settings: Settings) -> Pod:
-    """A PENDING Pod of ``release`` with the flavour chosen for ``caps`` and capped limits."""
-    selection = choose(release, caps, setup.flavour)
+    """A PENDING Pod of ``release`` with the flavour chosen for ``caps`` and the
+    Setup's grants, capped limits, and exactly the grants that flavour gets."""
+    grants = grants_of(setup, settings)
+    selection = choose(release, caps, setup.flavour, grants)
     flavour = next(f for f in release.flavours if f.name == selection.flavour)
     max_memory = settings.max_memory_mb << 20 if settings.max_memory_mb else None
     # A flavour that names no limit gets the admin's default: never "unlimited".
@@ -257,6 +282,7 @@ def plan_pod(setup: Setup, release: Release, caps: Capabilities, settings: Setti
         read_only=flavour.read_only,
         non_root=flavour.non_root,
         run=flavour.run,
+        grants=[g.as_json() for g in grants.applied(flavour.capabilities)],
         status="PENDING",
     )
 
@@ -363,6 +389,31 @@ def set_policy(
         EventKind.POLICY_CHANGED,
         f"follows {policy.value} {version_range or ''}".strip(),
     )
+
+
+async def set_grants(
+    session: AsyncSession, setup: Setup, consents: Sequence[Consent], settings: Settings
+) -> None:
+    """Replace ``setup``'s consents (checked against what its release, and an update
+    waiting for consent, ask); the waiting update is then planned again. Pods planned
+    from now on get the new grants; a running Pod keeps what it started with."""
+    waiting = (setup.consent_needed or {}).get("version")
+    releases = await session.scalars(
+        select(Release)
+        .where(
+            Release.app_id == setup.app_id,
+            (Release.id == setup.release_id) | (Release.version == (waiting or "")),
+        )
+        .options(selectinload(Release.flavours))
+    )
+    asked = [f.capabilities for release in releases for f in release.flavours]
+    app = setup.app.identifier
+    checked = check_consents(consents, asked, GrantPolicy.of(settings), app)
+    setup.grants = [c.as_json() for c in checked]
+    setup.consent_needed = None
+    setup.updated_at = utcnow()
+    shown = ", ".join(c.name + (f" ({c.host})" if c.host else "") for c in checked)
+    record(session, setup, EventKind.GRANTS_CHANGED, f"granted: {shown or 'nothing'}")
 
 
 def restart_pod(session: AsyncSession, pod: Pod) -> None:

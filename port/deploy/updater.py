@@ -43,7 +43,8 @@ from port.deploy.jobs import enqueue_update
 from port.deploy.models import EventKind, Pod, Setup, UpdatePolicy
 from port.deploy.policy import allows, newest_allowed
 from port.deploy.reconciler import Reconciler
-from port.deploy.setups import plan_pod, record
+from port.deploy.selection import ConsentNeeded
+from port.deploy.setups import asks_consent, choose, grants_of, plan_pod, record
 from port.errors import InvalidInput, NotFound
 from port.orm import utcnow
 from port.settings import Settings
@@ -99,7 +100,8 @@ async def pending_updates(
             include_prereleases=setup.include_prereleases,
             skipped=setup.skipped_versions,
         )
-        if target is not None:
+        waiting = (setup.consent_needed or {}).get("version")
+        if target is not None and target.version != waiting:  # asked once, until granted
             found.append((setup, target))
     return found
 
@@ -250,9 +252,20 @@ class Updater:
             if candidate is None:
                 if setup.release_id == target.id:
                     return "already on this release"
+                if asks_consent(target):
+                    try:  # like a phone's permission prompt: asked before, not after
+                        choose(
+                            target,
+                            await self.reconciler.capabilities(),
+                            setup.flavour,
+                            grants_of(setup, self.settings),
+                        )
+                    except ConsentNeeded as needed:
+                        return await self._await_consent(session, setup, version, needed)
                 if not setup.wants_running:  # nothing runs: only the intent moves
                     old = setup.release.version
                     setup.release_id = target.id
+                    setup.consent_needed = None
                     record(
                         session, setup, EventKind.UPDATE_SUCCEEDED, f"{old} -> {version} (stopped)"
                     )
@@ -335,6 +348,7 @@ class Updater:
         candidate.status = PodStatus.RUNNING
         candidate.started_at = candidate.started_at or utcnow()
         setup.release_id = target.id
+        setup.consent_needed = None
         setup.updated_at = utcnow()
         await session.commit()
         # After the commit: should Port die here, the old containers belong to retired
@@ -392,6 +406,31 @@ class Updater:
             [setup.owner_id],
         )
         log.warning("setup %s: %s", setup.id, message.splitlines()[0])
+        return message
+
+    async def _await_consent(
+        self, session: AsyncSession, setup: Setup, version: str, needed: ConsentNeeded
+    ) -> str:
+        """The rollout to ``version`` waits for the owner to grant what it asks (told once:
+        ``plan_updates`` leaves a Setup waiting for that version alone)."""
+        flavour, asks = next(iter(needed.asks.items()))
+        names = ", ".join(f"{c.get('kind')} {c.get('name')!r}" for c in asks)
+        message = (
+            f"{setup.release.version} -> {version} waits for consent: "
+            f"flavour {flavour} asks for {names}; grant it to update"
+        )
+        waiting = {"version": version, "asks": needed.asks}
+        if setup.consent_needed == waiting:
+            return message
+        setup.consent_needed = waiting
+        record(session, setup, EventKind.UPDATE_NEEDS_CONSENT, message)
+        await session.commit()
+        await self.announce(
+            "update.needs_consent",
+            {"setup": setup.id, "app": setup.app.identifier, "version": version, "asks": asks},
+            [setup.owner_id],
+        )
+        log.info("setup %s: %s", setup.id, message)
         return message
 
     async def _abandon(self, session: AsyncSession, setup: Setup, pod: Pod, why: str) -> None:

@@ -20,6 +20,7 @@ from manifests.selectors import (
     validate_selector,
 )
 from port.deploy.selection import (
+    AllGranted,
     Candidate,
     Capabilities,
     GpuSelector,
@@ -132,7 +133,8 @@ def badges(selectors: Sequence[Mapping[str, Any]]) -> tuple[Badge, ...]:
 
 
 def flavour_view(flavour: ShownFlavour, caps: Capabilities | None) -> FlavourView:
-    reasons = tuple(why_not(Candidate.of(flavour), caps)) if caps is not None else ()
+    # What the hardware allows: what it asks to be granted is the installer's to answer.
+    reasons = tuple(why_not(Candidate.of(flavour), caps, AllGranted())) if caps is not None else ()
     return FlavourView(
         name=flavour.name,
         image=flavour.image,

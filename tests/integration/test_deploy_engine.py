@@ -61,7 +61,7 @@ class Engine:
         caps = await self.reconciler.capabilities()
         async with self.catalogue.sessions() as session, session.begin():
             setup = await setups.create_setup(
-                session, self.alice, setups.SetupRequest(app="busy", **request), caps
+                session, self.alice, setups.SetupRequest(app="busy", **request), caps, self.settings
             )
             await setups.start_setup(session, setup, caps, self.settings)
             return setup.id

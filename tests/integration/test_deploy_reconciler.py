@@ -59,7 +59,11 @@ class World:
         caps = await self.reconciler.capabilities()
         async with self.catalogue.sessions() as session, session.begin():
             setup = await setups.create_setup(
-                session, self.alice, setups.SetupRequest(app="stardist", **request), caps
+                session,
+                self.alice,
+                setups.SetupRequest(app="stardist", **request),
+                caps,
+                self.settings,
             )
             await setups.start_setup(session, setup, caps, self.settings)
             return setup.id
@@ -313,7 +317,7 @@ async def test_a_slow_pull_delays_no_other_pod(catalogue: Catalogue) -> None:
     caps = await world.reconciler.capabilities()
     async with catalogue.sessions() as session, session.begin():
         request = setups.SetupRequest(app="slowpoke")
-        slow_setup = await setups.create_setup(session, world.alice, request, caps)
+        slow_setup = await setups.create_setup(session, world.alice, request, caps, world.settings)
         await setups.start_setup(session, slow_setup, caps, world.settings)
     slow = slow_setup.id
 
@@ -493,7 +497,7 @@ async def test_no_fitting_flavour_fails_create_with_reasons(world: World) -> Non
     async with world.catalogue.sessions() as session:
         with pytest.raises(NoFittingFlavour) as caught:
             await setups.create_setup(
-                session, world.alice, setups.SetupRequest(app="gpuonly"), caps
+                session, world.alice, setups.SetupRequest(app="gpuonly"), caps, world.settings
             )
     assert caught.value.code == "NO_FITTING_FLAVOUR"
     assert caught.value.reasons == {"cuda": ("no CUDA GPU",)}

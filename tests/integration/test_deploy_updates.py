@@ -45,6 +45,7 @@ class Fleet:
                 self.alice,
                 setups.SetupRequest(app="sd", version="1.0.0", update_policy=policy),
                 caps,
+                self.settings,
             )
             if start:
                 await setups.start_setup(session, setup, caps, self.settings)
@@ -265,7 +266,11 @@ async def test_manual_updates_may_go_back_but_not_to_withdrawn_releases(fleet: F
     caps = await fleet.reconciler.capabilities()
     async with fleet.catalogue.sessions() as session, session.begin():
         setup = await setups.create_setup(
-            session, fleet.alice, setups.SetupRequest(app="sd", version="1.1.0"), caps
+            session,
+            fleet.alice,
+            setups.SetupRequest(app="sd", version="1.1.0"),
+            caps,
+            fleet.settings,
         )
         setup_id = setup.id
     async with fleet.catalogue.sessions() as session, session.begin():

@@ -56,7 +56,11 @@ class Lab:
         caps = await self.reconciler.capabilities()
         async with self.catalogue.sessions() as session, session.begin():
             setup = await setups.create_setup(
-                session, self.users[who], setups.SetupRequest(app=app, env=env or {}), caps
+                session,
+                self.users[who],
+                setups.SetupRequest(app=app, env=env or {}),
+                caps,
+                self.settings,
             )
             await setups.start_setup(session, setup, caps, self.settings)
             return setup.id
@@ -277,7 +281,7 @@ async def test_two_ports_on_one_engine_with_default_settings_leave_each_other_al
             caps = await reconciler.capabilities()
             async with sessions() as session, session.begin():
                 setup = await setups.create_setup(
-                    session, alice, setups.SetupRequest(app="alpha"), caps
+                    session, alice, setups.SetupRequest(app="alpha"), caps, reconciler.settings
                 )
                 await setups.start_setup(session, setup, caps, reconciler.settings)
             worlds.append((reconciler, setup.id))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 import pytest
@@ -9,8 +10,10 @@ import pytest
 from port.deploy.selection import (
     Candidate,
     Capabilities,
+    ConsentNeeded,
     Gpu,
     NoFittingFlavour,
+    Ungranted,
     gpus_for,
     select,
 )
@@ -146,16 +149,62 @@ def test_a_ram_selector_without_a_minimum_holds_everywhere() -> None:
     assert select([flavour("any", {"kind": "ram"})], LAPTOP).flavour == "any"
 
 
-def test_a_flavour_asking_for_a_capability_is_never_chosen_until_grants_exist() -> None:
-    camera = {"kind": "device", "name": "camera", "class": "video", "target": "/dev/video0"}
-    needs = Candidate("scope", [{"kind": "cpu", "min_count": 1}], [camera])
-    chosen = select([needs, CPU], LAPTOP)
+class Granted:
+    """Consents to the capabilities of these names, allowed by the policy."""
+
+    def __init__(self, *names: str) -> None:
+        self.names = names
+
+    def ungranted(self, capability: Mapping[str, Any]) -> Ungranted | None:
+        if capability["name"] in self.names:
+            return None
+        return Ungranted(capability, f"needs {capability['name']} granted", asked=True)
+
+
+CAMERA = {"kind": "device", "name": "camera", "class": "video", "target": "/dev/video0"}
+SCOPE = Candidate("scope", [{"kind": "cpu", "min_count": 1, "weight": 5}], [CAMERA])
+
+
+def test_a_flavour_asking_for_a_capability_is_chosen_only_once_granted() -> None:
+    chosen = select([SCOPE, CPU], LAPTOP)
     assert chosen.flavour == "cpu"
-    assert chosen.rejected["scope"] == (
-        "needs the device capability 'camera' granted, which this Port cannot grant yet",
-    )
-    with pytest.raises(NoFittingFlavour):
-        select([needs], LAPTOP)
+    assert chosen.rejected["scope"] == ("needs the device capability 'camera' granted",)
+    assert select([SCOPE, CPU], LAPTOP, grants=Granted("camera")).flavour == "scope"
+
+
+def test_consent_needed_says_what_to_grant_best_flavour_first() -> None:
+    shm = {"kind": "shared_memory", "name": "shm", "min": 256}
+    cuda = Candidate("cuda", [{"kind": "cuda"}], [shm, CAMERA])
+    with pytest.raises(ConsentNeeded) as needed:
+        select([SCOPE, cuda], GPU_BOX)
+    assert needed.value.code == "CONSENT_NEEDED"
+    assert list(needed.value.asks) == ["cuda", "scope"]  # the GPU build ranks first
+    assert needed.value.asks["cuda"] == [shm, CAMERA]
+    # Granting one of two still leaves the other to ask for.
+    with pytest.raises(ConsentNeeded) as still:
+        select([cuda], GPU_BOX, grants=Granted("camera"))
+    assert still.value.asks == {"cuda": [shm]}
+
+
+def test_no_consent_helps_a_flavour_the_hardware_cannot_run() -> None:
+    cuda = Candidate("cuda", [{"kind": "cuda"}], [CAMERA])
+    with pytest.raises(NoFittingFlavour) as refused:
+        select([cuda], LAPTOP)
+    assert not isinstance(refused.value, ConsentNeeded)
+    assert refused.value.reasons == {
+        "cuda": ("no CUDA GPU", "needs the device capability 'camera' granted")
+    }
+
+
+def test_a_capability_the_policy_refuses_is_no_question_to_the_owner() -> None:
+    class Refusing:
+        def ungranted(self, capability: Mapping[str, Any]) -> Ungranted | None:
+            return Ungranted(capability, "not a device this Port grants", asked=False)
+
+    with pytest.raises(NoFittingFlavour) as refused:
+        select([SCOPE], LAPTOP, grants=Refusing())
+    assert not isinstance(refused.value, ConsentNeeded)
+    assert refused.value.reasons == {"scope": ("not a device this Port grants",)}
 
 
 def test_optional_capabilities_are_declined_and_do_not_block() -> None:

@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import ClassVar, Self
 
+from port.deploy.grants import Grant
 from port.deploy.selection import Capabilities
 from port.errors import ClientError
 from port.settings import Settings
@@ -131,6 +132,8 @@ class PodSpec:
     user: str | None = None  # "uid:gid" to run as, whatever the image says
     command: tuple[str, ...] | None = None  # replaces the image's entrypoint
     args: tuple[str, ...] | None = None  # replaces the image's command
+    # What its owner granted, within the admin's policy: all it gets beyond the sandbox.
+    grants: tuple[Grant, ...] = ()
 
     @property
     def pod_id(self) -> int:

@@ -34,7 +34,15 @@ import socket
 import struct
 import threading
 import time
-from collections.abc import AsyncGenerator, AsyncIterator, Callable, Collection, Iterable, Mapping
+from collections.abc import (
+    AsyncGenerator,
+    AsyncIterator,
+    Callable,
+    Collection,
+    Iterable,
+    Mapping,
+    Sequence,
+)
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import aclosing, suppress
 from datetime import datetime
@@ -65,6 +73,7 @@ from port.deploy.backends.base import (
     newest_lines,
 )
 from port.deploy.backends.firewall import Firewall, bridge_name, host_resolvers
+from port.deploy.grants import Grant
 from port.deploy.selection import ARCH_ALIASES, Capabilities, Gpu
 from port.errors import PortError
 from port.settings import Settings
@@ -564,6 +573,7 @@ class DockerBackend(Backend):
         if spec.memory_bytes is not None:
             options["mem_limit"] = spec.memory_bytes
             options["memswap_limit"] = spec.memory_bytes  # no swap beyond the limit
+        self._apply_grants(options, spec.grants)
         if spec.gpus > 0 and spec.gpu_vendor in ("amd", "intel"):
             # ROCm's way (AMD's Docker guide), and Intel's: the render nodes (and AMD's
             # compute interface). /dev/dri holds every card: no count applies. The groups
@@ -577,6 +587,38 @@ class DockerBackend(Backend):
                 docker.types.DeviceRequest(count=spec.gpus, capabilities=[["gpu"]])
             ]
         return options
+
+    @staticmethod
+    def _apply_grants(options: dict[str, Any], grants: Sequence[Grant]) -> None:
+        """Exactly what was granted, on top of the sandbox: binds (never made on the host
+        when missing, unlike ``volumes``), devices, shared memory, added capabilities,
+        the host's network."""
+        mounts, devices = [], []
+        for grant in grants:
+            match grant.kind:
+                case "folder" | "container_engine":
+                    mounts.append(
+                        docker.types.Mount(
+                            grant.target, grant.source, type="bind", read_only=grant.read_only
+                        )
+                    )
+                case "device":
+                    devices.append(f"{grant.source}:{grant.target}:rwm")
+                case "shared_memory":
+                    options["shm_size"] = f"{grant.shm_mb}m"
+                case "linux_capability":
+                    if grant.cap not in options["cap_add"]:
+                        options["cap_add"].append(grant.cap)
+                case "host_network":
+                    options.pop("network", None)
+                    options["network_mode"] = "host"
+                    options.pop("extra_hosts", None)  # the host is the host already
+                case _:
+                    raise BackendError(f"the Docker backend cannot grant {grant.kind}")
+        if mounts:
+            options["mounts"] = mounts
+        if devices:
+            options["devices"] = devices
 
     @staticmethod
     def _bind(mount: str) -> str:
