@@ -9,6 +9,8 @@ twin a container, because a Pod's container name is fixed.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
+import sys
 import time
 from contextlib import AbstractAsyncContextManager, suppress
 from typing import TYPE_CHECKING, Any
@@ -20,7 +22,9 @@ from sqlalchemy.orm import selectinload
 from port.clitools import Sessions, echo_json, say, with_db
 from port.deploy import setups
 from port.deploy.backends.base import BackendUnavailable, PodStatus
+from port.deploy.grants import Consent
 from port.deploy.models import Pod, Setup, SetupEvent, UpdatePolicy
+from port.deploy.selection import ConsentNeeded
 from port.errors import InvalidInput, NotFound
 from port.principal import CLI
 from port.settings import Settings
@@ -44,6 +48,68 @@ def _env(pairs: tuple[str, ...]) -> dict[str, str]:
     return env
 
 
+GRANT_HELP = (
+    "Grant a capability the app asks for: NAME, or NAME=/host/path for a folder or a "
+    "device. Repeatable."
+)
+
+
+def _consents(grants: tuple[str, ...]) -> list[Consent]:
+    consents = [Consent.parse(g) for g in grants]
+    if any(not c.name for c in consents):
+        raise click.BadParameter("use NAME or NAME=/host/path", param_hint="--grant")
+    return consents
+
+
+def _flag(capability: dict[str, Any]) -> str:
+    """The ``--grant`` that answers ``capability``, as a person would type it."""
+    name, kind = capability.get("name"), capability.get("kind")
+    return f"--grant {name}=/host/folder" if kind == "folder" else f"--grant {name}"
+
+
+def _ask(app: str, needed: ConsentNeeded) -> list[Consent]:
+    """Ask at the terminal for what the best fitting flavour needs granted; refusing a
+    required capability ends the command (nothing was created)."""
+    from port.web.badges import describe_capability  # words only: no web server
+
+    flavour, asks = next(iter(needed.asks.items()))
+    say(f"{app} (flavour {flavour}) asks to be granted:", err=True)
+    consents = []
+    for capability in asks:
+        say(f"  {describe_capability(capability)}", err=True)
+        if capability.get("description"):
+            say(f"    why: {capability['description']}", err=True)
+        name, kind = str(capability["name"]), capability.get("kind")
+        host: str | None = None
+        if kind in ("folder", "device"):
+            default = "" if kind == "folder" else str(capability.get("target"))
+            host = click.prompt(
+                f"  host {kind} to grant as {name} (empty: refuse)",
+                default=default,
+                show_default=bool(default),
+                err=True,
+            ).strip()
+            granted = bool(host)
+        else:
+            granted = click.confirm(f"  grant {name}?", default=False, err=True)
+        if not granted:
+            raise click.ClickException(f"{name} was not granted: {app} cannot run without it")
+        consents.append(Consent(name, host))
+    return consents
+
+
+def _refusal(app: str, needed: ConsentNeeded) -> click.ClickException:
+    from port.web.badges import describe_capability
+
+    flavour, asks = next(iter(needed.asks.items()))
+    wanted = "; ".join(describe_capability(c) for c in asks)
+    flags = " ".join(_flag(c) for c in asks)
+    return click.ClickException(
+        f"{app} (flavour {flavour}) asks to be granted {wanted}. Nothing was created: "
+        f"grant it with {flags}"
+    )
+
+
 def _pod_document(pod: Pod) -> dict[str, Any]:
     return {
         "id": pod.id,
@@ -57,6 +123,7 @@ def _pod_document(pod: Pod) -> dict[str, Any]:
         "message": pod.message,
         "retired": pod.retired,
         "selection": pod.selection,
+        "grants": pod.grants,
     }
 
 
@@ -71,6 +138,8 @@ def _setup_document(setup: Setup, events: list[SetupEvent] | None = None) -> dic
         "status": setups.setup_status(setup.pods, setup.wants_running).value,
         "update_policy": setup.update_policy,
         "flavour": setup.flavour,
+        "grants": setup.grants,
+        "consent_needed": setup.consent_needed,
         "pods": [_pod_document(p) for p in active],
     }
     if events is not None:
@@ -137,6 +206,7 @@ def setup_group() -> None:
 @click.option("--range", "version_range", help="With --policy RANGE: e.g. '>=1.2.0 <2.0.0'.")
 @click.option("--prereleases", is_flag=True, help="Follow pre-releases too.")
 @click.option("--env", "env_pairs", multiple=True, metavar="NAME=VALUE", help="Repeatable.")
+@click.option("--grant", "grants", multiple=True, metavar="NAME[=HOST_SIDE]", help=GRANT_HELP)
 @click.option("--start", is_flag=True, help="Start it at once.")
 def setup_create(
     app: str,
@@ -147,9 +217,11 @@ def setup_create(
     version_range: str | None,
     prereleases: bool,
     env_pairs: tuple[str, ...],
+    grants: tuple[str, ...],
     start: bool,
 ) -> None:
-    """Create a Setup of APP for a user; prints its id."""
+    """Create a Setup of APP for a user; prints its id. What the app asks to be granted
+    is asked for at a terminal, else refused with the --grant options to give."""
     request = setups.SetupRequest(
         app=app,
         version=version,
@@ -158,13 +230,19 @@ def setup_create(
         version_range=version_range,
         include_prereleases=prereleases,
         env=_env(env_pairs),
+        grants=tuple(_consents(grants)),
     )
 
-    async def work(sessions: Sessions, settings: Settings) -> int:
+    async def work(sessions: Sessions, settings: Settings) -> int | ConsentNeeded:
         async with _opened(sessions, settings) as reconciler:
             caps = await reconciler.capabilities()
         async with sessions() as session, session.begin():
-            setup = await setups.create_setup(session, CLI, request, caps, settings, owner=owner)
+            try:
+                setup = await setups.create_setup(
+                    session, CLI, request, caps, settings, owner=owner
+                )
+            except ConsentNeeded as needed:
+                return needed
             if start:
                 await setups.start_setup(session, setup, caps, settings)
             setup_id = setup.id
@@ -175,7 +253,12 @@ def setup_create(
         return setup_id
 
     try:
-        click.echo(with_db(work))
+        while isinstance(created := with_db(work), ConsentNeeded):
+            if not sys.stdin.isatty():
+                raise _refusal(app, created)
+            more = _ask(app, created)
+            request = dataclasses.replace(request, grants=(*request.grants, *more))
+        click.echo(created)
     except StartFailed as failed:
         click.echo(failed.setup_id)
         raise click.ClickException(
@@ -268,12 +351,47 @@ def setup_show(setup_id: int, as_json: bool) -> None:
         say(f"      address: {document['address']} (its owner signs in to Port)")
     for port in document["published_ports"]:
         say(f"      port {port['name']} ({port['protocol']}, no sign-in): {port['address']}")
+    for consent in document["grants"]:
+        say(
+            f"      granted: {consent['name']}"
+            + (f" = {consent['host']}" if "host" in consent else "")
+        )
+    if waiting := document["consent_needed"]:
+        say(
+            f"      update to {waiting['version']} waits for your consent: "
+            f"`port setup grant {setup_id} --grant ...` (see the last event)"
+        )
     for pod in document["pods"]:
         say(f"      pod {pod['id']}: {pod['flavour']} {pod['image']} {pod['status']}")
         if pod["message"]:
             say(f"        {pod['message']}")
+        for grant in pod["grants"]:
+            given = " -> ".join(str(grant[k]) for k in ("source", "target") if k in grant)
+            say(f"        given {grant['kind']} {grant['name']} {given}".rstrip())
     for event in document["events"]:
         say(f"      {event['at']}  {event['kind']}: {event['message']}")
+
+
+@setup_group.command("grant")
+@click.argument("setup_id", type=int, metavar="ID")
+@click.option("--grant", "grants", multiple=True, metavar="NAME[=HOST_SIDE]", help=GRANT_HELP)
+def setup_grant(setup_id: int, grants: tuple[str, ...]) -> None:
+    """Replace a Setup's grants with these (none given: withdraw all). An update that
+    waits for consent is queued again; a running Pod keeps what it started with."""
+    from port.deploy.updater import plan_updates
+
+    consents = _consents(grants)
+
+    async def work(sessions: Sessions, settings: Settings) -> list[str]:
+        async with sessions() as session, session.begin():
+            setup = await setups.get_setup(session, CLI, setup_id)
+            await setups.set_grants(session, setup, consents, settings)
+            return [p.target for p in await plan_updates(session, setup_ids=[setup_id])]
+
+    queued = with_db(work)
+    say(f"setup {setup_id} grants: {', '.join(grants) or 'none'}")
+    for version in queued:
+        say(f"update to {version} queued: `port worker` (or `port serve`) rolls it out")
 
 
 def _change(setup_id: int, action: str) -> None:

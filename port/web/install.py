@@ -1,5 +1,6 @@
 """The install form: which release, which flavour (automatic with its reason, or
-pinned), which updates to follow, the app's environment; then a Setup that starts.
+pinned), what it may be granted, which updates to follow, the app's environment; then
+a Setup that starts.
 
 It creates the Setup through ``Operations.create``, as ``createSetup`` does, so the same
 rules refuse the same things; a flavour that cannot run here says why before anyone
@@ -22,12 +23,19 @@ from sqlalchemy.orm import selectinload
 from manifests.specs import EnvVar, Run
 from port.catalogue.models import App, Release
 from port.catalogue.queries import latest_release, listed, newest_first
+from port.deploy.grants import ROOT_EQUIVALENT, Consent
 from port.deploy.models import UpdatePolicy
-from port.deploy.selection import Candidate, Capabilities, NoFittingFlavour
+from port.deploy.selection import (
+    AllGranted,
+    Candidate,
+    Capabilities,
+    ConsentNeeded,
+    NoFittingFlavour,
+)
 from port.deploy.selection import select as select_flavour
 from port.deploy.setups import SetupRequest, check_env, check_range
 from port.errors import ClientError, InvalidInput
-from port.web.badges import FlavourView, flavour_view
+from port.web.badges import FlavourView, describe_capability, flavour_view
 from port.web.served import Served, render, served_of
 from port.web.visitor import Viewer, form_of, to_sign_in, viewer_of
 
@@ -40,6 +48,57 @@ POLICIES: tuple[tuple[UpdatePolicy, str], ...] = (
     (UpdatePolicy.NONE, "Stay on this release until you update it yourself."),
 )
 ENV_LINES_MAX = 100
+
+
+@dataclass(frozen=True, slots=True)
+class Ask:
+    """One capability the release's flavours ask for, as the form offers to grant it:
+    ``host`` is the kind of host side to name ("folder", "device"), else a checkbox."""
+
+    name: str
+    text: str
+    why: str
+    required: bool
+    host: str | None
+    default: str
+    root: bool  # root on the machine in all but name
+
+    @property
+    def field(self) -> str:
+        return f"grant.{self.name}"
+
+
+def _asks(release: Release | None) -> list[Ask]:
+    """What the release's flavours ask to be granted, each name once (first wording)."""
+    found: dict[str, Ask] = {}
+    for flavour in release.flavours if release is not None else ():
+        for c in flavour.capabilities:
+            kind = str(c.get("kind"))
+            found.setdefault(
+                str(c.get("name")),
+                Ask(
+                    name=str(c.get("name")),
+                    text=describe_capability(c),
+                    why=str(c.get("description") or ""),
+                    required=bool(c.get("required", True)),
+                    host=kind if kind in ("folder", "device") else None,
+                    default=str(c.get("target")) if kind == "device" else "",
+                    root=kind in ROOT_EQUIVALENT,
+                ),
+            )
+    return list(found.values())
+
+
+def _consents(fields: dict[str, str], asks: list[Ask]) -> tuple[Consent, ...]:
+    """The form's grants: a host side written, or a box ticked; nothing else is granted."""
+    consents = []
+    for ask in asks:
+        value = fields.get(ask.field, "").strip()
+        if ask.host is not None and value:
+            consents.append(Consent(ask.name, value))
+        elif ask.host is None and value == "yes":
+            consents.append(Consent(ask.name))
+    return tuple(consents)
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,7 +115,9 @@ def _automatic(release: Release | None, caps: Capabilities | None) -> Choice:
     if caps is None:
         return Choice(None, "Port chooses when it starts, by what this machine has.")
     try:
-        chosen = select_flavour([Candidate.of(f) for f in release.flavours], caps)
+        # The choice once what it asks for is granted: the form asks for that below.
+        candidates = [Candidate.of(f) for f in release.flavours]
+        chosen = select_flavour(candidates, caps, grants=AllGranted())
     except NoFittingFlavour:
         return Choice(None, "No flavour of this release can run on this machine.")
     others = len(release.flavours) - 1
@@ -117,6 +178,7 @@ async def _form(
         [flavour_view(f, caps) for f in newest.flavours] if newest is not None else []
     )
     variables = _declared(newest)
+    asks = _asks(newest)
     prefilled = "\n".join(f"{v.name}=" for v in variables if v.required and v.value is None)
     chosen = values or {}
     return render(
@@ -136,7 +198,9 @@ async def _form(
             "version_range": chosen.get("version_range", ""),
             "env": chosen.get("env", prefilled),
             "start": chosen.get("start", "" if values is not None else "yes"),
+            **{a.field: chosen.get(a.field, a.default) for a in asks},
         },
+        asks=asks,
         variables=variables,
         error=error,
         field=field,
@@ -189,6 +253,7 @@ def _checked(fields: dict[str, str], app: App) -> tuple[SetupRequest, bool]:
         update_policy=policy,
         version_range=version_range,
         env=env,
+        grants=_consents(fields, _asks(latest_release(app.releases))),
     )
     return request, fields.get("start") == "yes"
 
@@ -206,6 +271,11 @@ async def install(
     try:
         setup_request, start = _checked(fields, app)
         setup_id = await served.operations.create(viewer.principal, setup_request, start=start)
+    except ConsentNeeded as refused:
+        error = "It needs what it asks for granted: grant it below, or choose another flavour."
+        return await _form(
+            served, viewer, app, 409, values=fields, error=error, reasons=refused.reasons
+        )
     except NoFittingFlavour as refused:
         error = "No flavour of this release can run on this machine."
         return await _form(

@@ -121,6 +121,12 @@ def test_the_owner_installs_an_example_and_opens_it_on_its_own_origin(store: Ser
         browser.find_element(By.NAME, "name").send_keys("admin")
         browser.find_element(By.NAME, "password").send_keys(store.password() + Keys.ENTER)
         wait.until(lambda b: b.find_elements(By.LINK_TEXT, "My apps"))
+        # What an app asks to be granted is asked on its install form, nothing ticked.
+        browser.get(f"{store.base}/apps/fiji/install")
+        grants = browser.find_element(By.CSS_SELECTOR, "fieldset.grants")
+        assert "images: a read-only host folder at /images (may be declined)" in grants.text
+        assert browser.find_element(By.ID, "grant.images").get_attribute("value") == ""
+        shoot(browser, "install-permissions", at="fieldset.grants")
         browser.get(f"{store.base}/apps/napari/install")
         variables = browser.find_element(By.CSS_SELECTOR, ".variables").text
         assert "NAPARI_THEME — The viewer's colour theme (default dark)" in variables

@@ -23,7 +23,7 @@ from port.deploy.reconciler import Reconciler
 from port.jobs import queue
 from port.orm import utcnow
 from port.work.server import create_app
-from tests.deployfakes import CUDA, FakeBackend, add_app
+from tests.deployfakes import CUDA, FakeBackend, add_app, add_release
 from tests.harness import Api, Catalogue, subscribe
 
 SETUP_FIELDS = """id owner { name } status running updatePolicy flavour env
@@ -609,3 +609,90 @@ async def test_logs_are_bounded_per_request_however_many_aliases_ask(
     assert pod["l0"].endswith("line 19999 " + "x" * 90)  # the newest output comes first
     assert pod["l0"].startswith("line ")  # whole lines
     assert pod["l14"] == ""  # the budget is spent
+
+
+GRANT_FIELDS = "id grants consentNeeded pods { grants }"
+CREATE_GRANTED = (
+    "mutation($input: CreateSetupInput!) { createSetup(input: $input) { "
+    f"setup {{ {GRANT_FIELDS} }} noFittingFlavour {{ code message asks }} }} }}"
+)
+FOLDER = {"kind": "folder", "name": "images", "target": "/images", "readOnly": True}
+
+
+async def test_capabilities_are_granted_by_the_owner_alone(catalogue: Catalogue) -> None:
+    """createSetup without the grant says what to grant (nothing is created); with it the
+    Pod gets it; grantSetup on someone else's Setup is NOT_FOUND."""
+    settings = catalogue.settings.model_copy(update={"grantable_folders": ["/data"]})
+    backend = FakeBackend("port")
+    backend.images.add("img/cpu:1")
+    announced: list[FirstAdmin] = []
+    server = create_app(settings, announce=announced.append, backend=backend)
+    async with AsyncTestClient(app=server) as client:
+        api = Api(client, announced[0].token, catalogue, announced[0].password)
+        async with catalogue.sessions() as session, session.begin():
+            app = await add_app(session, identifier="scope", versions=())
+            add_release(session, app.id, "1.0.0", (("cpu", "img/cpu:1", []),), None, [FOLDER])
+            tokens = []
+            for name in ("alice", "bob"):
+                user = await create_user(session, name)
+                tokens.append((await create_token(session, user, "tests"))[1])
+        alice, bob = tokens
+
+        asked = await api.gql(CREATE_GRANTED, {"input": {"app": "scope"}}, token=alice)
+        refused = asked["data"]["createSetup"]
+        assert refused["setup"] is None
+        assert refused["noFittingFlavour"]["code"] == "CONSENT_NEEDED"
+        assert refused["noFittingFlavour"]["asks"] == {"cpu": [FOLDER]}
+
+        outside = await api.gql(
+            CREATE_GRANTED,
+            {"input": {"app": "scope", "grants": [{"name": "images", "host": "/etc"}]}},
+            token=alice,
+        )
+        [error] = outside["errors"]
+        assert error["extensions"]["code"] == "INVALID_INPUT"
+        assert error["extensions"]["field"] == "grants"
+        assert "/etc is not under a folder" in error["message"]
+
+        granted = await api.gql(
+            CREATE_GRANTED,
+            {
+                "input": {
+                    "app": "scope",
+                    "start": True,
+                    "grants": [{"name": "images", "host": "/data/alice"}],
+                }
+            },
+            token=alice,
+        )
+        setup = granted["data"]["createSetup"]["setup"]
+        assert setup["grants"] == [{"name": "images", "host": "/data/alice"}]
+        assert setup["pods"][0]["grants"] == [
+            {
+                "name": "images",
+                "kind": "folder",
+                "source": "/data/alice",
+                "target": "/images",
+                "readOnly": True,
+            }
+        ]
+
+        grant = (
+            "mutation($id: ID!, $grants: [GrantInput!]!) { grantSetup(input: "
+            f"{{id: $id, grants: $grants}}) {{ setup {{ {GRANT_FIELDS} }} }} }}"
+        )
+        stolen = await api.gql(
+            grant, {"id": setup["id"], "grants": [{"name": "images", "host": "/data"}]}, token=bob
+        )
+        assert code(stolen) == "NOT_FOUND"
+        withdrawn = await api.gql(grant, {"id": setup["id"], "grants": []}, token=alice)
+        assert withdrawn["data"]["grantSetup"]["setup"]["grants"] == []
+        shown = await api.gql(
+            "query($id: ID!) { setup(id: $id) { events { kind message } } }",
+            {"id": setup["id"]},
+            token=alice,
+        )
+        assert shown["data"]["setup"]["events"][-1] == {
+            "kind": "GRANTS_CHANGED",
+            "message": "granted: nothing",
+        }

@@ -16,7 +16,7 @@ from litestar.testing import AsyncTestClient
 from port.accounts.service import FirstAdmin
 from port.deploy.reconciler import Reconciler
 from port.work.server import create_app
-from tests.deployfakes import CUDA, FakeBackend, add_app
+from tests.deployfakes import CUDA, FakeBackend, add_app, add_release
 from tests.harness import Catalogue
 from tests.pages import add_user, another_browser, form_token, sign_in
 
@@ -113,6 +113,38 @@ async def test_the_form_names_the_variables_an_app_reads_and_asks_for_required_o
     assert refused.status_code == 400
     assert "keyed 1.0.0 needs a value for API_KEY" in refused.text
     assert (await store.install("keyed", env="API_KEY=k")).status_code == 303
+
+
+async def test_the_form_asks_for_each_grant_and_gives_only_what_was_granted(
+    store: Store, catalogue: Catalogue
+) -> None:
+    shm = {"kind": "shared_memory", "name": "shm", "min": 128, "description": "for frames"}
+    folder = {"kind": "folder", "name": "images", "target": "/images", "required": False}
+    async with catalogue.sessions() as session, session.begin():
+        app = await add_app(session, identifier="scope", versions=())
+        add_release(session, app.id, "1.0.0", (("cpu", "img/cpu:1", []),), None, [shm, folder])
+    await sign_in(store.client, "alice")
+    form = (await store.client.get("/apps/scope/install")).text
+    assert 'name="grant.shm" value="yes">' in form  # offered, not ticked
+    assert "Grant shm: 128 MB shared memory" in form
+    assert "for frames" in form
+    assert 'id="grant.images" name="grant.images" value=""' in form
+
+    ungranted = await store.install("scope")
+    assert ungranted.status_code == 409
+    assert "It needs what it asks for granted" in ungranted.text
+    assert "needs the shared_memory capability &#39;shm&#39; granted" in ungranted.text
+    outside = await store.install("scope", **{"grant.shm": "yes", "grant.images": "/etc"})
+    assert outside.status_code == 400
+    assert 'id="grants-error"' in outside.text
+    assert "/etc is not under a folder" in outside.text
+    assert 'value="/etc"' in outside.text  # what was typed is kept
+
+    granted = await store.install("scope", **{"grant.shm": "yes"})
+    assert granted.status_code == 303
+    await store.reconciler.reconcile()
+    [container] = store.backend.containers.values()
+    assert [(g.kind, g.shm_mb) for g in container.spec.grants] == [("shared_memory", 128)]
 
 
 async def test_published_ports_are_kept_and_http_ones_only_while_an_admin_allows(
