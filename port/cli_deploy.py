@@ -22,7 +22,7 @@ from sqlalchemy.orm import selectinload
 from port.clitools import Sessions, echo_json, say, with_db
 from port.deploy import setups
 from port.deploy.backends.base import BackendUnavailable, PodStatus
-from port.deploy.grants import Consent
+from port.deploy.grants import Consent, describe_capability
 from port.deploy.models import Pod, Setup, SetupEvent, UpdatePolicy
 from port.deploy.selection import ConsentNeeded
 from port.errors import InvalidInput, NotFound
@@ -70,8 +70,6 @@ def _flag(capability: dict[str, Any]) -> str:
 def _ask(app: str, needed: ConsentNeeded) -> list[Consent]:
     """Ask at the terminal for what the best fitting flavour needs granted; refusing a
     required capability ends the command (nothing was created)."""
-    from port.web.badges import describe_capability  # words only: no web server
-
     flavour, asks = next(iter(needed.asks.items()))
     say(f"{app} (flavour {flavour}) asks to be granted:", err=True)
     consents = []
@@ -99,8 +97,6 @@ def _ask(app: str, needed: ConsentNeeded) -> list[Consent]:
 
 
 def _refusal(app: str, needed: ConsentNeeded) -> click.ClickException:
-    from port.web.badges import describe_capability
-
     flavour, asks = next(iter(needed.asks.items()))
     wanted = "; ".join(describe_capability(c) for c in asks)
     flags = " ".join(_flag(c) for c in asks)

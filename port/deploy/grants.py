@@ -221,6 +221,42 @@ class GrantPolicy:
             raise Refused(f"a {kind} capability takes no host side (grant it as NAME alone)")
 
 
+_DEVICES = {"video": "a camera", "serial": "a serial port", "usb": "a USB device",
+            "dri": "a GPU render node", "other": "a device"}  # fmt: skip
+
+
+def describe_capability(capability: Mapping[str, Any]) -> str:
+    """What a flavour asks to be granted, as a person agreeing to it reads it."""
+    name, kind = capability.get("name", "?"), capability.get("kind")
+    target = capability.get("target")
+    match kind:
+        case "folder":
+            how = "read-only" if capability.get("readOnly", True) else "writable"
+            what = f"a {how} host folder at {target}"
+        case "device":
+            what = f"{_DEVICES.get(str(capability.get('class')), 'a device')} at {target}"
+        case "shared_memory":
+            what = f"{size_text(int(capability.get('min', 0)))} shared memory"
+        case "linux_capability":
+            what = f"the Linux capability {capability.get('cap')}"
+        case "host_network":
+            what = "the host's network (root-equivalent)"
+        case "container_engine":
+            what = f"the container engine's socket at {target} (root-equivalent)"
+        case _:
+            what = f"a {kind} capability"
+    return f"{name}: {what}"
+
+
+def size_text(megabytes: int) -> str:
+    """Megabytes as a person reads them: 512 MB, 2 GB, 1.5 GB."""
+    if megabytes >= 1024 and megabytes % 1024 == 0:
+        return f"{megabytes // 1024} GB"
+    if megabytes >= 1024:
+        return f"{megabytes / 1024:.1f} GB"
+    return f"{megabytes} MB"
+
+
 def _what(capability: Mapping[str, Any]) -> str:
     return f"the {capability.get('kind')} capability {capability.get('name')!r}"
 

@@ -19,6 +19,7 @@ from manifests.selectors import (
     RocmSelector,
     validate_selector,
 )
+from port.deploy.grants import describe_capability, size_text
 from port.deploy.selection import (
     AllGranted,
     Candidate,
@@ -51,41 +52,6 @@ class FlavourView:
     asks: tuple[Badge, ...] = ()  # the capabilities it asks to be granted
 
 
-_DEVICES = {"video": "a camera", "serial": "a serial port", "usb": "a USB device",
-            "dri": "a GPU render node", "other": "a device"}  # fmt: skip
-
-
-def describe_capability(capability: Mapping[str, Any]) -> str:
-    """What a flavour asks to be granted, as a person agreeing to it reads it."""
-    name, kind = capability.get("name", "?"), capability.get("kind")
-    target = capability.get("target")
-    match kind:
-        case "folder":
-            how = "read-only" if capability.get("readOnly", True) else "writable"
-            what = f"a {how} host folder at {target}"
-        case "device":
-            what = f"{_DEVICES.get(str(capability.get('class')), 'a device')} at {target}"
-        case "shared_memory":
-            what = f"{_size(int(capability.get('min', 0)))} shared memory"
-        case "linux_capability":
-            what = f"the Linux capability {capability.get('cap')}"
-        case "host_network":
-            what = "the host's network (root-equivalent)"
-        case "container_engine":
-            what = f"the container engine's socket at {target} (root-equivalent)"
-        case _:
-            what = f"a {kind} capability"
-    return f"{name}: {what}"
-
-
-def _size(megabytes: int) -> str:
-    if megabytes >= 1024 and megabytes % 1024 == 0:
-        return f"{megabytes // 1024} GB"
-    if megabytes >= 1024:
-        return f"{megabytes / 1024:.1f} GB"
-    return f"{megabytes} MB"
-
-
 def describe(selector: AnySelector) -> str:
     """One selector as a short phrase."""
     parts: list[str] = []
@@ -100,7 +66,7 @@ def describe(selector: AnySelector) -> str:
             if isinstance(selector, CudaSelector) and selector.compute_capability:
                 parts.append(f"compute {selector.compute_capability}+")
             if selector.memory:
-                parts.append(f"{_size(selector.memory)} GPU memory")
+                parts.append(f"{size_text(selector.memory)} GPU memory")
         case CpuSelector():
             parts.append(f"{selector.min_count}+ CPUs" if selector.min_count else "CPU")
             if selector.frequency:
@@ -108,13 +74,13 @@ def describe(selector: AnySelector) -> str:
             if selector.arch:
                 parts.append(selector.arch)
             if selector.memory:
-                parts.append(f"{_size(selector.memory)} RAM")
+                parts.append(f"{size_text(selector.memory)} RAM")
         case OneApiSelector():
             parts.append("Intel accelerator")
             if selector.min_version:
                 parts.append(f"oneAPI {selector.min_version}+")
         case RamSelector():
-            parts.append(f"{_size(selector.min)} RAM" if selector.min is not None else "RAM")
+            parts.append(f"{size_text(selector.min)} RAM" if selector.min is not None else "RAM")
         case LabelSelector():
             parts.append(f"{selector.key}={selector.value}" if selector.value else selector.key)
     return ", ".join(parts)

@@ -23,7 +23,7 @@ from sqlalchemy.orm import selectinload
 from manifests.specs import EnvVar, Run
 from port.catalogue.models import App, Release
 from port.catalogue.queries import latest_release, listed, newest_first
-from port.deploy.grants import ROOT_EQUIVALENT, Consent
+from port.deploy.grants import ROOT_EQUIVALENT, Consent, describe_capability
 from port.deploy.models import UpdatePolicy
 from port.deploy.selection import (
     AllGranted,
@@ -35,7 +35,7 @@ from port.deploy.selection import (
 from port.deploy.selection import select as select_flavour
 from port.deploy.setups import SetupRequest, check_env, check_range
 from port.errors import ClientError, InvalidInput
-from port.web.badges import FlavourView, describe_capability, flavour_view
+from port.web.badges import FlavourView, flavour_view
 from port.web.served import Served, render, served_of
 from port.web.visitor import Viewer, form_of, to_sign_in, viewer_of
 
