@@ -69,6 +69,10 @@ LAZY = {
     "token": ("port.cli_accounts:token_group", "API tokens: `Authorization: Bearer <token>`."),
     "setup": ("port.cli_deploy:setup_group", "Setups: a user's intent to run an app."),
     "pod": ("port.cli_deploy:pod_group", "Pods: the containers of Setups."),
+    "secrets": (
+        "port.cli_deploy:secrets_group",
+        "The secret key, its rotation, and users' Arkitekt redeem tokens.",
+    ),
 }
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import os
 import sys
 import time
 from contextlib import AbstractAsyncContextManager, suppress
@@ -20,7 +21,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import selectinload
 
 from port.clitools import Sessions, echo_json, say, with_db
-from port.deploy import setups
+from port.deploy import secrets, setups
 from port.deploy.backends.base import BackendUnavailable, PodStatus
 from port.deploy.grants import Consent, describe_capability
 from port.deploy.models import Pod, Setup, SetupEvent, UpdatePolicy
@@ -106,6 +107,29 @@ def _refusal(app: str, needed: ConsentNeeded) -> click.ClickException:
     )
 
 
+UNSEEN_HELP = (
+    "A secret variable, by name: its value is asked for without echo at a terminal, "
+    "else read from this command's environment variable of that name. Repeatable."
+)
+
+
+def _secret_values(names: tuple[str, ...]) -> dict[str, str]:
+    """Each named secret's value: typed unseen at a terminal, else from the environment
+    (a value on the command line would sit in the shell's history and in `ps`)."""
+    values = {}
+    for name in names:
+        if sys.stdin.isatty():
+            values[name] = click.prompt(f"value of {name}", hide_input=True, err=True)
+        elif name in os.environ:
+            values[name] = os.environ[name]
+        else:
+            raise click.BadParameter(
+                f"{name}: no terminal to ask at, and no environment variable {name}",
+                param_hint="--secret",
+            )
+    return values
+
+
 def _pod_document(pod: Pod) -> dict[str, Any]:
     return {
         "id": pod.id,
@@ -123,7 +147,13 @@ def _pod_document(pod: Pod) -> dict[str, Any]:
     }
 
 
-def _setup_document(setup: Setup, events: list[SetupEvent] | None = None) -> dict[str, Any]:
+def _setup_document(
+    setup: Setup,
+    events: list[SetupEvent] | None = None,
+    names: dict[int, list[str]] | None = None,
+) -> dict[str, Any]:
+    """A Setup as the commands print it; ``names``: its secrets' names, by Setup id."""
+    names = names or {}
     active = setups.active_pods(setup)
     document = {
         "id": setup.id,
@@ -136,6 +166,7 @@ def _setup_document(setup: Setup, events: list[SetupEvent] | None = None) -> dic
         "flavour": setup.flavour,
         "grants": setup.grants,
         "consent_needed": setup.consent_needed,
+        "secrets": names.get(setup.id, []),
         "pods": [_pod_document(p) for p in active],
     }
     if events is not None:
@@ -143,6 +174,12 @@ def _setup_document(setup: Setup, events: list[SetupEvent] | None = None) -> dic
             {"at": e.at.isoformat(), "kind": e.kind, "message": e.message} for e in events
         ]
     return document
+
+
+async def _names(sessions: Sessions, found: list[Setup]) -> dict[int, list[str]]:
+    """The names of ``found``'s secrets, by Setup id."""
+    async with sessions() as session:
+        return await secrets.secret_names(session, [s.id for s in found])
 
 
 async def _load(sessions: Sessions, setup_id: int | None = None) -> list[Setup]:
@@ -203,6 +240,7 @@ def setup_group() -> None:
 @click.option("--prereleases", is_flag=True, help="Follow pre-releases too.")
 @click.option("--env", "env_pairs", multiple=True, metavar="NAME=VALUE", help="Repeatable.")
 @click.option("--grant", "grants", multiple=True, metavar="NAME[=HOST_SIDE]", help=GRANT_HELP)
+@click.option("--secret", "secret_names", multiple=True, metavar="NAME", help=UNSEEN_HELP)
 @click.option("--start", is_flag=True, help="Start it at once.")
 def setup_create(
     app: str,
@@ -214,6 +252,7 @@ def setup_create(
     prereleases: bool,
     env_pairs: tuple[str, ...],
     grants: tuple[str, ...],
+    secret_names: tuple[str, ...],
     start: bool,
 ) -> None:
     """Create a Setup of APP for a user; prints its id. What the app asks to be granted
@@ -227,6 +266,7 @@ def setup_create(
         include_prereleases=prereleases,
         env=_env(env_pairs),
         grants=tuple(_consents(grants)),
+        secrets=_secret_values(secret_names),
     )
 
     async def work(sessions: Sessions, settings: Settings) -> int | ConsentNeeded:
@@ -291,7 +331,9 @@ def setup_list(as_json: bool) -> None:
     """Every Setup with its active Pods."""
 
     async def work(sessions: Sessions, _settings: Settings) -> list[dict[str, Any]]:
-        return [_setup_document(s) for s in await _load(sessions)]
+        found = await _load(sessions)
+        names = await _names(sessions, found)
+        return [_setup_document(s, names=names) for s in found]
 
     rows = with_db(work)
     if as_json:
@@ -325,7 +367,8 @@ def setup_show(setup_id: int, as_json: bool) -> None:
                     .limit(20)
                 )
             )
-        return _setup_document(found[0], list(reversed(events))) | {
+        names = await _names(sessions, found)
+        return _setup_document(found[0], list(reversed(events)), names) | {
             "address": address,
             "published_ports": [
                 {
@@ -368,6 +411,24 @@ def setup_show(setup_id: int, as_json: bool) -> None:
         say(f"      {event['at']}  {event['kind']}: {event['message']}")
 
 
+@setup_group.command("secret")
+@click.argument("setup_id", type=int, metavar="ID")
+@click.argument("names", nargs=-1, required=True, metavar="NAME...")
+@click.option("--remove", is_flag=True, help="Remove them instead.")
+def setup_secret(setup_id: int, names: tuple[str, ...], remove: bool) -> None:
+    """Set secret variables of a Setup (asked for unseen, or read from the environment),
+    or remove them. Pods started from now on get them: `port pod restart` a running one."""
+    values: dict[str, str | None] = dict.fromkeys(names) if remove else dict(_secret_values(names))
+
+    async def work(sessions: Sessions, settings: Settings) -> None:
+        async with sessions() as session, session.begin():
+            setup = await setups.get_setup(session, CLI, setup_id)
+            await secrets.set_secrets(session, setup, values, settings)
+
+    with_db(work)
+    say(f"setup {setup_id}: {'removed' if remove else 'set'} {', '.join(names)}")
+
+
 @setup_group.command("grant")
 @click.argument("setup_id", type=int, metavar="ID")
 @click.option("--grant", "grants", multiple=True, metavar="NAME[=HOST_SIDE]", help=GRANT_HELP)
@@ -406,7 +467,9 @@ def _change(setup_id: int, action: str) -> None:
             await _reconcile(sessions, settings)
         except BackendUnavailable as exc:
             say(f"warning: {exc}; the change is kept and applied later", err=True)
-        return [_setup_document(s) for s in await _load(sessions, setup_id)]
+        found = await _load(sessions, setup_id)
+        names = await _names(sessions, found)
+        return [_setup_document(s, names=names) for s in found]
 
     rows = with_db(work)
     if rows:
@@ -554,3 +617,49 @@ def pod_logs(pod_id: int, tail: int, follow: bool) -> None:
 
     with suppress(KeyboardInterrupt):  # Ctrl-C ends --follow; that is not an error
         with_db(work)
+
+
+@click.group("secrets")
+def secrets_group() -> None:
+    """The secret key that seals Setups' secrets, and users' Arkitekt redeem tokens."""
+
+
+@secrets_group.command("new-key")
+def secrets_new_key() -> None:
+    """Print a fresh key for PORT_SECRET_KEY (keep it as you keep the database)."""
+    from port.secretbox import new_key
+
+    click.echo(new_key())
+
+
+@secrets_group.command("rotate")
+def secrets_rotate() -> None:
+    """Seal every stored secret again with PORT_SECRET_KEY; run with the old key in
+    PORT_PREVIOUS_SECRET_KEYS, then drop it (docs/arkitekt.md)."""
+
+    async def work(sessions: Sessions, settings: Settings) -> int:
+        async with sessions() as session, session.begin():
+            return await secrets.rotate(session, settings)
+
+    say(f"{with_db(work)} secrets sealed with the current key")
+
+
+@secrets_group.command("redeem-token")
+@click.option("--user", "user_name", required=True, help="Whose token it is.")
+@click.option("--forget", is_flag=True, help="Forget the stored token instead.")
+def secrets_redeem_token(user_name: str, forget: bool) -> None:
+    """Store a user's Arkitekt redeem token (asked for unseen, or read from
+    FAKTS_REDEEM_TOKEN): the Pods of their Arkitekt apps get it."""
+    from port.accounts.models import User
+
+    token = None if forget else _secret_values((secrets.REDEEM_TOKEN,))[secrets.REDEEM_TOKEN]
+
+    async def work(sessions: Sessions, settings: Settings) -> None:
+        async with sessions() as session, session.begin():
+            user = await session.scalar(select(User).where(User.name == user_name))
+            if user is None:
+                raise NotFound(f"no user {user_name}")
+            await secrets.set_redeem_token(session, user.id, token, settings)
+
+    with_db(work)
+    say(f"{user_name}'s redeem token {'forgotten' if forget else 'stored'}")

@@ -26,6 +26,7 @@ from port.demo_images import build_example_images
 from port.deploy.backends import load_backend
 from port.deploy.backends.base import HOST_ALIAS
 from port.deploy.instance import resolved
+from port.deploy.secrets import check_readable
 from port.errors import PortError
 from port.jobs.worker import run_worker
 from port.settings import Settings
@@ -62,6 +63,16 @@ async def _fill_empty_catalogue(settings: Settings, out: TextIO) -> None:
                 return
         for url, outcome in await index_examples(sessions, settings):
             out.write(f"indexed example {url}: {outcome.run.status}\n")
+    finally:
+        await engine.dispose()
+
+
+async def _secrets_readable(settings: Settings) -> None:
+    """PortError when secrets are stored that PORT_SECRET_KEY cannot open."""
+    engine = db.create_engine(settings.sqlalchemy_url)
+    try:
+        async with db.sessionmaker(engine)() as session:
+            await check_readable(session, settings)
     finally:
         await engine.dispose()
 
@@ -130,6 +141,7 @@ def serve(settings: Settings, *, examples: bool = False, out: TextIO = sys.stdou
     """Listen, migrate, optionally index the examples, then serve until SIGINT/SIGTERM."""
     sockets = [listen(settings.host, settings.port)]
     db.upgrade(settings.sqlalchemy_url)
+    asyncio.run(_secrets_readable(settings))  # refused before anything is announced
     if examples:
         build_example_images(settings, out)
         asyncio.run(_fill_empty_catalogue(settings, out))
@@ -154,5 +166,6 @@ def serve(settings: Settings, *, examples: bool = False, out: TextIO = sys.stdou
 
 def work(settings: Settings) -> None:
     """`port worker`: every kind of job and the periodic tasks, until SIGINT/SIGTERM."""
+    asyncio.run(_secrets_readable(settings))
     collector.settle()  # an index run builds a thousand manifests' objects, as a browse
     asyncio.run(run_worker(settings, full_worker))

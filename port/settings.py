@@ -14,6 +14,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from indexer.limits import Limits
 from port import outbound, registries
 from port.errors import PortError
+from port.secretbox import check_key
 
 _LIMITS = Limits()  # the indexer's defaults are Port's defaults
 
@@ -349,6 +350,24 @@ class Settings(BaseSettings):
         description='Admin allow-list of host mounts per app, as JSON: {"napari": '
         '["/data:/data:ro"]}. Manifests cannot ask for mounts.',
     )
+    # --- secrets and Arkitekt (docs/arkitekt.md) ---------------------------------------
+    secret_key: SecretStr | None = Field(
+        default=None,
+        description="The key Setups' secret variables are sealed with (`port secrets "
+        "new-key` makes one). Without it no secret can be stored, and Port refuses to "
+        "start while secrets are stored. Never logged.",
+    )
+    previous_secret_keys: list[SecretStr] = Field(
+        default_factory=list,
+        description="Older keys (JSON list) that still open secrets during a rotation, "
+        "until `port secrets rotate` has sealed them all with PORT_SECRET_KEY.",
+    )
+    arkitekt_url: str | None = Field(
+        default=None,
+        description="The Arkitekt server's URL, passed as FAKTS_URL to Pods of apps "
+        "indexed from Arkitekt files (a Setup's own FAKTS_URL wins).",
+    )
+
     # --- what owners may grant (docs/deploy.md#capabilities) --------------------------
     grantable_folders: list[str] = Field(
         default_factory=list,
@@ -492,6 +511,20 @@ class Settings(BaseSettings):
         if extra:
             raise ValueError(f"capabilities beyond Docker's default set are refused: {extra}")
         return caps
+
+    @field_validator("secret_key")
+    @classmethod
+    def _secret_key(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None:
+            check_key(value.get_secret_value())
+        return value
+
+    @field_validator("previous_secret_keys")
+    @classmethod
+    def _previous_keys(cls, value: list[SecretStr]) -> list[SecretStr]:
+        for key in value:
+            check_key(key.get_secret_value())
+        return value
 
     @field_validator("grantable_linux_capabilities")
     @classmethod

@@ -107,6 +107,12 @@ GROUPS: tuple[tuple[str, str, tuple[str, ...]], ...] = (
         ),
     ),
     (
+        "Secrets and Arkitekt",
+        "Setups' secret variables and the way Arkitekt apps reach their server "
+        "([arkitekt.md](arkitekt.md)).",
+        ("secret_key", "previous_secret_keys", "arkitekt_url"),
+    ),
+    (
         "Grants",
         "What a Setup's owner may grant the capabilities an app asks for "
         "([deploy.md](deploy.md#capabilities)).",

@@ -34,6 +34,7 @@ from port.deploy import setups as service
 from port.deploy.grants import Consent
 from port.deploy.models import Pod, Setup, SetupEvent, UpdatePolicy
 from port.deploy.operations import Operations
+from port.deploy.secrets import has_redeem_token
 from port.deploy.selection import ConsentNeeded, NoFittingFlavour
 from port.deploy.updater import pending_updates
 from port.errors import InvalidInput, NotFound
@@ -128,15 +129,36 @@ class GrantSetupPayload:
 
 
 @strawberry.type
+class SetSetupSecretsPayload:
+    setup: SetupType
+
+
+@strawberry.type
+class SetArkitektRedeemTokenPayload:
+    stored: bool = strawberry.field(description="Whether a token is stored now.")
+
+
+@strawberry.type
 class DeleteSetupPayload:
     deleted_id: relay.GlobalID
 
 
-def _env(value: object) -> dict[str, str]:
+def _env(value: object, what: str = "env") -> dict[str, str]:
     if value is None:
         return {}
     if not isinstance(value, dict) or not all(isinstance(v, str) for v in value.values()):
-        raise InvalidInput('env must be an object of strings, {"NAME": "value"}')
+        raise InvalidInput(f'{what} must be an object of strings, {{"NAME": "value"}}', field=what)
+    return dict(value)
+
+
+def _changes(value: object) -> dict[str, str | None]:
+    if not isinstance(value, dict) or not all(
+        v is None or isinstance(v, str) for v in value.values()
+    ):
+        raise InvalidInput(
+            'secrets must be an object of strings or nulls, {"NAME": "value", "OLD": null}',
+            field="secrets",
+        )
     return dict(value)
 
 
@@ -204,6 +226,16 @@ class DeployQuery:
                 for setup, target in found
             ]
 
+    @strawberry.field(
+        description="Whether you stored an Arkitekt redeem token (never the token itself)."
+    )
+    async def arkitekt_redeem_token_stored(self, info: Info) -> bool:
+        principal = permissions.caller(info)
+        if principal.user_id is None:
+            return False
+        async with info.context.state.sessions() as session:
+            return await has_redeem_token(session, principal.user_id)
+
     @strawberry.field(description="One Pod of your Setups; null if there is none you may see.")
     async def pod(self, info: Info, id: relay.GlobalID) -> PodType | None:
         principal = permissions.caller(info)
@@ -243,6 +275,13 @@ class DeployMutation:
             ),
         ] = None,
         start: Annotated[bool, strawberry.argument(description="Start it at once.")] = False,
+        secrets: Annotated[
+            JSON | None,
+            strawberry.argument(
+                description='Secret variables, {"NAME": "value"}: sealed at rest, given '
+                "to its Pods, never shown again (Setup.secretNames lists the names)."
+            ),
+        ] = None,
         grants: Annotated[
             list[GrantInput] | None,
             strawberry.argument(
@@ -259,6 +298,7 @@ class DeployMutation:
             version_range=version_range,
             include_prereleases=include_prereleases,
             env=_env(env),
+            secrets=_env(secrets, "secrets"),
             grants=tuple(g.consent() for g in grants or ()),
         )
         try:
@@ -347,6 +387,32 @@ class DeployMutation:
             permissions.caller(info), _setup_pk(id), [g.consent() for g in grants]
         )
         return GrantSetupPayload(setup=await _setup(info, _setup_pk(id)))
+
+    @strawberry.mutation(
+        description='Set secret variables of a Setup ({"NAME": "value"}) or remove them '
+        '({"NAME": null}). Write-only: sealed at rest, never shown; Pods started from now '
+        "on get them (restartPod for a running one).",
+        extensions=[InputMutationExtension()],
+    )
+    async def set_setup_secrets(
+        self, info: Info, id: relay.GlobalID, secrets: JSON
+    ) -> SetSetupSecretsPayload:
+        await _operations(info).set_secrets(
+            permissions.caller(info), _setup_pk(id), _changes(secrets)
+        )
+        return SetSetupSecretsPayload(setup=await _setup(info, _setup_pk(id)))
+
+    @strawberry.mutation(
+        description="Store your Arkitekt redeem token (null forgets it): the Pods of your "
+        "Arkitekt apps get it as FAKTS_REDEEM_TOKEN, unless a Setup has its own. "
+        "Write-only, sealed at rest.",
+        extensions=[InputMutationExtension()],
+    )
+    async def set_arkitekt_redeem_token(
+        self, info: Info, token: str | None
+    ) -> SetArkitektRedeemTokenPayload:
+        await _operations(info).set_redeem_token(permissions.caller(info), token)
+        return SetArkitektRedeemTokenPayload(stored=token is not None)
 
     @strawberry.mutation(
         description="Delete a Setup: its containers are stopped and removed.",

@@ -25,6 +25,7 @@ from port.apps.targets import setup_address
 from port.deploy import models
 from port.deploy.backends.base import BackendUnavailable, PodStatus
 from port.deploy.models import EventKind, UpdatePolicy
+from port.deploy.secrets import secret_names
 from port.deploy.setups import setup_status, visible
 from port.principal import Principal
 
@@ -262,6 +263,11 @@ class SetupType(relay.Node):
     @strawberry.field
     async def app(self, info: Info) -> AppType:
         return AppType.from_row(_row(await info.context.loaders.app.load(self.app_id)))
+
+    @strawberry.field(description="The names of its secret variables (values are never shown).")
+    async def secret_names(self, info: Info) -> list[str]:
+        async with info.context.state.sessions() as session:
+            return (await secret_names(session, [self.id]))[self.id]
 
     @strawberry.field(description="The release new Pods run.")
     async def release(self, info: Info) -> ReleaseType:

@@ -13,7 +13,17 @@ import enum
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import BigInteger, Boolean, Float, ForeignKey, Integer, String, Text, false
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Float,
+    ForeignKey,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+    false,
+)
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from port.accounts.models import User
@@ -55,6 +65,7 @@ class EventKind(enum.StrEnum):
     UPDATE_ABANDONED = "UPDATE_ABANDONED"
     REPO_DELETED = "REPO_DELETED"  # its repository was deleted by force: no more updates
     GRANTS_CHANGED = "GRANTS_CHANGED"
+    SECRETS_CHANGED = "SECRETS_CHANGED"  # names only, never values
     # A newer release asks for more than was granted: it waits for the owner's consent.
     UPDATE_NEEDS_CONSENT = "UPDATE_NEEDS_CONSENT"
 
@@ -153,6 +164,24 @@ class SetupEvent(Base):
     kind: Mapped[EventKind] = mapped_column(Named(EventKind, 32))
     message: Mapped[str] = mapped_column(Text, default="")
     at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+class Secret(Base):
+    """A secret variable, sealed (``port.secretbox``): a Setup's own, or with no Setup
+    its owner's, which Pods of the owner's Arkitekt apps get (the redeem token).
+    Write-only: no API, log or event ever holds ``sealed`` or what it opens to."""
+
+    __tablename__ = "secrets"
+    __table_args__ = (UniqueConstraint("owner_id", "setup_id", "name"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    owner_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    setup_id: Mapped[int | None] = mapped_column(
+        ForeignKey("setups.id", ondelete="CASCADE"), index=True
+    )
+    name: Mapped[str] = mapped_column(String(128))
+    sealed: Mapped[str] = mapped_column(Text)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
 
 
 class Installation(Base):

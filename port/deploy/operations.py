@@ -21,12 +21,12 @@ from indexer.urls import redact
 from port.catalogue import repos
 from port.catalogue.models import App, Repo
 from port.catalogue.scanning import mirror_path
-from port.deploy import setups
+from port.deploy import secrets, setups
 from port.deploy.grants import Consent
 from port.deploy.models import EventKind, Setup, UpdatePolicy
 from port.deploy.reconciler import Reconciler
 from port.deploy.updater import Announce, plan_updates, request_update, silent
-from port.errors import Conflict
+from port.errors import Conflict, Forbidden
 from port.principal import Principal
 from port.settings import Settings
 
@@ -98,6 +98,22 @@ class Operations:
             await setups.set_grants(session, setup, consents, self.settings)
             await plan_updates(session, setup_ids=[setup.id])
         self.wake_jobs()
+
+    async def set_secrets(
+        self, principal: Principal, setup_id: int, values: dict[str, str | None]
+    ) -> None:
+        """Set (a value) or remove (None) the Setup's secrets; Pods started from now on
+        get them (restart a running one for it to)."""
+        async with self.sessions() as session, session.begin():
+            setup = await setups.get_setup(session, principal, setup_id)
+            await secrets.set_secrets(session, setup, values, self.settings)
+
+    async def set_redeem_token(self, principal: Principal, token: str | None) -> None:
+        """The caller's Arkitekt redeem token (None forgets it)."""
+        if principal.user_id is None:
+            raise Forbidden("a redeem token belongs to a local user; this credential has none")
+        async with self.sessions() as session, session.begin():
+            await secrets.set_redeem_token(session, principal.user_id, token, self.settings)
 
     async def delete(self, principal: Principal, setup_id: int) -> None:
         """The Setup is gone; its containers are removed now, or on the next pass.

@@ -27,8 +27,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import asynccontextmanager, suppress
+from dataclasses import replace
 from datetime import datetime, timedelta
 
 from sqlalchemy import select, update
@@ -64,11 +65,13 @@ from port.deploy.instance import resolved
 from port.deploy.jobs import rollout_pending
 from port.deploy.models import EventKind, Pod, Setup
 from port.deploy.pulls import Pulls
+from port.deploy.secrets import ARKITEKT_URL, pod_secrets
 from port.deploy.selection import Capabilities
 from port.deploy.setups import record
 from port.jobs.queue import backoff
 from port.orm import utcnow
 from port.registries import Registries
+from port.secretbox import SecretsUnreadable
 from port.settings import Settings
 
 # What pod_spec reads of a Pod, loaded with it in one query (a pass loads every Pod).
@@ -89,15 +92,27 @@ def container_name(settings: Settings, app: str, setup_id: int, pod_id: int) -> 
     return f"{settings.instance_name}-{app}-s{setup_id}-p{pod_id}"
 
 
-def pod_spec(settings: Settings, pod: Pod, setup: Setup, server_url: str | None = None) -> PodSpec:
+def pod_spec(
+    settings: Settings,
+    pod: Pod,
+    setup: Setup,
+    server_url: str | None = None,
+    secrets: Mapping[str, str] | None = None,
+) -> PodSpec:
     """The container of ``pod``: image, labels, env, limits; nothing from the manifest
     but the image, its command, arguments and variables, and the (capped) resources.
-    ``server_url``: Port as the Pod reaches it (default: the public URL)."""
+    ``server_url``: Port as the Pod reaches it (default: the public URL); ``secrets``:
+    the Setup's, opened (``pod_secrets``), for a container about to start."""
     app = setup.app.identifier
     run = Run.from_json(pod.run)
+    arkitekt = {}
+    if settings.arkitekt_url and pod.release.source == "arkitekt":
+        arkitekt[ARKITEKT_URL] = settings.arkitekt_url
     env = {
         **{var.name: var.value for var in run.env if var.value is not None},
+        **arkitekt,
         **setup.env,
+        **(secrets or {}),
         "PORT_SETUP_ID": str(setup.id),
         "PORT_POD_ID": str(pod.id),
         "PORT_SERVER_URL": server_url or settings.public_url,
@@ -473,6 +488,10 @@ class Reconciler:
             except Pulling:
                 return None
             await self._still_wanted(session, setup, pod)
+            # Opened last, just for the start: nothing else in a pass holds them.
+            arkitekt = pod.release.source == "arkitekt"
+            opened = await pod_secrets(session, setup, self.settings, arkitekt=arkitekt)
+            spec = replace(spec, env={**spec.env, **opened}) if opened else spec
             self._set(pod, PodStatus.STARTING)
             try:
                 pod.container_id = await self.backend.start(spec)
@@ -488,7 +507,7 @@ class Reconciler:
             state = await self.backend.poll(pod.container_id)
         except BackendUnavailable:
             raise
-        except BackendError as exc:
+        except (BackendError, SecretsUnreadable) as exc:
             pod.failures += 1
             pod.next_attempt_at = self.clock() + self.backoff(pod.failures)
             self._set(pod, PodStatus.FAILED, str(exc))

@@ -29,17 +29,14 @@ from port.catalogue.queries import latest_release
 from port.deploy.backends.base import PodStatus
 from port.deploy.grants import Consent, GrantPolicy, Grants, check_consents
 from port.deploy.models import EventKind, Pod, Setup, SetupEvent, UpdatePolicy
+from port.deploy.secrets import set_secrets
 from port.deploy.selection import Candidate, Capabilities, Grantor, Selection, gpus_for
 from port.deploy.selection import select as select_flavour
+from port.deploy.variables import ENV_MAX_ITEMS, check_variable
 from port.errors import Conflict, Forbidden, InvalidInput, NotFound, QuotaExceeded
 from port.orm import utcnow
 from port.principal import Principal
 from port.settings import Settings
-
-ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,127}")
-ENV_MAX_ITEMS = 100
-ENV_MAX_VALUE = 4096
-RESERVED_ENV_PREFIX = "PORT_"  # Port's own variables: PORT_SETUP_ID, PORT_POD_ID, ...
 
 
 @dataclass(frozen=True)
@@ -54,6 +51,7 @@ class SetupRequest:
     include_prereleases: bool = False
     env: Mapping[str, str] = field(default_factory=dict)
     grants: Sequence[Consent] = ()  # the owner's consents to what the app asks
+    secrets: Mapping[str, str] = field(default_factory=dict)  # sealed, never shown
 
 
 def record(
@@ -103,16 +101,7 @@ def check_env(env: Mapping[str, str]) -> dict[str, str]:
     if len(env) > ENV_MAX_ITEMS:
         raise InvalidInput(f"at most {ENV_MAX_ITEMS} environment variables")
     for name, value in env.items():
-        if not ENV_NAME.fullmatch(name):
-            raise InvalidInput(
-                f"env: {name[:130]!r} is not a variable name ([A-Za-z_][A-Za-z0-9_]*)"
-            )
-        if name.upper().startswith(RESERVED_ENV_PREFIX):
-            raise InvalidInput(f"env: {name} is reserved (PORT_* variables are set by Port)")
-        if not isinstance(value, str) or len(value) > ENV_MAX_VALUE or "\x00" in value:
-            raise InvalidInput(
-                f"env: {name} must be a string of at most {ENV_MAX_VALUE} characters"
-            )
+        check_variable(name, value)
     return dict(env)
 
 
@@ -204,7 +193,15 @@ async def create_setup(
     selection = choose(release, caps, request.flavour, grants)
     flavour = next(f for f in release.flavours if f.name == selection.flavour)
     declared = Run.from_json(flavour.run).env
-    missing = [v.name for v in declared if v.required and v.value is None and not env.get(v.name)]
+    for var in declared:
+        if var.secret and var.name in env:
+            raise InvalidInput(
+                f"env: {var.name} is a secret of {app.identifier}: pass it in secrets, "
+                "which are never shown",
+                field="env",
+            )
+    given = {**env, **request.secrets}
+    missing = [v.name for v in declared if v.required and v.value is None and not given.get(v.name)]
     if missing:
         raise InvalidInput(
             f"{app.identifier} {release.version} needs a value for "
@@ -228,6 +225,7 @@ async def create_setup(
     session.add(setup)
     await session.flush()
     record(session, setup, EventKind.CREATED, f"{app.identifier} {release.version} for {user.name}")
+    await set_secrets(session, setup, request.secrets, settings)
     return setup
 
 

@@ -5,6 +5,8 @@ reconciler in test_deploy_engine.py, `port serve` processes in test_deploy_resta
 from __future__ import annotations
 
 import asyncio
+import json
+import logging
 from collections.abc import AsyncIterator
 from contextlib import ExitStack
 from dataclasses import dataclass
@@ -13,15 +15,18 @@ from typing import Any
 import pytest
 from litestar.testing import AsyncTestClient, TestClient
 from prometheus_client import REGISTRY
+from pydantic import SecretStr
 from sqlalchemy import select
 from strawberry.relay import to_base64
 
 from port.accounts.models import Token, User
 from port.accounts.service import FirstAdmin, create_token, create_user, hash_secret
 from port.catalogue.models import App, Repo
+from port.deploy.models import Secret, SetupEvent
 from port.deploy.reconciler import Reconciler
 from port.jobs import queue
 from port.orm import utcnow
+from port.secretbox import new_key
 from port.work.server import create_app
 from tests.deployfakes import CUDA, FakeBackend, add_app, add_release
 from tests.harness import Api, Catalogue, subscribe
@@ -696,3 +701,96 @@ async def test_capabilities_are_granted_by_the_owner_alone(catalogue: Catalogue)
             "kind": "GRANTS_CHANGED",
             "message": "granted: nothing",
         }
+
+
+SECRET_VALUE = "s3cr3t-redeem-7f1c"
+TOKEN_VALUE = "fakts-token-99ab"
+
+
+async def test_secrets_reach_the_pod_and_nothing_else(
+    catalogue: Catalogue, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Secret variables are write-only: in the Pod's environment, never in an answer, an
+    event or a log line. The owner's redeem token goes to their Arkitekt apps alone."""
+    caplog.set_level(logging.DEBUG)
+    settings = catalogue.settings.model_copy(
+        update={
+            "secret_key": SecretStr(new_key()),
+            "arkitekt_url": "http://arkitekt.lab:8000",
+        }
+    )
+    backend = FakeBackend("port")
+    backend.images.add("img/cpu:1")
+    announced: list[FirstAdmin] = []
+    server = create_app(settings, announce=announced.append, backend=backend)
+    async with AsyncTestClient(app=server) as client:
+        api = Api(client, announced[0].token, catalogue, announced[0].password)
+        async with catalogue.sessions() as session, session.begin():
+            await add_app(session, identifier="plain", flavours=(("cpu", "img/cpu:1", []),))
+            ark = await add_app(session, identifier="ark", versions=())
+            add_release(session, ark.id, "1.0.0", (("cpu", "img/cpu:1", []),)).source = "arkitekt"
+            user = await create_user(session, "alice")
+            alice = (await create_token(session, user, "tests"))[1]
+        reconciler = Reconciler(catalogue.sessions, settings, backend)
+        answers = []
+
+        async def ask(query: str, **variables: Any) -> dict[str, Any]:
+            answer = await api.gql(query, variables, token=alice)
+            answers.append(json.dumps(answer))
+            return answer
+
+        stored = await ask(
+            "mutation($t: String) { setArkitektRedeemToken(input: {token: $t}) { stored } }",
+            t=TOKEN_VALUE,
+        )
+        assert stored["data"]["setArkitektRedeemToken"]["stored"] is True
+        assert (await ask("{ arkitektRedeemTokenStored }"))["data"] == {
+            "arkitektRedeemTokenStored": True
+        }
+        fields = "id env secretNames events { kind message } pods { id }"
+        created = {}
+        for app in ("plain", "ark"):
+            answer = await ask(
+                "mutation($input: CreateSetupInput!) { createSetup(input: $input) { "
+                f"setup {{ {fields} }} }} }}",
+                input={"app": app, "start": True, "secrets": {"API_KEY": SECRET_VALUE}},
+            )
+            created[app] = answer["data"]["createSetup"]["setup"]
+        assert created["plain"]["secretNames"] == ["API_KEY"]
+        await reconciler.reconcile()
+        envs = {c.spec.labels["port.app"]: c.spec.env for c in backend.containers.values()}
+        assert envs["plain"]["API_KEY"] == SECRET_VALUE
+        assert "FAKTS_REDEEM_TOKEN" not in envs["plain"]  # not an Arkitekt app
+        assert "FAKTS_URL" not in envs["plain"]
+        assert envs["ark"]["API_KEY"] == SECRET_VALUE
+        assert envs["ark"]["FAKTS_REDEEM_TOKEN"] == TOKEN_VALUE
+        assert envs["ark"]["FAKTS_URL"] == "http://arkitekt.lab:8000"
+
+        removed = await ask(
+            "mutation($id: ID!) { setSetupSecrets(input: {id: $id, secrets: {API_KEY: null}}) "
+            "{ setup { secretNames events { kind message } } } }",
+            id=created["plain"]["id"],
+        )
+        setup = removed["data"]["setSetupSecrets"]["setup"]
+        assert setup["secretNames"] == []
+        assert setup["events"][-1] == {"kind": "SECRETS_CHANGED", "message": "removed API_KEY"}
+        await ask(f"{{ setups {{ {fields} pods {{ selection grants }} }} }}")
+
+    for text in [*answers, *(r.getMessage() for r in caplog.records)]:
+        assert SECRET_VALUE not in text
+        assert TOKEN_VALUE not in text
+    async with catalogue.sessions() as session:
+        events = list(await session.scalars(select(SetupEvent.message)))
+        sealed = list(await session.scalars(select(Secret.sealed)))
+    assert not any(SECRET_VALUE in m or TOKEN_VALUE in m for m in events)
+    assert len(sealed) == 2  # ark's API_KEY and the token, sealed
+    assert not any(SECRET_VALUE in s or TOKEN_VALUE in s for s in sealed)
+
+
+async def test_no_key_no_secrets(tenants: Tenants) -> None:
+    refused = await tenants.create(tenants.alice, secrets={"API_KEY": "x"})
+    [error] = refused["errors"]
+    assert error["extensions"]["field"] == "secrets"
+    assert "no PORT_SECRET_KEY" in error["message"]
+    setups = await tenants.gql("{ setups { id } }", tenants.alice)
+    assert setups["data"]["setups"] == []  # nothing was created

@@ -20,7 +20,7 @@ LAYERS: tuple[tuple[str, frozenset[str]], ...] = (
         frozenset(
             {"errors", "orm", "settings", "outbound", "registries", "signing", "metrics"}
             | {"principal"}
-            | {"events", "db", "settings_docs", "assets"}
+            | {"events", "db", "settings_docs", "assets", "secretbox"}
         ),
     ),
     ("generic jobs", frozenset({"jobs"})),
