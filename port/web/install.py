@@ -246,6 +246,10 @@ def _checked(fields: dict[str, str], app: App) -> tuple[SetupRequest, bool]:
         env = check_env(parse_env(fields.get("env", "")))
     except InvalidInput as exc:
         raise InvalidInput(str(exc), field="env") from None
+    try:
+        secrets = parse_env(fields.get("secrets", ""))
+    except InvalidInput as exc:
+        raise InvalidInput(f"secrets: {exc}", field="secrets") from None
     request = SetupRequest(
         app=app.identifier,
         version=fields.get("version") or None,
@@ -253,6 +257,7 @@ def _checked(fields: dict[str, str], app: App) -> tuple[SetupRequest, bool]:
         update_policy=policy,
         version_range=version_range,
         env=env,
+        secrets=secrets,
         grants=_consents(fields, _asks(latest_release(app.releases))),
     )
     return request, fields.get("start") == "yes"
@@ -268,20 +273,22 @@ async def install(
         return to_sign_in(request)
     fields = await form_of(request, served.settings, viewer.secret)
     app = await _app(served, identifier)
+    # Whatever happens next, a page never shows a secret back: it is typed again.
+    shown = {k: v for k, v in fields.items() if k != "secrets"}
     try:
         setup_request, start = _checked(fields, app)
         setup_id = await served.operations.create(viewer.principal, setup_request, start=start)
     except ConsentNeeded as refused:
         error = "It needs what it asks for granted: grant it below, or choose another flavour."
         return await _form(
-            served, viewer, app, 409, values=fields, error=error, reasons=refused.reasons
+            served, viewer, app, 409, values=shown, error=error, reasons=refused.reasons
         )
     except NoFittingFlavour as refused:
         error = "No flavour of this release can run on this machine."
         return await _form(
-            served, viewer, app, 409, values=fields, error=error, reasons=refused.reasons
+            served, viewer, app, 409, values=shown, error=error, reasons=refused.reasons
         )
     except ClientError as refused:
         field = refused.field if isinstance(refused, InvalidInput) else None
-        return await _form(served, viewer, app, 400, values=fields, error=str(refused), field=field)
+        return await _form(served, viewer, app, 400, values=shown, error=str(refused), field=field)
     return Redirect(f"/setups/{setup_id}", status_code=303)

@@ -12,9 +12,11 @@ import pytest
 from httpx import Response
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
+from pydantic import SecretStr
 
 from port.accounts.service import FirstAdmin
 from port.deploy.reconciler import Reconciler
+from port.secretbox import new_key
 from port.work.server import create_app
 from tests.deployfakes import CUDA, FakeBackend, add_app, add_release
 from tests.harness import Catalogue
@@ -145,6 +147,37 @@ async def test_the_form_asks_for_each_grant_and_gives_only_what_was_granted(
     await store.reconciler.reconcile()
     [container] = store.backend.containers.values()
     assert [(g.kind, g.shm_mb) for g in container.spec.grants] == [("shared_memory", 128)]
+
+
+async def test_secret_variables_from_the_form_are_never_shown_back(catalogue: Catalogue) -> None:
+    token = {"name": "TOKEN", "value": None, "required": True, "secret": True}
+    async with catalogue.sessions() as session, session.begin():
+        await add_app(
+            session, identifier="keyed", flavours=(("cpu", "img/cpu:1", []),), run={"env": [token]}
+        )
+    settings = catalogue.settings.model_copy(update={"secret_key": SecretStr(new_key())})
+    backend = FakeBackend("port")
+    backend.images.add("img/cpu:1")
+    server = create_app(settings, announce=lambda _first: None, backend=backend)
+    async with AsyncTestClient(app=server) as client:
+        await add_user(catalogue, "alice")
+        store = Store(client, backend, Reconciler(catalogue.sessions, settings, backend), "")
+        await sign_in(client, "alice")
+        form = (await client.get("/apps/keyed/install")).text
+        assert "<code>TOKEN</code> <strong>required</strong> <strong>secret</strong>" in form
+        in_clear = await store.install("keyed", env="TOKEN=in-the-open")
+        assert in_clear.status_code == 400
+        assert "TOKEN is a secret of keyed: pass it in secrets" in in_clear.text
+        refused = await store.install("keyed", secrets="TOKEN=hush-1234", version="9.9.9")
+        assert refused.status_code != 303
+        assert "hush-1234" not in refused.text  # typed again, never echoed
+        installed = await store.install("keyed", secrets="TOKEN=hush-1234")
+        assert installed.status_code == 303
+        page = await client.get(installed.headers["location"])
+        assert "hush-1234" not in page.text
+        await store.reconciler.reconcile()
+        [container] = backend.containers.values()
+        assert container.spec.env["TOKEN"] == "hush-1234"
 
 
 async def test_published_ports_are_kept_and_http_ones_only_while_an_admin_allows(
