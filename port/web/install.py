@@ -23,7 +23,6 @@ from sqlalchemy.orm import selectinload
 from manifests.specs import EnvVar, Run
 from port.catalogue.models import App, Release
 from port.catalogue.queries import latest_release, listed, newest_first
-from port.deploy.grants import ROOT_EQUIVALENT, Consent, describe_capability
 from port.deploy.models import UpdatePolicy
 from port.deploy.selection import (
     AllGranted,
@@ -36,6 +35,7 @@ from port.deploy.selection import select as select_flavour
 from port.deploy.setups import SetupRequest, check_env, check_range
 from port.errors import ClientError, InvalidInput
 from port.web.badges import FlavourView, flavour_view
+from port.web.grants import Ask, asks_of, consents_from
 from port.web.served import Served, render, served_of
 from port.web.visitor import Viewer, form_of, to_sign_in, viewer_of
 
@@ -48,57 +48,6 @@ POLICIES: tuple[tuple[UpdatePolicy, str], ...] = (
     (UpdatePolicy.NONE, "Stay on this release until you update it yourself."),
 )
 ENV_LINES_MAX = 100
-
-
-@dataclass(frozen=True, slots=True)
-class Ask:
-    """One capability the release's flavours ask for, as the form offers to grant it:
-    ``host`` is the kind of host side to name ("folder", "device"), else a checkbox."""
-
-    name: str
-    text: str
-    why: str
-    required: bool
-    host: str | None
-    default: str
-    root: bool  # root on the machine in all but name
-
-    @property
-    def field(self) -> str:
-        return f"grant.{self.name}"
-
-
-def _asks(release: Release | None) -> list[Ask]:
-    """What the release's flavours ask to be granted, each name once (first wording)."""
-    found: dict[str, Ask] = {}
-    for flavour in release.flavours if release is not None else ():
-        for c in flavour.capabilities:
-            kind = str(c.get("kind"))
-            found.setdefault(
-                str(c.get("name")),
-                Ask(
-                    name=str(c.get("name")),
-                    text=describe_capability(c),
-                    why=str(c.get("description") or ""),
-                    required=bool(c.get("required", True)),
-                    host=kind if kind in ("folder", "device") else None,
-                    default=str(c.get("target")) if kind == "device" else "",
-                    root=kind in ROOT_EQUIVALENT,
-                ),
-            )
-    return list(found.values())
-
-
-def _consents(fields: dict[str, str], asks: list[Ask]) -> tuple[Consent, ...]:
-    """The form's grants: a host side written, or a box ticked; nothing else is granted."""
-    consents = []
-    for ask in asks:
-        value = fields.get(ask.field, "").strip()
-        if ask.host is not None and value:
-            consents.append(Consent(ask.name, value))
-        elif ask.host is None and value == "yes":
-            consents.append(Consent(ask.name))
-    return tuple(consents)
 
 
 @dataclass(frozen=True, slots=True)
@@ -208,6 +157,10 @@ async def _form(
     )
 
 
+def _asks(release: Release | None) -> list[Ask]:
+    return asks_of(f.capabilities for f in release.flavours) if release is not None else []
+
+
 def _declared(release: Release | None) -> list[EnvVar]:
     """The variables the release's flavours declare, each name once (the first
     flavour's wording)."""
@@ -258,7 +211,7 @@ def _checked(fields: dict[str, str], app: App) -> tuple[SetupRequest, bool]:
         version_range=version_range,
         env=env,
         secrets=secrets,
-        grants=_consents(fields, _asks(latest_release(app.releases))),
+        grants=consents_from(fields, _asks(latest_release(app.releases))),
     )
     return request, fields.get("start") == "yes"
 

@@ -32,10 +32,13 @@ from port.catalogue.models import Release
 from port.catalogue.queries import newest_first
 from port.deploy import setups as service
 from port.deploy.backends.base import BackendUnavailable, PodStatus, newest_lines
+from port.deploy.grants import Consent
 from port.deploy.models import EventKind, Pod, Setup, SetupEvent
 from port.deploy.selection import NoFittingFlavour
 from port.deploy.updater import pending_updates
 from port.errors import ClientError, NotFound
+from port.principal import Principal
+from port.web.grants import Ask, asks_of, consents_from
 from port.web.served import Served, render, served_of
 from port.web.visitor import Viewer, form_of, to_sign_in, viewer_of
 
@@ -56,6 +59,7 @@ BAD_EVENTS = {
     EventKind.ENGINE_DOWN,
     EventKind.UPDATE_ROLLED_BACK,
     EventKind.UPDATE_ABANDONED,
+    EventKind.UPDATE_NEEDS_CONSENT,
 }
 GOOD_EVENTS = {EventKind.POD_RUNNING, EventKind.UPDATE_SUCCEEDED}
 
@@ -197,6 +201,7 @@ async def _live(served: Served, viewer: Viewer, setup_id: int) -> dict[str, Any]
         "logs": await _logs(served, pod),
         "update_to": pending[0][1].version if pending else None,
         "versions": [r.version for r in newest_first(others)],
+        "consent": _consent(setup),
         "live_seconds": LIVE_SECONDS,
         "address": address,
         "may_open": address is not None and _may_open(served, viewer, setup),
@@ -204,6 +209,22 @@ async def _live(served: Served, viewer: Viewer, setup_id: int) -> dict[str, Any]
             (p.name, p.protocol, published_address(served.settings, p)) for p in published
         ],
     }
+
+
+@dataclass(frozen=True, slots=True)
+class ConsentView:
+    """An update waiting for the owner's consent: to what, and what it asks."""
+
+    version: str
+    asks: list[Ask]
+
+
+def _consent(setup: Setup) -> ConsentView | None:
+    waiting = setup.consent_needed
+    if not waiting or not waiting.get("asks"):
+        return None
+    best = next(iter(waiting["asks"].values()))  # the flavour the update would run
+    return ConsentView(str(waiting["version"]), asks_of([best]))
 
 
 def _may_open(served: Served, viewer: Viewer, setup: Setup) -> bool:
@@ -280,7 +301,7 @@ async def confirm_delete(
     return render("setup_delete.html", viewer, setup=setup)
 
 
-ACTIONS = ("start", "stop", "restart", "update", "delete")
+ACTIONS = ("start", "stop", "restart", "update", "grant", "delete")
 
 
 @post("/setups/{setup_id:int}", include_in_schema=False)
@@ -310,6 +331,8 @@ async def act(
             await operations.restart(principal, pods[-1].id)
         elif action == "update":
             await operations.roll_out(principal, setup_id, fields.get("version", ""))
+        elif action == "grant":
+            await _grant(served, principal, setup_id, fields)
         else:
             await operations.delete(principal, setup_id)
             return Redirect("/setups", status_code=303)
@@ -320,6 +343,19 @@ async def act(
     except ClientError as refused:
         return await _refused(served, viewer, setup_id, str(refused), 400)
     return Redirect(f"/setups/{setup_id}", status_code=303)
+
+
+async def _grant(
+    served: Served, principal: Principal, setup_id: int, fields: dict[str, str]
+) -> None:
+    """What the waiting update asks, as the form grants it, over what was granted."""
+    async with served.sessions() as session:
+        setup = await service.get_setup(session, principal, setup_id)
+    waiting = _consent(setup)
+    given = {c["name"]: Consent.from_json(c) for c in setup.grants or ()}
+    for consent in consents_from(fields, waiting.asks if waiting else []):
+        given[consent.name] = consent
+    await served.operations.grant(principal, setup_id, list(given.values()))
 
 
 async def _refused(

@@ -13,9 +13,13 @@ from httpx import Response
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
 from pydantic import SecretStr
+from sqlalchemy import select
 
 from port.accounts.service import FirstAdmin
+from port.catalogue.models import App
 from port.deploy.reconciler import Reconciler
+from port.deploy.updater import Updater
+from port.jobs.models import Job
 from port.secretbox import new_key
 from port.work.server import create_app
 from tests.deployfakes import CUDA, FakeBackend, add_app, add_release
@@ -147,6 +151,36 @@ async def test_the_form_asks_for_each_grant_and_gives_only_what_was_granted(
     await store.reconciler.reconcile()
     [container] = store.backend.containers.values()
     assert [(g.kind, g.shm_mb) for g in container.spec.grants] == [("shared_memory", 128)]
+
+
+async def test_an_update_that_asks_for_more_waits_on_the_page_for_consent(
+    store: Store, catalogue: Catalogue
+) -> None:
+    shm = {"kind": "shared_memory", "name": "shm", "min": 64, "description": "for frames"}
+    await sign_in(store.client, "alice")
+    setup_page = (await store.install("stardist", version="1.0.0")).headers["location"]
+    setup_id = int(setup_page.rsplit("/", 1)[1])
+    await store.reconciler.reconcile()
+    async with catalogue.sessions() as session, session.begin():
+        app_id = await session.scalar(select(App.id).where(App.identifier == "stardist"))
+        assert app_id is not None
+        add_release(session, app_id, "1.2.0", (("cpu", "img/cpu:1", []),), None, [shm])
+    updater = Updater(catalogue.sessions, catalogue.settings, store.reconciler)
+    assert "waits for consent" in await updater.run(setup_id, "1.2.0")
+
+    page = (await store.client.get(setup_page)).text
+    assert "The update to <strong>1.2.0</strong> waits for your consent" in page
+    assert "Grant shm: 64 MB shared memory" in page
+    assert "Update needs consent" in page  # the timeline, in the tone of trouble
+    granted = await store.press(setup_page, "grant", **{"grant.shm": "yes"})
+    assert granted.status_code == 200  # back on the page, after the redirect
+    assert "waits for your consent" not in granted.text
+    assert "<code>shm</code>" in granted.text  # what is granted now
+    async with catalogue.sessions() as session:
+        queued = await session.scalar(select(Job.payload).where(Job.kind == "update"))
+    assert queued is not None
+    assert queued["version"] == "1.2.0"
+    assert "is healthy" in await updater.run(setup_id, "1.2.0")
 
 
 async def test_secret_variables_from_the_form_are_never_shown_back(catalogue: Catalogue) -> None:
