@@ -71,7 +71,7 @@ LAZY = {
     "pod": ("port.cli_deploy:pod_group", "Pods: the containers of Setups."),
     "secrets": (
         "port.cli_deploy:secrets_group",
-        "The secret key, its rotation, and users' Arkitekt redeem tokens.",
+        "The secret key that seals Setups' secrets, and users' Arkitekt redeem tokens.",
     ),
 }
 
