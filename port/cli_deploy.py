@@ -435,20 +435,19 @@ def setup_secret(setup_id: int, names: tuple[str, ...], remove: bool) -> None:
 def setup_grant(setup_id: int, grants: tuple[str, ...]) -> None:
     """Replace a Setup's grants with these (none given: withdraw all). An update that
     waits for consent is queued again; a running Pod keeps what it started with."""
-    from port.deploy.updater import plan_updates
-
     consents = _consents(grants)
 
-    async def work(sessions: Sessions, settings: Settings) -> list[str]:
+    async def work(sessions: Sessions, settings: Settings) -> str | None:
         async with sessions() as session, session.begin():
             setup = await setups.get_setup(session, CLI, setup_id)
+            waiting = (setup.consent_needed or {}).get("version")
             await setups.set_grants(session, setup, consents, settings)
-            return [p.target for p in await plan_updates(session, setup_ids=[setup_id])]
+            return waiting
 
     queued = with_db(work)
     say(f"setup {setup_id} grants: {', '.join(grants) or 'none'}")
-    for version in queued:
-        say(f"update to {version} queued: `port worker` (or `port serve`) rolls it out")
+    if queued:
+        say(f"update to {queued} queued: `port worker` (or `port serve`) rolls it out")
 
 
 def _change(setup_id: int, action: str) -> None:

@@ -96,7 +96,6 @@ class Operations:
         async with self.sessions() as session, session.begin():
             setup = await setups.get_setup(session, principal, setup_id)
             await setups.set_grants(session, setup, consents, self.settings)
-            await plan_updates(session, setup_ids=[setup.id])
         self.wake_jobs()
 
     async def set_secrets(

@@ -28,6 +28,7 @@ from port.catalogue.models import App, Release
 from port.catalogue.queries import latest_release
 from port.deploy.backends.base import PodStatus
 from port.deploy.grants import Consent, GrantPolicy, Grants, check_consents
+from port.deploy.jobs import enqueue_update
 from port.deploy.models import EventKind, Pod, Setup, SetupEvent, UpdatePolicy
 from port.deploy.secrets import set_secrets
 from port.deploy.selection import Candidate, Capabilities, Grantor, Selection, gpus_for
@@ -393,8 +394,9 @@ async def set_grants(
     session: AsyncSession, setup: Setup, consents: Sequence[Consent], settings: Settings
 ) -> None:
     """Replace ``setup``'s consents (checked against what its release, and an update
-    waiting for consent, ask); the waiting update is then planned again. Pods planned
-    from now on get the new grants; a running Pod keeps what it started with."""
+    waiting for consent, ask); the waiting update is queued again, as the owner's word
+    (whatever the policy: they asked for it, or it allowed it). Pods planned from now
+    on get the new grants; a running Pod keeps what it started with."""
     waiting = (setup.consent_needed or {}).get("version")
     releases = await session.scalars(
         select(Release)
@@ -412,6 +414,8 @@ async def set_grants(
     setup.updated_at = utcnow()
     shown = ", ".join(c.name + (f" ({c.host})" if c.host else "") for c in checked)
     record(session, setup, EventKind.GRANTS_CHANGED, f"granted: {shown or 'nothing'}")
+    if waiting:
+        await enqueue_update(session, setup.id, waiting, manual=True)
 
 
 def restart_pod(session: AsyncSession, pod: Pod) -> None:

@@ -22,6 +22,7 @@ from port.deploy.reconciler import Reconciler
 from port.deploy.selection import ConsentNeeded
 from port.deploy.updater import Updater, plan_updates
 from port.errors import InvalidInput
+from port.jobs.models import Job
 from port.principal import Principal
 from port.settings import DEFAULT_CAPABILITIES, Settings
 from tests.deployfakes import add_app, add_release, add_user
@@ -260,7 +261,9 @@ async def test_an_update_asking_for_more_waits_for_consent(bench: MakeBench) -> 
     async with lab.catalogue.sessions() as session, session.begin():
         setup = await setups.get_setup(session, lab.alice, setup_id)
         await setups.set_grants(session, setup, [Consent("images", str(images))], lab.settings)
-    assert await plan() == ["1.1.0"]
+    async with lab.catalogue.sessions() as session:
+        queued = await session.scalar(select(Job.payload).where(Job.kind == "update"))
+    assert queued == {"setup_id": setup_id, "version": "1.1.0", "manual": True}
     said = await updater.run(setup_id, "1.1.0")
     assert "is healthy" in said, said
     new, container = await lab.running(setup_id)
