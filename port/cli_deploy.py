@@ -137,6 +137,7 @@ def _pod_document(pod: Pod) -> dict[str, Any]:
         "status": pod.status,
         "flavour": pod.flavour,
         "image": pod.image,
+        "image_digest": pod.image_digest,
         "container": pod.container_id[:12] if pod.container_id else None,
         "exit_code": pod.exit_code,
         "restarts": pod.restarts,

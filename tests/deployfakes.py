@@ -59,6 +59,7 @@ class FakeBackend(Backend):
         self.pulls: list[str] = []
         self.exit_at_once: dict[str, int] = {}  # image -> exit code on start
         self.health: dict[str, str] = {}  # image -> what its HEALTHCHECK reports
+        self.digests: dict[str, str] = {}  # image -> the digest of what it names now
         self.stops: list[str] = []  # container ids, in the order they were stopped
         self.address: str | None = None  # where its running containers are reached
         self.held: dict[str, asyncio.Event] = {}  # image -> its pull waits for this
@@ -80,6 +81,11 @@ class FakeBackend(Backend):
     async def has_image(self, image: str) -> bool:
         self._check()
         return image in self.images
+
+    async def image_digest(self, container_id: str) -> str | None:
+        self._check()
+        container = self.containers.get(container_id)
+        return self.digests.get(container.spec.image) if container is not None else None
 
     async def pull(self, image: str, progress: ProgressCallback | None = None) -> None:
         self._check()

@@ -99,6 +99,9 @@ class PodType(relay.Node):
     id: relay.NodeID[int]
     flavour: str
     image: str
+    image_digest: str | None = strawberry.field(
+        description="The digest of the image its container runs (sha256:...), once started."
+    )
     backend: str
     container_id: str | None
     status: PodStatusEnum  # type: ignore[valid-type]
@@ -128,6 +131,7 @@ class PodType(relay.Node):
             id=row.id,
             flavour=row.flavour,
             image=row.image,
+            image_digest=row.image_digest,
             backend=row.backend,
             container_id=row.container_id,
             status=PodStatus(row.status),

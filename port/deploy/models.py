@@ -66,6 +66,7 @@ class EventKind(enum.StrEnum):
     REPO_DELETED = "REPO_DELETED"  # its repository was deleted by force: no more updates
     GRANTS_CHANGED = "GRANTS_CHANGED"
     SECRETS_CHANGED = "SECRETS_CHANGED"  # names only, never values
+    IMAGE_CHANGED = "IMAGE_CHANGED"  # the same image reference, another digest: rebuilt
     # A newer release asks for more than was granted: it waits for the owner's consent.
     UPDATE_NEEDS_CONSENT = "UPDATE_NEEDS_CONSENT"
 
@@ -118,6 +119,8 @@ class Pod(Base):
     release_id: Mapped[int] = mapped_column(ForeignKey("releases.id", ondelete="CASCADE"))
     flavour: Mapped[str] = mapped_column(String(255))
     image: Mapped[str] = mapped_column(String(1024))
+    # What the engine ran for ``image`` (``sha256:...``): a rebuilt tag shows as a change.
+    image_digest: Mapped[str | None] = mapped_column(String(80))
     backend: Mapped[str] = mapped_column(String(64))
     selection: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict)
     cpus: Mapped[float | None] = mapped_column(Float)  # limits after the admin caps

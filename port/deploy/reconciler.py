@@ -505,6 +505,7 @@ class Reconciler:
                     session, setup, EventKind.POD_ADOPTED, f"adopted {exc.container_id[:12]}", pod
                 )
             state = await self.backend.poll(pod.container_id)
+            await self._note_digest(session, setup, pod)
         except BackendUnavailable:
             raise
         except (BackendError, SecretsUnreadable) as exc:
@@ -523,6 +524,39 @@ class Reconciler:
         # Exited already, or still starting: the next pass (woken by its event) decides.
         self.wake()
         return None
+
+    async def _note_digest(self, session: AsyncSession, setup: Setup, pod: Pod) -> None:
+        """What the Pod's new container runs, by digest; IMAGE_CHANGED when the same image
+        reference ran another image for this Setup before (its tag was rebuilt)."""
+        if pod.container_id is None:
+            return
+        digest = await self.backend.image_digest(pod.container_id)
+        if digest is None or digest == pod.image_digest:
+            return
+        before = pod.image_digest
+        if before is None:
+            with session.no_autoflush:  # the Pod's own changes wait for the pass's commit
+                before = await session.scalar(
+                    select(Pod.image_digest)
+                    .where(
+                        Pod.setup_id == setup.id,
+                        Pod.image == pod.image,
+                        Pod.id != pod.id,
+                        Pod.image_digest.is_not(None),
+                    )
+                    .order_by(Pod.id.desc())
+                    .limit(1)
+                )
+        if before is not None and before != digest:
+            record(
+                session,
+                setup,
+                EventKind.IMAGE_CHANGED,
+                f"{pod.image} is another image than before: {before} -> {digest} "
+                "(the same reference was rebuilt)",
+                pod,
+            )
+        pod.image_digest = digest
 
     async def _check_registry(self, pod: Pod) -> None:
         """BackendError unless the settings let ``pod``'s image come from its registry.

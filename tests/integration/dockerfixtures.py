@@ -145,11 +145,12 @@ class TestImages:
     def __getitem__(self, name: str) -> str:
         return self.tags[name]
 
-    def push_unique(self, registry: str, name: str) -> tuple[str, str]:
+    def push_unique(self, registry: str, name: str, tag: str | None = None) -> tuple[str, str]:
         """Push an image with a layer no other image has to ``registry`` and remove it here.
 
         Returns (the image by tag, the same image by tag and digest). The random layer
-        makes a pull download bytes (an already present layer would report none).
+        makes a pull download bytes (an already present layer would report none). The
+        same ``tag`` twice: the second push replaces what it names (a rebuilt tag).
         """
         token = secrets.token_hex(4)
         blob = self.context / f"blob-{token}"
@@ -160,19 +161,20 @@ class TestImages:
         )
         repository = f"{registry}/{IMAGE_PREFIX}/{name}"
         self.pushed.append(repository)
-        self.client.api.tag(local, repository, token)
+        tag = tag or token
+        self.client.api.tag(local, repository, tag)
         digest = None
         try:
-            for line in self.client.api.push(repository, token, stream=True, decode=True):
+            for line in self.client.api.push(repository, tag, stream=True, decode=True):
                 if "error" in line:
-                    raise RuntimeError(f"push of {repository}:{token} failed: {line['error']}")
+                    raise RuntimeError(f"push of {repository}:{tag} failed: {line['error']}")
                 digest = (line.get("aux") or {}).get("Digest", digest)
         finally:
-            self.client.images.remove(f"{repository}:{token}")
+            self.client.images.remove(f"{repository}:{tag}", force=True)
             self.client.images.remove(local)
         if digest is None:
-            raise RuntimeError(f"push of {repository}:{token} reported no digest")
-        return f"{repository}:{token}", f"{repository}:{token}@{digest}"
+            raise RuntimeError(f"push of {repository}:{tag} reported no digest")
+        return f"{repository}:{tag}", f"{repository}:{tag}@{digest}"
 
     def remove(self) -> None:
         """Remove every image of this session, and what tests pulled of its pushes."""

@@ -8,6 +8,7 @@ containers, and they are removed (and printed, when the test failed) afterwards.
 from __future__ import annotations
 
 import asyncio
+import secrets
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -267,8 +268,42 @@ async def test_an_image_is_pulled_from_a_registry_with_progress(
         assert pod.pull is not None
         assert pod.pull["total"] >= 512 * 1024  # the unique layer came over the wire
         assert pod.pull["done"] == pod.pull["total"]
+        assert pod.image_digest == _by_digest.partition("@")[2]  # what the registry holds
     finally:
         for container in world.containers():  # first, or the image would stay, untagged
+            container.remove(force=True)
+        docker_engine.images.remove(image, force=True)
+
+
+async def test_a_rebuilt_tag_is_noticed_when_it_is_pulled_again(
+    engines: MakeEngine, docker_engine: Any, docker_images: TestImages, docker_registry: str
+) -> None:
+    """Real Arkitekt repositories rebuild an image under the same tag: the Pod records
+    the digest it runs, and a restart that pulls another image says so."""
+    tag = f"v{secrets.token_hex(3)}"
+    image, first = docker_images.push_unique(docker_registry, "rebuilt", tag)
+    world = await engines(image, pull_policy="always")
+    try:
+        setup_id = await world.start()
+        pod = await world.running(setup_id)
+        assert pod.image_digest == first.partition("@")[2]
+        _, second = docker_images.push_unique(docker_registry, "rebuilt", tag)  # rebuilt
+        async with world.catalogue.sessions() as session, session.begin():
+            setups.restart_pod(session, await setups.get_pod(session, world.alice, pod.id))
+        again = await settle(
+            world.reconciler,
+            lambda: world.pod(setup_id),
+            lambda p: p.status == "RUNNING" and p.container_id != pod.container_id,
+        )
+        assert again.image_digest == second.partition("@")[2]
+        async with world.catalogue.sessions() as session:
+            [message] = await session.scalars(
+                select(SetupEvent.message).where(SetupEvent.kind == "IMAGE_CHANGED")
+            )
+        assert message.startswith(f"{image} is another image than before: ")
+        assert first.partition("@")[2] in message
+    finally:
+        for container in world.containers():
             container.remove(force=True)
         docker_engine.images.remove(image, force=True)
 

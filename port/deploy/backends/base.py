@@ -243,6 +243,12 @@ class Backend(ABC):
         ``HOST_ALIAS``. None (the default): Pods reach Port only at its public URL."""
         return None
 
+    async def image_digest(self, container_id: str) -> str | None:
+        """The digest of the image the container runs, ``sha256:...``: the registry's
+        manifest digest where the engine knows it, else the image's own id. None (the
+        default): this engine cannot tell."""
+        return None
+
     async def prune(self, tenants: Collection[int]) -> None:  # noqa: B027 - optional hook
         """Release what the engine keeps for tenants other than ``tenants`` (networks);
         the reconciler calls it after each pass. Nothing to release by default."""

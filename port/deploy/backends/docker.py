@@ -445,6 +445,22 @@ class DockerBackend(Backend):
 
         return await self._call(inspect)
 
+    async def image_digest(self, container_id: str) -> str | None:
+        def digest(client: Any) -> str | None:
+            try:
+                container = client.api.inspect_container(container_id)
+                image = client.api.inspect_image(container["Image"])
+            except docker.errors.NotFound:
+                return None
+            repository, _ = split_image(str(container.get("Config", {}).get("Image", "")))
+            for named in image.get("RepoDigests") or ():
+                name, _, found = str(named).partition("@")
+                if name == repository or name.endswith("/" + repository):
+                    return found
+            return str(image["Id"])  # built here, never pulled: the image's own id
+
+        return await self._call(digest)
+
     async def pull(self, image: str, progress: ProgressCallback | None = None) -> None:
         repository, ref = split_image(image)
         log.info("pulling %s", image)

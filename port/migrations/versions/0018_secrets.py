@@ -1,4 +1,4 @@
-"""secrets: Setups' secret variables and users' own, sealed with PORT_SECRET_KEY
+"""secrets: Setups' secret variables and users' own, sealed; pods.image_digest
 
 Revision ID: 0018
 Revises: 0017
@@ -44,7 +44,9 @@ def upgrade() -> None:
     with op.batch_alter_table("secrets") as batch_op:
         batch_op.create_index(batch_op.f("ix_secrets_owner_id"), ["owner_id"], unique=False)
         batch_op.create_index(batch_op.f("ix_secrets_setup_id"), ["setup_id"], unique=False)
+    op.add_column("pods", sa.Column("image_digest", sa.String(length=80), nullable=True))
 
 
 def downgrade() -> None:
+    op.drop_column("pods", "image_digest")
     op.drop_table("secrets")
