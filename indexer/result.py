@@ -11,7 +11,12 @@ from manifests.specs import ReleaseSpec
 if TYPE_CHECKING:
     from indexer.logos import Logo
 
-Source = Literal["port", "arkitekt"]
+Source = Literal["port", "arkitekt", "oci"]
+# Sources whose release is complete as read (its flavours replace the stored ones, and a
+# vanished tag withdraws it): a port.yaml at a tag, an OCI release descriptor.
+WHOLE_RELEASES = ("port", "oci")
+# Sources of Arkitekt apps: their Pods get FAKTS_URL and their owner's redeem token.
+ARKITEKT_SOURCES = ("arkitekt", "oci")
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,10 +39,11 @@ class Previous:
 
 @dataclass(frozen=True, slots=True)
 class FoundRelease:
-    """A release spec with the git facts of where it was read.
+    """A release spec with the facts of where it was read.
 
-    ``source`` tells how to merge it: a ``port`` release (one semver tag's port.yaml) is
-    complete, so its flavours replace the stored ones; ``arkitekt`` entries accumulate
+    ``source`` tells how to merge it: a ``port`` release (one semver tag's port.yaml) and
+    an ``oci`` one (a release descriptor under a tag, ``commit`` its manifest's digest)
+    are complete, so their flavours replace the stored ones; ``arkitekt`` entries accumulate
     flavours across files and commits. ``current`` is False for Arkitekt entries that
     only survive in the history of the file.
     """

@@ -3,7 +3,8 @@
 A repository URL comes from a user, and git treats some URL forms as programs to run
 (``ext::sh -c ...``), file descriptors (``fd::17``) or command-line options
 (``--upload-pack=...``). So the check is an allow-list of forms, not a block-list:
-``https://``, ``ssh://``, scp-style ``user@host:path`` and ``git://``; ``file://`` and
+``https://``, ``ssh://``, scp-style ``user@host:path`` and ``git://`` (and ``oci://``,
+which never reaches git: ``indexer.oci``); ``file://`` and
 plain paths only when local repositories are allowed (tests, demos), because on a server
 they would let strangers read Port's own disk. git enforces the same list again through
 ``protocol.allow`` (see ``gitcmd``), so a URL that slipped through here still fails.
@@ -32,6 +33,8 @@ _SCP = re.compile(
 _HOSTNAME = re.compile(r"^[a-z0-9_](?:[a-z0-9._-]*[a-z0-9_])?$|^[0-9a-f:.]+$")
 _SSH_SCHEMES = {"ssh": "ssh", "git+ssh": "ssh", "ssh+git": "ssh"}
 REMOTE_SCHEMES = {"https", "git", *_SSH_SCHEMES}
+OCI_SCHEMES = {"oci", "oci+http"}  # registries (indexer.oci), not git
+OCI_NAME = re.compile(r"[a-z0-9]+(?:[._-][a-z0-9]+)*(?:/[a-z0-9]+(?:[._-][a-z0-9]+)*)*")
 # Userinfo of any "scheme://user:pass@" in free text; greedy up to the last "@" of the
 # authority, so a password holding "@" is hidden whole.
 _USERINFO = re.compile(r"(?P<scheme>\b[A-Za-z][A-Za-z0-9+.-]*://)(?P<info>[^/?#\s]*)@", re.ASCII)
@@ -73,8 +76,10 @@ def check_url(url: str, *, allow_local: bool) -> str:
         name = scheme.group(1).lower()
         if name == "file":
             return _local(url, _split(url), allow_local)
+        if name in OCI_SCHEMES:
+            return _oci(url, name, _split(url), allow_local)
         if name not in REMOTE_SCHEMES:
-            raise _refuse(url, f"the '{name}' protocol is not allowed (use https, ssh or git)")
+            raise _refuse(url, f"the '{name}' protocol is not allowed (use https, ssh, git or oci)")
         return _remote(url, name, _split(url))
     if url.startswith(("/", ".", "~")):
         return _local(url, None, allow_local)
@@ -161,6 +166,21 @@ def _remote(url: str, scheme: str, parts: SplitResult) -> str:
     if userinfo:
         netloc = f"{userinfo}@{netloc}"
     return f"{scheme}://{netloc}{parts.path}"
+
+
+def _oci(url: str, scheme: str, parts: SplitResult, allow_local: bool) -> str:
+    """An OCI repository: ``oci://registry[:port]/name`` (https), or ``oci+http://`` for
+    a registry without TLS, only where local repositories are allowed (tests, a lab's
+    own registry): credentials would cross the network in clear."""
+    if scheme == "oci+http" and not allow_local:
+        raise _refuse(url, "plain-HTTP registries (oci+http://) are not allowed here: use oci://")
+    if not OCI_NAME.fullmatch(parts.path.strip("/")):
+        raise _refuse(
+            url,
+            "name the repository alone, lower case, without a tag or digest "
+            "(oci://registry/org/app)",
+        )
+    return _remote(url, scheme, parts)
 
 
 def _scp(url: str, match: re.Match[str]) -> str:

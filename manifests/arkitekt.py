@@ -138,6 +138,101 @@ def parse_arkitekt_document(loaded: LoadedYaml) -> Parsed:
     return Parsed(releases=[_release(key, value) for key, value in releases.items()], errors=errors)
 
 
+@dataclass(frozen=True, slots=True)
+class Descriptor:
+    """A release descriptor read: its release (None when it is not one Port can run)
+    and its channel (a branch build, None for a release proper)."""
+
+    release: ReleaseSpec | None
+    channel: str | None
+    errors: list[ManifestError]
+
+
+def parse_release_descriptor(
+    data: bytes, *, file: str, ref: str, max_bytes: int = MAX_BYTES
+) -> Descriptor:
+    """A release descriptor (``arkitekt_spec.release``: the JSON config of an OCI image
+    manifest of media type ``application/vnd.arkitekt.release.v1+json``) as one release.
+
+    The same tolerant reading as a deployments entry: the ``manifest`` block is the app
+    and its version, each of ``flavours`` a flavour whose ``image`` must be pinned by
+    digest (a descriptor names what it was inspected with, never a movable tag). A bad
+    flavour is a located error and skipped; a release left with none is no release.
+    """
+    try:
+        loaded = load_yaml(data, file=file, ref=ref, max_bytes=max_bytes)  # JSON is YAML
+    except YamlLoadError as exc:
+        return Descriptor(None, None, [exc.error])
+    if not isinstance(loaded.data, dict) or not isinstance(loaded.data.get("manifest"), dict):
+        message = "not an Arkitekt release descriptor: expected a 'manifest' mapping"
+        return Descriptor(None, None, [loaded.error((), message)])
+    newer = _spec_version_problem(loaded.data.get("spec_version", SPEC_VERSION))
+    if newer is not None:
+        return Descriptor(None, None, [loaded.error(("spec_version",), newer)])
+    errors: list[ManifestError] = []
+    channel = loaded.data.get("channel")
+    if channel is not None and not isinstance(channel, str):
+        errors.append(loaded.error(("channel",), f"must be a string, got {describe(channel)}"))
+        return Descriptor(None, None, errors)
+    identity = loaded.data["manifest"]
+
+    def problem(path: Path, message: str) -> None:
+        errors.append(loaded.error(path, message))
+
+    identifier = _checked(identity, "identifier", ("manifest",), check_identifier, problem)
+    version = _checked(identity, "version", ("manifest",), normalise_version, problem)
+    raw = loaded.data.get("flavours")
+    if not isinstance(raw, list) or not raw:
+        problem(("flavours",), f"must be a list of flavours, got {describe(raw)}")
+        return Descriptor(None, channel, errors)
+    if identifier is None or version is None:
+        return Descriptor(None, channel, errors)
+    flavours: dict[str, FlavourSpec] = {}
+    for index, item in enumerate(raw[: MAX_FLAVOURS + 1]):
+        base: Path = ("flavours", index)
+        if index == MAX_FLAVOURS:
+            problem(base, f"more than {MAX_FLAVOURS} flavours{_SKIPPED}")
+            break
+        flavour = _descriptor_flavour(item, base, loaded, errors)
+        if flavour is not None and flavour.name in flavours:
+            problem((*base, "name"), f"a second flavour {flavour.name!r}{_SKIPPED}")
+        elif flavour is not None:
+            flavours[flavour.name] = flavour
+    requirements_from = raw[0] if isinstance(raw[0], dict) else {}
+    release = ReleaseSpec(
+        app=_app(identifier, identity, requirements_from),
+        version=version,
+        flavours=tuple(flavours.values()),
+        entrypoint=_text(identity.get("entrypoint")),
+    )
+    return Descriptor(release if flavours else None, channel, errors)
+
+
+def _descriptor_flavour(
+    item: object, base: Path, loaded: LoadedYaml, errors: list[ManifestError]
+) -> FlavourSpec | None:
+    before = len(errors)
+
+    def problem(path: Path, message: str) -> None:
+        errors.append(loaded.error(base + path, message + _SKIPPED))
+
+    if not isinstance(item, dict):
+        problem((), f"a flavour must be a mapping, got {describe(item)}")
+        return None
+    name = _checked(item, "name", (), check_flavour_name, problem)
+    image = _image(item, problem)
+    if image is not None and "@sha256:" not in image:
+        problem(("image",), f"image {image} is not pinned by digest (name@sha256:...)")
+        image = None
+    selectors = _selectors(item, base, loaded, errors)
+    capabilities = _capabilities(item, base, loaded, errors)
+    if name is None or image is None or selectors is None or capabilities is None:
+        return None
+    if len(errors) > before:
+        return None
+    return FlavourSpec(name=name, image=image, selectors=selectors, capabilities=capabilities)
+
+
 def _spec_version_problem(value: object) -> str | None:
     """Why a file of ``spec_version`` ``value`` cannot be read, or None when it can."""
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:

@@ -18,7 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import selectinload
 
 from indexer.refs import TAGS
-from indexer.result import FoundRelease, IndexResult
+from indexer.result import WHOLE_RELEASES, FoundRelease, IndexResult
 from indexer.tags import parse_tag
 from indexer.urls import redact
 from manifests.capabilities import stored_capability
@@ -317,7 +317,7 @@ class Ingest:
             await self.session.execute(insert(FLAVOURS), flavours)
 
     def _update_release(self, app: App, release: Release, item: FoundRelease) -> None:
-        if release.source == "port" and item.source == "arkitekt":
+        if release.source in WHOLE_RELEASES and item.source == "arkitekt":
             return  # a release cut from a port.yaml tag is complete; Arkitekt adds nothing
         values = _release_values(item)
         if item.source == "arkitekt":
@@ -325,7 +325,7 @@ class Ingest:
             # flavours an older entry declared, and let head-ness be decided separately.
             del values["current"]
         what = _set(release, values)
-        what += self._merge_flavours(release, item, replace=item.source == "port")
+        what += self._merge_flavours(release, item, replace=item.source in WHOLE_RELEASES)
         if what:
             release.updated_at = utcnow()
             ref = ReleaseRef(app.identifier, release.version)
@@ -374,7 +374,7 @@ class Ingest:
         produced = {
             (f.spec.app.identifier, f.spec.version)
             for f in self.result.releases
-            if f.source == "port"
+            if f.source in WHOLE_RELEASES
         }
         # Plain columns first: on a first index every release read is "retired" (its
         # tag was read) and produced again; only what this run withdraws is loaded.
@@ -383,7 +383,7 @@ class Ingest:
             .join(App)
             .where(
                 App.repo_id == self.repo.id,
-                Release.source == "port",
+                Release.source.in_(WHOLE_RELEASES),
                 Release.withdrawn.is_(False),
                 Release.git_ref.in_(retired),
             )

@@ -11,8 +11,9 @@ from pathlib import Path
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from indexer.errors import IndexerError
-from indexer.result import FoundRelease, IndexResult, Previous, RepoSpec
+from indexer.errors import IndexerError, UnsafeUrlError
+from indexer.oci import index_oci, is_oci
+from indexer.result import WHOLE_RELEASES, FoundRelease, IndexResult, Previous, RepoSpec
 from indexer.scan import Limits, Progress, index_repo
 from indexer.urls import redact
 from manifests.errors import ManifestError
@@ -99,10 +100,23 @@ async def scan_repo(
     except InvalidInput as exc:
         log.warning("index run of %s refused: %s", redact(spec.url), exc)
         return await _record_failure(sessions, repo_id, started, str(exc), remote=True)
+
+    def guard(url: str) -> None:
+        """A registry's redirect or token realm: the same address rules as the repo's."""
+        try:
+            check_repo_address(
+                url, allow_local=settings.allow_local_repos, allowed=settings.repo_allowed_networks
+            )
+        except InvalidInput as exc:
+            raise UnsafeUrlError(str(exc)) from None
+
     try:
-        result = await asyncio.to_thread(
-            index_repo, spec, mirror, previous, limits(settings), progress
-        )
+        if is_oci(spec.url):
+            result = await asyncio.to_thread(index_oci, spec, previous, limits(settings), guard)
+        else:
+            result = await asyncio.to_thread(
+                index_repo, spec, mirror, previous, limits(settings), progress
+            )
     except IndexerError as exc:
         log.warning("index run of %s failed: %s", redact(spec.url), exc)
         return await _record_failure(
@@ -141,7 +155,7 @@ def screen_registries(result: IndexResult, registries: Registries) -> None:
             if why is None:
                 flavours.append(flavour)
                 continue
-            native = found.source == "port"
+            native = found.source in WHOLE_RELEASES
             result.errors.append(
                 ManifestError(
                     file=found.file,
@@ -155,7 +169,7 @@ def screen_registries(result: IndexResult, registries: Registries) -> None:
             kept.append(found)
         elif flavours:
             kept.append(replace(found, spec=replace(found.spec, flavours=tuple(flavours))))
-        elif found.source == "port":
+        elif found.source in WHOLE_RELEASES:
             result.tags_read.discard(found.ref)
     result.releases = kept
 

@@ -38,6 +38,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import joinedload, selectinload
 from sqlalchemy.orm.exc import StaleDataError
 
+from indexer.result import ARKITEKT_SOURCES
 from manifests.specs import Run
 from port.deploy.backends import load_backend
 from port.deploy.backends.base import (
@@ -106,7 +107,7 @@ def pod_spec(
     app = setup.app.identifier
     run = Run.from_json(pod.run)
     arkitekt = {}
-    if settings.arkitekt_url and pod.release.source == "arkitekt":
+    if settings.arkitekt_url and pod.release.source in ARKITEKT_SOURCES:
         arkitekt[ARKITEKT_URL] = settings.arkitekt_url
     env = {
         **{var.name: var.value for var in run.env if var.value is not None},
@@ -489,7 +490,7 @@ class Reconciler:
                 return None
             await self._still_wanted(session, setup, pod)
             # Opened last, just for the start: nothing else in a pass holds them.
-            arkitekt = pod.release.source == "arkitekt"
+            arkitekt = pod.release.source in ARKITEKT_SOURCES
             opened = await pod_secrets(session, setup, self.settings, arkitekt=arkitekt)
             spec = replace(spec, env={**spec.env, **opened}) if opened else spec
             self._set(pod, PodStatus.STARTING)

@@ -8,6 +8,7 @@ a newer version than Port knows is a located error of the whole file.
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
@@ -17,8 +18,9 @@ from arkitekt_spec import selectors as spec
 from arkitekt_spec.deployment import AppImage, DeploymentsFile, DockerImage, dump_deployments
 from arkitekt_spec.inspection import Inspection
 from arkitekt_spec.manifest import AppManifest, Requirement
+from arkitekt_spec.release import ReleaseDescriptor, ReleaseFlavour, dump_descriptor
 
-from manifests.arkitekt import SPEC_VERSION, parse_arkitekt_deployments
+from manifests.arkitekt import SPEC_VERSION, parse_arkitekt_deployments, parse_release_descriptor
 from manifests.capabilities import MAX_CAPABILITIES, stored_capability
 from manifests.selectors import stored_form
 from manifests.specs import Parsed
@@ -215,3 +217,89 @@ def test_two_capabilities_of_one_name_and_too_many_are_refused() -> None:
     [error] = parsed(yaml.safe_dump(document)).errors
     assert error.path == "app_images[0].capabilities"
     assert f"at most {MAX_CAPABILITIES} items" in error.message
+
+
+# --- release descriptors (arkitekt_spec.release: what an OCI registry carries) ----------
+
+DIGEST = "sha256:" + "ab" * 32
+
+
+def descriptor(*flavours: ReleaseFlavour, version: str = "1.4.0", **fields: Any) -> bytes:
+    return dump_descriptor(
+        ReleaseDescriptor(
+            manifest=AppManifest(identifier="stardist", version=version, author="acme"),
+            flavours=list(flavours),
+            **fields,
+        )
+    )
+
+
+def flavour_of(
+    name: str, selectors: list[Any], capabilities: list[Any] | None = None
+) -> ReleaseFlavour:
+    return ReleaseFlavour(
+        name=name,
+        image=f"ghcr.io/acme/stardist@{DIGEST}",
+        selectors=selectors,
+        capabilities=capabilities or [],
+        inspection=Inspection(
+            requirements=[Requirement(key="mikro", service="live.arkitekt.mikro")]
+        ),
+    )
+
+
+def test_a_release_descriptor_is_one_release_with_every_selector_and_capability() -> None:
+    folder = caps.FolderCapability(name="images", target="/images")
+    read = parse_release_descriptor(
+        descriptor(flavour_of("all", EVERY_SELECTOR, [folder]), flavour_of("cpu", [])),
+        file="ghcr.io/acme/stardist:1.4.0",
+        ref="1.4.0",
+    )
+    assert read.errors == []
+    assert read.channel is None
+    assert read.release is not None
+    assert (read.release.app.identifier, read.release.version) == ("stardist", "1.4.0")
+    assert [f.name for f in read.release.flavours] == ["all", "cpu"]
+    first = read.release.flavours[0]
+    assert first.image == f"ghcr.io/acme/stardist@{DIGEST}"
+    assert [stored_form(s) for s in first.selectors] == STORED
+    assert [stored_capability(c) for c in first.capabilities] == [
+        {
+            "kind": "folder",
+            "name": "images",
+            "required": True,
+            "target": "/images",
+            "readOnly": True,
+        }
+    ]
+    assert [r.service for r in read.release.app.requirements] == ["live.arkitekt.mikro"]
+
+
+def test_a_descriptor_of_a_newer_spec_or_a_movable_image_is_refused_where_it_says_so() -> None:
+    data = json.loads(descriptor(flavour_of("cpu", [])))
+    newer = parse_release_descriptor(
+        json.dumps({**data, "spec_version": SPEC_VERSION + 1}).encode(), file="d", ref="1.4.0"
+    )
+    assert newer.release is None
+    [error] = newer.errors
+    assert (error.path, error.ref) == ("spec_version", "1.4.0")
+    assert "newer than the Arkitekt spec Port reads" in error.message
+
+    data["flavours"][0]["image"] = "ghcr.io/acme/stardist:1.4.0-cpu"
+    tagged = parse_release_descriptor(json.dumps(data, indent=1).encode(), file="d", ref="1.4.0")
+    assert tagged.release is None  # its only flavour is skipped
+    [error] = tagged.errors
+    assert error.path == "flavours[0].image"
+    assert "not pinned by digest" in error.message
+    assert error.line is not None  # located in the descriptor's own text
+
+
+def test_a_channel_build_says_its_channel() -> None:
+    read = parse_release_descriptor(
+        descriptor(flavour_of("cpu", []), version="1.4.1-dev.3", channel="main"),
+        file="d",
+        ref="main",
+    )
+    assert read.channel == "main"
+    assert read.release is not None
+    assert read.release.version == "1.4.1-dev.3"

@@ -1,0 +1,248 @@
+"""OCI repositories on the real local registry (Debian's docker-registry): release
+descriptors written by `arkitekt-spec` and pushed through the registry's API become
+releases whose flavours name images by digest; a no-change rescan is one request; a
+deleted tag withdraws its release; a broken descriptor is a located error."""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+import pytest
+from arkitekt_spec import capabilities as caps
+from arkitekt_spec import selectors as spec
+from arkitekt_spec.inspection import Inspection
+from arkitekt_spec.manifest import AppManifest
+from arkitekt_spec.release import (
+    ReleaseDescriptor,
+    ReleaseFlavour,
+    digest_of,
+    dump_descriptor,
+    release_manifest,
+)
+from sqlalchemy import select
+
+from indexer import oci
+from port.catalogue.models import IndexRun, IndexRunError, IndexRunStatus, Release
+from port.catalogue.queries import app_document, list_apps
+from port.catalogue.repos import add_repo
+from port.catalogue.scanning import scan_repo
+from port.settings import Settings
+from tests.harness import Catalogue, require
+
+OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
+
+
+class Pusher:
+    """Pushes blobs and manifests to one repository of the registry, as a CI would."""
+
+    def __init__(self, registry: str, repository: str) -> None:
+        self.base = f"http://{registry}/v2/{repository}"
+        self.client = httpx.Client(timeout=10)
+
+    def blob(self, data: bytes) -> str:
+        digest = digest_of(data)
+        started = self.client.post(f"{self.base}/blobs/uploads/")
+        assert started.status_code == 202, started.text
+        location = started.headers["location"]
+        done = self.client.put(
+            f"{location}{'&' if '?' in location else '?'}digest={digest}", content=data
+        )
+        assert done.status_code == 201, done.text
+        return digest
+
+    def manifest(self, tag: str, manifest: dict[str, Any]) -> str:
+        body = json.dumps(manifest).encode()
+        put = self.client.put(
+            f"{self.base}/manifests/{tag}",
+            content=body,
+            headers={"Content-Type": str(manifest.get("mediaType", OCI_MANIFEST))},
+        )
+        assert put.status_code == 201, put.text
+        return digest_of(body)
+
+    def release(self, tag: str, descriptor: bytes) -> str:
+        self.blob(descriptor)
+        return self.manifest(tag, release_manifest(descriptor))
+
+    def image(self, tag: str) -> str:
+        """An image-like manifest (an empty config): not a release."""
+        config = self.blob(b"{}")
+        return self.manifest(
+            tag,
+            {
+                "schemaVersion": 2,
+                "mediaType": OCI_MANIFEST,
+                "config": {
+                    "mediaType": "application/vnd.oci.image.config.v1+json",
+                    "digest": config,
+                    "size": 2,
+                },
+                "layers": [],
+            },
+        )
+
+    def delete(self, digest: str) -> None:
+        gone = self.client.delete(f"{self.base}/manifests/{digest}")
+        assert gone.status_code == 202, gone.text
+
+
+@pytest.fixture
+def registry() -> str:
+    address = os.environ.get("PORT_TEST_REGISTRY")
+    if not address:
+        require("a local registry (PORT_TEST_REGISTRY, see `make services`)")
+    return address
+
+
+@pytest.fixture
+def pusher(registry: str) -> Iterator[Pusher]:
+    repository = f"port-test/oci-{secrets.token_hex(4)}"
+    pushed = Pusher(registry, repository)
+    yield pushed
+    pushed.client.close()
+
+
+def descriptor(version: str, *flavours: ReleaseFlavour, **fields: Any) -> bytes:
+    return dump_descriptor(
+        ReleaseDescriptor(
+            manifest=AppManifest(identifier="stardist", version=version, author="acme"),
+            flavours=list(flavours),
+            **fields,
+        )
+    )
+
+
+def flavour(name: str, image: str, **fields: Any) -> ReleaseFlavour:
+    return ReleaseFlavour(name=name, image=image, inspection=Inspection(), **fields)
+
+
+def scanning(catalogue: Catalogue, registry: str) -> Settings:
+    """The catalogue's settings, with the local registry's images allowed."""
+    return catalogue.settings.model_copy(update={"allowed_registries": [registry]})
+
+
+async def register(catalogue: Catalogue, url: str) -> int:
+    async with catalogue.sessions() as session, session.begin():
+        return (await add_repo(session, url, allow_local=True)).id
+
+
+async def test_an_oci_repository_is_a_repo_like_a_git_one(
+    catalogue: Catalogue, registry: str, pusher: Pusher, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    repository = pusher.base.split("/v2/", 1)[1]
+    pinned = f"{registry}/{repository}@sha256:{'c' * 64}"
+    folder = caps.FolderCapability(name="images", target="/images")
+    first = pusher.release("1.0.0", descriptor("1.0.0", flavour("cpu", pinned)))
+    pusher.release(
+        "1.1.0",
+        descriptor(
+            "1.1.0",
+            flavour("cuda", pinned, selectors=[spec.CudaSelector(cuda_version="12.2")]),
+            flavour("cpu", pinned, capabilities=[folder]),
+        ),
+    )
+    pusher.image("1.1.0-cpu")  # an image beside the releases: not one
+    repo_id = await register(catalogue, f"oci+http://{registry}/{repository}")
+
+    outcome = await scan_repo(catalogue.sessions, scanning(catalogue, registry), repo_id)
+
+    assert outcome.run.status == IndexRunStatus.SUCCEEDED
+    assert [(e.ref, e.message) for e in outcome.run.errors] == []
+    async with catalogue.sessions() as session:
+        [app] = [app_document(a) for a in await list_apps(session)]
+    assert [r["version"] for r in app["releases"]] == ["1.1.0", "1.0.0"]
+    newest = app["releases"][0]
+    assert [f["name"] for f in newest["flavours"]] == ["cuda", "cpu"]
+    assert {f["image"] for f in newest["flavours"]} == {pinned}
+    assert newest["flavours"][1]["capabilities"] == [
+        {
+            "kind": "folder",
+            "name": "images",
+            "required": True,
+            "target": "/images",
+            "readOnly": True,
+        }
+    ]
+    async with catalogue.sessions() as session:
+        release = await session.scalar(select(Release).where(Release.version == "1.0.0"))
+    assert release is not None
+    assert (release.source, release.git_ref, release.commit) == (
+        "oci",
+        "1.0.0",
+        first.removeprefix("sha256:"),
+    )
+
+    # Nothing moved: one tags-list request, nothing else.
+    asked: list[str] = []
+    send = oci.Registry._send
+
+    def counted(self: oci.Registry, url: str, accept: str, max_bytes: int) -> oci.Answer:
+        asked.append(url)
+        return send(self, url, accept, max_bytes)
+
+    monkeypatch.setattr(oci.Registry, "_send", counted)
+    again = await scan_repo(catalogue.sessions, scanning(catalogue, registry), repo_id)
+    assert again.run.status == IndexRunStatus.UNCHANGED
+    assert [url.split("/v2/", 1)[1] for url in asked] == [f"{repository}/tags/list?n=1000"]
+
+    # A deleted tag withdraws its release, as a deleted git tag does.
+    pusher.delete(first)
+    withdrawn = await scan_repo(catalogue.sessions, scanning(catalogue, registry), repo_id)
+    assert withdrawn.run.status == IndexRunStatus.SUCCEEDED
+    async with catalogue.sessions() as session:
+        release = await session.scalar(select(Release).where(Release.version == "1.0.0"))
+    assert release is not None
+    assert release.withdrawn
+
+
+async def test_a_bad_descriptor_is_a_located_error_and_the_rest_is_indexed(
+    catalogue: Catalogue, registry: str, pusher: Pusher
+) -> None:
+    repository = pusher.base.split("/v2/", 1)[1]
+    pinned = f"{registry}/{repository}@sha256:{'d' * 64}"
+    pusher.release("1.0.0", descriptor("1.0.0", flavour("cpu", pinned)))
+    newer = json.loads(descriptor("2.0.0", flavour("cpu", pinned)))
+    pusher.release("2.0.0", json.dumps({**newer, "spec_version": 2}).encode())
+    mislabelled = descriptor("3.0.0", flavour("cpu", pinned))
+    pusher.release("3.1.0", mislabelled)
+    repo_id = await register(catalogue, f"oci+http://{registry}/{repository}")
+
+    outcome = await scan_repo(catalogue.sessions, scanning(catalogue, registry), repo_id)
+
+    async with catalogue.sessions() as session:
+        versions = list(await session.scalars(select(Release.version)))
+        run = await session.scalar(select(IndexRun).where(IndexRun.repo_id == repo_id))
+        assert run is not None
+        errors = list(
+            await session.scalars(select(IndexRunError).where(IndexRunError.run_id == run.id))
+        )
+    assert outcome.run.status == IndexRunStatus.SUCCEEDED
+    assert versions == ["1.0.0"]
+    by_ref = {e.ref: e for e in errors}
+    assert by_ref["2.0.0"].path == "spec_version"
+    assert "newer than the Arkitekt spec Port reads" in by_ref["2.0.0"].message
+    assert by_ref["2.0.0"].file == f"{registry}/{repository}:2.0.0"
+    assert by_ref["3.1.0"].path == "manifest.version"
+    assert "says version 3.0.0, its tag 3.1.0 says 3.1.0" in by_ref["3.1.0"].message
+
+
+def test_oci_urls_are_checked_like_git_remotes() -> None:
+    from indexer.errors import UnsafeUrlError
+    from indexer.urls import check_url
+
+    assert check_url("oci://ghcr.io/acme/stardist", allow_local=False) == (
+        "oci://ghcr.io/acme/stardist"
+    )
+    for url, why in [
+        ("oci+http://registry.lab/acme/app", "plain-HTTP registries"),
+        ("oci://ghcr.io/acme/app:1.0", "without a tag or digest"),
+        ("oci://ghcr.io/Acme/App", "lower case"),
+        ("oci://-x/acme", "not a valid host name"),
+    ]:
+        with pytest.raises(UnsafeUrlError, match=why):
+            check_url(url, allow_local=False)
