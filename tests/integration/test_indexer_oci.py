@@ -9,6 +9,7 @@ import json
 import os
 import secrets
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -27,12 +28,13 @@ from arkitekt_spec.release import (
 from sqlalchemy import select
 
 from indexer import oci
-from port.catalogue.models import IndexRun, IndexRunError, IndexRunStatus, Release
+from port.catalogue.models import IndexRun, IndexRunError, IndexRunStatus, Release, Repo
 from port.catalogue.queries import app_document, list_apps
 from port.catalogue.repos import add_repo
 from port.catalogue.scanning import scan_repo
 from port.settings import Settings
 from tests.harness import Catalogue, require
+from tests.integration.tokenregistry import token_registry
 
 OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
 
@@ -40,9 +42,10 @@ OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
 class Pusher:
     """Pushes blobs and manifests to one repository of the registry, as a CI would."""
 
-    def __init__(self, registry: str, repository: str) -> None:
+    def __init__(self, registry: str, repository: str, token: str | None = None) -> None:
         self.base = f"http://{registry}/v2/{repository}"
-        self.client = httpx.Client(timeout=10)
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        self.client = httpx.Client(timeout=10, headers=headers)
 
     def blob(self, data: bytes) -> str:
         digest = digest_of(data)
@@ -107,10 +110,12 @@ def pusher(registry: str) -> Iterator[Pusher]:
     pushed.client.close()
 
 
-def descriptor(version: str, *flavours: ReleaseFlavour, **fields: Any) -> bytes:
+def descriptor(
+    version: str, *flavours: ReleaseFlavour, identifier: str = "stardist", **fields: Any
+) -> bytes:
     return dump_descriptor(
         ReleaseDescriptor(
-            manifest=AppManifest(identifier="stardist", version=version, author="acme"),
+            manifest=AppManifest(identifier=identifier, version=version, author="acme"),
             flavours=list(flavours),
             **fields,
         )
@@ -246,3 +251,46 @@ def test_oci_urls_are_checked_like_git_remotes() -> None:
     ]:
         with pytest.raises(UnsafeUrlError, match=why):
             check_url(url, allow_local=False)
+
+
+async def test_a_registry_with_token_auth_anonymously_and_with_a_credential(
+    catalogue: Catalogue, tmp_path: Path
+) -> None:
+    """The `WWW-Authenticate: Bearer realm=...` dance against a registry run as public
+    ones are: public repositories anonymously, private ones with the URL's credential;
+    a wrong one is the run's error, and the credential is never shown."""
+    with token_registry(tmp_path) as tokens:
+        for name in ("public/stardist", "private/stardist"):
+            pusher = Pusher(tokens.address, name, tokens.push_token(name))
+            pinned = f"{tokens.address}/{name}@sha256:{'e' * 64}"
+            made = descriptor("1.0.0", flavour("cpu", pinned), identifier=name.split("/")[0])
+            pusher.release("1.0.0", made)
+            pusher.client.close()
+        settings = scanning(catalogue, tokens.address)
+        public = await register(catalogue, f"oci+http://{tokens.address}/public/stardist")
+        outcome = await scan_repo(catalogue.sessions, settings, public)
+        assert outcome.run.status == IndexRunStatus.SUCCEEDED
+        assert [e.message for e in outcome.run.errors] == []
+
+        wrong = await register(
+            catalogue, f"oci+http://{tokens.user}:nope@{tokens.address}/private/stardist"
+        )
+        refused = await scan_repo(catalogue.sessions, settings, wrong)
+        assert refused.run.status == IndexRunStatus.FAILED
+        assert "token service" in (refused.run.message or "")
+        assert "nope" not in (refused.run.message or "")
+
+        async with catalogue.sessions() as session, session.begin():
+            await session.delete(await session.get(Repo, wrong))
+        private = await register(
+            catalogue,
+            f"oci+http://{tokens.user}:{tokens.password}@{tokens.address}/private/stardist",
+        )
+        allowed = await scan_repo(catalogue.sessions, settings, private)
+        assert allowed.run.status == IndexRunStatus.SUCCEEDED
+        assert [e.message for e in allowed.run.errors] == []
+        assert "repository:private/stardist:pull" in tokens.issued
+    async with catalogue.sessions() as session:
+        apps = {a.identifier: app_document(a) for a in await list_apps(session)}
+    assert sorted(apps) == ["private", "public"]
+    assert apps["private"]["releases"][0]["version"] == "1.0.0"
