@@ -1,4 +1,4 @@
-"""``POST /webhooks/{github,gitlab,gitea,forgejo}``: thin HTTP edge of port.webhooks.
+"""``POST /webhooks/{github,gitlab,gitea,forgejo,registry}``: thin HTTP edge of port.webhooks.
 
 Statuses: 202 accepted (also for pings, replays and events that do not index), 401
 unsigned or wrong signature or no such repository (one answer for all three), 400 a
@@ -82,6 +82,10 @@ class WebhookUrlsType:
     gitlab: str
     gitea: str
     forgejo: str
+    registry: str = strawberry.field(
+        description="For an OCI repository: the registry's notifications endpoint, sent "
+        "with the header `Authorization: Token <webhook secret>`."
+    )
 
     @classmethod
     def of(cls, public_url: str) -> WebhookUrlsType:

@@ -12,6 +12,9 @@ Headers are given as a mapping of **lower-case** names to values (``receive`` bu
   HMAC-SHA256>``, delivery id ``X-Gitea-Delivery`` / ``X-Forgejo-Delivery``, event
   ``X-Gitea-Event`` / ``X-Forgejo-Event``: ``push``, ``create`` and ``delete`` index.
   Forgejo sends both sets of headers; each route prefers its own.
+- Registries (OCI repositories): ``Authorization: Token <the secret itself>``, the
+  events envelope's ``push`` and ``delete`` events index, delivery id the first
+  event's ``id``.
 
 Every comparison is constant-time (``hmac.compare_digest``); GitLab's token is compared
 through SHA-256 digests of both sides, so not even its length shows in the timing. A
@@ -245,7 +248,56 @@ class Forgejo(Gitea):
     _prefixes = ("x-forgejo-", "x-gitea-")
 
 
-FORGES: dict[str, Forge] = {f.name: f for f in (GitHub(), GitLab(), Gitea(), Forgejo())}
+class Registry(Forge):
+    """A container registry's notifications (the distribution registry's ``notifications``
+    endpoints; Harbor and others send the same envelope): ``Authorization: Token
+    <secret>``, one of its ``headers``, proves the sender; a ``push`` of a tag (not of
+    a blob) or a ``delete`` names a repository (``request.host`` + ``target.repository``)
+    to index."""
+
+    name = "registry"
+    _ACTIONS: ClassVar[frozenset[str]] = frozenset({"push", "delete"})
+    MAX_EVENTS = 100
+
+    def credential(self, headers: Headers) -> str | None:
+        value = headers.get("authorization", "").strip()
+        scheme, _, token = value.partition(" ")
+        return token.strip() or None if scheme.lower() == "token" else None
+
+    def verify(self, credential: str, body: bytes, secret: str) -> bool:
+        given = hashlib.sha256(_latin1(credential)).digest()
+        wanted = hashlib.sha256(secret.encode("utf-8")).digest()
+        return hmac.compare_digest(given, wanted)
+
+    def event(self, headers: Headers, body: bytes) -> Event:
+        payload = _load(headers, body)
+        events = payload.get("events")
+        if not isinstance(events, list):
+            raise PayloadError("the body is not a registry's events envelope")
+        urls: list[str] = []
+        ref = None
+        kind = EventKind.OTHER
+        for item in events[: self.MAX_EVENTS]:
+            if not isinstance(item, dict) or item.get("action") not in self._ACTIONS:
+                continue
+            target, request = item.get("target"), item.get("request")
+            repository = _string(target, "repository") if isinstance(target, dict) else None
+            host = _string(request, "host") if isinstance(request, dict) else None
+            tag = _string(target, "tag") if isinstance(target, dict) else None
+            if repository is None or host is None:
+                continue
+            urls.append(f"oci://{host}/{repository}")
+            if item["action"] == "push" and not tag:
+                continue  # a blob's push: the manifest's, with its tag, follows
+            kind = EventKind.PUSH
+            ref = ref or (f"refs/tags/{tag}" if tag else None)
+        first = events[0] if events and isinstance(events[0], dict) else {}
+        delivery = _string(first, "id") or body_digest(body)
+        name = "push" if kind is EventKind.PUSH else "other"
+        return Event(self.name, name, kind, delivery, tuple(dict.fromkeys(urls)), ref)
+
+
+FORGES: dict[str, Forge] = {f.name: f for f in (GitHub(), GitLab(), Gitea(), Forgejo(), Registry())}
 
 
 def webhook_urls(public_url: str) -> dict[str, str]:

@@ -31,13 +31,13 @@ from sqlalchemy import or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql import func
 
-from indexer.urls import MAX_URL_LENGTH, REMOTE_SCHEMES, SCHEME
+from indexer.urls import MAX_URL_LENGTH, OCI_SCHEMES, REMOTE_SCHEMES, SCHEME
 from port.catalogue.models import Repo
 from port.catalogue.repos import LISTED
 
 # A forge's payload may name the repository by its http:// URL, which Port refuses to
 # register but which still names the same repository.
-_REMOTE_SCHEMES = {*REMOTE_SCHEMES, "http"}
+_REMOTE_SCHEMES = {*REMOTE_SCHEMES, *OCI_SCHEMES, "http"}
 # git reads "[user@]host:path" as ssh when a colon comes before any slash.
 _SCP = re.compile(r"^(?:[^@/\s]+@)?(?P<host>[A-Za-z0-9._-]+|\[[0-9A-Fa-f:.]+\]):(?P<path>[^\s]*)$")
 _PLAIN_NAME = re.compile(r"[a-z0-9._-]+")

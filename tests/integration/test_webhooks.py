@@ -8,9 +8,12 @@ queued, nothing recorded.
 from __future__ import annotations
 
 import asyncio
+import http.server
 import json
 import logging
-from typing import Any
+import threading
+from pathlib import Path
+from typing import Any, ClassVar
 from urllib.parse import urlencode
 
 import pytest
@@ -26,6 +29,8 @@ from port.jobs.queue import jobs
 from port.metrics import REGISTRY
 from port.webhooks.models import WebhookDelivery
 from tests.harness import Api
+from tests.integration.test_indexer_oci import Pusher, descriptor, flavour
+from tests.integration.tokenregistry import token_registry
 from tests.unit.test_webhooks_forges import (
     SECRET,
     encode,
@@ -486,3 +491,68 @@ async def test_changed_secret_takes_effect(api: Api) -> None:
         "X-Hub-Signature-256": "sha256=" + sign(body, "a-brand-new-secret")
     }
     assert (await post(api, "github", body, headers)).status_code == 202
+
+
+# --- registries (OCI repositories) ---------------------------------------------------
+
+
+class Captured(http.server.BaseHTTPRequestHandler):
+    """Keeps what a registry POSTs (its notifications) for the test to hand to Port."""
+
+    got: ClassVar[list[tuple[dict[str, str], bytes]]] = []
+
+    def log_message(self, *_args: Any) -> None:
+        pass
+
+    def do_POST(self) -> None:
+        body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+        type(self).got.append((dict(self.headers.items()), body))
+        self.send_response(200)
+        self.end_headers()
+
+
+def _tagged(body: bytes, tag: str) -> bool:
+    """Does a registry's events envelope tell of a push of ``tag``?"""
+    events = json.loads(body).get("events", [])
+    return any(e.get("target", {}).get("tag") == tag for e in events)
+
+
+async def test_a_registrys_notification_queues_the_index_of_its_repository(
+    api: Api, tmp_path: Path
+) -> None:
+    """Debian's docker-registry, told to notify Port with a shared token, pushes a
+    release: what it sends (captured, then handed to Port) queues the repo's index;
+    the same with another token is refused."""
+    capture = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Captured)
+    Captured.got = []
+    threading.Thread(target=capture.serve_forever, daemon=True).start()
+    notify = f"http://127.0.0.1:{capture.server_address[1]}/events"
+    try:
+        with token_registry(tmp_path, auth=False, notify=(notify, SECRET)) as registry:
+            repository = "port-test/notified"
+            repo_id = await repo(api, f"oci+http://{registry.address}/{repository}")
+            pusher = Pusher(registry.address, repository)
+            pinned = f"{registry.address}/{repository}@sha256:{'f' * 64}"
+            pusher.release("1.0.0", descriptor("1.0.0", flavour("cpu", pinned)))
+            pusher.client.close()
+            for _ in range(100):
+                if any(_tagged(body, "1.0.0") for _, body in Captured.got):
+                    break
+                await asyncio.sleep(0.1)
+    finally:
+        capture.shutdown()
+        capture.server_close()
+    headers, body = next((h, b) for h, b in Captured.got if _tagged(b, "1.0.0"))
+    assert headers["Authorization"] == f"Token {SECRET}"  # what the registry was told
+    forged = await post(api, "registry", body, {**headers, "Authorization": "Token nope"})
+    assert forged.status_code == 401
+    assert await index_jobs(api) == []
+    blob_only = next(b for _, b in Captured.got if not _tagged(b, "1.0.0"))
+    ignored = await post(api, "registry", blob_only, headers)
+    assert ignored.status_code == 202  # a blob's push: acknowledged, nothing to index
+    assert await index_jobs(api) == []
+    response = await post(api, "registry", body, headers)
+    assert response.status_code == 202, response.text
+    assert response.json()["event"] == "push"
+    [job] = await index_jobs(api)
+    assert job.payload["repo_id"] == repo_id

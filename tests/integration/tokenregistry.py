@@ -151,8 +151,11 @@ def _issuer(
 
 
 @contextmanager
-def token_registry(workdir: Path) -> Iterator[TokenRegistry]:
-    """A registry with token auth on a free port, and its issuer; both stopped after."""
+def token_registry(
+    workdir: Path, *, auth: bool = True, notify: tuple[str, str] | None = None
+) -> Iterator[TokenRegistry]:
+    """A registry on a free port with token auth (``auth``) and its issuer, sending
+    notifications to ``notify`` (URL, token) when given; all stopped after."""
     key, certificate = _certificate()
     user, password = "alice", "s3cret-" + secrets.token_hex(4)
     issued: list[str] = []
@@ -174,17 +177,23 @@ def token_registry(workdir: Path) -> Iterator[TokenRegistry]:
                     "delete": {"enabled": True},
                 },
                 "http": {"addr": f"127.0.0.1:{port}"},
-                "auth": {
-                    "token": {
-                        "realm": f"http://{realm}/token",
-                        "service": SERVICE,
-                        "issuer": ISSUER,
-                        "rootcertbundle": str(storage / "root.pem"),
-                    }
-                },
+                **({"auth": {"token": {
+                    "realm": f"http://{realm}/token",
+                    "service": SERVICE,
+                    "issuer": ISSUER,
+                    "rootcertbundle": str(storage / "root.pem"),
+                }}} if auth else {}),
+                **({"notifications": {"endpoints": [{
+                    "name": "port",
+                    "url": notify[0],
+                    "headers": {"Authorization": [f"Token {notify[1]}"]},
+                    "timeout": "2s",
+                    "threshold": 1,
+                    "backoff": "1s",
+                }]}} if notify else {}),
             }
         )
-    )
+    )  # fmt: skip
     process = subprocess.Popen(
         ["docker-registry", "serve", str(storage / "config.yml")],
         stdout=subprocess.DEVNULL,
@@ -193,7 +202,8 @@ def token_registry(workdir: Path) -> Iterator[TokenRegistry]:
     try:
         for _ in range(150):
             try:
-                if httpx.get(f"http://127.0.0.1:{port}/v2/", timeout=1).status_code == 401:
+                status = httpx.get(f"http://127.0.0.1:{port}/v2/", timeout=1).status_code
+                if status == (401 if auth else 200):
                     break
             except httpx.HTTPError:
                 pass
