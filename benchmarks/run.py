@@ -21,7 +21,16 @@ from pathlib import Path
 from benchmarks.report import FIGURES, Target
 
 HERE = Path(__file__).parent
-SCRIPTS = ("index.py", "api.py", "cli.py", "ui.py", "deploy.py", "update.py", "proxy.py")
+SCRIPTS = (
+    "index.py",
+    "oci.py",
+    "api.py",
+    "cli.py",
+    "ui.py",
+    "deploy.py",
+    "update.py",
+    "proxy.py",
+)
 
 
 def _number(value: float | None, unit: str = "") -> str:
