@@ -32,7 +32,7 @@ from port.catalogue.repos import add_repo
 from port.catalogue.scanning import scan_repo
 from port.settings import Settings
 from port.work import collector
-from tests.integration.test_indexer_oci import Pusher, descriptor, flavour
+from tests.integration.ocifixtures import Pusher, descriptor, flavour
 from tests.integration.tokenregistry import token_registry
 
 REPOSITORY = "bench/app"

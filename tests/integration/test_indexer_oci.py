@@ -10,21 +10,10 @@ import os
 import secrets
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
-import httpx
 import pytest
 from arkitekt_spec import capabilities as caps
 from arkitekt_spec import selectors as spec
-from arkitekt_spec.inspection import Inspection
-from arkitekt_spec.manifest import AppManifest
-from arkitekt_spec.release import (
-    ReleaseDescriptor,
-    ReleaseFlavour,
-    digest_of,
-    dump_descriptor,
-    release_manifest,
-)
 from sqlalchemy import select
 
 from indexer import oci
@@ -34,64 +23,8 @@ from port.catalogue.repos import add_repo
 from port.catalogue.scanning import scan_repo
 from port.settings import Settings
 from tests.harness import Catalogue, require
+from tests.integration.ocifixtures import Pusher, descriptor, flavour
 from tests.integration.tokenregistry import token_registry
-
-OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
-
-
-class Pusher:
-    """Pushes blobs and manifests to one repository of the registry, as a CI would."""
-
-    def __init__(self, registry: str, repository: str, token: str | None = None) -> None:
-        self.base = f"http://{registry}/v2/{repository}"
-        headers = {"Authorization": f"Bearer {token}"} if token else {}
-        self.client = httpx.Client(timeout=10, headers=headers)
-
-    def blob(self, data: bytes) -> str:
-        digest = digest_of(data)
-        started = self.client.post(f"{self.base}/blobs/uploads/")
-        assert started.status_code == 202, started.text
-        location = started.headers["location"]
-        done = self.client.put(
-            f"{location}{'&' if '?' in location else '?'}digest={digest}", content=data
-        )
-        assert done.status_code == 201, done.text
-        return digest
-
-    def manifest(self, tag: str, manifest: dict[str, Any]) -> str:
-        body = json.dumps(manifest).encode()
-        put = self.client.put(
-            f"{self.base}/manifests/{tag}",
-            content=body,
-            headers={"Content-Type": str(manifest.get("mediaType", OCI_MANIFEST))},
-        )
-        assert put.status_code == 201, put.text
-        return digest_of(body)
-
-    def release(self, tag: str, descriptor: bytes) -> str:
-        self.blob(descriptor)
-        return self.manifest(tag, release_manifest(descriptor))
-
-    def image(self, tag: str) -> str:
-        """An image-like manifest (an empty config): not a release."""
-        config = self.blob(b"{}")
-        return self.manifest(
-            tag,
-            {
-                "schemaVersion": 2,
-                "mediaType": OCI_MANIFEST,
-                "config": {
-                    "mediaType": "application/vnd.oci.image.config.v1+json",
-                    "digest": config,
-                    "size": 2,
-                },
-                "layers": [],
-            },
-        )
-
-    def delete(self, digest: str) -> None:
-        gone = self.client.delete(f"{self.base}/manifests/{digest}")
-        assert gone.status_code == 202, gone.text
 
 
 @pytest.fixture
@@ -108,22 +41,6 @@ def pusher(registry: str) -> Iterator[Pusher]:
     pushed = Pusher(registry, repository)
     yield pushed
     pushed.client.close()
-
-
-def descriptor(
-    version: str, *flavours: ReleaseFlavour, identifier: str = "stardist", **fields: Any
-) -> bytes:
-    return dump_descriptor(
-        ReleaseDescriptor(
-            manifest=AppManifest(identifier=identifier, version=version, author="acme"),
-            flavours=list(flavours),
-            **fields,
-        )
-    )
-
-
-def flavour(name: str, image: str, **fields: Any) -> ReleaseFlavour:
-    return ReleaseFlavour(name=name, image=image, inspection=Inspection(), **fields)
 
 
 def scanning(catalogue: Catalogue, registry: str) -> Settings:

@@ -29,7 +29,7 @@ from port.jobs.queue import jobs
 from port.metrics import REGISTRY
 from port.webhooks.models import WebhookDelivery
 from tests.harness import Api
-from tests.integration.test_indexer_oci import Pusher, descriptor, flavour
+from tests.integration.ocifixtures import Pusher, descriptor, flavour
 from tests.integration.tokenregistry import token_registry
 from tests.unit.test_webhooks_forges import (
     SECRET,
