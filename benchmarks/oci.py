@@ -125,7 +125,7 @@ def main() -> None:
 
     with tempfile.TemporaryDirectory(prefix="port-bench-oci-") as tmp:
         root = Path(tmp)
-        with token_registry(root, auth=False) as registry:
+        with token_registry(root, auth=None) as registry:
             fill(registry.address, args.releases)
             floor(registry.address)  # warm the registry's caches for both sides alike
             a = statistics.median(

@@ -11,6 +11,7 @@ import secrets
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 from arkitekt_spec import capabilities as caps
 from arkitekt_spec import selectors as spec
@@ -211,3 +212,28 @@ async def test_a_registry_with_token_auth_anonymously_and_with_a_credential(
         apps = {a.identifier: app_document(a) for a in await list_apps(session)}
     assert sorted(apps) == ["private", "public"]
     assert apps["private"]["releases"][0]["version"] == "1.0.0"
+
+
+async def test_a_registry_with_basic_auth_wants_the_urls_credential(
+    catalogue: Catalogue, tmp_path: Path
+) -> None:
+    with token_registry(tmp_path, auth="basic") as basic:
+        name = "lab/stardist"
+        pusher = Pusher(basic.address, name)
+        pusher.client.auth = httpx.BasicAuth(basic.user, basic.password)
+        pinned = f"{basic.address}/{name}@sha256:{'1' * 64}"
+        pusher.release("1.0.0", descriptor("1.0.0", flavour("cpu", pinned)))
+        pusher.client.close()
+        settings = scanning(catalogue, basic.address)
+        anonymous = await register(catalogue, f"oci+http://{basic.address}/{name}")
+        refused = await scan_repo(catalogue.sessions, settings, anonymous)
+        assert refused.run.status == IndexRunStatus.FAILED
+        assert "wants credentials: put them in the URL" in (refused.run.message or "")
+        async with catalogue.sessions() as session, session.begin():
+            await session.delete(await session.get(Repo, anonymous))
+        signed = await register(
+            catalogue, f"oci+http://{basic.user}:{basic.password}@{basic.address}/{name}"
+        )
+        allowed = await scan_repo(catalogue.sessions, settings, signed)
+    assert allowed.run.status == IndexRunStatus.SUCCEEDED
+    assert [e.message for e in allowed.run.errors] == []

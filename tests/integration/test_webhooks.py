@@ -528,7 +528,7 @@ async def test_a_registrys_notification_queues_the_index_of_its_repository(
     threading.Thread(target=capture.serve_forever, daemon=True).start()
     notify = f"http://127.0.0.1:{capture.server_address[1]}/events"
     try:
-        with token_registry(tmp_path, auth=False, notify=(notify, SECRET)) as registry:
+        with token_registry(tmp_path, auth=None, notify=(notify, SECRET)) as registry:
             repository = "port-test/notified"
             repo_id = await repo(api, f"oci+http://{registry.address}/{repository}")
             pusher = Pusher(registry.address, repository)

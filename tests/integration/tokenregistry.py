@@ -150,12 +150,24 @@ def _issuer(
     return http.server.ThreadingHTTPServer(("127.0.0.1", 0), Issuer)
 
 
+def _bcrypt(password: str) -> str:
+    """The htpasswd hash the registry reads (bcrypt, through the C library's crypt)."""
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)  # crypt leaves in 3.13
+        import crypt
+
+    return crypt.crypt(password, crypt.mksalt(crypt.METHOD_BLOWFISH))  # noqa: S324 - bcrypt
+
+
 @contextmanager
 def token_registry(
-    workdir: Path, *, auth: bool = True, notify: tuple[str, str] | None = None
+    workdir: Path, *, auth: str | None = "token", notify: tuple[str, str] | None = None
 ) -> Iterator[TokenRegistry]:
-    """A registry on a free port with token auth (``auth``) and its issuer, sending
-    notifications to ``notify`` (URL, token) when given; all stopped after."""
+    """A registry on a free port with ``auth`` "token" (and its issuer), "basic" (an
+    htpasswd file of the user alone) or None, sending notifications to ``notify`` (URL,
+    token) when given; all stopped after."""
     key, certificate = _certificate()
     user, password = "alice", "s3cret-" + secrets.token_hex(4)
     issued: list[str] = []
@@ -167,6 +179,7 @@ def token_registry(
     storage = workdir / "token-registry"
     storage.mkdir()
     (storage / "root.pem").write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
+    (storage / "htpasswd").write_text(f"{user}:{_bcrypt(password)}\n")
     (storage / "config.yml").write_text(
         json.dumps(  # JSON is YAML: the registry reads it as its config
             {
@@ -182,7 +195,11 @@ def token_registry(
                     "service": SERVICE,
                     "issuer": ISSUER,
                     "rootcertbundle": str(storage / "root.pem"),
-                }}} if auth else {}),
+                }}} if auth == "token" else {}),
+                **({"auth": {"htpasswd": {
+                    "realm": "port-test",
+                    "path": str(storage / "htpasswd"),
+                }}} if auth == "basic" else {}),
                 **({"notifications": {"endpoints": [{
                     "name": "port",
                     "url": notify[0],
