@@ -58,6 +58,8 @@ OTHERS = "refs/oci/"  # tags of images (not releases): read once, then known
 MAX_MANIFEST_BYTES = 4 << 20  # the distribution spec's own recommendation for manifests
 MAX_TAGS = 10_000
 PAGE = 1000
+MAX_PAGES = 100  # pages may hold fewer than PAGE tags, or none: never followed forever
+REQUEST_SECONDS = 60.0  # one request, however slowly its bytes arrive
 _LINK = re.compile(r'<(?P<url>[^>]+)>\s*;\s*rel="?next"?')
 _CHALLENGE = re.compile(r'(?P<key>[A-Za-z]+)="(?P<value>[^"]*)"')
 
@@ -128,6 +130,7 @@ class Registry:
         self.guard = guard
         self.requests = 0
         self.bytes = 0
+        self.deadline = time.monotonic() + limits.max_seconds  # the whole run's
         self._auth: str | None = None
         self._client = httpx.Client(
             timeout=httpx.Timeout(min(limits.timeout_seconds, 30.0)),
@@ -152,7 +155,8 @@ class Registry:
         ``max_bytes``. RemoteError for an answer that is not 200."""
         for _hop in range(5):
             answer = self._send(url, accept, max_bytes)
-            if answer.status == 401 and self._auth is None:
+            same_host = urlsplit(url).netloc == urlsplit(self.where.base).netloc
+            if answer.status == 401 and self._auth is None and same_host:
                 self._auth = self._authorization(answer)
                 answer = self._send(url, accept, max_bytes)
             if answer.status in (301, 302, 303, 307, 308) and "location" in answer.headers:
@@ -173,9 +177,16 @@ class Registry:
         same_host = urlsplit(url).netloc == urlsplit(self.where.base).netloc
         if self._auth is not None and same_host:  # never to a storage redirect elsewhere
             headers["Authorization"] = self._auth
+        return self._fetch(url, headers, max_bytes)
+
+    def _fetch(self, url: str, headers: dict[str, str], max_bytes: int, auth: Any = None) -> Answer:
+        """One GET, its body read within ``max_bytes`` and the request's and run's time."""
         self.requests += 1
+        deadline = min(time.monotonic() + REQUEST_SECONDS, self.deadline)
         try:
-            with self._client.stream("GET", url, headers=headers) as response:
+            with self._client.stream(
+                "GET", url, headers=headers, auth=auth or httpx.USE_CLIENT_DEFAULT
+            ) as response:
                 body = bytearray()
                 for chunk in response.iter_bytes():
                     body += chunk
@@ -183,6 +194,8 @@ class Registry:
                         raise RemoteError(
                             f"{self.where.registry}: {redact(url)} is larger than {max_bytes} bytes"
                         )
+                    if time.monotonic() > deadline:
+                        raise RemoteError(f"{self.where.registry}: {redact(url)} took too long")
                 self.bytes += len(body)
                 return Answer(response.status_code, response.headers, bytes(body), url)
         except httpx.HTTPError as exc:
@@ -208,24 +221,23 @@ class Registry:
         realm = params.pop("realm", None)
         if not realm or urlsplit(realm).scheme not in ("https", "http"):
             raise RemoteError(f"{self.where.registry} asked for a token without a realm")
+        if urlsplit(realm).scheme == "http" and urlsplit(self.where.base).scheme == "https":
+            raise RemoteError(f"{self.where.registry} names a token service without TLS")
         if self.guard is not None:
             self.guard(realm)
         if "scope" not in params:
             params["scope"] = f"repository:{self.where.repository}:pull"
-        self.requests += 1
-        try:
-            answer = self._client.get(realm, params=params, auth=basic or httpx.USE_CLIENT_DEFAULT)
-        except httpx.HTTPError as exc:
-            raise RemoteError(f"the token service of {self.where.registry} failed: {exc}") from None
-        if answer.status_code != 200:
+        asked = str(httpx.URL(realm, params=params))
+        answer = self._fetch(asked, {"Accept": "application/json"}, MAX_MANIFEST_BYTES, basic)
+        if answer.status != 200:
             raise RemoteError(
-                f"the token service of {self.where.registry} answered {answer.status_code}"
+                f"the token service of {self.where.registry} answered {answer.status}"
                 " (wrong credentials?)"
             )
         try:
             data = answer.json()
             token = data.get("token") or data.get("access_token")
-        except (ValueError, AttributeError):
+        except (ValueError, AttributeError, RecursionError):
             token = None
         if not isinstance(token, str) or not token:
             raise RemoteError(f"the token service of {self.where.registry} gave no token")
@@ -235,19 +247,21 @@ class Registry:
         """Every tag of the repository (at most MAX_TAGS), following pages."""
         found: list[str] = []
         url: str | None = self._url(f"tags/list?n={PAGE}")
-        while url is not None:
+        for _page in range(MAX_PAGES):
+            if url is None:
+                return found
             response = self.get(url, "application/json")
             try:
                 page = response.json().get("tags") or []
-            except (ValueError, AttributeError):
-                raise RemoteError(
-                    f"{self.where.registry} sent a tags list that is not JSON"
-                ) from None
+            except (ValueError, AttributeError, RecursionError):
+                page = None
+            if not isinstance(page, list):
+                raise RemoteError(f"{self.where.registry} sent a tags list that is not one")
             found += [t for t in page if isinstance(t, str)]
             if len(found) > MAX_TAGS:
                 raise RemoteError(f"{self.where.repository} has more than {MAX_TAGS} tags")
             url = _next_page(url, response.headers.get("link"))
-        return found
+        raise RemoteError(f"{self.where.repository}: more than {MAX_PAGES} pages of tags")
 
     def manifest(self, reference: str) -> tuple[str, dict[str, Any]]:
         """(digest, manifest) of a tag or digest."""
@@ -258,7 +272,7 @@ class Registry:
             raise RemoteError(f"the manifest of {reference} does not match its digest {claimed}")
         try:
             data = response.json()
-        except ValueError:
+        except (ValueError, RecursionError):
             data = None
         if not isinstance(data, dict):
             raise RemoteError(f"the manifest of {reference} is not a JSON object")
@@ -275,12 +289,13 @@ class Registry:
 
 
 def _why(answer: Answer) -> str:
+    """The registry's own words for an error answer, when it gives them."""
     try:
-        errors = answer.json().get("errors") or []
-        message = errors[0].get("message") if errors else None
-    except (ValueError, AttributeError, IndexError):
+        errors = answer.json().get("errors")
+        message = errors[0].get("message") if isinstance(errors, list) and errors else None
+    except (ValueError, AttributeError, RecursionError, KeyError, TypeError):
         message = None
-    return f": {str(message)[:200]}" if message else ""
+    return f": {redact(str(message))[:200]}" if message else ""
 
 
 def _next_page(current: str, link: str | None) -> str | None:

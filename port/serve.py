@@ -71,6 +71,7 @@ async def _secrets_readable(settings: Settings) -> None:
     """PortError when secrets are stored that PORT_SECRET_KEY cannot open."""
     engine = db.create_engine(settings.sqlalchemy_url)
     try:
+        await db.check_migrated(engine)  # an unmigrated database says so, first
         async with db.sessionmaker(engine)() as session:
             await check_readable(session, settings)
     finally:

@@ -19,6 +19,7 @@ on the Pod: the backend applies exactly the Pod's grants, nothing more.
 from __future__ import annotations
 
 import fnmatch
+import os
 import posixpath
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -132,7 +133,7 @@ class GrantPolicy:
         folders = []
         for entry in settings.grantable_folders:
             root, _, mode = entry.partition(":")
-            folders.append((posixpath.normpath(root), mode == "rw"))
+            folders.append((os.path.realpath(posixpath.normpath(root)), mode == "rw"))
         host = settings.docker_host
         socket: str | None = ENGINE_SOCKET
         if host is not None:  # a remote engine's socket is not on this machine to mount
@@ -161,7 +162,9 @@ class GrantPolicy:
             )
         match kind:
             case "folder":
-                source = _host_path(consent.host, "folder")
+                # Symlinks resolved, as the engine would follow them: a link an app
+                # made under a root must not lead another grant out of it.
+                source = os.path.realpath(_host_path(consent.host, "folder"))
                 writable = capability.get("readOnly", True) is False
                 roots = [(r, rw) for r, rw in self.folders if _under(source, r)]
                 if not roots:
@@ -177,7 +180,7 @@ class GrantPolicy:
                 return Grant(name, kind, source, str(target), read_only=not writable)
             case "device":
                 device_class = str(capability.get("class"))
-                source = _host_path(consent.host or str(target), "device")
+                source = os.path.realpath(_host_path(consent.host or str(target), "device"))
                 patterns = self.devices.get(device_class, ())
                 if not any(fnmatch.fnmatchcase(source, p) for p in patterns):
                     allowed = ", ".join(patterns) or "none"

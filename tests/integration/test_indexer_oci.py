@@ -5,11 +5,14 @@ deleted tag withdraws its release; a broken descriptor is a located error."""
 
 from __future__ import annotations
 
+import http.server
 import json
 import os
 import secrets
+import threading
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -18,6 +21,8 @@ from arkitekt_spec import selectors as spec
 from sqlalchemy import select
 
 from indexer import oci
+from indexer.errors import RemoteError
+from indexer.result import RepoSpec
 from port.catalogue.models import IndexRun, IndexRunError, IndexRunStatus, Release, Repo
 from port.catalogue.queries import app_document, list_apps
 from port.catalogue.repos import add_repo
@@ -237,3 +242,31 @@ async def test_a_registry_with_basic_auth_wants_the_urls_credential(
         allowed = await scan_repo(catalogue.sessions, settings, signed)
     assert allowed.run.status == IndexRunStatus.SUCCEEDED
     assert [e.message for e in allowed.run.errors] == []
+
+
+class Endless(http.server.BaseHTTPRequestHandler):
+    """A hostile registry: empty pages of tags, each naming a next one, forever."""
+
+    def log_message(self, *_args: Any) -> None:
+        pass
+
+    def do_GET(self) -> None:
+        body = b'{"name": "x/y", "tags": []}'
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Link", f'<{self.path.split("&")[0]}&last=z{len(self.path)}>; rel="next"')
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+
+def test_a_registry_paging_forever_is_a_bounded_error() -> None:
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Endless)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        url = f"oci+http://127.0.0.1:{server.server_address[1]}/x/y"
+        with pytest.raises(RemoteError, match=f"more than {oci.MAX_PAGES} pages of tags"):
+            oci.index_oci(RepoSpec(url=url))
+    finally:
+        server.shutdown()
+        server.server_close()

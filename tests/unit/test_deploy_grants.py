@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -172,3 +173,16 @@ def test_consent_round_trips_and_parses_the_cli_form() -> None:
         "kind": "shared_memory",
         "shmMb": 64,
     }
+
+
+def test_a_symlink_under_a_root_leads_nowhere_outside_it(tmp_path: Path) -> None:
+    root = tmp_path / "data"
+    (root / "a").mkdir(parents=True)
+    (root / "a" / "escape").symlink_to("/etc")
+    policy = GrantPolicy(folders=((str(root), True),))
+    with pytest.raises(Refused, match="/etc is not under a folder"):
+        policy.grant(IMAGES, Consent("images", str(root / "a" / "escape")), "napari")
+    inside = root / "a" / "inside"
+    inside.symlink_to(root / "a")
+    granted = policy.grant(IMAGES, Consent("images", str(inside)), "napari")
+    assert granted.source == str(root / "a")  # what the engine will mount
