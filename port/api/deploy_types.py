@@ -225,8 +225,9 @@ class SetupType(relay.Node):
         description="Versions whose update was rolled back; not tried again."
     )
     grants: JSON = strawberry.field(
-        description="The owner's consents to what the app asks, [{name, host}]: its Pods "
-        "get each that the admin's policy allows (see Pod.grants)."
+        description="The owner's consents to what the app asks, [{name, host, agreed}] "
+        "(agreed: the terms consented to; a release that changes them asks again): its "
+        "Pods get each that the admin's policy allows (see Pod.grants)."
     )
     consent_needed: JSON | None = strawberry.field(
         description="An update waiting for the owner's consent: {version, asks: {flavour: "

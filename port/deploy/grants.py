@@ -22,7 +22,7 @@ import fnmatch
 import os
 import posixpath
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Self
 
 from port.deploy.selection import Ungranted
@@ -35,20 +35,36 @@ ENGINE_SOCKET = "/var/run/docker.sock"  # the engine's socket when PORT_DOCKER_H
 MAX_CONSENTS = 32
 
 
+TERMS = ("kind", "target", "readOnly", "class", "cap", "min")  # what a consent agrees to
+
+
+def terms_of(capability: Mapping[str, Any]) -> dict[str, Any]:
+    """What granting ``capability`` means (its wording aside): a release that keeps the
+    name but changes any of these asks anew."""
+    return {key: capability[key] for key in TERMS if key in capability}
+
+
 @dataclass(frozen=True)
 class Consent:
     """An owner's yes to one capability of an app, by its name; ``host`` is the host
-    side where the kind has one (a folder, a device), None for the default."""
+    side where the kind has one (a folder, a device), None for the default; ``agreed``
+    the capability's terms it said yes to (``terms_of``), set when it was checked."""
 
     name: str
     host: str | None = None
+    agreed: Mapping[str, Any] | None = None
 
-    def as_json(self) -> dict[str, str]:
-        return {"name": self.name} if self.host is None else {"name": self.name, "host": self.host}
+    def as_json(self) -> dict[str, Any]:
+        data: dict[str, Any] = {"name": self.name}
+        if self.host is not None:
+            data["host"] = self.host
+        if self.agreed is not None:
+            data["agreed"] = dict(self.agreed)
+        return data
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> Self:
-        return cls(str(data["name"]), data.get("host"))
+        return cls(str(data["name"]), data.get("host"), data.get("agreed"))
 
     @classmethod
     def parse(cls, text: str) -> Self:
@@ -281,6 +297,9 @@ class Grants:
         consent = self.consents.get(str(capability.get("name")))
         if consent is None:
             return Ungranted(capability, f"needs {_what(capability)} granted", asked=True)
+        if consent.agreed is not None and dict(consent.agreed) != terms_of(capability):
+            why = f"asks for {_what(capability)} otherwise than it was granted"
+            return Ungranted(capability, why, asked=True)
         try:
             self.policy.grant(capability, consent, self.app)
         except Refused as refused:
@@ -293,7 +312,7 @@ class Grants:
         grants = []
         for capability in capabilities:
             consent = self.consents.get(str(capability.get("name")))
-            if consent is None:
+            if consent is None or self.ungranted(capability) is not None:
                 continue
             try:
                 grants.append(self.policy.grant(capability, consent, self.app))
@@ -309,8 +328,10 @@ def check_consents(
     app: str,
 ) -> list[Consent]:
     """``consents`` for a release whose flavours ask ``flavours`` (capability lists), as
-    stored; INVALID_INPUT (field ``grants``) for a duplicate, a name no flavour asks, or
-    one the policy refuses, so nothing is silently not granted."""
+    stored, each with the terms it agrees to (kept when it has some: a consent given
+    before agrees to what it agreed to then); INVALID_INPUT (field ``grants``) for a
+    duplicate, a name no flavour asks, or one the policy refuses, so nothing is
+    silently not granted."""
     if len(consents) > MAX_CONSENTS:
         raise InvalidInput(f"at most {MAX_CONSENTS} grants", field="grants")
     asked: dict[str, Mapping[str, Any]] = {}
@@ -332,4 +353,6 @@ def check_consents(
             policy.grant(asked[consent.name], consent, app)
         except Refused as refused:
             raise InvalidInput(f"{consent.name}: {refused}", field="grants") from refused
-    return list(consents)
+    return [
+        c if c.agreed is not None else replace(c, agreed=terms_of(asked[c.name])) for c in consents
+    ]

@@ -531,7 +531,11 @@ class Reconciler:
         reference ran another image for this Setup before (its tag was rebuilt)."""
         if pod.container_id is None:
             return
-        digest = await self.backend.image_digest(pod.container_id)
+        try:
+            digest = await self.backend.image_digest(pod.container_id)
+        except (BackendError, BackendUnavailable) as exc:  # a fact to record, not a failure
+            log.info("pod %s: its image digest is unknown: %s", pod.id, exc)
+            return
         if digest is None or digest == pod.image_digest:
             return
         before = pod.image_digest

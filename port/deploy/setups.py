@@ -381,6 +381,7 @@ def set_policy(
     setup.update_policy = policy
     setup.version_range = version_range
     setup.include_prereleases = include_prereleases
+    setup.consent_needed = None  # planned again under the new policy, asked again if so
     setup.updated_at = utcnow()
     record(
         session,

@@ -351,9 +351,19 @@ async def _grant(
     """What the waiting update asks, as the form grants it, over what was granted."""
     async with served.sessions() as session:
         setup = await service.get_setup(session, principal, setup_id)
+        release = await session.get(
+            Release, setup.release_id, options=[selectinload(Release.flavours)]
+        )
     waiting = _consent(setup)
-    given = {c["name"]: Consent.from_json(c) for c in setup.grants or ()}
-    for consent in consents_from(fields, waiting.asks if waiting else []):
+    asks = waiting.asks if waiting else []
+    # What the running release still asks keeps its consent; what neither it nor the
+    # waiting update asks is dropped, so a stale consent cannot block this one.
+    still = (
+        {str(c.get("name")) for f in release.flavours for c in f.capabilities} if release else set()
+    )
+    still |= {a.name for a in asks}
+    given = {c["name"]: Consent.from_json(c) for c in setup.grants or () if c["name"] in still}
+    for consent in consents_from(fields, asks):
         given[consent.name] = consent
     await served.operations.grant(principal, setup_id, list(given.values()))
 

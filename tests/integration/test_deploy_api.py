@@ -671,7 +671,13 @@ async def test_capabilities_are_granted_by_the_owner_alone(catalogue: Catalogue)
             token=alice,
         )
         setup = granted["data"]["createSetup"]["setup"]
-        assert setup["grants"] == [{"name": "images", "host": "/data/alice"}]
+        assert setup["grants"] == [
+            {
+                "name": "images",
+                "host": "/data/alice",
+                "agreed": {"kind": "folder", "target": "/images", "readOnly": True},
+            }
+        ]
         assert setup["pods"][0]["grants"] == [
             {
                 "name": "images",

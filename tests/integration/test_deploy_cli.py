@@ -159,7 +159,11 @@ async def test_create_asks_for_grants_at_a_terminal_and_refuses_elsewhere(
     assert "why: to read" in terminal
     setup_id = out.strip()
     shown = json.loads((await run("setup", "show", setup_id, "--json")).output)
-    assert shown["grants"] == [{"name": "images", "host": str(tmp_path)}, {"name": "shm"}]
+    assert [(g["name"], g.get("host")) for g in shown["grants"]] == [
+        ("images", str(tmp_path)),
+        ("shm", None),
+    ]
+    assert shown["grants"][1]["agreed"] == {"kind": "shared_memory", "min": 128}
 
     withdrawn = await run("setup", "grant", setup_id)
     assert withdrawn.output.strip() == f"setup {setup_id} grants: none"

@@ -133,7 +133,8 @@ def test_a_policy_wider_than_allowed_is_refused_at_start(
 def test_consents_are_checked_when_given_not_when_a_pod_starts() -> None:
     asked: list[list[dict[str, Any]]] = [[IMAGES, SHM], [CAMERA]]
     consents = [Consent("images", "/data/x"), Consent("camera")]
-    assert check_consents(consents, asked, POLICY, "napari") == consents
+    checked = check_consents(consents, asked, POLICY, "napari")
+    assert [(c.name, c.host) for c in checked] == [("images", "/data/x"), ("camera", None)]
     with pytest.raises(InvalidInput, match="asks for no capability 'gpu'") as unknown:
         check_consents([Consent("gpu")], asked, POLICY, "napari")
     assert unknown.value.field == "grants"
@@ -186,3 +187,20 @@ def test_a_symlink_under_a_root_leads_nowhere_outside_it(tmp_path: Path) -> None
     inside.symlink_to(root / "a")
     granted = policy.grant(IMAGES, Consent("images", str(inside)), "napari")
     assert granted.source == str(root / "a")  # what the engine will mount
+
+
+def test_a_consent_agrees_to_terms_and_changed_terms_ask_again() -> None:
+    [consent] = check_consents([Consent("images", "/scratch/x")], [[IMAGES]], POLICY, "napari")
+    assert consent.agreed == {"kind": "folder", "target": "/images", "readOnly": True}
+    grants = Grants(POLICY, {"images": consent}, "napari")
+    assert grants.ungranted(IMAGES) is None
+    assert grants.ungranted({**IMAGES, "description": "reworded"}) is None  # words only
+    writable = {**IMAGES, "readOnly": False}  # the same name, a wider meaning
+    asked = grants.ungranted(writable)
+    assert asked is not None
+    assert asked.asked
+    assert "otherwise than it was granted" in asked.reason
+    assert grants.applied([writable]) == []
+    # Kept through a round trip, and not overwritten when checked again.
+    again = check_consents([Consent.from_json(consent.as_json())], [[writable]], POLICY, "n")
+    assert again[0].agreed == consent.agreed

@@ -595,7 +595,10 @@ class DockerBackend(Backend):
             # compute interface). /dev/dri holds every card: no count applies. The groups
             # owning them go by number: a name would be looked up in the image.
             paths = AMD_DEVICES if spec.gpu_vendor == "amd" else INTEL_DEVICES
-            options["devices"] = [f"{path}:{path}:rwm" for path in paths]
+            options["devices"] = [
+                *options.get("devices", ()),  # what was granted stays
+                *(f"{path}:{path}:rwm" for path in paths),
+            ]
             if settings.docker_gpu_groups:
                 options["group_add"] = [str(gid) for gid in settings.docker_gpu_groups]
         elif spec.gpus > 0:
