@@ -85,6 +85,7 @@ class Grant:
     read_only: bool = True
     shm_mb: int | None = None
     cap: str | None = None
+    device_class: str | None = None  # a device's: what the policy allows it by
 
     def as_json(self) -> dict[str, Any]:
         data: dict[str, Any] = {"name": self.name, "kind": self.kind}
@@ -93,6 +94,7 @@ class Grant:
             ("target", self.target),
             ("shmMb", self.shm_mb),
             ("cap", self.cap),
+            ("class", self.device_class),
         ):
             if value is not None:
                 data[key] = value
@@ -110,7 +112,14 @@ class Grant:
             read_only=bool(data.get("readOnly", True)),
             shm_mb=data.get("shmMb"),
             cap=data.get("cap"),
+            device_class=data.get("class"),
         )
+
+    def capability(self) -> dict[str, Any]:
+        """The capability this grant answers, as far as the policy judges it."""
+        asked: dict[str, Any] = {"name": self.name, "kind": self.kind, "target": self.target}
+        asked |= {"readOnly": self.read_only, "class": self.device_class, "cap": self.cap}
+        return asked | {"min": self.shm_mb or 0}
 
 
 class Refused(Exception):
@@ -204,7 +213,7 @@ class GrantPolicy:
                         f"{source} is not a {device_class} device this Port lets owners "
                         f"grant (PORT_GRANTABLE_DEVICES: {allowed})"
                     )
-                return Grant(name, kind, source, str(target))
+                return Grant(name, kind, source, str(target), device_class=device_class)
             case "shared_memory":
                 self._no_host_side(consent, kind)
                 wanted = int(capability.get("min", 0))
@@ -233,6 +242,18 @@ class GrantPolicy:
                     raise Refused("the container engine is remote: its socket cannot be mounted")
                 return Grant(name, kind, self.engine_socket, str(target), read_only=False)
         raise Refused(f"this Port cannot grant a {kind} capability")
+
+    def refusal(self, grant: Grant, app: str) -> str | None:
+        """Why this policy would not give ``grant`` now (an admin narrowed it since the
+        Pod was planned), or None: checked again before each container is made."""
+        host = grant.source if grant.kind in ("folder", "device") else None
+        try:
+            again = self.grant(grant.capability(), Consent(grant.name, host), app)
+        except Refused as refused:
+            return str(refused)
+        if grant.kind == "folder" and again.read_only and not grant.read_only:
+            return f"{grant.source} may be granted read-only only now"
+        return None
 
     @staticmethod
     def _no_host_side(consent: Consent, kind: str) -> None:

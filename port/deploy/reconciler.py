@@ -61,7 +61,7 @@ from port.deploy.backends.base import (
     PullProgress,
 )
 from port.deploy.decisions import LIVE, Step, decide
-from port.deploy.grants import Grant
+from port.deploy.grants import Grant, GrantPolicy
 from port.deploy.instance import resolved
 from port.deploy.jobs import rollout_pending
 from port.deploy.models import EventKind, Pod, Setup
@@ -489,6 +489,7 @@ class Reconciler:
             except Pulling:
                 return None
             await self._still_wanted(session, setup, pod)
+            self._check_grants(spec, setup)
             # Opened last, just for the start: nothing else in a pass holds them.
             arkitekt = pod.release.source in ARKITEKT_SOURCES
             opened = await pod_secrets(session, setup, self.settings, arkitekt=arkitekt)
@@ -525,6 +526,18 @@ class Reconciler:
         # Exited already, or still starting: the next pass (woken by its event) decides.
         self.wake()
         return None
+
+    def _check_grants(self, spec: PodSpec, setup: Setup) -> None:
+        """BackendError when the policy no longer allows what the Pod was granted: its
+        container is not made with it (a new start plans under today's policy)."""
+        policy = GrantPolicy.of(self.settings)
+        for grant in spec.grants:
+            why = policy.refusal(grant, setup.app.identifier)
+            if why is not None:
+                raise BackendError(
+                    f"its grant {grant.name!r} is no longer allowed ({why}); stop and start "
+                    "the setup to run it under today's policy"
+                )
 
     async def _note_digest(self, session: AsyncSession, setup: Setup, pod: Pod) -> None:
         """What the Pod's new container runs, by digest; IMAGE_CHANGED when the same image

@@ -157,6 +157,12 @@ async def _form(
     )
 
 
+def _chosen(app: App, version: str | None) -> Release | None:
+    """The release the form asks for: the one named, else the newest."""
+    named = [r for r in app.releases if version and r.version == version]
+    return named[0] if named else latest_release(app.releases)
+
+
 def _asks(release: Release | None) -> list[Ask]:
     return asks_of(f.capabilities for f in release.flavours) if release is not None else []
 
@@ -211,7 +217,7 @@ def _checked(fields: dict[str, str], app: App) -> tuple[SetupRequest, bool]:
         version_range=version_range,
         env=env,
         secrets=secrets,
-        grants=consents_from(fields, _asks(latest_release(app.releases))),
+        grants=consents_from(fields, _asks(_chosen(app, fields.get("version")))),
     )
     return request, fields.get("start") == "yes"
 

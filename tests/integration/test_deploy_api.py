@@ -22,10 +22,13 @@ from strawberry.relay import to_base64
 from port.accounts.models import Token, User
 from port.accounts.service import FirstAdmin, create_token, create_user, hash_secret
 from port.catalogue.models import App, Repo
-from port.deploy.models import Secret, SetupEvent
+from port.deploy import setups as service
+from port.deploy.grants import Consent
+from port.deploy.models import Pod, Secret, SetupEvent
 from port.deploy.reconciler import Reconciler
 from port.jobs import queue
 from port.orm import utcnow
+from port.principal import Principal
 from port.secretbox import new_key
 from port.work.server import create_app
 from tests.deployfakes import CUDA, FakeBackend, add_app, add_release
@@ -800,3 +803,47 @@ async def test_no_key_no_secrets(tenants: Tenants) -> None:
     assert "no PORT_SECRET_KEY" in error["message"]
     setups = await tenants.gql("{ setups { id } }", tenants.alice)
     assert setups["data"]["setups"] == []  # nothing was created
+
+
+async def test_a_narrowed_policy_keeps_a_pod_from_what_it_no_longer_allows(
+    catalogue: Catalogue,
+) -> None:
+    """An admin lowers the shared memory owners may grant: the Pod granted more is not
+    started again with it (its restart fails and says why)."""
+    shm = {"kind": "shared_memory", "name": "shm", "min": 512}
+    backend = FakeBackend("port")
+    backend.images.add("img/cpu:1")
+    async with catalogue.sessions() as session, session.begin():
+        app = await add_app(session, identifier="scope", versions=())
+        add_release(session, app.id, "1.0.0", (("cpu", "img/cpu:1", []),), None, [shm])
+        user = await create_user(session, "alice")
+    alice = Principal(user_id=user.id, name="alice", is_admin=False, via="token")
+    reconciler = Reconciler(catalogue.sessions, catalogue.settings, backend)
+    caps = await reconciler.capabilities()
+    async with catalogue.sessions() as session, session.begin():
+        setup = await service.create_setup(
+            session,
+            alice,
+            service.SetupRequest(app="scope", grants=(Consent("shm"),)),
+            caps,
+            catalogue.settings,
+        )
+        pod = await service.start_setup(session, setup, caps, catalogue.settings)
+        pod_id = pod.id
+    await reconciler.reconcile()
+    [container] = backend.containers.values()
+    assert [g.shm_mb for g in container.spec.grants] == [512]
+
+    reconciler.settings = catalogue.settings.model_copy(
+        update={"grantable_shared_memory_mb": 256, "instance": reconciler.settings.instance}
+    )
+    async with catalogue.sessions() as session, session.begin():
+        service.restart_pod(session, await service.get_pod(session, alice, pod_id))
+    await reconciler.reconcile()
+    async with catalogue.sessions() as session:
+        failed = await session.get(Pod, pod_id)
+    assert failed is not None
+    assert failed.status == "FAILED"
+    assert "its grant 'shm' is no longer allowed" in (failed.message or "")
+    assert "more than the 256 MB" in (failed.message or "")
+    assert backend.running() == []

@@ -65,7 +65,9 @@ def test_write_only_where_the_app_asks_and_the_policy_allows() -> None:
 
 
 def test_devices_come_from_the_allow_list_of_their_class() -> None:
-    assert grant(CAMERA) == Grant("camera", "device", "/dev/video0", "/dev/video0")
+    assert grant(CAMERA) == Grant(
+        "camera", "device", "/dev/video0", "/dev/video0", device_class="video"
+    )
     assert grant(CAMERA, "/dev/video2").source == "/dev/video2"
     assert "not a video device" in refusal(CAMERA, "/dev/sda")
     serial = {**CAMERA, "class": "serial", "name": "port", "target": "/dev/ttyUSB0"}
@@ -204,3 +206,18 @@ def test_a_consent_agrees_to_terms_and_changed_terms_ask_again() -> None:
     # Kept through a round trip, and not overwritten when checked again.
     again = check_consents([Consent.from_json(consent.as_json())], [[writable]], POLICY, "n")
     assert again[0].agreed == consent.agreed
+
+
+def test_a_grant_given_before_is_judged_again_by_todays_policy() -> None:
+    results = grant(RESULTS, "/scratch/run1")  # writable, under a :rw root
+    camera = grant(CAMERA)
+    nice = grant(NICE)
+    assert [POLICY.refusal(g, "napari") for g in (results, camera, nice)] == [None] * 3
+    narrowed = GrantPolicy(folders=(("/scratch", False),))
+    assert "read-only only" in (narrowed.refusal(results, "napari") or "")
+    assert "not a video device" in (narrowed.refusal(camera, "napari") or "")
+    assert "not one this Port grants" in (narrowed.refusal(nice, "napari") or "")
+    hostnet = grant(HOSTNET, app="trusted")
+    assert POLICY.refusal(hostnet, "trusted") is None
+    assert "an admin must allow trusted" in (narrowed.refusal(hostnet, "trusted") or "")
+    assert Grant.from_json(camera.as_json()) == camera  # the class is kept
