@@ -43,7 +43,7 @@ from port.deploy.jobs import enqueue_update
 from port.deploy.models import EventKind, Pod, Setup, UpdatePolicy
 from port.deploy.policy import allows, newest_allowed
 from port.deploy.reconciler import Reconciler
-from port.deploy.selection import ConsentNeeded
+from port.deploy.selection import ConsentNeeded, NoFittingFlavour
 from port.deploy.setups import asks_consent, choose, grants_of, plan_pod, record
 from port.errors import InvalidInput, NotFound
 from port.orm import utcnow
@@ -262,6 +262,11 @@ class Updater:
                         )
                     except ConsentNeeded as needed:
                         return await self._await_consent(session, setup, version, needed)
+                    except (NoFittingFlavour, BackendUnavailable):
+                        if setup.wants_running:
+                            raise
+                        # A stopped Setup only moves its intent: its next start plans
+                        # under the engine and grants of then, and says what it needs.
                 if not setup.wants_running:  # nothing runs: only the intent moves
                     old = setup.release.version
                     setup.release_id = target.id
