@@ -252,21 +252,9 @@ class Updater:
             if candidate is None:
                 if setup.release_id == target.id:
                     return "already on this release"
-                if asks_consent(target):
-                    try:  # like a phone's permission prompt: asked before, not after
-                        choose(
-                            target,
-                            await self.reconciler.capabilities(),
-                            setup.flavour,
-                            grants_of(setup, self.settings),
-                        )
-                    except ConsentNeeded as needed:
-                        return await self._await_consent(session, setup, version, needed)
-                    except (NoFittingFlavour, BackendUnavailable):
-                        if setup.wants_running:
-                            raise
-                        # A stopped Setup only moves its intent: its next start plans
-                        # under the engine and grants of then, and says what it needs.
+                needed = await self._consent_gap(setup, target)
+                if needed is not None:  # like a phone's permission prompt: before, not after
+                    return await self._await_consent(session, setup, version, needed)
                 if not setup.wants_running:  # nothing runs: only the intent moves
                     old = setup.release.version
                     setup.release_id = target.id
@@ -412,6 +400,22 @@ class Updater:
         )
         log.warning("setup %s: %s", setup.id, message.splitlines()[0])
         return message
+
+    async def _consent_gap(self, setup: Setup, target: Release) -> ConsentNeeded | None:
+        """What ``target`` asks that the Setup's grants do not give, or None."""
+        if not asks_consent(target):
+            return None
+        try:
+            caps = await self.reconciler.capabilities()
+            choose(target, caps, setup.flavour, grants_of(setup, self.settings))
+        except ConsentNeeded as needed:
+            return needed
+        except (NoFittingFlavour, BackendUnavailable):
+            if setup.wants_running:
+                raise
+            # A stopped Setup only moves its intent: its next start plans under the
+            # engine and the grants of then, and says what it needs.
+        return None
 
     async def _await_consent(
         self, session: AsyncSession, setup: Setup, version: str, needed: ConsentNeeded
