@@ -279,7 +279,9 @@ async def test_root_equivalent_grants_only_for_an_app_the_admin_named(bench: Mak
     with pytest.raises(InvalidInput, match="an admin must allow scope first"):
         await lab.create(Consent("net"))
 
-    lab.settings = lab.settings.model_copy(update={"host_access_apps": ["scope"]})
+    allowed = {"host_access_apps": ["scope"]}  # the admin allows it, for every process
+    lab.settings = lab.settings.model_copy(update=allowed)
+    lab.reconciler.settings = lab.reconciler.settings.model_copy(update=allowed)
     setup_id = await lab.create(Consent("net"))
     pod, container = await lab.running(setup_id)
     assert container.attrs["HostConfig"]["NetworkMode"] == "host"
