@@ -28,6 +28,7 @@ import time
 from collections.abc import Callable
 from functools import partial
 from pathlib import Path
+from typing import Any
 
 from benchmarks.report import Target, report
 from port import db
@@ -113,8 +114,8 @@ def floor_clone_and_read(bare: Path, work: Path) -> None:
 class Port:
     """One catalogue in a fresh data directory, driven in-process like the CLI does."""
 
-    def __init__(self, root: Path, url: str) -> None:
-        self.settings = Settings(data_dir=root, allow_local_repos=True)
+    def __init__(self, root: Path, url: str, **settings: Any) -> None:
+        self.settings = Settings(data_dir=root, allow_local_repos=True, **settings)
         db.upgrade(self.settings.sqlalchemy_url)
         self.url = url
         self.loop = asyncio.new_event_loop()

@@ -15,7 +15,6 @@ Usage: python benchmarks/oci.py [--releases 200] [--repeat 3]
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
 import statistics
 import tempfile
@@ -25,12 +24,9 @@ from pathlib import Path
 
 import httpx
 
+from benchmarks.index import Port
 from benchmarks.report import Target, report
 from indexer import oci
-from port import db
-from port.catalogue.repos import add_repo
-from port.catalogue.scanning import scan_repo
-from port.settings import Settings
 from port.work import collector
 from tests.integration.ocifixtures import Pusher, descriptor, flavour
 from tests.integration.tokenregistry import token_registry
@@ -69,37 +65,6 @@ def floor(registry: str) -> None:
                 client.get(f"{base}/blobs/{config['digest']}").raise_for_status()
 
 
-class Port:
-    """One catalogue in a fresh data directory, the repository registered."""
-
-    def __init__(self, root: Path, registry: str) -> None:
-        self.settings = Settings(
-            data_dir=root, allow_local_repos=True, allowed_registries=[registry]
-        )
-        db.upgrade(self.settings.sqlalchemy_url)
-        self.loop = asyncio.new_event_loop()
-        self.engine = db.create_engine(self.settings.sqlalchemy_url)
-        self.sessions = db.sessionmaker(self.engine)
-        self.url = f"oci+http://{registry}/{REPOSITORY}"
-        self.repo_id = self.loop.run_until_complete(self._add())
-
-    async def _add(self) -> int:
-        async with self.sessions() as session, session.begin():
-            return (await add_repo(session, self.url, allow_local=True)).id
-
-    def scan(self) -> str:
-        outcome = self.loop.run_until_complete(
-            scan_repo(self.sessions, self.settings, self.repo_id)
-        )
-        if outcome.changes is None or outcome.run.errors:
-            raise RuntimeError(outcome.run.message or [e.message for e in outcome.run.errors])
-        return str(outcome.run.status)
-
-    def close(self) -> None:
-        self.loop.run_until_complete(self.engine.dispose())
-        self.loop.close()
-
-
 def requests_of(action: Callable[[], object]) -> int:
     """How many HTTP requests the indexer sends during ``action``."""
     sent: list[str] = []
@@ -131,7 +96,12 @@ def main() -> None:
             a = statistics.median(
                 timed(lambda: floor(registry.address)) for _ in range(args.repeat)
             )
-            ports = [Port(root / f"port-{i}", registry.address) for i in range(args.repeat)]
+            url = f"oci+http://{registry.address}/{REPOSITORY}"
+            allowed = [registry.address]  # the descriptors' images are on it
+            ports = [
+                Port(root / f"port-{i}", url, allowed_registries=allowed)
+                for i in range(args.repeat)
+            ]
             collector.settle()
             b = statistics.median(timed(p.scan) for p in ports)
             statuses: set[str] = set()

@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from indexer.errors import GitTimeoutError, IndexerError, RepoTooLargeError
-from indexer.limits import Limits
+from indexer.limits import Limits, describe_size
 from indexer.urls import redact
 
 log = logging.getLogger(__name__)
@@ -231,8 +231,3 @@ def run_git(
         )
     log.debug("git %s exited with %d", what, proc.returncode)
     return GitOutput(proc.returncode, stdout, stderr.decode("utf-8", "replace"))
-
-
-def describe_size(size: int) -> str:
-    """A byte count as people read it in an error message."""
-    return f"{size / (1 << 20):.1f} MiB"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 
 from manifests.bounds import MAX_BYTES
@@ -31,3 +32,30 @@ class Limits:
     max_read_bytes: int = 64 << 20
     max_manifests: int = 10_000
     max_history: int = 100
+
+
+def describe_size(size: int) -> str:
+    """A byte count as people read it in an error message."""
+    return f"{size / (1 << 20):.1f} MiB"
+
+
+class Budget:
+    """What one run may still spend (``Limits``: time, bytes, manifests); the git and the
+    OCI readers count into it alike."""
+
+    def __init__(self, limits: Limits) -> None:
+        self.limits = limits
+        self.deadline = time.monotonic() + limits.max_seconds
+        self.bytes = 0
+        self.manifests = 0
+
+    def exhausted(self) -> str | None:
+        """Which budget is spent, in words (with the setting that raises it), or None."""
+        limits = self.limits
+        if self.manifests >= limits.max_manifests:
+            return f"{limits.max_manifests} manifests (PORT_INDEX_MAX_MANIFESTS)"
+        if self.bytes >= limits.max_read_bytes:
+            return f"{describe_size(limits.max_read_bytes)} read (PORT_INDEX_MAX_READ_MB)"
+        if time.monotonic() >= self.deadline:
+            return f"{limits.max_seconds:g} s (PORT_INDEX_SECONDS)"
+        return None

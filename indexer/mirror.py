@@ -20,8 +20,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from indexer.errors import IndexerError, RemoteError, RepoTooLargeError, SetupError
-from indexer.gitcmd import GitOutput, SizeCallback, describe_size, run_git
-from indexer.limits import Limits
+from indexer.gitcmd import GitOutput, SizeCallback, run_git
+from indexer.limits import Limits, describe_size
 from indexer.urls import check_url, redact
 
 if TYPE_CHECKING:

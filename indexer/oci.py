@@ -36,7 +36,7 @@ import httpx
 from semver import Version
 
 from indexer.errors import IndexerError, RemoteError, UnsafeUrlError
-from indexer.limits import Limits
+from indexer.limits import Budget, Limits
 from indexer.refs import TAGS  # release tags, as git's
 from indexer.result import FoundRelease, IndexResult, Previous, RepoSpec, TagInfo
 from indexer.tags import parse_tag
@@ -126,11 +126,8 @@ class Registry:
 
     def __init__(self, where: OciLocation, limits: Limits, guard: Guard | None = None) -> None:
         self.where = where
-        self.limits = limits
         self.guard = guard
-        self.requests = 0
-        self.bytes = 0
-        self.deadline = time.monotonic() + limits.max_seconds  # the whole run's
+        self.budget = Budget(limits)  # the run's: time, bytes and descriptors
         self._auth: str | None = None
         self._client = httpx.Client(
             timeout=httpx.Timeout(min(limits.timeout_seconds, 30.0)),
@@ -181,8 +178,7 @@ class Registry:
 
     def _fetch(self, url: str, headers: dict[str, str], max_bytes: int, auth: Any = None) -> Answer:
         """One GET, its body read within ``max_bytes`` and the request's and run's time."""
-        self.requests += 1
-        deadline = min(time.monotonic() + REQUEST_SECONDS, self.deadline)
+        deadline = min(time.monotonic() + REQUEST_SECONDS, self.budget.deadline)
         try:
             with self._client.stream(
                 "GET", url, headers=headers, auth=auth or httpx.USE_CLIENT_DEFAULT
@@ -196,7 +192,7 @@ class Registry:
                         )
                     if time.monotonic() > deadline:
                         raise RemoteError(f"{self.where.registry}: {redact(url)} took too long")
-                self.bytes += len(body)
+                self.budget.bytes += len(body)
                 return Answer(response.status_code, response.headers, bytes(body), url)
         except httpx.HTTPError as exc:
             raise RemoteError(
@@ -358,10 +354,9 @@ def _read_new(
     result: IndexResult,
 ) -> None:
     """Read the manifests (and descriptors) of ``tags``, within the run's budget."""
-    started = time.monotonic()
     for index, tag in enumerate(_newest_first(tags, repo.tag_prefix)):
         file = f"{where.registry}/{where.repository}:{tag}"
-        spent = _spent(started, registry, result, limits)
+        spent = registry.budget.exhausted()
         if spent is not None:
             more = len(tags) - index - 1
             message = f"not read: this index run reached its budget of {spent}"
@@ -386,6 +381,7 @@ def _read_new(
             result.errors.append(ManifestError(file=file, ref=tag, message=str(exc)))
             continue
         result.blobs_read += 1
+        registry.budget.manifests += 1
         read = parse_release_descriptor(
             blob, file=file, ref=tag, max_bytes=limits.max_manifest_bytes
         )
@@ -411,16 +407,6 @@ def _read_new(
         result.refs[TAGS + tag] = hex_digest
         result.tags_read.add(tag)
         result.releases.append(FoundRelease(read.release, "oci", file, tag, hex_digest))
-
-
-def _spent(started: float, registry: Registry, result: IndexResult, limits: Limits) -> str | None:
-    if time.monotonic() - started > limits.max_seconds:
-        return f"{limits.max_seconds:g} s"
-    if registry.bytes > limits.max_read_bytes:
-        return f"{limits.max_read_bytes} bytes"
-    if result.blobs_read >= limits.max_manifests:
-        return f"{limits.max_manifests} manifests"
-    return None
 
 
 def _newest_first(tags: list[str], prefix: str) -> Iterator[str]:

@@ -19,7 +19,6 @@ the remote (URL, reachability, time, size) raise ``IndexerError``.
 from __future__ import annotations
 
 import logging
-import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,9 +27,8 @@ from typing import Literal
 from indexer.arkitekt import ARKITEKT_FILES, ArkitektMerge
 from indexer.catfile import CatFileBatch, GitObject
 from indexer.errors import BranchNotFoundError
-from indexer.gitcmd import describe_size
 from indexer.history import FileVersion, file_history, is_ancestor
-from indexer.limits import Limits
+from indexer.limits import Budget, Limits, describe_size
 from indexer.logos import read_logos
 from indexer.mirror import RemoteRefs, ls_remote, sync_mirror
 from indexer.parsing import RunParser
@@ -215,27 +213,6 @@ def _history_reads(
     return kept
 
 
-class _Budget:
-    """What one run may still spend (``Limits``: time, bytes, manifests)."""
-
-    def __init__(self, limits: Limits) -> None:
-        self.limits = limits
-        self.deadline = time.monotonic() + limits.max_seconds
-        self.bytes = 0
-        self.manifests = 0
-
-    def exhausted(self) -> str | None:
-        """Which budget is spent, in words (with the setting that raises it), or None."""
-        limits = self.limits
-        if self.manifests >= limits.max_manifests:
-            return f"{limits.max_manifests} manifests (PORT_INDEX_MAX_MANIFESTS)"
-        if self.bytes >= limits.max_read_bytes:
-            return f"{describe_size(limits.max_read_bytes)} read (PORT_INDEX_MAX_READ_MB)"
-        if time.monotonic() >= self.deadline:
-            return f"{limits.max_seconds:g} s (PORT_INDEX_SECONDS)"
-        return None
-
-
 def _tag_reads(
     tags: Mapping[str, TagInfo],
     local: Mapping[str, LocalRef],
@@ -292,7 +269,7 @@ def _read_all(
     head_blobs: set[tuple[str, str]] = set()
     head_readable = True  # False when a head file exists but could not be read as a whole
     parser = RunParser(limits)
-    budget = _Budget(limits)
+    budget = Budget(limits)
     done = 0
     total = len(reads)
     report("read", 0, total)

@@ -247,12 +247,10 @@ class GrantPolicy:
         """Why this policy would not give ``grant`` now (an admin narrowed it since the
         Pod was planned), or None: checked again before each container is made."""
         host = grant.source if grant.kind in ("folder", "device") else None
-        try:
-            again = self.grant(grant.capability(), Consent(grant.name, host), app)
+        try:  # a writable folder asks to write again: refused where only reading is left
+            self.grant(grant.capability(), Consent(grant.name, host), app)
         except Refused as refused:
             return str(refused)
-        if grant.kind == "folder" and again.read_only and not grant.read_only:
-            return f"{grant.source} may be granted read-only only now"
         return None
 
     @staticmethod
@@ -315,11 +313,12 @@ class Grants:
         return cls(GrantPolicy.of(settings), {c.name: c for c in consents}, app)
 
     def ungranted(self, capability: Mapping[str, Any]) -> Ungranted | None:
-        consent = self.consents.get(str(capability.get("name")))
+        consent = self._consent(capability)
         if consent is None:
-            return Ungranted(capability, f"needs {_what(capability)} granted", asked=True)
-        if consent.agreed is not None and dict(consent.agreed) != terms_of(capability):
-            why = f"asks for {_what(capability)} otherwise than it was granted"
+            if capability.get("name") in self.consents:  # granted, but on other terms
+                why = f"asks for {_what(capability)} otherwise than it was granted"
+            else:
+                why = f"needs {_what(capability)} granted"
             return Ungranted(capability, why, asked=True)
         try:
             self.policy.grant(capability, consent, self.app)
@@ -332,14 +331,21 @@ class Grants:
         the policy allows (an optional one it refuses is left out, as if declined)."""
         grants = []
         for capability in capabilities:
-            consent = self.consents.get(str(capability.get("name")))
-            if consent is None or self.ungranted(capability) is not None:
+            consent = self._consent(capability)
+            if consent is None:
                 continue
             try:
                 grants.append(self.policy.grant(capability, consent, self.app))
             except Refused:
                 continue  # selection kept a flavour whose required ones are all granted
         return grants
+
+    def _consent(self, capability: Mapping[str, Any]) -> Consent | None:
+        """The consent to ``capability``: of its name, agreeing to its terms as they are."""
+        consent = self.consents.get(str(capability.get("name")))
+        if consent is None or consent.agreed is None:
+            return consent
+        return consent if dict(consent.agreed) == terms_of(capability) else None
 
 
 def check_consents(

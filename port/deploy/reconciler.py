@@ -27,7 +27,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager, suppress
 from dataclasses import replace
 from datetime import datetime, timedelta
@@ -93,17 +93,11 @@ def container_name(settings: Settings, app: str, setup_id: int, pod_id: int) -> 
     return f"{settings.instance_name}-{app}-s{setup_id}-p{pod_id}"
 
 
-def pod_spec(
-    settings: Settings,
-    pod: Pod,
-    setup: Setup,
-    server_url: str | None = None,
-    secrets: Mapping[str, str] | None = None,
-) -> PodSpec:
+def pod_spec(settings: Settings, pod: Pod, setup: Setup, server_url: str | None = None) -> PodSpec:
     """The container of ``pod``: image, labels, env, limits; nothing from the manifest
     but the image, its command, arguments and variables, and the (capped) resources.
-    ``server_url``: Port as the Pod reaches it (default: the public URL); ``secrets``:
-    the Setup's, opened (``pod_secrets``), for a container about to start."""
+    ``server_url``: Port as the Pod reaches it (default: the public URL). The Setup's
+    secrets are added by the reconciler just before a start (``pod_secrets``)."""
     app = setup.app.identifier
     run = Run.from_json(pod.run)
     arkitekt = {}
@@ -113,7 +107,6 @@ def pod_spec(
         **{var.name: var.value for var in run.env if var.value is not None},
         **arkitekt,
         **setup.env,
-        **(secrets or {}),
         "PORT_SETUP_ID": str(setup.id),
         "PORT_POD_ID": str(pod.id),
         "PORT_SERVER_URL": server_url or settings.public_url,

@@ -183,13 +183,10 @@ async def create_setup(
         raise InvalidInput("versionRange is only used with updatePolicy RANGE")
     env = check_env(request.env)
     release = await _release(session, app, request)
-    consents = check_consents(
-        request.grants,
-        (f.capabilities for f in release.flavours),
-        GrantPolicy.of(settings),
-        app.identifier,
-    )
-    grants = Grants.of(settings, app.identifier, consents)
+    policy = GrantPolicy.of(settings)
+    asked = (f.capabilities for f in release.flavours)
+    consents = check_consents(request.grants, asked, policy, app.identifier)
+    grants = Grants(policy, {c.name: c for c in consents}, app.identifier)
     # NO_FITTING_FLAVOUR (or CONSENT_NEEDED: what to grant) now, not at start.
     selection = choose(release, caps, request.flavour, grants)
     flavour = next(f for f in release.flavours if f.name == selection.flavour)

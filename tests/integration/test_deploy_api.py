@@ -8,7 +8,7 @@ import asyncio
 import json
 import logging
 from collections.abc import AsyncIterator
-from contextlib import ExitStack
+from contextlib import ExitStack, asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -30,6 +30,7 @@ from port.jobs import queue
 from port.orm import utcnow
 from port.principal import Principal
 from port.secretbox import new_key
+from port.settings import Settings
 from port.work.server import create_app
 from tests.deployfakes import CUDA, FakeBackend, add_app, add_release
 from tests.harness import Api, Catalogue, subscribe
@@ -619,6 +620,21 @@ async def test_logs_are_bounded_per_request_however_many_aliases_ask(
     assert pod["l14"] == ""  # the budget is spent
 
 
+@asynccontextmanager
+async def served(
+    catalogue: Catalogue, **settings: Any
+) -> AsyncIterator[tuple[Api, FakeBackend, Settings]]:
+    """A server on the catalogue's settings with ``settings`` over them, on a fake engine
+    that has img/cpu:1; its first admin made."""
+    changed = catalogue.settings.model_copy(update=settings)
+    backend = FakeBackend("port")
+    backend.images.add("img/cpu:1")
+    announced: list[FirstAdmin] = []
+    server = create_app(changed, announce=announced.append, backend=backend)
+    async with AsyncTestClient(app=server) as client:
+        yield Api(client, announced[0].token, catalogue, announced[0].password), backend, changed
+
+
 GRANT_FIELDS = "id grants consentNeeded pods { grants }"
 CREATE_GRANTED = (
     "mutation($input: CreateSetupInput!) { createSetup(input: $input) { "
@@ -630,13 +646,7 @@ FOLDER = {"kind": "folder", "name": "images", "target": "/images", "readOnly": T
 async def test_capabilities_are_granted_by_the_owner_alone(catalogue: Catalogue) -> None:
     """createSetup without the grant says what to grant (nothing is created); with it the
     Pod gets it; grantSetup on someone else's Setup is NOT_FOUND."""
-    settings = catalogue.settings.model_copy(update={"grantable_folders": ["/data"]})
-    backend = FakeBackend("port")
-    backend.images.add("img/cpu:1")
-    announced: list[FirstAdmin] = []
-    server = create_app(settings, announce=announced.append, backend=backend)
-    async with AsyncTestClient(app=server) as client:
-        api = Api(client, announced[0].token, catalogue, announced[0].password)
+    async with served(catalogue, grantable_folders=["/data"]) as (api, _backend, _settings):
         async with catalogue.sessions() as session, session.begin():
             app = await add_app(session, identifier="scope", versions=())
             add_release(session, app.id, "1.0.0", (("cpu", "img/cpu:1", []),), None, [FOLDER])
@@ -722,18 +732,8 @@ async def test_secrets_reach_the_pod_and_nothing_else(
     """Secret variables are write-only: in the Pod's environment, never in an answer, an
     event or a log line. The owner's redeem token goes to their Arkitekt apps alone."""
     caplog.set_level(logging.DEBUG)
-    settings = catalogue.settings.model_copy(
-        update={
-            "secret_key": SecretStr(new_key()),
-            "arkitekt_url": "http://arkitekt.lab:8000",
-        }
-    )
-    backend = FakeBackend("port")
-    backend.images.add("img/cpu:1")
-    announced: list[FirstAdmin] = []
-    server = create_app(settings, announce=announced.append, backend=backend)
-    async with AsyncTestClient(app=server) as client:
-        api = Api(client, announced[0].token, catalogue, announced[0].password)
+    keyed = {"secret_key": SecretStr(new_key()), "arkitekt_url": "http://arkitekt.lab:8000"}
+    async with served(catalogue, **keyed) as (api, backend, settings):
         async with catalogue.sessions() as session, session.begin():
             await add_app(session, identifier="plain", flavours=(("cpu", "img/cpu:1", []),))
             ark = await add_app(session, identifier="ark", versions=())

@@ -16,7 +16,6 @@ import http.server
 import json
 import secrets
 import shutil
-import socket
 import subprocess
 import threading
 import time
@@ -34,15 +33,11 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509.oid import NameOID
 
+from tests.serverproc import free_port
+
 SERVICE = "port-test-registry"
 ISSUER = "port-test-issuer"
 PUSHER = ("pusher", "push-" + secrets.token_hex(4))
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 def _certificate() -> tuple[rsa.RSAPrivateKey, x509.Certificate]:
@@ -175,7 +170,7 @@ def token_registry(
     thread = threading.Thread(target=issuer.serve_forever, daemon=True)
     thread.start()
     realm = f"127.0.0.1:{issuer.server_address[1]}"
-    port = _free_port()
+    port = free_port()
     storage = workdir / "token-registry"
     storage.mkdir()
     (storage / "root.pem").write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
