@@ -135,6 +135,7 @@ def test_the_owner_installs_an_example_and_opens_it_on_its_own_origin(store: Ser
         wait.until(lambda b: "Running" in b.find_element(By.ID, "live").text)
         wait.until(lambda b: b.find_elements(By.LINK_TEXT, "Open"))
         shoot(browser, "setup-open")
+        shoot(browser, "setup-permissions", at="#grants-title")
         setup_page = urlsplit(browser.current_url).path
         browser.get(f"{store.base}{setup_page}/open")  # what Open does, in this tab
         wait.until(lambda b: b.find_elements(By.TAG_NAME, "h1"))
