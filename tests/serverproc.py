@@ -10,6 +10,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 import urllib.request
 from dataclasses import dataclass
@@ -31,6 +32,7 @@ class Server:
     process: subprocess.Popen[str]
     base: str
     output: list[str]
+    reader: threading.Thread | None = None  # drains the output once the server is up
 
     def post(
         self, query: str, token: str | None = None, variables: dict[str, object] | None = None
@@ -92,17 +94,33 @@ def start(data: Path, *argv: str, env: dict[str, str] | None = None) -> Server:
             raise AssertionError("port serve exited:\n" + "".join(server.output))
         server.output.append(line)
         if "Application startup complete" in line:  # bound, then started
+            server.reader = _drain(server)
             return server
     process.kill()
     raise AssertionError("port serve did not start:\n" + "".join(server.output))
+
+
+def _drain(server: Server) -> threading.Thread:
+    """Read the server's output as it comes: nobody reading a full pipe would stall the
+    server's next log line, and with it whatever thread wrote it."""
+    stream = server.process.stdout
+    assert stream is not None
+
+    def read() -> None:
+        for line in stream:
+            server.output.append(line)
+
+    thread = threading.Thread(target=read, daemon=True)
+    thread.start()
+    return thread
 
 
 def stop(server: Server) -> None:
     """SIGTERM, as an orchestrator stops it: requests finish, the lifespan ends cleanly."""
     os.killpg(server.process.pid, signal.SIGTERM)
     code = server.process.wait(timeout=30)
-    assert server.process.stdout is not None
-    server.output += server.process.stdout.readlines()
+    if server.reader is not None:
+        server.reader.join(timeout=10)
     # uvicorn re-raises the signal once shut down, so the exit status says "terminated"
     # (make, stopped by the same signal, reports its own status: 2).
     assert code in (0, -signal.SIGTERM, 2), "".join(server.output)

@@ -72,6 +72,7 @@ def git_daemon(tmp_path_factory: pytest.TempPathFactory) -> Iterator[GitDaemon]:
             "--reuseaddr",
             f"--base-path={base}",
             "--export-all",
+            "--max-connections=0",  # one daemon for the whole suite: never turn a clone away
             "--listen=127.0.0.1",
             f"--port={port}",
         ],

@@ -105,6 +105,7 @@ def store(
             stop(server)
         if server.process.poll() is None:
             os.killpg(server.process.pid, signal.SIGKILL)
+        print("".join(server.output[-200:]))  # pytest shows it when the test failed
         remove_instance(docker_engine, instance)
         docker_engine.images.remove(next_image, force=True)
 
