@@ -11,8 +11,12 @@ Tags are refs, as git's are: ``refs/tags/<tag>`` for release tags, valued by the
 manifest's digest, ``refs/oci/<tag>`` for every other tag (images), read once. A rescan
 reads only tags it has not seen, so one where nothing moved costs one tags-list request;
 a tag deleted from the registry withdraws its release, as a deleted git tag does.
-Descriptors of a channel (a branch build, ``channel`` set) are not releases: Port does not
-follow channels yet.
+A channel (a branch's builds) is a tag the plugin moves: its descriptor has ``channel``
+set and a pre-release version (``1.4.1-dev.3f2a9c1``). Only the channels a Repo follows
+are read, each under ``refs/channels/<channel>`` valued by the manifest's digest, and
+that digest is checked on every run: a rescan costs the tags list and one manifest per
+followed channel. A moved channel yields the build it points at now; the catalogue keeps
+the builds before as no longer current (port/catalogue/ingest.py).
 
 Credentials come from the URL (``oci://user:token@registry/...``, as for git remotes)
 and are sent only to the registry and to the token realm it names: anonymous first;
@@ -28,7 +32,7 @@ import logging
 import re
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 from urllib.parse import unquote, urljoin, urlsplit
 
@@ -37,11 +41,11 @@ from semver import Version
 
 from indexer.errors import IndexerError, RemoteError, UnsafeUrlError
 from indexer.limits import Budget, Limits
-from indexer.refs import TAGS  # release tags, as git's
+from indexer.refs import CHANNELS, TAGS  # release tags, as git's
 from indexer.result import FoundRelease, IndexResult, Previous, RepoSpec, TagInfo
 from indexer.tags import parse_tag
-from indexer.urls import OCI_NAME, redact
-from manifests.arkitekt import parse_release_descriptor
+from indexer.urls import OCI_NAME, channel_tag, redact
+from manifests.arkitekt import Descriptor, parse_release_descriptor
 from manifests.errors import ManifestError
 
 log = logging.getLogger(__name__)
@@ -78,10 +82,6 @@ class OciLocation:
     repository: str  # "acme/stardist"
     username: str | None = None
     password: str | None = None
-
-
-def is_oci(url: str) -> bool:
-    return url.split("://", 1)[0].lower() in SCHEMES if "://" in url else False
 
 
 def parse_oci_url(url: str) -> OciLocation:
@@ -325,10 +325,15 @@ def index_oci(
     """Index the OCI repository of ``repo.url``; ``previous``'s refs say what was read."""
     where = parse_oci_url(repo.url)
     before = previous.refs if previous is not None else {}
-    known = {name.split("/", 2)[2]: name for name in before}  # tag -> its ref name
+    # tag -> its ref name, for the tags read once (releases and images)
+    known = {name.split("/", 2)[2]: name for name in before if not name.startswith(CHANNELS)}
     with Registry(where, limits, guard) as registry:
-        tags = [t for t in registry.tags() if parse_tag(t, repo.tag_prefix) is not None]
-        if previous is not None and set(tags) == set(known):
+        listed = registry.tags()
+        tags = [t for t in listed if parse_tag(t, repo.tag_prefix) is not None]
+        heads = _channel_heads(registry, where, repo.channels, set(listed))
+        channel_refs = {CHANNELS + c: d for c, (_tag, d, _m) in heads.items() if d is not None}
+        stale = {n: d for n, d in before.items() if n.startswith(CHANNELS)}
+        if previous is not None and set(tags) == set(known) and channel_refs == stale:
             log.info("%s: no tag moved since the last run", redact(repo.url))
             return IndexResult(
                 repo=repo,
@@ -341,8 +346,104 @@ def index_oci(
         refs = {known[t]: before[known[t]] for t in tags if t in known}
         result = IndexResult(repo=repo, branch="", head=None, refs=refs, fetched=True)
         _read_new(registry, where, repo, [t for t in tags if t not in known], limits, result)
+        for channel, (tag, digest, manifest) in heads.items():
+            ref = CHANNELS + channel
+            if digest is None:
+                result.channels[channel] = None  # its tag is gone: so are its builds
+            else:
+                if ref in before:  # not moved, or moved to what may not read: it stands
+                    result.refs[ref] = before[ref]
+                if before.get(ref) != digest:
+                    _read_channel(registry, where, channel, tag, digest, manifest, limits, result)
     result.tags = _release_tags(result.refs, repo.tag_prefix)
     return result
+
+
+Head = tuple[str, str | None, dict[str, Any] | None]
+"""A followed channel's tag, and the hex digest and manifest it points at (None, None:
+the registry has no such tag)."""
+
+
+def _channel_heads(
+    registry: Registry, where: OciLocation, channels: tuple[str, ...], listed: set[str]
+) -> dict[str, Head]:
+    """What each followed channel's tag points at: one manifest request per channel."""
+    heads: dict[str, Head] = {}
+    for channel in channels:
+        tag = channel_tag(channel)
+        if tag is None:
+            continue  # refused when followed; never a request for it
+        if tag not in listed:
+            heads[channel] = (tag, None, None)
+            continue
+        digest, manifest = registry.manifest(tag)  # a channel that cannot be read: run fails
+        heads[channel] = (tag, digest.removeprefix("sha256:"), manifest)
+    return heads
+
+
+def _descriptor(
+    registry: Registry,
+    file: str,
+    tag: str,
+    manifest: dict[str, Any],
+    limits: Limits,
+    result: IndexResult,
+) -> Descriptor | None:
+    """The release descriptor ``manifest`` wraps, read; None for another image (or a
+    blob that cannot be had: a located error)."""
+    raw = manifest.get("config")
+    config: dict[str, Any] = raw if isinstance(raw, dict) else {}
+    if config.get("mediaType") != RELEASE_MEDIA_TYPE:
+        return None
+    try:
+        blob = registry.blob(str(config.get("digest")), limits.max_manifest_bytes)
+    except IndexerError as exc:
+        result.errors.append(ManifestError(file=file, ref=tag, message=str(exc)))
+        return Descriptor(None, None, [])
+    result.blobs_read += 1
+    registry.budget.manifests += 1
+    read = parse_release_descriptor(blob, file=file, ref=tag, max_bytes=limits.max_manifest_bytes)
+    result.errors.extend(read.errors)
+    return read
+
+
+def _read_channel(
+    registry: Registry,
+    where: OciLocation,
+    channel: str,
+    tag: str,
+    digest: str,
+    manifest: dict[str, Any] | None,
+    limits: Limits,
+    result: IndexResult,
+) -> None:
+    """The build a followed channel moved to. Anything wrong is a located error and the
+    channel's ref stays as it was: its last good build stands, and is read again."""
+    file = f"{where.registry}/{where.repository}:{tag}"
+
+    def problem(message: str) -> None:
+        result.errors.append(ManifestError(file=file, ref=tag, message=message))
+
+    read = _descriptor(registry, file, tag, manifest or {}, limits, result)
+    if read is None:
+        return problem(f"the tag {tag} of channel {channel!r} is not a release descriptor")
+    if read.release is None:
+        return None  # broken: its errors are recorded
+    if read.channel != channel:
+        whose = f"channel {read.channel!r}" if read.channel else "a release, not a channel build"
+        return problem(f"the descriptor under {tag} is {whose}; channel {channel!r} is not read")
+    spec = read.release
+    if not Version.parse(spec.version).prerelease:
+        if read.revision is None:
+            return problem(
+                f"a build of channel {channel!r} needs a pre-release version "
+                f"({spec.version}-dev.<revision>) or a revision; it is not indexed"
+            )
+        spec = replace(spec, version=f"{spec.version}-dev.{read.revision[:7]}")
+    result.refs[CHANNELS + channel] = digest
+    result.channels[channel] = (spec.app.identifier, spec.version)
+    result.releases.append(FoundRelease(spec, "oci", file, tag, digest, channel=channel))
+    return None
 
 
 def _read_new(
@@ -369,25 +470,12 @@ def _read_new(
         except RemoteError as exc:
             result.errors.append(ManifestError(file=file, ref=tag, message=str(exc)))
             continue
-        raw = manifest.get("config")
-        config: dict[str, Any] = raw if isinstance(raw, dict) else {}
-        if config.get("mediaType") != RELEASE_MEDIA_TYPE:
-            result.refs[OTHERS + tag] = digest  # an image: known from now on
+        read = _descriptor(registry, file, tag, manifest, limits, result)
+        if read is None or read.channel is not None:
+            # An image, or a channel's build pushed under a version's tag: known from
+            # now on (a followed channel's builds are read under the channel's tag).
+            result.refs[OTHERS + tag] = digest
             result.tags_read.add(tag)
-            continue
-        try:
-            blob = registry.blob(str(config.get("digest")), limits.max_manifest_bytes)
-        except IndexerError as exc:
-            result.errors.append(ManifestError(file=file, ref=tag, message=str(exc)))
-            continue
-        result.blobs_read += 1
-        registry.budget.manifests += 1
-        read = parse_release_descriptor(
-            blob, file=file, ref=tag, max_bytes=limits.max_manifest_bytes
-        )
-        result.errors.extend(read.errors)
-        if read.channel is not None:
-            result.refs[OTHERS + tag] = digest  # a channel build: not followed yet
             continue
         if read.release is None:
             continue  # broken: read again next run, its last good release stands

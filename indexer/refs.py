@@ -19,6 +19,7 @@ from indexer.tags import parse_tag
 
 TAGS = "refs/tags/"
 HEADS = "refs/heads/"
+CHANNELS = "refs/channels/"  # an OCI repository's followed channels (indexer/oci.py)
 _FORMAT = "%(refname)%00%(objectname)%00%(objecttype)%00%(*objectname)%00%(*objecttype)"
 
 

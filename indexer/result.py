@@ -27,6 +27,7 @@ class RepoSpec:
     branch: str | None = None  # None: the remote's default branch (its HEAD)
     manifest_path: str = "port.yaml"
     tag_prefix: str = ""
+    channels: tuple[str, ...] = ()  # followed channels of an OCI repository
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,7 +46,8 @@ class FoundRelease:
     an ``oci`` one (a release descriptor under a tag, ``commit`` its manifest's digest)
     are complete, so their flavours replace the stored ones; ``arkitekt`` entries accumulate
     flavours across files and commits. ``current`` is False for Arkitekt entries that
-    only survive in the history of the file.
+    only survive in the history of the file. ``channel``: a channel's build (``ref`` its
+    tag), never a release proper.
     """
 
     spec: ReleaseSpec
@@ -54,6 +56,7 @@ class FoundRelease:
     ref: str  # tag name (port) or branch name / commit sha (arkitekt)
     commit: str
     current: bool = True
+    channel: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,6 +83,10 @@ class IndexResult:
     # (identifier, version) of Arkitekt entries at the branch head, when the head was
     # read this run; None means "not re-read, keep what the catalogue says".
     arkitekt_head: frozenset[tuple[str, str]] | None = None
+    # Followed channels read this run: (identifier, version) of the build each points
+    # at, or None for a channel whose tag is gone. A channel not here (unchanged, or its
+    # new descriptor broken) keeps what the catalogue says.
+    channels: dict[str, tuple[str, str] | None] = field(default_factory=dict)
     errors: list[ManifestError] = field(default_factory=list)
     # Tags whose manifest this run read and found absent or valid: what they released
     # before and did not release again is no longer theirs (a moved tag). Tags whose

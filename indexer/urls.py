@@ -34,6 +34,9 @@ _HOSTNAME = re.compile(r"^[a-z0-9_](?:[a-z0-9._-]*[a-z0-9_])?$|^[0-9a-f:.]+$")
 _SSH_SCHEMES = {"ssh": "ssh", "git+ssh": "ssh", "ssh+git": "ssh"}
 REMOTE_SCHEMES = {"https", "git", *_SSH_SCHEMES}
 OCI_SCHEMES = {"oci", "oci+http"}  # registries (indexer.oci), not git
+MAX_CHANNELS = 16  # followed channels of one OCI repository
+_TAG = re.compile(r"[A-Za-z0-9_][A-Za-z0-9._-]{0,127}")
+_UNTAGGABLE = re.compile(r"[^A-Za-z0-9._-]+")
 OCI_NAME = re.compile(r"[a-z0-9]+(?:[._-][a-z0-9]+)*(?:/[a-z0-9]+(?:[._-][a-z0-9]+)*)*")
 # Userinfo of any "scheme://user:pass@" in free text; greedy up to the last "@" of the
 # authority, so a password holding "@" is hidden whole.
@@ -42,6 +45,18 @@ _USERINFO = re.compile(r"(?P<scheme>\b[A-Za-z][A-Za-z0-9+.-]*://)(?P<info>[^/?#\
 
 # The query of a URL may carry a token (``?private_token=...``): shown as ``?***``.
 _QUERY = re.compile(r"(?P<base>\b[a-zA-Z][a-zA-Z0-9+.-]*://[^\s'\"?#]*)\?[^\s'\"#]*")
+
+
+def is_oci(url: str) -> bool:
+    """Is ``url`` an OCI repository's (read through a registry, never by git)?"""
+    return url.split("://", 1)[0].lower() in OCI_SCHEMES if "://" in url else False
+
+
+def channel_tag(channel: str) -> str | None:
+    """The tag a channel's descriptor is pushed under (arkitekt-spec's ``channel_tag``:
+    its name, made taggable), or None for a name that cannot be one."""
+    tag = _UNTAGGABLE.sub("-", channel).strip("-.")
+    return tag if _TAG.fullmatch(tag) else None
 
 
 def redact(url: str) -> str:

@@ -140,12 +140,14 @@ def parse_arkitekt_document(loaded: LoadedYaml) -> Parsed:
 
 @dataclass(frozen=True, slots=True)
 class Descriptor:
-    """A release descriptor read: its release (None when it is not one Port can run)
-    and its channel (a branch build, None for a release proper)."""
+    """A release descriptor read: its release (None when it is not one Port can run),
+    its channel (a branch build, None for a release proper) and the source revision it
+    was built from, when it names one."""
 
     release: ReleaseSpec | None
     channel: str | None
     errors: list[ManifestError]
+    revision: str | None = None
 
 
 def parse_release_descriptor(
@@ -174,6 +176,8 @@ def parse_release_descriptor(
     if channel is not None and not isinstance(channel, str):
         errors.append(loaded.error(("channel",), f"must be a string, got {describe(channel)}"))
         return Descriptor(None, None, errors)
+    revision = loaded.data.get("revision")
+    revision = revision if isinstance(revision, str) and revision.strip() else None
     identity = loaded.data["manifest"]
 
     def problem(path: Path, message: str) -> None:
@@ -205,7 +209,7 @@ def parse_release_descriptor(
         flavours=tuple(flavours.values()),
         entrypoint=_text(identity.get("entrypoint")),
     )
-    return Descriptor(release if flavours else None, channel, errors)
+    return Descriptor(release if flavours else None, channel, errors, revision)
 
 
 def _descriptor_flavour(

@@ -62,12 +62,20 @@ def repo_group() -> None:
     type=click.File(),
     help="File holding the forge webhook's secret (a file, so it stays out of shell history).",
 )
+@click.option(
+    "--channel",
+    "channels",
+    multiple=True,
+    metavar="NAME",
+    help="An OCI repository's channel whose builds to index (repeatable).",
+)
 def repo_add(
     url: str,
     branch: str | None,
     manifest_path: str,
     tag_prefix: str,
     webhook_secret_file: TextIO | None,
+    channels: tuple[str, ...],
 ) -> None:
     """Register URL and print its id (it is scanned by `port repo scan`)."""
     secret = webhook_secret_file.read().strip() if webhook_secret_file else None
@@ -83,10 +91,28 @@ def repo_add(
                 manifest_path=manifest_path,
                 tag_prefix=tag_prefix,
                 webhook_secret=secret,
+                channels=channels,
             )
             return repo.id
 
     click.echo(with_db(work))
+
+
+@repo_group.command("channels")
+@click.argument("target", metavar="URL_OR_ID")
+@click.argument("channels", nargs=-1, metavar="[CHANNEL]...")
+def repo_channels(target: str, channels: tuple[str, ...]) -> None:
+    """Follow exactly CHANNELs of an OCI repository (none: stop following any). Its
+    next scan indexes their builds, and withdraws those of channels no longer followed."""
+
+    async def work(sessions: Sessions, _settings: Settings) -> list[str]:
+        async with sessions() as session, session.begin():
+            repo = await repos.find_repo(session, target)
+            changed = await repos.update_repo(session, repo.id, channels=channels)
+            return list(changed.channels)
+
+    followed = with_db(work)
+    say(f"follows {', '.join(followed)}" if followed else "follows no channel")
 
 
 def _print_outcome(repo_url: str, outcome: ScanOutcome) -> None:
@@ -178,6 +204,7 @@ def repo_list(as_json: bool) -> None:
                     "branch": r.branch,
                     "manifest_path": r.manifest_path,
                     "tag_prefix": r.tag_prefix,
+                    "channels": list(r.channels or ()),
                     "head": r.head,
                     "created_at": r.created_at.isoformat(),
                 }

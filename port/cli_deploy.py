@@ -164,6 +164,7 @@ def _setup_document(
         "running": setup.wants_running,
         "status": setups.setup_status(setup.pods, setup.wants_running).value,
         "update_policy": setup.update_policy,
+        "channel": setup.channel,
         "flavour": setup.flavour,
         "grants": setup.grants,
         "consent_needed": setup.consent_needed,
@@ -229,6 +230,9 @@ def setup_group() -> None:
 @click.argument("app")
 @click.option("--owner", required=True, help="The user it belongs to.")
 @click.option("--version", help="A release (default: the newest current one).")
+@click.option(
+    "--channel", help="Follow a channel: its build now, each one it moves to (no --policy)."
+)
 @click.option("--flavour", help="Pin a flavour (default: the best fit for this engine).")
 @click.option(
     "--policy",
@@ -247,6 +251,7 @@ def setup_create(
     app: str,
     owner: str,
     version: str | None,
+    channel: str | None,
     flavour: str | None,
     policy: str,
     version_range: str | None,
@@ -261,6 +266,7 @@ def setup_create(
     request = setups.SetupRequest(
         app=app,
         version=version,
+        channel=channel,
         flavour=flavour,
         update_policy=UpdatePolicy(policy.upper()),
         version_range=version_range,
@@ -533,7 +539,7 @@ def setup_updates(as_json: bool) -> None:
                 "app": s.app.identifier,
                 "current": s.release.version,
                 "target": target.version,
-                "policy": s.update_policy,
+                "policy": f"channel {s.channel}" if s.channel else s.update_policy,
             }
             for s, target in found
         ]

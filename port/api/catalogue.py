@@ -150,6 +150,7 @@ class CatalogueMutation:
         manifest_path: str = "port.yaml",
         tag_prefix: str = "",
         webhook_secret: SecretText = None,
+        channels: list[str] | None = None,
     ) -> CreateRepoPayload:
         principal = permissions.repo_manager(info)
         settings = info.context.state.settings
@@ -164,6 +165,7 @@ class CatalogueMutation:
                 tag_prefix=tag_prefix,
                 webhook_secret=webhook_secret,
                 added_by=principal.user_id,
+                channels=channels or (),
             )
         info.context.state.cache.bump()
         return CreateRepoPayload(repo=RepoType.from_row(repo))
@@ -195,7 +197,7 @@ class CatalogueMutation:
     @strawberry.mutation(
         description="Change a repository; omitted fields stay as they are, null clears "
         "the branch and the secret. A changed branch, manifest path or tag prefix makes "
-        "the next scan read everything again.",
+        "the next scan read everything again; `channels` replaces the followed channels.",
         extensions=[InputMutationExtension()],
     )
     async def update_repo(
@@ -206,6 +208,7 @@ class CatalogueMutation:
         manifest_path: str | None = strawberry.UNSET,
         tag_prefix: str | None = strawberry.UNSET,
         webhook_secret: SecretText = strawberry.UNSET,
+        channels: list[str] | None = strawberry.UNSET,
     ) -> UpdateRepoPayload:
         await _may_change(info, id)
         given = {
@@ -213,6 +216,7 @@ class CatalogueMutation:
             "manifest_path": manifest_path,
             "tag_prefix": tag_prefix,
             "webhook_secret": webhook_secret,
+            "channels": channels,
         }
         changes: dict[str, Any] = {
             name: value

@@ -262,6 +262,13 @@ class DeployMutation:
         version: Annotated[
             str | None, strawberry.argument(description="A release; default: the newest.")
         ] = None,
+        channel: Annotated[
+            str | None,
+            strawberry.argument(
+                description="Follow a channel instead (its repository must): run the build "
+                "it points at, and each one it moves to (no updatePolicy applies)."
+            ),
+        ] = None,
         flavour: Annotated[str | None, strawberry.argument(description="Pin a flavour.")] = None,
         update_policy: UpdatePolicyEnum = UpdatePolicy.NONE,  # type: ignore[valid-type]
         version_range: Annotated[
@@ -293,6 +300,7 @@ class DeployMutation:
         request = service.SetupRequest(
             app=app,
             version=version,
+            channel=channel,
             flavour=flavour,
             update_policy=UpdatePolicy(update_policy),
             version_range=version_range,

@@ -219,6 +219,10 @@ class SetupType(relay.Node):
     update_policy: UpdatePolicyEnum  # type: ignore[valid-type]
     version_range: str | None
     include_prereleases: bool
+    channel: str | None = strawberry.field(
+        description="The channel it follows (each build the channel moves to); null: "
+        "its update policy says which releases it moves to."
+    )
     env: JSON
     running: bool = strawberry.field(description="Whether it should run (start/stop).")
     skipped_versions: list[str] = strawberry.field(
@@ -247,6 +251,7 @@ class SetupType(relay.Node):
             update_policy=UpdatePolicy(row.update_policy),
             version_range=row.version_range,
             include_prereleases=row.include_prereleases,
+            channel=row.channel,
             env=JSON(row.env),
             running=row.wants_running,
             skipped_versions=list(row.skipped_versions),

@@ -160,6 +160,11 @@ class ReleaseType(Loaded):
     version: str
     current: bool = strawberry.field(description="Still published (tag exists / at head).")
     withdrawn: bool = strawberry.field(description="Its tag vanished; never chosen for updates.")
+    channel: str | None = strawberry.field(
+        description="The channel this is a build of (an OCI repository's moving tag), "
+        "null for a release proper. Only Setups on the channel run it; `current` while "
+        "the channel points at it."
+    )
     git_ref: str
     commit: str
     created_at: datetime
@@ -176,6 +181,7 @@ class ReleaseType(Loaded):
             version=row.version,
             current=row.current,
             withdrawn=row.withdrawn,
+            channel=row.channel,
             git_ref=row.git_ref,
             commit=row.commit,
             created_at=row.created_at,
@@ -345,6 +351,9 @@ class RepoType(Loaded):
     branch: str | None
     manifest_path: str
     tag_prefix: str
+    channels: list[str] = strawberry.field(
+        description="The channels of an OCI repository whose builds are indexed."
+    )
     created_at: datetime
 
     @classmethod
@@ -355,6 +364,7 @@ class RepoType(Loaded):
             branch=row.branch,
             manifest_path=row.manifest_path,
             tag_prefix=row.tag_prefix,
+            channels=list(row.channels or ()),
             created_at=row.created_at,
         )
 

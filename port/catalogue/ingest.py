@@ -17,7 +17,7 @@ from sqlalchemy import insert, select, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import selectinload
 
-from indexer.refs import TAGS
+from indexer.refs import CHANNELS, TAGS
 from indexer.result import WHOLE_RELEASES, FoundRelease, IndexResult
 from indexer.tags import parse_tag
 from indexer.urls import redact
@@ -103,6 +103,10 @@ def _set(obj: object, values: dict[str, Any]) -> list[str]:
     return differing
 
 
+def _v(version: str) -> semver.Version:
+    return semver.Version.parse(version)
+
+
 def _newer(version: str, than: str | None) -> bool:
     return than is None or semver.Version.parse(version) > semver.Version.parse(than)
 
@@ -119,6 +123,7 @@ def _apply_meta(app: App, version: str, meta: dict[str, Any]) -> None:
 def _release_values(item: FoundRelease) -> dict[str, Any]:
     return {
         "source": item.source,
+        "channel": item.channel,
         "current": item.current,
         "withdrawn": False,
         "git_ref": item.ref,
@@ -159,6 +164,7 @@ class Ingest:
         self.result = result
         self.changes = Changes(errors=list(result.errors))
         self.touched_apps: dict[int, App] = {}
+        self.meta_from_channels: dict[int, App] = {}  # apps a channel's build describes
 
     async def run(self) -> Changes:
         if not self.result.unchanged:
@@ -166,6 +172,7 @@ class Ingest:
             await self._withdraw_retired_tags()
             if self.result.arkitekt_head is not None:
                 await self._mark_arkitekt_current(self.result.arkitekt_head)
+            await self._settle_channels()
             await self._refresh_app_meta()
             await self._store_logos()
             # Compare first: an unchanged JSON column must not become an UPDATE.
@@ -269,6 +276,8 @@ class Ingest:
         for app, item in accepted:
             key = (app.id, item.spec.version)
             release = existing.get(key)
+            if self._clashes(item, release, pending.get(key)):
+                continue
             if release is not None:
                 self._update_release(app, release, item)
                 meta, withdrawn = release.app_meta, release.withdrawn
@@ -279,7 +288,7 @@ class Ingest:
                 pending[key] = _NewRelease(app.id, item)
                 self.changes.added.append(ReleaseRef(app.identifier, item.spec.version))
                 meta, withdrawn = pending[key].values["app_meta"], False
-            if not withdrawn:
+            if not withdrawn and item.channel is None:  # a channel's build: _refresh_app_meta
                 best = newest.get(app.id)
                 if best is None or _newer(item.spec.version, best[0]):
                     newest[app.id] = (item.spec.version, meta)
@@ -290,6 +299,31 @@ class Ingest:
             if app.meta_version is None or not _newer(app.meta_version, version):
                 _apply_meta(app, version, meta)
         await self._insert(list(pending.values()))
+
+    def _clashes(
+        self, item: FoundRelease, release: Release | None, new: _NewRelease | None
+    ) -> bool:
+        """Is ``item``'s version held by a release of another kind (a channel's build,
+        or a release proper)? One version is one thing: then this one is not indexed."""
+        if new is not None:
+            held = new.values["channel"]
+        elif release is not None:
+            held = release.channel
+        else:
+            return False
+        if held == item.channel:
+            return False
+        spec = item.spec
+        what = f"a build of channel {held!r}" if held else "a release"
+        self.changes.errors.append(
+            ManifestError(
+                file=item.file,
+                ref=item.ref,
+                path="manifest.version",
+                message=f"{spec.app.identifier} {spec.version} is {what} already; not indexed",
+            )
+        )
+        return True
 
     async def _insert(self, new: list[_NewRelease]) -> None:
         """New releases and their flavours in two multi-row INSERTs (the first index of a
@@ -415,19 +449,59 @@ class Ingest:
                 where = "back at the branch head" if release.current else "only in history now"
                 self.changes.changed.append(Change(ReleaseRef(identifier, release.version), where))
 
+    async def _settle_channels(self) -> None:
+        """Each followed channel's builds: the one it points at is current, those before
+        are not (kept, as history), all are withdrawn when its tag is gone or the Repo
+        no longer follows it."""
+        had = any(name.startswith(CHANNELS) for name in self.repo.refs or {})
+        if not (had or self.repo.channels):
+            return
+        followed = set(self.repo.channels or ())
+        rows = await self.session.execute(
+            select(Release, App)
+            .join(App)
+            .where(
+                App.repo_id == self.repo.id,
+                Release.channel.is_not(None),
+                Release.withdrawn.is_(False),
+            )
+        )
+        for release, app in rows.all():
+            if app.meta_version == release.version:
+                self.meta_from_channels[app.id] = app  # a release proper describes it better
+            ref = ReleaseRef(app.identifier, release.version)
+            head = self.result.channels.get(release.channel or "", ())
+            if release.channel not in followed or head is None:
+                release.withdrawn = True
+                release.current = False
+                self.changes.withdrawn.append(ref)
+            elif head == () or not _set(
+                release, {"current": head == (app.identifier, release.version)}
+            ):
+                continue  # not read this run, or as it was
+            else:
+                where = "the channel's build" if release.current else "superseded"
+                self.changes.changed.append(Change(ref, f"{release.channel}: {where}"))
+            release.updated_at = utcnow()
+
     async def _refresh_app_meta(self) -> None:
-        """Apps whose metadata release was withdrawn take it from the newest one left."""
+        """Apps without metadata (theirs was withdrawn) or with a channel build's take it
+        from the newest release left: a release proper, else the channels' builds, the
+        ones they point at first."""
         stale = [a for a in self.touched_apps.values() if a.meta_version is None]
+        stale += [a for a in self.meta_from_channels.values() if a not in stale]
         for app in stale:
             rows = await self.session.execute(
-                select(Release.version, Release.app_meta).where(
+                select(Release.version, Release.app_meta, Release.channel, Release.current).where(
                     Release.app_id == app.id, Release.withdrawn.is_(False)
                 )
             )
-            candidates = [(version, meta) for version, meta in rows.all()]
+            candidates = list(rows.all())
             if candidates:
-                version, meta = max(candidates, key=lambda r: semver.Version.parse(r[0]))
-                _apply_meta(app, version, meta)
+                best = max(
+                    candidates, key=lambda r: (r[2] is None, r[3], semver.Version.parse(r[0]))
+                )
+                _apply_meta(app, best[0], best[1])
 
 
 def _chunks(items: list[tuple[int, str]], size: int) -> Iterable[list[tuple[int, str]]]:

@@ -46,6 +46,8 @@ class Repo(Base):
     branch: Mapped[str | None] = mapped_column(String(255))
     manifest_path: Mapped[str] = mapped_column(String(1024), default="port.yaml")
     tag_prefix: Mapped[str] = mapped_column(String(255), default="")
+    # Channels of an OCI repository whose builds are indexed (indexer/oci.py).
+    channels: Mapped[list[str]] = mapped_column(JSONType, default=list)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     indexed_branch: Mapped[str | None] = mapped_column(String(255))
     head: Mapped[str | None] = mapped_column(String(64))
@@ -119,6 +121,8 @@ class Release(Base):
 
     ``withdrawn``: its tag vanished (kept, never chosen for updates). ``current``: still
     published (a tag exists, or the Arkitekt entry is in the file at the branch head).
+    ``channel``: a channel's build (an OCI descriptor under the channel's tag), chosen
+    only by Setups on that channel; ``current`` while the channel points at it.
     """
 
     __tablename__ = "releases"
@@ -127,7 +131,8 @@ class Release(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     app_id: Mapped[int] = mapped_column(ForeignKey("apps.id", ondelete="CASCADE"), index=True)
     version: Mapped[str] = mapped_column(String(255))
-    source: Mapped[str] = mapped_column(String(16))  # "port" or "arkitekt"
+    source: Mapped[str] = mapped_column(String(16))  # "port", "arkitekt" or "oci"
+    channel: Mapped[str | None] = mapped_column(String(128))
     current: Mapped[bool] = mapped_column(Boolean, default=True)
     withdrawn: Mapped[bool] = mapped_column(Boolean, default=False)
     git_ref: Mapped[str] = mapped_column(String(1024))

@@ -32,12 +32,15 @@ def newest_first(releases: Iterable[R]) -> list[R]:
 
 def latest_release(releases: Iterable[R], *, prereleases: bool = False) -> R | None:
     """The release an install runs by default: the newest current, not withdrawn one
-    (pre-releases only with ``prereleases``)."""
+    (pre-releases only with ``prereleases``), never a channel's build."""
     return next(
         (
             r
             for r in newest_first(releases)
-            if r.current and not r.withdrawn and (prereleases or not parsed(r.version).prerelease)
+            if r.current
+            and not r.withdrawn
+            and r.channel is None
+            and (prereleases or not parsed(r.version).prerelease)
         ),
         None,
     )
@@ -80,6 +83,7 @@ def app_document(app: App) -> dict[str, Any]:
                 "current": release.current,
                 "withdrawn": release.withdrawn,
                 "source": release.source,
+                "channel": release.channel,
                 "ref": release.git_ref,
                 "commit": release.commit,
                 "flavours": [

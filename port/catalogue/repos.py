@@ -14,7 +14,7 @@ from sqlalchemy.orm import selectinload
 
 from indexer.errors import IndexerError, UnsafeUrlError
 from indexer.paths import check_manifest_path
-from indexer.urls import check_url, host_of, redact
+from indexer.urls import MAX_CHANNELS, channel_tag, check_url, host_of, is_oci, redact
 from port import outbound
 from port.catalogue.models import App, IndexRun, Release, Repo
 from port.errors import Conflict, Forbidden, InvalidInput, NotFound
@@ -73,6 +73,27 @@ def validate_repo_fields(
     return normalised
 
 
+def check_channels(url: str, channels: Sequence[str]) -> list[str]:
+    """The channels an OCI repository follows, each once, in the order given."""
+    wanted = list(dict.fromkeys(c.strip() for c in channels if c.strip()))
+    if wanted and not is_oci(url):
+        raise InvalidInput(
+            "channels are followed in OCI repositories (oci://...); a git repository's "
+            "branch is its channel",
+            field="channels",
+        )
+    if len(wanted) > MAX_CHANNELS:
+        raise InvalidInput(f"at most {MAX_CHANNELS} channels", field="channels")
+    for channel in wanted:
+        if len(channel) > 128 or channel_tag(channel) is None:
+            raise InvalidInput(
+                f"channel {channel[:130]!r} cannot be a registry tag: letters, digits, "
+                "'.', '_', '-' (and '/', read as '-'), at most 128",
+                field="channels",
+            )
+    return wanted
+
+
 def check_repo_address(url: str, *, allow_local: bool, allowed: Sequence[str] = ()) -> None:
     """Refuse a remote whose host has an address that is not public (loopback, private,
     link-local, a cloud's metadata service, numeric spellings of them), unless local
@@ -105,6 +126,7 @@ async def add_repo(
     webhook_secret: str | None = None,
     added_by: int | None = None,
     allowed_networks: Sequence[str] = (),
+    channels: Sequence[str] = (),
 ) -> Repo:
     """Register a repository (not yet scanned) for user ``added_by`` (None: the CLI, an
     admin's). The caller commits. ``allowed_networks``: PORT_REPO_ALLOWED_NETWORKS."""
@@ -115,6 +137,7 @@ async def add_repo(
         tag_prefix=tag_prefix,
         allow_local=allow_local,
     )
+    followed = check_channels(normalised, channels)
     await asyncio.to_thread(
         check_repo_address, normalised, allow_local=allow_local, allowed=allowed_networks
     )
@@ -133,6 +156,7 @@ async def add_repo(
         branch=branch,
         manifest_path=manifest_path,
         tag_prefix=tag_prefix,
+        channels=followed,
         webhook_secret=_secret(webhook_secret),
         added_by_id=added_by,
     )
@@ -158,9 +182,11 @@ async def update_repo(
     manifest_path: str = _UNSET,
     tag_prefix: str = _UNSET,
     webhook_secret: str | None = _UNSET,
+    channels: Sequence[str] = _UNSET,
 ) -> Repo:
     """Change what is given. A new branch, manifest path or tag prefix forgets the refs
-    of the last run, so the next scan reads everything again. The caller commits."""
+    of the last run, so the next scan reads everything again; the next scan of new
+    channels reads their builds, of unfollowed ones withdraws them. The caller commits."""
     repo = await session.get(Repo, repo_id)
     if repo is None:
         raise NotFound(f"no repository {repo_id}")
@@ -182,6 +208,10 @@ async def update_repo(
         repo.refs, repo.head = {}, None
     if webhook_secret is not _UNSET:
         repo.webhook_secret = _secret(webhook_secret)
+    if channels is not _UNSET:
+        followed = check_channels(repo.url, channels)
+        if followed != repo.channels:
+            repo.channels = followed
     return repo
 
 

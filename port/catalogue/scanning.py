@@ -12,10 +12,10 @@ from pathlib import Path
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from indexer.errors import IndexerError, UnsafeUrlError
-from indexer.oci import index_oci, is_oci
+from indexer.oci import index_oci
 from indexer.result import WHOLE_RELEASES, FoundRelease, IndexResult, Previous, RepoSpec
 from indexer.scan import Limits, Progress, index_repo
-from indexer.urls import redact
+from indexer.urls import is_oci, redact
 from manifests.errors import ManifestError
 from port import outbound
 from port.catalogue.ingest import Changes, error_rows, ingest
@@ -85,6 +85,7 @@ async def scan_repo(
             branch=repo.branch,
             manifest_path=repo.manifest_path,
             tag_prefix=repo.tag_prefix,
+            channels=tuple(repo.channels or ()),
         )
         # A repository never scanned has nothing to compare with: read everything.
         previous = Previous(refs=dict(repo.refs), head=repo.head) if repo.refs else None

@@ -87,6 +87,8 @@ class Setup(Base):
     )
     version_range: Mapped[str | None] = mapped_column(String(255))
     include_prereleases: Mapped[bool] = mapped_column(Boolean, default=False)
+    # A channel's builds, followed as they come (port/deploy/policy.py), else None.
+    channel: Mapped[str | None] = mapped_column(String(128))
     env: Mapped[dict[str, str]] = mapped_column(JSONType, default=dict)
     # The owner's consents, by capability name (``grants.Consent.as_json``).
     grants: Mapped[list[dict[str, Any]]] = mapped_column(JSONType, default=list)

@@ -7,23 +7,51 @@ the same version), pre-releases only with ``include_prereleases``, never a withd
 release nor an entry that is only historical (``current`` false: an Arkitekt entry cut
 from the file at the branch head), and never a version whose update to this Setup was
 rolled back (``skipped``), though a newer one is tried.
+
+A Setup on a channel follows the channel instead: it moves to the build the channel
+points at whenever that is another one (the versions of a channel's builds are not an
+order), but not to a build rolled back before. Channels' builds are never a candidate
+of any other Setup.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Collection, Iterable
 from typing import Protocol, TypeVar
 
+import semver
 from semver import Version
 
 from port.deploy.models import UpdatePolicy
-from port.deploy.setups import range_clauses
+from port.errors import InvalidInput
+
+
+def range_clauses(text: str | None) -> list[str]:
+    """The clauses of a semver range such as ``>=1.2.0 <2.0.0`` (space- or comma-separated)."""
+    return [c for c in re.split(r"[\s,]+", (text or "").strip()) if c]
+
+
+def check_range(text: str | None) -> str:
+    """A semver range such as ``>=1.2.0 <2.0.0``, normalised; INVALID_INPUT otherwise."""
+    clauses = range_clauses(text)
+    if not clauses:
+        raise InvalidInput("updatePolicy RANGE needs a versionRange such as '>=1.2.0 <2.0.0'")
+    for clause in clauses:
+        try:
+            semver.Version.parse("0.0.0").match(clause)
+        except ValueError as exc:
+            raise InvalidInput(
+                f"versionRange: {clause!r} is not a comparison like >=1.2.0"
+            ) from exc
+    return " ".join(clauses)
 
 
 class ReleaseLike(Protocol):
     version: str
     withdrawn: bool
     current: bool
+    channel: str | None
 
 
 R = TypeVar("R", bound=ReleaseLike)
@@ -65,13 +93,19 @@ def newest_allowed(
     version_range: str | None = None,
     include_prereleases: bool = False,
     skipped: Collection[str] = (),
+    channel: str | None = None,
 ) -> R | None:
-    """The newest release of ``releases`` a Setup on ``current`` should move to, if any."""
+    """The release of ``releases`` a Setup on ``current`` should move to, if any: the
+    newest its policy allows, or on ``channel`` the build the channel points at."""
     now = Version.parse(current)
     best: tuple[Version, R] | None = None
     for release in releases:
         if release.withdrawn or not release.current or release.version in skipped:
             continue
+        if release.channel != channel:
+            continue
+        if channel is not None:
+            return release if release.version != current else None
         version = Version.parse(release.version)
         if not allows(
             policy,
@@ -84,3 +118,11 @@ def newest_allowed(
         if best is None or version > best[0]:
             best = (version, release)
     return best[1] if best else None
+
+
+def follows(channel: str | None, release: ReleaseLike) -> bool:
+    """Is ``release`` what a Setup on ``channel`` (None: none) may be moved to on its
+    own: a release proper for a Setup on none, the channel's build for one on it?"""
+    if release.channel != channel:
+        return False
+    return channel is None or (release.current and not release.withdrawn)

@@ -13,11 +13,9 @@ Someone else's Setup is NOT_FOUND, not FORBIDDEN, so ids reveal nothing.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
-import semver
 from sqlalchemy import Select, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import selectinload
@@ -30,6 +28,7 @@ from port.deploy.backends.base import PodStatus
 from port.deploy.grants import Consent, GrantPolicy, Grants, check_consents
 from port.deploy.jobs import enqueue_update
 from port.deploy.models import EventKind, Pod, Setup, SetupEvent, UpdatePolicy
+from port.deploy.policy import check_range, newest_allowed
 from port.deploy.secrets import set_secrets
 from port.deploy.selection import Candidate, Capabilities, Grantor, Selection, gpus_for
 from port.deploy.selection import select as select_flavour
@@ -42,10 +41,12 @@ from port.settings import Settings
 
 @dataclass(frozen=True)
 class SetupRequest:
-    """What a user asks for; ``version`` None means the newest current release."""
+    """What a user asks for; ``version`` None means the newest current release, or on
+    ``channel`` the build the channel points at (followed from then on)."""
 
     app: str
     version: str | None = None
+    channel: str | None = None
     flavour: str | None = None
     update_policy: UpdatePolicy = UpdatePolicy.NONE
     version_range: str | None = None
@@ -106,32 +107,22 @@ def check_env(env: Mapping[str, str]) -> dict[str, str]:
     return dict(env)
 
 
-def range_clauses(text: str | None) -> list[str]:
-    """The clauses of a semver range such as ``>=1.2.0 <2.0.0`` (space- or comma-separated)."""
-    return [c for c in re.split(r"[\s,]+", (text or "").strip()) if c]
-
-
-def check_range(text: str | None) -> str:
-    """A semver range such as ``>=1.2.0 <2.0.0``, normalised; INVALID_INPUT otherwise."""
-    clauses = range_clauses(text)
-    if not clauses:
-        raise InvalidInput("updatePolicy RANGE needs a versionRange such as '>=1.2.0 <2.0.0'")
-    for clause in clauses:
-        try:
-            semver.Version.parse("0.0.0").match(clause)
-        except ValueError as exc:
-            raise InvalidInput(
-                f"versionRange: {clause!r} is not a comparison like >=1.2.0"
-            ) from exc
-    return " ".join(clauses)
-
-
 async def _release(session: AsyncSession, app: App, request: SetupRequest) -> Release:
     releases = list(
         await session.scalars(
             select(Release).where(Release.app_id == app.id).options(selectinload(Release.flavours))
         )
     )
+    if request.channel is not None:
+        if request.version is not None:
+            raise InvalidInput("a Setup runs a version or follows a channel, not both")
+        build = newest_allowed(releases, "0.0.0", UpdatePolicy.NONE, channel=request.channel)
+        if build is None:
+            raise NotFound(
+                f"{app.identifier} has no build on channel {request.channel!r} (its "
+                "repository must follow it: `port repo channels`, or updateRepo's channels)"
+            )
+        return build
     if request.version is None:
         release = latest_release(releases, prereleases=request.include_prereleases)
         if release is None:
@@ -141,6 +132,11 @@ async def _release(session: AsyncSession, app: App, request: SetupRequest) -> Re
         if release.version == request.version:
             if release.withdrawn:
                 raise InvalidInput(f"{app.identifier} {release.version} was withdrawn")
+            if release.channel is not None:
+                raise InvalidInput(
+                    f"{app.identifier} {release.version} is a build of channel "
+                    f"{release.channel!r}: follow the channel instead"
+                )
             return release
     raise NotFound(f"{app.identifier} has no release {request.version}")
 
@@ -177,6 +173,10 @@ async def create_setup(
     if app is None:
         raise NotFound(f"no app {request.app!r}")
     version_range = None
+    if request.channel is not None and request.update_policy is not UpdatePolicy.NONE:
+        raise InvalidInput(
+            f"a Setup on channel {request.channel!r} follows it: updatePolicy does not apply"
+        )
     if request.update_policy is UpdatePolicy.RANGE:
         version_range = check_range(request.version_range)
     elif request.version_range:
@@ -215,6 +215,7 @@ async def create_setup(
         update_policy=request.update_policy.value,
         version_range=version_range,
         include_prereleases=request.include_prereleases,
+        channel=request.channel,
         env=env,
         grants=[c.as_json() for c in consents],
         wants_running=False,
@@ -222,7 +223,10 @@ async def create_setup(
     )
     session.add(setup)
     await session.flush()
-    record(session, setup, EventKind.CREATED, f"{app.identifier} {release.version} for {user.name}")
+    on = f" (channel {request.channel})" if request.channel else ""
+    record(
+        session, setup, EventKind.CREATED, f"{app.identifier} {release.version}{on} for {user.name}"
+    )
     await set_secrets(session, setup, request.secrets, settings)
     return setup
 
@@ -371,6 +375,8 @@ def set_policy(
     include_prereleases: bool,
 ) -> None:
     """Change which releases ``setup`` follows (RANGE needs a valid range)."""
+    if setup.channel is not None:
+        raise InvalidInput(f"this setup follows channel {setup.channel!r}: no policy applies")
     if policy is UpdatePolicy.RANGE:
         version_range = check_range(version_range)
     elif version_range:

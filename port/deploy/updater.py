@@ -41,7 +41,7 @@ from port.catalogue.models import App, Release
 from port.deploy.backends.base import BackendUnavailable, PodState, PodStatus
 from port.deploy.jobs import enqueue_update
 from port.deploy.models import EventKind, Pod, Setup, UpdatePolicy
-from port.deploy.policy import allows, newest_allowed
+from port.deploy.policy import allows, follows, newest_allowed
 from port.deploy.reconciler import Reconciler
 from port.deploy.selection import ConsentNeeded, NoFittingFlavour
 from port.deploy.setups import asks_consent, choose, grants_of, plan_pod, record
@@ -90,8 +90,8 @@ async def pending_updates(
     by_app = await _releases(session, sorted({s.app_id for s in setups}))
     found = []
     for setup in setups:
-        if setup.update_policy == UpdatePolicy.NONE:
-            continue
+        if setup.update_policy == UpdatePolicy.NONE and setup.channel is None:
+            continue  # a Setup on a channel always follows it
         target = newest_allowed(
             by_app.get(setup.app_id, []),
             setup.release.version,
@@ -99,6 +99,7 @@ async def pending_updates(
             version_range=setup.version_range,
             include_prereleases=setup.include_prereleases,
             skipped=setup.skipped_versions,
+            channel=setup.channel,
         )
         waiting = (setup.consent_needed or {}).get("version")
         if target is not None and target.version != waiting:  # asked once, until granted
@@ -125,7 +126,8 @@ async def plan_updates(
                 session,
                 setup,
                 EventKind.UPDATE_AVAILABLE,
-                f"{setup.release.version} -> {target.version} ({setup.update_policy})",
+                f"{setup.release.version} -> {target.version} "
+                f"({f'channel {setup.channel}' if setup.channel else setup.update_policy})",
             )
         planned.append(
             PlannedUpdate(setup.id, setup.app.identifier, setup.release.version, target.version)
@@ -163,6 +165,10 @@ async def manual_target(session: AsyncSession, setup: Setup, version: str) -> Re
         raise NotFound(f"no release {version} of this app")
     if release.withdrawn:
         raise InvalidInput(f"release {version} was withdrawn")
+    if release.channel != setup.channel:
+        what = f"a build of channel {release.channel!r}" if release.channel else "a release"
+        on = f"channel {setup.channel!r}" if setup.channel else "no channel"
+        raise InvalidInput(f"{version} is {what}, and this setup is on {on}")
     if release.id == setup.release_id:
         raise InvalidInput(f"the setup runs {version} already")
     return release
@@ -176,14 +182,17 @@ async def request_update(session: AsyncSession, setup: Setup, version: str) -> N
     record(session, setup, EventKind.UPDATE_REQUESTED, f"{version} requested")
 
 
-def _still_allowed(setup: Setup, version: str) -> bool:
-    """Would the Setup's policy choose ``version`` now (not skipped, newer, allowed)?"""
-    if version in setup.skipped_versions:
+def _still_allowed(setup: Setup, target: Release) -> bool:
+    """Would the Setup's policy choose ``target`` now (not skipped, newer, allowed; on a
+    channel: still the channel's build)?"""
+    if target.version in setup.skipped_versions or not follows(setup.channel, target):
         return False
+    if setup.channel is not None:
+        return True
     return allows(
         UpdatePolicy(setup.update_policy),
         Version.parse(setup.release.version),
-        Version.parse(version),
+        Version.parse(target.version),
         version_range=setup.version_range,
         include_prereleases=setup.include_prereleases,
     )
@@ -239,7 +248,7 @@ class Updater:
             )
             if target is None or target.withdrawn:
                 return f"release {version} is gone or withdrawn"
-            if not manual and not _still_allowed(setup, version):
+            if not manual and not _still_allowed(setup, target):
                 # The policy changed, or a rollback skipped it, since this was planned.
                 stale = next((p for p in setup.pods if p.candidate and not p.retired), None)
                 if stale is not None:

@@ -24,6 +24,7 @@ from manifests.specs import EnvVar, Run
 from port.catalogue.models import App, Release
 from port.catalogue.queries import latest_release, listed, newest_first
 from port.deploy.models import UpdatePolicy
+from port.deploy.policy import check_range
 from port.deploy.selection import (
     AllGranted,
     Candidate,
@@ -32,7 +33,7 @@ from port.deploy.selection import (
     NoFittingFlavour,
 )
 from port.deploy.selection import select as select_flavour
-from port.deploy.setups import SetupRequest, check_env, check_range
+from port.deploy.setups import SetupRequest, check_env
 from port.errors import ClientError, InvalidInput
 from port.web.badges import FlavourView, flavour_view
 from port.web.grants import Ask, asks_of, consents_from

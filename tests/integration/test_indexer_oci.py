@@ -18,6 +18,7 @@ import httpx
 import pytest
 from arkitekt_spec import capabilities as caps
 from arkitekt_spec import selectors as spec
+from arkitekt_spec.release import channel_tag, channel_version
 from sqlalchemy import select
 
 from indexer import oci
@@ -25,8 +26,9 @@ from indexer.errors import RemoteError
 from indexer.result import RepoSpec
 from port.catalogue.models import IndexRun, IndexRunError, IndexRunStatus, Release, Repo
 from port.catalogue.queries import app_document, list_apps
-from port.catalogue.repos import add_repo
+from port.catalogue.repos import add_repo, update_repo
 from port.catalogue.scanning import scan_repo
+from port.errors import InvalidInput
 from port.settings import Settings
 from tests.harness import Catalogue, require
 from tests.integration.ocifixtures import Pusher, descriptor, flavour
@@ -157,6 +159,122 @@ async def test_a_bad_descriptor_is_a_located_error_and_the_rest_is_indexed(
     assert by_ref["2.0.0"].file == f"{registry}/{repository}:2.0.0"
     assert by_ref["3.1.0"].path == "manifest.version"
     assert "says version 3.0.0, its tag 3.1.0 says 3.1.0" in by_ref["3.1.0"].message
+
+
+async def test_a_followed_channel_is_read_as_it_moves(
+    catalogue: Catalogue, registry: str, pusher: Pusher, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    repository = pusher.base.split("/v2/", 1)[1]
+    pinned = f"{registry}/{repository}@sha256:{'e' * 64}"
+
+    def build(revision: str, channel: str = "main") -> bytes:
+        version = channel_version("1.1.0", revision)
+        return descriptor(version, flavour("cpu", pinned), channel=channel, revision=revision)
+
+    pusher.release("1.0.0", descriptor("1.0.0", flavour("cpu", pinned)))
+    pusher.release(channel_tag("main"), build("a" * 40))
+    pusher.release(channel_tag("feature/x"), build("b" * 40, "feature/x"))
+    pusher.release(channel_tag("next"), build("d" * 40, "next"))  # not followed
+    url = f"oci+http://{registry}/{repository}"
+    followed = ["main", "feature/x"]
+    async with catalogue.sessions() as session, session.begin():
+        repo_id = (await add_repo(session, url, allow_local=True, channels=followed)).id
+    settings = scanning(catalogue, registry)
+
+    async def releases() -> dict[str, tuple[str | None, bool, bool]]:
+        async with catalogue.sessions() as session:
+            rows = await session.scalars(select(Release))
+            return {r.version: (r.channel, r.current, r.withdrawn) for r in rows}
+
+    first = await scan_repo(catalogue.sessions, settings, repo_id)
+    assert first.run.status == IndexRunStatus.SUCCEEDED
+    assert [e.message for e in first.run.errors] == []
+    assert await releases() == {
+        "1.0.0": (None, True, False),
+        "1.1.0-dev.aaaaaaa": ("main", True, False),
+        "1.1.0-dev.bbbbbbb": ("feature/x", True, False),
+    }
+    async with catalogue.sessions() as session:
+        [app] = await list_apps(session)
+    assert app.meta_version == "1.0.0"  # a release proper describes the app
+
+    # Nothing moved: the tags list, and each followed channel's manifest.
+    asked: list[str] = []
+    send = oci.Registry._send
+
+    def counted(self: oci.Registry, url: str, accept: str, max_bytes: int) -> oci.Answer:
+        asked.append(url.split("/v2/", 1)[1])
+        return send(self, url, accept, max_bytes)
+
+    monkeypatch.setattr(oci.Registry, "_send", counted)
+    again = await scan_repo(catalogue.sessions, settings, repo_id)
+    assert again.run.status == IndexRunStatus.UNCHANGED
+    assert asked == [
+        f"{repository}/tags/list?n=1000",
+        f"{repository}/manifests/main",
+        f"{repository}/manifests/feature-x",
+    ]
+    monkeypatch.undo()
+
+    # The channel moves: its new build is current, the one before is kept, superseded.
+    pusher.release("main", build("c" * 40))
+    moved = await scan_repo(catalogue.sessions, settings, repo_id)
+    assert moved.changes is not None
+    assert [str(a) for a in moved.changes.added] == ["stardist 1.1.0-dev.ccccccc"]
+    assert [str(c) for c in moved.changes.changed] == [
+        "stardist 1.1.0-dev.aaaaaaa: main: superseded"
+    ]
+    assert await releases() == {
+        "1.0.0": (None, True, False),
+        "1.1.0-dev.aaaaaaa": ("main", False, False),
+        "1.1.0-dev.bbbbbbb": ("feature/x", True, False),
+        "1.1.0-dev.ccccccc": ("main", True, False),
+    }
+
+    # A release proper pushed under the channel's tag is a located error; the build stands.
+    proper = pusher.release("main", descriptor("1.2.0", flavour("cpu", pinned)))
+    wrong = await scan_repo(catalogue.sessions, settings, repo_id)
+    assert [(e.ref, e.message) for e in wrong.run.errors] == [
+        (
+            "main",
+            "the descriptor under main is a release, not a channel build; "
+            "channel 'main' is not read",
+        )
+    ]
+    assert (await releases())["1.1.0-dev.ccccccc"] == ("main", True, False)
+
+    # A channel's tag deleted, or a channel no longer followed: their builds are
+    # withdrawn; the release proper stays.
+    pusher.delete(proper)
+    async with catalogue.sessions() as session, session.begin():
+        await update_repo(session, repo_id, channels=["main"])
+    gone = await scan_repo(catalogue.sessions, settings, repo_id)
+    assert gone.changes is not None
+    assert sorted(str(w) for w in gone.changes.withdrawn) == [
+        "stardist 1.1.0-dev.aaaaaaa",
+        "stardist 1.1.0-dev.bbbbbbb",
+        "stardist 1.1.0-dev.ccccccc",
+    ]
+    assert (await releases())["1.0.0"] == (None, True, False)
+
+
+async def test_channels_are_for_oci_repositories_and_taggable_names(
+    catalogue: Catalogue, registry: str
+) -> None:
+    async with catalogue.sessions() as session:
+        with pytest.raises(InvalidInput, match="followed in OCI repositories"):
+            await add_repo(session, "https://example.org/a.git", allow_local=True, channels=["x"])
+        with pytest.raises(InvalidInput, match="cannot be a registry tag"):
+            await add_repo(
+                session, f"oci+http://{registry}/acme/app", allow_local=True, channels=["..."]
+            )
+        repo = await add_repo(
+            session,
+            f"oci+http://{registry}/acme/app",
+            allow_local=True,
+            channels=["main", " main ", "feature/x"],
+        )
+    assert repo.channels == ["main", "feature/x"]
 
 
 def test_oci_urls_are_checked_like_git_remotes() -> None:

@@ -16,6 +16,7 @@ class R:
     version: str
     withdrawn: bool = False
     current: bool = True
+    channel: str | None = None
 
 
 @pytest.mark.parametrize(
@@ -80,3 +81,25 @@ def test_newest_allowed_skips_withdrawn_historical_and_rolled_back_releases() ->
     latest = newest_allowed(releases, "1.0.0", P.MAJOR, skipped={"1.5.0"})
     assert latest is not None
     assert latest.version == "2.0.0"  # a newer release than the skipped one is tried
+
+
+def test_a_setup_on_a_channel_moves_to_the_build_the_channel_points_at() -> None:
+    releases = [
+        R("1.0.0"),
+        R("1.1.0-dev.aaaaaaa", current=False, channel="main"),  # superseded
+        R("1.1.0-dev.0bbbbbb", channel="main"),  # the channel's build: "lower" by semver
+        R("1.1.0-dev.ccccccc", channel="next"),
+    ]
+    chosen = newest_allowed(releases, "1.1.0-dev.aaaaaaa", P.NONE, channel="main")
+    assert chosen is not None
+    assert chosen.version == "1.1.0-dev.0bbbbbb"
+    assert newest_allowed(releases, "1.1.0-dev.0bbbbbb", P.NONE, channel="main") is None
+    skipped = {"1.1.0-dev.0bbbbbb"}  # rolled back: not tried again
+    assert (
+        newest_allowed(releases, "1.1.0-dev.aaaaaaa", P.NONE, channel="main", skipped=skipped)
+        is None
+    )
+    # Nobody else is ever moved to a channel's build, pre-releases asked for or not.
+    plain = newest_allowed(releases, "0.9.0", P.MAJOR, include_prereleases=True)
+    assert plain is not None
+    assert plain.version == "1.0.0"
