@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import re
 import time
 from collections.abc import Callable, Sequence
@@ -18,6 +19,7 @@ from typing import Any
 from litestar import Litestar, MediaType, Request, Response, get
 from litestar.datastructures import State
 from litestar.enums import ScopeType
+from litestar.exceptions import HTTPException
 from litestar.template import TemplateConfig
 from litestar.types import (
     ASGIApp,
@@ -42,12 +44,24 @@ from port.assets import PAGE_HEADERS, graphiql_html, static_router
 from port.errors import ClientError, Unauthenticated
 from port.metrics import HTTP_LATENCY, HTTP_REQUESTS, exposition
 
+log = logging.getLogger(__name__)
+
 # metric labels: no free-form paths
 BODY_SECONDS = 30.0  # for a whole request body (at most PORT_MAX_BODY_KB)
 MAX_JSON_DEPTH = 64  # a GraphQL body's variables need a few levels, never hundreds
 _STRINGS = re.compile(r'"(?:[^"\\]|\\.)*"')  # JSON strings, whose brackets do not nest
 _BRACKETS = re.compile(r"[\[\]{}]")
 ROUTES = {"/graphql", "/healthz", "/readyz", "/metrics", *WEBHOOK_PATHS}
+
+
+async def _log_unexpected(exc: Exception, scope: Scope) -> None:
+    """A 500's cause in the log (Litestar logs exceptions only in debug mode); what a
+    client did wrong (4xx) is its answer's business, not the log's."""
+    if isinstance(exc, HTTPException) and exc.status_code < 500:
+        return
+    log.error(
+        "unexpected error answering %s %s", scope.get("method", ""), scope["path"], exc_info=exc
+    )
 
 
 @get("/healthz", media_type=MediaType.TEXT, sync_to_thread=False)
@@ -357,6 +371,7 @@ def build_app(
             _cached(state, settings.max_body_kb * 1024),
         ],
         exception_handlers={Unauthenticated: _unauthenticated},
+        after_exception=[_log_unexpected],
         request_max_body_size=settings.max_body_kb * 1024,
         debug=False,
     )

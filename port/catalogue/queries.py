@@ -155,7 +155,12 @@ async def search_apps(
     if with_newest:
         query = query.options(
             selectinload(App.releases).load_only(
-                Release.id, Release.app_id, Release.version, Release.current, Release.withdrawn
+                Release.id,
+                Release.app_id,
+                Release.version,
+                Release.current,
+                Release.withdrawn,
+                Release.channel,
             )
         )
     apps = list(await session.scalars(query))

@@ -49,6 +49,7 @@ POLICIES: tuple[tuple[UpdatePolicy, str], ...] = (
     (UpdatePolicy.NONE, "Stay on this release until you update it yourself."),
 )
 ENV_LINES_MAX = 100
+NONE = UpdatePolicy.NONE
 
 
 @dataclass(frozen=True, slots=True)
@@ -123,6 +124,7 @@ async def _form(
     except ClientError:
         caps = None
     installable = [r for r in newest_first(app.releases) if r.current and not r.withdrawn]
+    channels = sorted((r.channel, r.version) for r in installable if r.channel is not None)
     newest = latest_release(app.releases)
     flavours: list[FlavourView] = (
         [flavour_view(f, caps) for f in newest.flavours] if newest is not None else []
@@ -136,7 +138,8 @@ async def _form(
         viewer,
         code,
         app=app,
-        releases=[r.version for r in installable],
+        releases=[r.version for r in installable if r.channel is None],
+        channels=channels,
         newest=newest.version if newest is not None else None,
         flavours=flavours,
         automatic=_automatic(newest, caps),
@@ -158,8 +161,15 @@ async def _form(
     )
 
 
+CHANNEL = "channel:"  # the version field's value of a channel: follow it
+
+
 def _chosen(app: App, version: str | None) -> Release | None:
-    """The release the form asks for: the one named, else the newest."""
+    """The release the form asks for: the one named, a channel's build, else the newest."""
+    if version and version.startswith(CHANNEL):
+        channel = version.removeprefix(CHANNEL)
+        builds = [r for r in app.releases if r.channel == channel and r.current]
+        return builds[0] if builds else None
     named = [r for r in app.releases if version and r.version == version]
     return named[0] if named else latest_release(app.releases)
 
@@ -210,9 +220,15 @@ def _checked(fields: dict[str, str], app: App) -> tuple[SetupRequest, bool]:
         secrets = parse_env(fields.get("secrets", ""))
     except InvalidInput as exc:
         raise InvalidInput(f"secrets: {exc}", field="secrets") from None
+    version = fields.get("version") or None
+    channel = None
+    if version is not None and version.startswith(CHANNEL):
+        # A Setup on a channel follows it: the policy chosen does not apply.
+        channel, version, policy, version_range = version[len(CHANNEL) :], None, NONE, None
     request = SetupRequest(
         app=app.identifier,
-        version=fields.get("version") or None,
+        version=version,
+        channel=channel,
         flavour=fields.get("flavour") or None,
         update_policy=policy,
         version_range=version_range,

@@ -187,6 +187,7 @@ class ReleaseView:
     version: str
     current: bool
     withdrawn: bool
+    channel: str | None
     source: str
     git_ref: str
     created: str
@@ -234,12 +235,14 @@ async def _app_context(served: Served, identifier: str) -> dict[str, Any]:
             version=r.version,
             current=r.current,
             withdrawn=r.withdrawn,
+            channel=r.channel,
             source=r.source,
             git_ref=r.git_ref,
             created=r.created_at.date().isoformat(),
             flavours=[flavour_view(f, caps) for f in r.flavours],
         )
         for r in newest_first(app.releases)
+        if r.channel is None or (r.current and not r.withdrawn)  # a channel's: its build
     ]
     return {
         "app": _card(app, caps, logo),

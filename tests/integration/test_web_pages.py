@@ -6,6 +6,7 @@ from __future__ import annotations
 import re
 from urllib.parse import urlencode
 
+import pytest
 from litestar.testing import AsyncTestClient
 from sqlalchemy import update
 
@@ -98,3 +99,25 @@ async def test_a_private_store_shows_no_pages_to_strangers(catalogue: Catalogue)
             sign_in = await client.get(page.headers["location"])
             assert "Sign in" in sign_in.text
             assert 'href="/apps/' not in sign_in.text
+
+
+async def test_a_page_that_breaks_says_why_in_the_log(
+    api: Api, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    from port.web import pages
+
+    async def broken(_served: object, _identifier: str) -> None:
+        raise RuntimeError("the page broke")
+
+    monkeypatch.setattr(pages, "_app_context", broken)
+    answer = await api.client.get("/apps/anything")
+    assert answer.status_code == 500
+    assert "the page broke" not in answer.text  # the cause is for the admin, not a visitor
+    [record] = [r for r in caplog.records if r.getMessage().startswith("unexpected error")]
+    assert record.getMessage() == "unexpected error answering GET /apps/anything"
+    assert record.exc_info is not None
+    assert "the page broke" in str(record.exc_info[1])
+    monkeypatch.undo()
+    caplog.clear()
+    assert (await api.client.get("/apps/nope-not-here")).status_code == 404
+    assert not [r for r in caplog.records if r.getMessage().startswith("unexpected error")]

@@ -183,6 +183,32 @@ async def test_an_update_that_asks_for_more_waits_on_the_page_for_consent(
     assert "is healthy" in await updater.run(setup_id, "1.2.0")
 
 
+async def test_a_channel_is_offered_beside_the_releases_and_followed(
+    store: Store, catalogue: Catalogue
+) -> None:
+    async with catalogue.sessions() as session, session.begin():
+        app = await session.scalar(select(App).where(App.identifier == "stardist"))
+        assert app is not None
+        old = add_release(session, app.id, "1.2.0-dev.aaaaaaa", (("cpu", "img/cpu:1", []),))
+        build = add_release(session, app.id, "1.2.0-dev.bbbbbbb", (("cpu", "img/cpu:1", []),))
+        old.channel, old.current = "main", False  # superseded
+        build.channel = "main"
+    await sign_in(store.client, "alice")
+    app_page = (await store.client.get("/apps/stardist")).text
+    assert "channel main" in app_page
+    assert "1.2.0-dev.bbbbbbb" in app_page
+    assert "1.2.0-dev.aaaaaaa" not in app_page  # a channel shows the build it points at
+    form = (await store.client.get("/apps/stardist/install")).text
+    assert "The newest (1.1.0)" in form  # never a channel's build by default
+    assert 'value="1.2.0-dev.bbbbbbb"' not in form
+    assert '<option value="channel:main">Channel main: each new build (1.2.0-dev.bbbbbbb' in form
+    installed = await store.install(version="channel:main")  # MINOR ticked: not applied
+    assert installed.status_code == 303, installed.text
+    page = (await store.client.get(installed.headers["location"])).text
+    assert "<strong>channel main</strong>, each of its builds" in page
+    assert "on 1.2.0-dev.bbbbbbb" in page
+
+
 async def test_secret_variables_from_the_form_are_never_shown_back(catalogue: Catalogue) -> None:
     token = {"name": "TOKEN", "value": None, "required": True, "secret": True}
     async with catalogue.sessions() as session, session.begin():
