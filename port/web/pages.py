@@ -35,7 +35,13 @@ from port.catalogue.queries import (
 from port.deploy.selection import Capabilities
 from port.errors import InvalidInput, PortError
 from port.settings import Settings
-from port.web.account import account_page, change_password, create_token, revoke_token
+from port.web.account import (
+    account_page,
+    change_password,
+    create_token,
+    revoke_token,
+    set_redeem_token,
+)
 from port.web.admin import (
     add_repo,
     add_user,
@@ -317,6 +323,7 @@ def pages_router(settings: Settings) -> Router:
             change_password,
             create_token,
             revoke_token,
+            set_redeem_token,
             install_form,
             install,
             setups_page,

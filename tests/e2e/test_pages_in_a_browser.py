@@ -121,6 +121,9 @@ def test_the_owner_installs_an_example_and_opens_it_on_its_own_origin(store: Ser
         browser.find_element(By.NAME, "name").send_keys("admin")
         browser.find_element(By.NAME, "password").send_keys(store.password() + Keys.ENTER)
         wait.until(lambda b: b.find_elements(By.LINK_TEXT, "My apps"))
+        browser.get(f"{store.base}/account")
+        assert "No redeem token is stored." in browser.find_element(By.TAG_NAME, "main").text
+        shoot(browser, "account-arkitekt", at="#arkitekt-title")
         # What an app asks to be granted is asked on its install form, nothing ticked.
         browser.get(f"{store.base}/apps/fiji/install")
         grants = browser.find_element(By.CSS_SELECTOR, "fieldset.grants")

@@ -15,6 +15,7 @@ from litestar.testing import AsyncTestClient
 from pydantic import SecretStr
 from sqlalchemy import select
 
+from port.accounts.models import User
 from port.accounts.service import FirstAdmin
 from port.catalogue.models import App
 from port.deploy.reconciler import Reconciler
@@ -238,6 +239,51 @@ async def test_secret_variables_from_the_form_are_never_shown_back(catalogue: Ca
         await store.reconciler.reconcile()
         [container] = backend.containers.values()
         assert container.spec.env["TOKEN"] == "hush-1234"
+
+
+async def test_the_account_page_stores_a_redeem_token_and_never_shows_it(
+    catalogue: Catalogue,
+) -> None:
+    from port.deploy.secrets import has_redeem_token
+
+    async def store(client: AsyncTestClient[Litestar], **fields: str) -> Response:
+        page = await client.get("/account")
+        return await client.post(
+            "/account/arkitekt", data={"form_token": form_token(page)} | fields
+        )
+
+    keyless = create_app(catalogue.settings, announce=lambda _first: None, backend=FakeBackend())
+    async with AsyncTestClient(app=keyless) as client:
+        await add_user(catalogue, "alice")
+        await add_user(catalogue, "bob")
+        await sign_in(client, "alice")
+        refused = await store(client, redeem_token="redeem-me-0001")
+        assert refused.status_code == 400
+        assert "no PORT_SECRET_KEY" in refused.text
+        assert "redeem-me-0001" not in refused.text
+    settings = catalogue.settings.model_copy(
+        update={"secret_key": SecretStr(new_key()), "arkitekt_url": "https://arkitekt.lab"}
+    )
+    server = create_app(settings, announce=lambda _first: None, backend=FakeBackend())
+    async with AsyncTestClient(app=server) as client:
+        await sign_in(client, "alice")
+        before = (await client.get("/account")).text
+        assert "No redeem token is stored." in before
+        assert "(https://arkitekt.lab)" in before
+        assert (await store(client, redeem_token="  ")).status_code == 400
+        stored = await store(client, redeem_token="redeem-me-0001")
+        assert stored.status_code == 200  # the account page again, after the redirect
+        assert "A redeem token is stored." in stored.text
+        assert "redeem-me-0001" not in stored.text
+        async with catalogue.sessions() as session:
+            alice = await session.scalar(select(User.id).where(User.name == "alice"))
+            bob = await session.scalar(select(User.id).where(User.name == "bob"))
+            assert alice is not None
+            assert bob is not None
+            assert await has_redeem_token(session, alice)
+            assert not await has_redeem_token(session, bob)  # alice's, and only hers
+        forgotten = await store(client, forget="yes")
+        assert "No redeem token is stored." in forgotten.text
 
 
 async def test_published_ports_are_kept_and_http_ones_only_while_an_admin_allows(
