@@ -15,7 +15,7 @@ from typing import Any
 from litestar import Request, get, post
 from litestar.datastructures import State
 from litestar.exceptions import NotFoundException
-from litestar.params import FromPath
+from litestar.params import FromPath, FromQuery
 from litestar.response import Redirect, Template
 from sqlalchemy import select
 from sqlalchemy.orm import selectinload
@@ -118,6 +118,7 @@ async def _form(
     error: str | None = None,
     field: str | None = None,
     reasons: dict[str, tuple[str, ...]] | None = None,
+    version: str | None = None,
 ) -> Template:
     try:
         caps: Capabilities | None = await served.reconciler.capabilities()
@@ -126,13 +127,16 @@ async def _form(
     installable = [r for r in newest_first(app.releases) if r.current and not r.withdrawn]
     channels = sorted((r.channel, r.version) for r in installable if r.channel is not None)
     newest = latest_release(app.releases)
-    flavours: list[FlavourView] = (
-        [flavour_view(f, caps) for f in newest.flavours] if newest is not None else []
-    )
-    variables = _declared(newest)
-    asks = _asks(newest)
-    prefilled = "\n".join(f"{v.name}=" for v in variables if v.required and v.value is None)
     chosen = values or {}
+    # The version chosen (a form sent back, or ?version= when the list changed): its
+    # flavours, variables and what it asks are the ones shown.
+    release = _chosen(app, chosen.get("version", version))
+    flavours: list[FlavourView] = (
+        [flavour_view(f, caps) for f in release.flavours] if release is not None else []
+    )
+    variables = _declared(release)
+    asks = _asks(release)
+    prefilled = "\n".join(f"{v.name}=" for v in variables if v.required and v.value is None)
     return render(
         "install.html",
         viewer,
@@ -142,10 +146,10 @@ async def _form(
         channels=channels,
         newest=newest.version if newest is not None else None,
         flavours=flavours,
-        automatic=_automatic(newest, caps),
+        automatic=_automatic(release, caps),
         policies=POLICIES,
         values={
-            "version": chosen.get("version", ""),
+            "version": chosen.get("version", version or ""),
             "flavour": chosen.get("flavour", ""),
             "update_policy": chosen.get("update_policy", UpdatePolicy.MINOR.value),
             "version_range": chosen.get("version_range", ""),
@@ -190,13 +194,19 @@ def _declared(release: Release | None) -> list[EnvVar]:
 
 @get("/apps/{identifier:str}/install", name="install", include_in_schema=False)
 async def install_form(
-    request: Request[Any, Any, Any], state: State, identifier: FromPath[str]
+    request: Request[Any, Any, Any],
+    state: State,
+    identifier: FromPath[str],
+    version: FromQuery[str | None] = None,
 ) -> Template | Redirect:
+    """The form for the newest release, or for ``version`` (the version list asks for
+    it when changed: htmx swaps in the form of that release)."""
     served = served_of(state)
     viewer = await viewer_of(request, served)
     if viewer is None:
         return to_sign_in(request)
-    return await _form(served, viewer, await _app(served, identifier))
+    app = await _app(served, identifier)
+    return await _form(served, viewer, app, version=version[:300] if version else None)
 
 
 def _checked(fields: dict[str, str], app: App) -> tuple[SetupRequest, bool]:

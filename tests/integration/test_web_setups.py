@@ -154,6 +154,29 @@ async def test_the_form_asks_for_each_grant_and_gives_only_what_was_granted(
     assert [(g.kind, g.shm_mb) for g in container.spec.grants] == [("shared_memory", 128)]
 
 
+async def test_the_form_shows_what_the_chosen_version_asks(
+    store: Store, catalogue: Catalogue
+) -> None:
+    shm = {"kind": "shared_memory", "name": "shm", "min": 128}
+    async with catalogue.sessions() as session, session.begin():
+        app = await add_app(session, identifier="scope", versions=())
+        add_release(session, app.id, "1.0.0", (("cpu", "img/cpu:1", []),))
+        add_release(session, app.id, "2.0.0", (("big", "img/cpu:1", []),), None, [shm])
+    await sign_in(store.client, "alice")
+    newest = (await store.client.get("/apps/scope/install")).text
+    assert 'name="grant.shm"' in newest
+    assert 'value="big"' in newest
+    assert 'hx-get="/apps/scope/install" hx-trigger="change"' in newest  # the list asks
+    older = (await store.client.get("/apps/scope/install?version=1.0.0")).text
+    assert 'name="grant.shm"' not in older  # 1.0.0 asks nothing
+    assert 'value="cpu"' in older
+    assert 'value="big"' not in older
+    assert '<option value="1.0.0" selected>' in older
+    assert 'name="start" value="yes" checked' in older  # the defaults stay
+    installed = await store.install("scope", version="1.0.0")
+    assert installed.status_code == 303, installed.text
+
+
 async def test_an_update_that_asks_for_more_waits_on_the_page_for_consent(
     store: Store, catalogue: Catalogue
 ) -> None:
