@@ -20,6 +20,7 @@ from port.accounts.models import User
 from port.catalogue.models import App, Flavour, Release, Repo
 from port.deploy.backends.base import (
     LABEL_INSTANCE,
+    LABEL_SETUP,
     Backend,
     BackendUnavailable,
     ContainerExists,
@@ -58,7 +59,7 @@ class FakeBackend(Backend):
         self.starts: list[PodSpec] = []
         self.pulls: list[str] = []
         self.exit_at_once: dict[str, int] = {}  # image -> exit code on start
-        self.health: dict[str, str] = {}  # image -> what its HEALTHCHECK reports
+        self.ready: dict[str, bool | None] = {}  # image -> its readiness check's verdict
         self.digests: dict[str, str] = {}  # image -> the digest of what it names now
         self.stops: list[str] = []  # container ids, in the order they were stopped
         self.address: str | None = None  # where its running containers are reached
@@ -100,20 +101,24 @@ class FakeBackend(Backend):
             progress(PullProgress(layers=1, done_bytes=10, total_bytes=10))
         self.images.add(image)
 
+    def object_name(self, spec: PodSpec) -> str:
+        return f"{self.instance}-{spec.app}-s{spec.labels.get(LABEL_SETUP)}-p{spec.pod_id}"
+
     async def start(self, spec: PodSpec) -> str:
         self._check()
         if self.while_starting is not None:
             await self.while_starting(spec)
         for c in self.containers.values():
-            if c.spec.name == spec.name:
-                raise ContainerExists(spec.name, c.id, c.spec.labels)
+            if self.object_name(c.spec) == self.object_name(spec):
+                raise ContainerExists(self.object_name(spec), c.id, c.spec.labels)
         container_id = uuid.uuid4().hex * 2  # 64 hex digits, like Docker's
         code = self.exit_at_once.get(spec.image)
         state = (
             PodState(
                 PodStatus.RUNNING,
                 started_at=utcnow(),
-                health=self.health.get(spec.image),
+                ready=self.ready.get(spec.image),
+                checked=spec.image in self.ready,
                 address=self.address,
             )
             if code is None
@@ -147,7 +152,7 @@ class FakeBackend(Backend):
     async def list_managed(self) -> list[ManagedContainer]:
         self._check()
         return [
-            ManagedContainer(c.id, c.spec.name, c.spec.labels, c.state)
+            ManagedContainer(c.id, self.object_name(c.spec), c.spec.labels, c.state)
             for c in self.containers.values()
             if c.spec.labels.get(LABEL_INSTANCE) == self.instance
         ]

@@ -88,11 +88,6 @@ CAPABILITIES_TTL = 60.0  # seconds; hardware rarely changes under a running engi
 LAUNCH_TRIES = 3  # `launch`: a pull, then the start (a third for a pull raced away)
 
 
-def container_name(settings: Settings, app: str, setup_id: int, pod_id: int) -> str:
-    """``port-stardist-s12-p31``: what runs, for whom, found again after a restart."""
-    return f"{settings.instance_name}-{app}-s{setup_id}-p{pod_id}"
-
-
 def pod_spec(settings: Settings, pod: Pod, setup: Setup, server_url: str | None = None) -> PodSpec:
     """The container of ``pod``: image, labels, env, limits; nothing from the manifest
     but the image, its command, arguments and variables, and the (capped) resources.
@@ -112,7 +107,6 @@ def pod_spec(settings: Settings, pod: Pod, setup: Setup, server_url: str | None 
         "PORT_SERVER_URL": server_url or settings.public_url,
     }
     return PodSpec(
-        name=container_name(settings, app, setup.id, pod.id),
         image=pod.image,
         labels={
             LABEL_INSTANCE: settings.instance_name,
@@ -128,7 +122,6 @@ def pod_spec(settings: Settings, pod: Pod, setup: Setup, server_url: str | None 
         memory_bytes=pod.memory,
         gpus=pod.gpus,
         gpu_vendor=pod.gpu_vendor or "nvidia",
-        mounts=tuple(settings.docker_mounts.get(app, ())),
         tenant=setup.id,
         offline=app in settings.offline_apps,
         # What the image says it supports, or what the admin asks of the app.
@@ -493,7 +486,8 @@ class Reconciler:
             except ContainerExists as exc:
                 if not spec.is_mine(exc.labels):
                     raise BackendError(
-                        f"a container named {spec.name} exists and is not this pod's"
+                        f"a container named {self.backend.object_name(spec)} exists and "
+                        "is not this pod's"
                     ) from exc
                 pod.container_id = exc.container_id
                 record(

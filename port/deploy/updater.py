@@ -326,11 +326,11 @@ class Updater:
                     return "the new pod's container disappeared"
                 if state.status in (PodStatus.FAILED, PodStatus.STOPPED):
                     return state.message or f"the new pod exited with code {state.exit_code}"
-                if state.health == "unhealthy":
+                if state.ready is False:
                     return "the new pod's healthcheck failed"
-                if state.health == "healthy":
+                if state.ready:
                     return None
-                if state.health is None and state.status is PodStatus.RUNNING:
+                if not state.checked and state.status is PodStatus.RUNNING:
                     running_since = running_since or time.monotonic()
                     if time.monotonic() - running_since >= grace:
                         return None

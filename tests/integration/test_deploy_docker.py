@@ -15,12 +15,14 @@ import threading
 import time
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
 from contextlib import aclosing
+from dataclasses import replace
 from typing import Any, TypeVar
 
 import pytest
 
 from port.deploy.backends import load_backend
 from port.deploy.backends.base import (
+    LABEL_APP,
     LABEL_INSTANCE,
     LABEL_POD,
     LABEL_SETUP,
@@ -81,9 +83,13 @@ async def listening(thread: str) -> None:
 
 def pod_spec(settings: Settings, image: str, suffix: str = "1", **fields: Any) -> PodSpec:
     return PodSpec(
-        name=f"{settings.instance}-pod-{suffix}",
         image=image,
-        labels={LABEL_INSTANCE: settings.instance_name, LABEL_POD: suffix, LABEL_SETUP: "7"},
+        labels={
+            LABEL_INSTANCE: settings.instance_name,
+            LABEL_POD: suffix,
+            LABEL_SETUP: "7",
+            LABEL_APP: "pod",
+        },
         **fields,
     )
 
@@ -227,12 +233,12 @@ async def test_health_from_the_image_healthcheck(
         state = await eventually(
             lambda: backend.poll(container_id),
             "the engine to report it",
-            until=lambda s: s is not None and s.health == "healthy",
+            until=lambda s: s is not None and s.ready is True,
         )
         assert state is not None
         assert state.status is PodStatus.RUNNING
         (managed,) = await backend.list_managed()
-        assert managed.state.health == "healthy"
+        assert (managed.state.ready, managed.state.checked) == (True, True)
         # The health change is an event too (after "start"): the reconciler wakes on it.
         await eventually(
             lambda: asyncio.sleep(0, seen.count(container_id)),
@@ -339,7 +345,7 @@ async def test_sandbox_and_limits_as_the_engine_sees_them(
         attrs = inspect(docker_engine, container_id)
         host = attrs["HostConfig"]
 
-        assert attrs["Name"] == f"/{spec.name}"
+        assert attrs["Name"] == f"/{settings.instance_name}-pod-s7-p1"  # the backend's name
         assert attrs["Config"]["Labels"][LABEL_INSTANCE] == settings.instance
         assert attrs["Config"]["Labels"][LABEL_POD] == "1"
         assert "GREETING=hello from port" in attrs["Config"]["Env"]
@@ -384,13 +390,18 @@ async def test_default_capabilities_and_admin_mounts(
     docker_images: TestImages,
     tmp_path: Any,
 ) -> None:
-    settings = docker_settings()
-    backend = DockerBackend(settings)
     shared = tmp_path / "shared"
     shared.mkdir()
     (shared / "hello.txt").write_text("from the host\n")
+    # The admin's mounts are the app's (PORT_DOCKER_MOUNTS), the only host paths besides
+    # what an owner granted; other apps get none.
+    settings = docker_settings(docker_mounts={"pod": [f"{shared}:/data:ro"]})
+    backend = DockerBackend(settings)
     try:
-        spec = pod_spec(settings, docker_images["forever"], mounts=(f"{shared}:/data:ro",))
+        other = pod_spec(settings, docker_images["forever"], "2")
+        other = replace(other, labels={**other.labels, LABEL_APP: "another"})
+        assert backend.create_options(other)["volumes"] == []
+        spec = pod_spec(settings, docker_images["forever"])
         container_id = await backend._create(spec)  # created, not started
         host = inspect(docker_engine, container_id)["HostConfig"]
         assert host["Binds"] == [f"{shared}:/data:ro"]
@@ -462,7 +473,7 @@ async def test_a_container_that_cannot_start_is_removed_and_the_reason_told(
     with pytest.raises(BackendError) as raised:
         await backend.start(spec)
 
-    assert f"container {spec.name} did not start" in str(raised.value)
+    assert f"container {backend.object_name(spec)} did not start" in str(raised.value)
     assert "device driver" in str(raised.value)  # the engine's own words
     assert await backend.list_managed() == []
 

@@ -16,6 +16,7 @@ from sqlalchemy import select
 
 from port.deploy import setups
 from port.deploy.backends.base import (
+    LABEL_APP,
     LABEL_INSTANCE,
     LABEL_POD,
     LABEL_SETUP,
@@ -128,7 +129,7 @@ async def test_a_started_setup_runs_one_labelled_container(world: World) -> None
     [container] = world.backend.running()
     assert pod.container_id == container.id
     spec = container.spec
-    assert spec.name == f"t-stardist-s{setup_id}-p{pod.id}"
+    assert world.backend.object_name(spec) == f"t-stardist-s{setup_id}-p{pod.id}"
     assert spec.labels[LABEL_INSTANCE] == "t"
     assert spec.labels[LABEL_SETUP] == str(setup_id)
     assert spec.labels[LABEL_POD] == str(pod.id)
@@ -240,9 +241,7 @@ async def test_another_instances_containers_are_left_alone(world: World) -> None
     neighbour = FakeBackend("other")
     neighbour.containers = world.backend.containers  # one engine, two Port instances
     theirs = await neighbour.start(
-        PodSpec(
-            name="other-napari-s1-p1", image="x", labels={LABEL_INSTANCE: "other", LABEL_POD: "1"}
-        )
+        PodSpec(image="x", labels={LABEL_INSTANCE: "other", LABEL_POD: "1", LABEL_APP: "napari"})
     )
     await world.setup()
     await world.reconciler.reconcile()
@@ -545,20 +544,6 @@ async def test_users_see_only_their_own_setups(world: World) -> None:
             await setups.get_setup(session, bob, setup_id)
         assert (await setups.get_setup(session, admin, setup_id)).id == setup_id
         assert list(await session.scalars(setups.visible(bob))) == []
-
-
-async def test_mounts_come_only_from_the_admin_allow_list(catalogue: Catalogue) -> None:
-    backend = FakeBackend("t")
-    backend.images.add("img/cpu:1")
-    world = World(catalogue, backend, docker_mounts={"stardist": ["/srv/data:/data:ro"]})
-    async with catalogue.sessions() as session, session.begin():
-        await add_app(session)
-        await add_app(session, identifier="napari")
-        alice = await add_user(session, "alice")
-    world.alice = Principal(user_id=alice.id, name="alice", is_admin=False, via="token")
-    await world.setup()
-    await world.reconciler.reconcile()
-    assert world.backend.starts[0].mounts == ("/srv/data:/data:ro",)
 
 
 async def test_one_pod_the_engine_refuses_does_not_block_the_others(world: World) -> None:

@@ -218,8 +218,8 @@ async def test_a_failing_release_is_rolled_back_and_the_old_pod_never_stopped(
     assert await fleet.plan() == [(setup_id, "1.2.0")]  # ... until a newer one appears
 
 
-@pytest.mark.parametrize(("health", "moved"), [("healthy", True), ("unhealthy", False)])
-async def test_an_image_healthcheck_decides(catalogue: Catalogue, health: str, moved: bool) -> None:
+@pytest.mark.parametrize(("ready", "moved"), [(True, True), (False, False)])
+async def test_an_image_healthcheck_decides(catalogue: Catalogue, ready: bool, moved: bool) -> None:
     fleet = Fleet(catalogue, update_grace_seconds=3600)  # only the healthcheck can pass it
     async with catalogue.sessions() as session, session.begin():
         await add_app(session, identifier="sd", flavours=(("cpu", "img/{v}", []),))
@@ -227,7 +227,7 @@ async def test_an_image_healthcheck_decides(catalogue: Catalogue, health: str, m
     fleet.alice = Principal(user_id=alice.id, name="alice", is_admin=False, via="token")
     setup_id = await fleet.create(UpdatePolicy.MAJOR)
     await fleet.release("2.0.0")
-    fleet.backend.health["img/2.0.0"] = health
+    fleet.backend.ready["img/2.0.0"] = ready
     outcome = await fleet.updater.run(setup_id, "2.0.0")
     assert ((await fleet.setup(setup_id)).release.version == "2.0.0") is moved
     if not moved:

@@ -237,7 +237,7 @@ async def test_a_container_with_a_pods_id_but_another_identity_is_removed_not_ad
     impostor = world.client.containers.run(
         docker_images["forever"],
         detach=True,
-        name=spec.name,
+        name=world.reconciler.backend.object_name(spec),
         labels={**spec.labels, "port.owner": "alice", "port.app": "alpha"},
     )
     bob = await world.running(bob_setup)

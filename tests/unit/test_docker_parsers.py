@@ -58,7 +58,7 @@ def state(**fields: Any) -> dict[str, Any]:
         ),
         (
             state(Health={"Status": "healthy"}),
-            PodState(PodStatus.RUNNING, started_at=AT0, health="healthy"),
+            PodState(PodStatus.RUNNING, started_at=AT0, ready=True, checked=True),
         ),
         (  # finished "before" it started: an instant exit; it ran ~0 s, not < 0
             state(Status="exited", ExitCode=1, StartedAt=T1, FinishedAt=T0),

@@ -9,10 +9,10 @@ blocks runs it in an executor.
 Contract:
 
 - ``start`` creates *and* starts the container for a ``PodSpec`` and returns its id. The
-  container's name is ``spec.name``; when a container of that name already exists (a
-  second reconciler, or a crash between create and record), ``start`` raises
-  ``ContainerExists`` with that container's id, so the caller adopts it instead of
-  running a twin.
+  backend names it (``object_name``: engines differ in what a name may hold); when a
+  container of that name already exists (a second reconciler, or a crash between create
+  and record), ``start`` raises ``ContainerExists`` with that container's id, so the
+  caller adopts it instead of running a twin.
 - ``stop`` stops and removes; a container that is already gone is success.
 - ``poll`` returns the container's state, or None when there is no such container.
 - ``list_managed`` lists every container of this Port instance (by the ``port.instance``
@@ -116,7 +116,6 @@ class ContainerExists(BackendError):
 class PodSpec:
     """Everything a backend needs to run one Pod. Built by Port, never by a manifest."""
 
-    name: str  # container name: what a person sees in `docker ps`
     image: str
     labels: Mapping[str, str]
     env: Mapping[str, str] = field(default_factory=dict)
@@ -124,7 +123,6 @@ class PodSpec:
     memory_bytes: int | None = None  # limit; None: no limit
     gpus: int = 0  # GPUs to hand the container (CUDA or ROCm flavours on a GPU backend)
     gpu_vendor: str = "nvidia"  # whose GPUs: "nvidia", "amd" or "intel"
-    mounts: tuple[str, ...] = ()  # "host:container[:ro]", only from the admin allow-list
     # The isolation unit (the Setup's id): Pods of two tenants never share a network.
     tenant: int = 0
     offline: bool = False  # no route out at all (an admin's PORT_OFFLINE_APPS)
@@ -138,6 +136,11 @@ class PodSpec:
     @property
     def pod_id(self) -> int:
         return int(self.labels[LABEL_POD])
+
+    @property
+    def app(self) -> str:
+        """The app's identifier (what engine-specific settings of an app are keyed by)."""
+        return self.labels.get(LABEL_APP, "")
 
     def is_mine(self, labels: Mapping[str, str]) -> bool:
         """Do ``labels`` (a container's) name this very Pod? Every identity label must
@@ -154,7 +157,11 @@ class PodState:
     started_at: datetime | None = None
     finished_at: datetime | None = None
     message: str | None = None  # why it stopped or failed (OOM killed, engine error, ...)
-    health: str | None = None  # the image's HEALTHCHECK: starting | healthy | unhealthy
+    # The engine's readiness check of it (Docker: the image's HEALTHCHECK): True passed,
+    # False failed, None no verdict (no check, or not decided yet). ``checked``: the
+    # engine runs one, so a verdict will come; without, Port's grace decides.
+    ready: bool | None = None
+    checked: bool = False
     # Where Port reaches the running container (an IP on its tenant network), if known.
     address: str | None = None
 
@@ -207,6 +214,11 @@ class Backend(ABC):
     @abstractmethod
     async def pull(self, image: str, progress: ProgressCallback | None = None) -> None:
         """Pull ``image``; ``progress`` is called as layers arrive. ImageNotFound if none."""
+
+    @abstractmethod
+    def object_name(self, spec: PodSpec) -> str:
+        """The name of ``spec``'s engine object: unique per Pod of this instance, found
+        again after a restart, and what a person sees in the engine's own tools."""
 
     @abstractmethod
     async def start(self, spec: PodSpec) -> str:

@@ -16,9 +16,9 @@ not take every worker of the pool from ``poll`` and ``stop``.
 Every option that touches the host is fixed here, never taken from a manifest: not
 privileged, ``no-new-privileges``, every capability dropped but the admin's list, the
 admin's network (never the host's network, PID or IPC namespace), a PID limit, CPU and
-memory limits (no swap beyond memory), mounts only from ``PodSpec.mounts`` (the admin
-allow-list) and no restart policy: the reconciler restarts crashed Pods itself, so each
-restart is recorded.
+memory limits (no swap beyond memory), host mounts only from the admin's allow-list for
+the app (``PORT_DOCKER_MOUNTS``) and the owner's grants, and no restart policy: the
+reconciler restarts crashed Pods itself, so each restart is recorded.
 """
 
 from __future__ import annotations
@@ -58,6 +58,7 @@ from docker.utils import parse_repository_tag
 from port.deploy.backends.base import (
     HOST_ALIAS,
     LABEL_INSTANCE,
+    LABEL_SETUP,
     LABEL_TENANT,
     Backend,
     BackendError,
@@ -197,7 +198,7 @@ def state_from_inspect(attrs: Mapping[str, Any]) -> PodState:
         message = str(state["Error"])
     elif docker_status == "paused":
         message = "paused"
-    health = (state.get("Health") or {}).get("Status")
+    ready, checked = readiness((state.get("Health") or {}).get("Status"))
     started_at, finished_at = (
         parse_time(state.get("StartedAt")),
         parse_time(state.get("FinishedAt")),
@@ -212,9 +213,18 @@ def state_from_inspect(attrs: Mapping[str, Any]) -> PodState:
         started_at=started_at,
         finished_at=finished_at,
         message=message,
-        health=str(health) if health else None,
+        ready=ready,
+        checked=checked,
         address=address_of(attrs) if docker_status == "running" else None,
     )
+
+
+def readiness(health: object) -> tuple[bool | None, bool]:
+    """``PodState.ready`` and ``checked`` from a HEALTHCHECK status (``healthy``,
+    ``unhealthy``, ``starting``; None: the image has no check)."""
+    if not health:
+        return None, False
+    return {"healthy": True, "unhealthy": False}.get(str(health)), True
 
 
 def address_of(attrs: Mapping[str, Any]) -> str | None:
@@ -546,7 +556,7 @@ class DockerBackend(Backend):
         settings = self.settings
         options: dict[str, Any] = {
             "image": spec.image,
-            "name": spec.name,
+            "name": self.object_name(spec),
             # The instance label is what list_managed and events look for: set it here,
             # whatever the caller built, so no container of ours can go unseen.
             "labels": {**spec.labels, LABEL_INSTANCE: settings.instance_name},
@@ -562,7 +572,8 @@ class DockerBackend(Backend):
             # docker-init (tini) as PID 1 reaps zombies and passes SIGTERM on; the engine
             # mounts it into the container, so FROM-scratch images get it too.
             "init": True,
-            "volumes": [self._bind(mount) for mount in spec.mounts],
+            # The admin's mounts for this app (PORT_DOCKER_MOUNTS), nothing of a manifest.
+            "volumes": [self._bind(m) for m in settings.docker_mounts.get(spec.app, ())],
             # Rotated, so a chatty Pod cannot fill the engine's disk.
             "log_config": docker.types.LogConfig(
                 type="json-file",
@@ -648,6 +659,12 @@ class DockerBackend(Backend):
         if not absolute or mode not in ("ro", "rw"):
             raise BackendError(f"mount {mount!r}: use /host:/container[:ro]")
         return f"{parts[0]}:{parts[1]}:{mode}"
+
+    def object_name(self, spec: PodSpec) -> str:
+        """``port-stardist-s12-p31``: what runs, for whom, found again after a restart
+        (Docker's names take identifiers' ``_`` and ``.`` as they are)."""
+        setup = spec.labels.get(LABEL_SETUP, "0")
+        return f"{self.settings.instance_name}-{spec.app}-s{setup}-p{spec.pod_id}"
 
     def network_name(self, tenant: int) -> str:
         """The network of one tenant (a Setup): ``port-<instance>-s12``."""
@@ -748,11 +765,11 @@ class DockerBackend(Backend):
                 if exc.status_code != 409:
                     raise
             try:
-                existing = client.api.inspect_container(spec.name)
+                existing = client.api.inspect_container(options["name"])
             except docker.errors.NotFound:  # removed again meanwhile: one more try
                 return str(client.containers.create(**options).id)
             labels = (existing.get("Config") or {}).get("Labels") or {}
-            raise ContainerExists(spec.name, existing["Id"], labels)
+            raise ContainerExists(options["name"], existing["Id"], labels)
 
         network = await self._ensure_network(spec)
         try:
@@ -765,7 +782,7 @@ class DockerBackend(Backend):
             raise ImageNotFound(f"image {spec.image} is not on the engine: {exc}") from exc
         if created is None:
             raise BackendError(f"the network {network} keeps vanishing")
-        log.info("created container %s (%s) from %s", short(created), spec.name, spec.image)
+        log.info("created container %s (%s) from %s", short(created), options["name"], spec.image)
         return created
 
     async def _start(self, container_id: str) -> None:
@@ -810,7 +827,9 @@ class DockerBackend(Backend):
             except (BackendError, BackendUnavailable) as cleanup:
                 log.warning("could not remove %s: %s", short(container_id), cleanup)
             reason = str(exc).removeprefix("the Docker engine refused: ")
-            raise BackendError(f"container {spec.name} did not start: {reason}") from exc
+            raise BackendError(
+                f"container {self.object_name(spec)} did not start: {reason}"
+            ) from exc
         return container_id
 
     # The interface's grace period before SIGKILL, not a deadline for the call itself.
@@ -904,10 +923,11 @@ class DockerBackend(Backend):
                 labels = row.get("Labels") or {}
                 if row.get("State") == "running":
                     health = _HEALTH_IN_STATUS.search(str(row.get("Status", "")))
+                    ready, checked = readiness(
+                        health[1].removeprefix("health: ") if health else None
+                    )
                     state = PodState(
-                        PodStatus.RUNNING,
-                        health=health[1].removeprefix("health: ") if health else None,
-                        address=address_of(row),
+                        PodStatus.RUNNING, ready=ready, checked=checked, address=address_of(row)
                     )
                 else:
                     try:
