@@ -284,7 +284,7 @@ async def test_list_managed_sees_only_this_instance(
         mine = {c.id: c for c in await backend.list_managed()}
 
         assert set(mine) == {running, exited}
-        assert mine[running].name == f"{settings.instance}-pod-1"
+        assert mine[running].name == f"{settings.instance}-pod-s7-p1"
         assert mine[running].pod_id == 1
         assert mine[running].labels[LABEL_SETUP] == "7"
         assert mine[running].state.status is PodStatus.RUNNING
