@@ -51,7 +51,7 @@ class FakeBackend(Backend):
 
     def __init__(self, instance: str = "port", caps: Capabilities | None = None) -> None:
         self.instance = instance
-        self.caps = caps or Capabilities(cpus=4, memory_mb=8192)
+        self.caps = caps or Capabilities.one(cpus=4, memory_mb=8192)
         self.containers: dict[str, FakeContainer] = {}
         self.images: set[str] = set()
         self.registry: set[str] = set()  # what `pull` can fetch
@@ -182,7 +182,7 @@ async def reconcile_pulled(reconciler: Reconciler) -> None:
     await reconciler.reconcile()
 
 
-GPU_MACHINE = Capabilities(cpus=8, memory_mb=32768, gpus=(Gpu("nvidia", cuda_version="12.2"),))
+GPU_MACHINE = Capabilities.one(cpus=8, memory_mb=32768, gpus=(Gpu("nvidia", cuda_version="12.2"),))
 
 
 Flavours = tuple[tuple[str, str, list[dict[str, Any]]], ...]  # (name, image, selectors)

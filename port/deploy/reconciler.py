@@ -130,6 +130,7 @@ def pod_spec(settings: Settings, pod: Pod, setup: Setup, server_url: str | None 
         command=run.command,
         args=run.args,
         grants=tuple(Grant.from_json(g) for g in pod.grants or ()),
+        node=((pod.selection or {}).get("node") or {}).get("id"),
     )
 
 

@@ -1,6 +1,9 @@
-"""Flavour selection: which build of a release fits the backend's hardware.
+"""Flavour selection: which build of a release fits the backend's hardware, and where.
 
-A flavour fits when every required selector holds on the backend. Among fitting
+A backend offers nodes (``Capabilities.nodes``; a single Docker engine is one). A flavour
+fits when every required selector holds on some ready node; it is scored on the node
+that suits it best (the first of equals), and that node is recorded with the choice.
+Reasons name the node when there are several. A node draining or down takes no Pod. Among fitting
 flavours, one that uses an accelerator the backend has (a CUDA or ROCm selector that
 holds) ranks first: a GPU build on a GPU machine, whatever the CPU build's selectors add
 up to. Then the highest summed weight of the selectors that hold wins (preferences count
@@ -19,6 +22,7 @@ that alone keeps every flavour out, selection says what to grant (``ConsentNeede
 
 from __future__ import annotations
 
+import enum
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -53,16 +57,47 @@ class Gpu:
     architecture: str | None = None
 
 
+class NodeState(enum.StrEnum):
+    """Whether a node takes Pods: ``ready`` does; ``draining`` (its admin moves work
+    away) and ``down`` (unreachable) do not."""
+
+    READY = "ready"
+    DRAINING = "draining"
+    DOWN = "down"
+
+
 @dataclass(frozen=True)
-class Capabilities:
-    """What a backend offers a container."""
+class Node:
+    """One machine a backend can run a Pod on, as it reports (or an admin declares) it."""
 
     cpus: float
     memory_mb: int
     arch: str = "amd64"
     cpu_mhz: int | None = None
     gpus: tuple[Gpu, ...] = ()
-    labels: Mapping[str, str] = field(default_factory=dict)
+    labels: Mapping[str, str] = field(default_factory=dict)  # what `label` selectors match
+    id: str = "local"
+    name: str = "local"
+    state: NodeState = NodeState.READY
+
+
+@dataclass(frozen=True)
+class Capabilities:
+    """What a backend offers containers: its nodes."""
+
+    nodes: tuple[Node, ...]
+
+    @classmethod
+    def one(cls, **facts: Any) -> Capabilities:
+        """A backend of one machine (a single engine): one node of these facts."""
+        return cls((Node(**facts),))
+
+    @property
+    def ready(self) -> tuple[Node, ...]:
+        return tuple(n for n in self.nodes if n.state is NodeState.READY)
+
+    def node(self, node_id: str | None) -> Node | None:
+        return next((n for n in self.nodes if n.id == node_id), None)
 
 
 class StoredFlavour(Protocol):
@@ -94,6 +129,7 @@ class Selection:
     flavour: str
     score: Score
     rejected: Mapping[str, tuple[str, ...]]
+    node: Node  # where it fits best: a placement, for a backend of several nodes
 
     def as_json(self) -> dict[str, Any]:
         return {
@@ -101,6 +137,7 @@ class Selection:
             "score": self.score.weight,
             "accelerated": self.score.accelerated,
             "rejected": {name: list(reasons) for name, reasons in self.rejected.items()},
+            "node": {"id": self.node.id, "name": self.node.name},
         }
 
 
@@ -221,8 +258,8 @@ def _gpu_misses(selector: GpuSelector, gpu: Gpu) -> str | None:
     return None
 
 
-def misses(selector: AnySelector, caps: Capabilities) -> str | None:
-    """Why ``selector`` does not hold on ``caps``, or None when it holds."""
+def misses(selector: AnySelector, caps: Node) -> str | None:
+    """Why ``selector`` does not hold on the node ``caps``, or None when it holds."""
     match selector:
         case CpuSelector():
             if selector.min_count and caps.cpus < selector.min_count:
@@ -261,9 +298,10 @@ def misses(selector: AnySelector, caps: Capabilities) -> str | None:
     return f"unknown selector kind {selector.kind}"  # pragma: no cover - the union is closed
 
 
-def gpus_for(selectors: Sequence[Any], caps: Capabilities) -> tuple[int, str | None]:
+def gpus_for(selectors: Sequence[Any], caps: Node) -> tuple[int, str | None]:
     """GPUs to hand a container of a flavour and their vendor: the count its CUDA, ROCm
-    or oneAPI selectors that hold on ``caps`` ask for; (0, None) when none holds."""
+    or oneAPI selectors that hold on the node ``caps`` ask for; (0, None) when none
+    holds."""
     counts: dict[str, int] = {}
     for raw in selectors:
         selector = validate_selector(raw)
@@ -287,6 +325,7 @@ class Score:
 class _Assessment:
     candidate: Candidate
     score: Score
+    node: Node | None  # where its hardware fits best; None: nowhere
     blockers: list[str]  # hardware first, then capabilities
     asks: list[Mapping[str, Any]]  # capabilities only a consent is missing for
 
@@ -300,16 +339,34 @@ class _Assessment:
         return bool(self.asks) and len(self.asks) == len(self.blockers)
 
 
-def _assess(candidate: Candidate, caps: Capabilities, grants: Grantor) -> _Assessment:
+def _on(candidate: Candidate, node: Node) -> tuple[Score, list[str]]:
+    """``candidate``'s score on ``node``, and why its required selectors do not hold."""
     weight, accelerated, blockers = 0, False, []
     for raw in candidate.selectors:
         selector = validate_selector(raw)
-        why = misses(selector, caps)
+        why = misses(selector, node)
         if why is None:
             weight += selector.weight
             accelerated = accelerated or isinstance(selector, GpuSelector)
         elif selector.required:
             blockers.append(why)
+    return Score(accelerated, weight), blockers
+
+
+def _assess(candidate: Candidate, caps: Capabilities, grants: Grantor) -> _Assessment:
+    best: tuple[Score, Node] | None = None
+    hardware: list[str] = []
+    named = len(caps.nodes) > 1  # one machine: its reasons need no name
+    for node in caps.ready:
+        score, why = _on(candidate, node)
+        if not why and (best is None or score > best[0]):
+            best = (score, node)
+        hardware += [f"{node.name}: {w}" if named else w for w in why]
+    hardware += [f"{n.name}: {n.state}" for n in caps.nodes if n.state is not NodeState.READY]
+    if not caps.ready:
+        states = ", ".join(f"{n.name} {n.state}" for n in caps.nodes) or "none"
+        hardware = [f"no node takes Pods now ({states})"]
+    blockers = [] if best is not None else hardware
     asks = []
     # Optional capabilities never block: ungranted, they are declined.
     for capability in candidate.capabilities:
@@ -320,7 +377,9 @@ def _assess(candidate: Candidate, caps: Capabilities, grants: Grantor) -> _Asses
             blockers.append(ungranted.reason)
             if ungranted.asked:
                 asks.append(capability)
-    return _Assessment(candidate, Score(accelerated, weight), blockers, asks)
+    if best is None:
+        return _Assessment(candidate, Score(False, 0), None, blockers, asks)
+    return _Assessment(candidate, best[0], best[1], blockers, asks)
 
 
 def why_not(candidate: Candidate, caps: Capabilities, grants: Grantor | None = None) -> list[str]:
@@ -373,4 +432,5 @@ def select(
             rejected[name] = (f"fits, but scores {score.weight} < {best_score.weight}",)
         else:
             rejected[name] = ("fits and scores the same, but comes later in the manifest",)
-    return Selection(flavour=best_name, score=best_score, rejected=rejected)
+    assert best.node is not None  # noqa: S101 - it fits, so on some node
+    return Selection(flavour=best_name, score=best_score, rejected=rejected, node=best.node)

@@ -267,7 +267,7 @@ def plan_pod(setup: Setup, release: Release, caps: Capabilities, settings: Setti
     max_memory = settings.max_memory_mb << 20 if settings.max_memory_mb else None
     # A flavour that names no limit gets the admin's default: never "unlimited".
     memory = _capped(flavour.memory or settings.default_memory_mb << 20, max_memory)
-    gpus, vendor = gpus_for(flavour.selectors, caps)
+    gpus, vendor = gpus_for(flavour.selectors, selection.node)
     return Pod(
         setup_id=setup.id,
         release_id=release.id,

@@ -112,7 +112,13 @@ async def test_a_setup_lives_from_create_to_delete(tenants: Tenants) -> None:
     )
     [pod] = started["data"]["startSetup"]["setup"]["pods"]
     assert pod["status"] == "PENDING"
-    assert pod["selection"] == {"flavour": "cpu", "score": 0, "accelerated": False, "rejected": {}}
+    assert pod["selection"] == {
+        "flavour": "cpu",
+        "score": 0,
+        "accelerated": False,
+        "rejected": {},
+        "node": {"id": "local", "name": "local"},  # the fake engine, one node
+    }
     assert pod["resources"] == {"cpus": 2.0, "memory": 1 << 30, "gpus": 0, "gpuVendor": None}
 
     await tenants.reconciler.reconcile()

@@ -544,7 +544,9 @@ async def test_pulling_from_a_registry_that_is_down_is_a_backend_error(
 # --- the engine ------------------------------------------------------------------------
 
 
-async def test_capabilities_of_the_engine(docker_settings: DockerSettings) -> None:
+async def test_capabilities_of_the_engine(
+    docker_settings: DockerSettings, docker_engine: Any
+) -> None:
     declared = [GpuDeclaration(vendor="nvidia", cuda_version="12.2", memory_mb=16000)]
     backend = DockerBackend(docker_settings(docker_gpus=declared))
     try:
@@ -553,11 +555,14 @@ async def test_capabilities_of_the_engine(docker_settings: DockerSettings) -> No
         await backend.close()
 
     assert isinstance(caps, Capabilities)
-    assert caps.cpus >= 1
-    assert caps.memory_mb > 0
+    [engine] = caps.nodes  # one engine, one node
+    assert engine.cpus >= 1
+    assert engine.memory_mb > 0
     if platform.machine() == "x86_64":
-        assert caps.arch == "amd64"
-    assert caps.gpus == (Gpu(vendor="nvidia", cuda_version="12.2", memory_mb=16000),)
+        assert engine.arch == "amd64"
+    assert engine.gpus == (Gpu(vendor="nvidia", cuda_version="12.2", memory_mb=16000),)
+    assert engine.state == "ready"
+    assert engine.name == docker_engine.info()["Name"]
 
 
 @pytest.mark.parametrize("where", ["socket", "tcp"])

@@ -468,7 +468,7 @@ async def test_a_cuda_flavour_runs_on_a_gpu_machine_with_a_device_request(
 
 async def test_a_rocm_flavour_gets_the_amd_gpus_of_the_machine(catalogue: Catalogue) -> None:
     amd = Gpu("amd", rocm_version="6.0")
-    backend = FakeBackend("t", caps=Capabilities(cpus=8, memory_mb=32768, gpus=(amd,) * 3))
+    backend = FakeBackend("t", caps=Capabilities.one(cpus=8, memory_mb=32768, gpus=(amd,) * 3))
     backend.images.update({"img/cpu:1", "img/rocm:1", "img/cuda:1"})
     world = World(catalogue, backend)
     flavours: Flavours = (

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -12,6 +13,8 @@ from port.deploy.selection import (
     Capabilities,
     ConsentNeeded,
     Gpu,
+    Node,
+    NodeState,
     NoFittingFlavour,
     Ungranted,
     gpus_for,
@@ -21,8 +24,8 @@ from port.errors import InvalidInput
 
 CUDA = Candidate("cuda", [{"kind": "cuda", "min_version": "11.8"}])
 CPU = Candidate("cpu", [{"kind": "cpu", "min_count": 2}, {"kind": "ram", "min": 4096}])
-LAPTOP = Capabilities(cpus=8, memory_mb=16_000)
-GPU_BOX = Capabilities(cpus=32, memory_mb=128_000, gpus=(Gpu("nvidia", cuda_version="12.2"),))
+LAPTOP = Capabilities.one(cpus=8, memory_mb=16_000)
+GPU_BOX = Capabilities.one(cpus=32, memory_mb=128_000, gpus=(Gpu("nvidia", cuda_version="12.2"),))
 
 
 def flavour(name: str, *selectors: dict[str, Any]) -> Candidate:
@@ -45,7 +48,7 @@ def test_highest_weight_wins_and_ties_keep_manifest_order() -> None:
         {"kind": "cpu", "min_count": 1},
         {"kind": "label", "key": "ssd", "required": False, "weight": 5},
     )
-    caps = Capabilities(cpus=4, memory_mb=8000, labels={"ssd": "yes"})
+    caps = Capabilities.one(cpus=4, memory_mb=8000, labels={"ssd": "yes"})
     chosen = select([plain, tuned], caps)
     assert (chosen.flavour, chosen.score.weight) == ("tuned", 6)
     assert chosen.rejected == {"plain": ("fits, but scores 1 < 6",)}
@@ -84,7 +87,7 @@ def test_preferences_never_block() -> None:
         ({"kind": "oneapi"}, LAPTOP, "no oneAPI GPU"),
         (
             {"kind": "oneapi", "min_version": "2025.0"},
-            Capabilities(cpus=4, memory_mb=8000, gpus=(Gpu("intel", oneapi_version="2024.1"),)),
+            Capabilities.one(cpus=4, memory_mb=8000, gpus=(Gpu("intel", oneapi_version="2024.1"),)),
             "0 of 1 oneAPI GPUs fit (oneAPI 2024.1 < 2025.0)",
         ),
         ({"kind": "label", "key": "zone"}, LAPTOP, "no label zone"),
@@ -101,7 +104,7 @@ def test_each_unmet_selector_says_why(
 
 
 def test_x86_64_is_amd64_and_labels_match_values() -> None:
-    caps = Capabilities(cpus=2, memory_mb=2048, arch="x86_64", labels={"zone": "lab"})
+    caps = Capabilities.one(cpus=2, memory_mb=2048, arch="x86_64", labels={"zone": "lab"})
     ok = flavour(
         "ok", {"kind": "cpu", "arch": "amd64"}, {"kind": "label", "key": "zone", "value": "lab"}
     )
@@ -123,7 +126,7 @@ def test_a_pinned_flavour_must_exist_and_fit() -> None:
 
 
 def test_a_container_gets_the_gpus_of_the_selector_that_holds() -> None:
-    mixed = Capabilities(
+    mixed = Capabilities.one(
         cpus=8,
         memory_mb=32768,
         gpus=(Gpu("nvidia", cuda_version="11.0"), Gpu("amd", rocm_version="6.0")),
@@ -132,17 +135,17 @@ def test_a_container_gets_the_gpus_of_the_selector_that_holds() -> None:
         {"kind": "cuda", "min_version": "12.0", "required": False, "weight": 1},  # too old
         {"kind": "rocm", "min_version": "5.7", "required": False, "weight": 1, "count": 1},
     ]
-    assert gpus_for(either, mixed) == (1, "amd")
-    assert gpus_for([{"kind": "cuda", "count": 2}], mixed) == (0, None)  # one NVIDIA GPU
-    assert gpus_for([{"kind": "cpu"}], mixed) == (0, None)
+    assert gpus_for(either, mixed.nodes[0]) == (1, "amd")
+    assert gpus_for([{"kind": "cuda", "count": 2}], mixed.nodes[0]) == (0, None)  # one NVIDIA GPU
+    assert gpus_for([{"kind": "cpu"}], mixed.nodes[0]) == (0, None)
 
 
 def test_an_intel_accelerator_runs_a_oneapi_flavour_and_gets_its_render_nodes() -> None:
-    arc = Capabilities(cpus=8, memory_mb=16_000, gpus=(Gpu("intel", oneapi_version="2024.1"),))
+    arc = Capabilities.one(cpus=8, memory_mb=16_000, gpus=(Gpu("intel", oneapi_version="2024.1"),))
     oneapi = flavour("xpu", {"kind": "oneapi", "min_version": "2024.0"})
     chosen = select([CPU, oneapi], arc)
     assert chosen.flavour == "xpu"  # it uses the accelerator, so it wins over the CPU build
-    assert gpus_for(oneapi.selectors, arc) == (1, "intel")
+    assert gpus_for(oneapi.selectors, chosen.node) == (1, "intel")
 
 
 def test_a_ram_selector_without_a_minimum_holds_everywhere() -> None:
@@ -210,3 +213,37 @@ def test_a_capability_the_policy_refuses_is_no_question_to_the_owner() -> None:
 def test_optional_capabilities_are_declined_and_do_not_block() -> None:
     shm = {"kind": "shared_memory", "name": "shm", "min": 2048, "required": False}
     assert select([Candidate("any", [], [shm])], LAPTOP).flavour == "any"
+
+
+def test_a_flavour_fits_when_some_ready_node_holds_its_selectors() -> None:
+    small = Node(cpus=2, memory_mb=4000, id="n1", name="small")
+    big = Node(cpus=16, memory_mb=64_000, id="n2", name="big", labels={"room": "b12"})
+    gpu = Node(
+        cpus=8,
+        memory_mb=32_000,
+        id="n3",
+        name="gpu",
+        gpus=(Gpu("nvidia", cuda_version="12.2"),),
+        state=NodeState.DRAINING,
+    )
+    cluster = Capabilities((small, big, gpu))
+    heavy = flavour("heavy", {"kind": "cpu", "min_count": 8})
+    chosen = select([heavy], cluster)
+    assert (chosen.flavour, chosen.node.name) == ("heavy", "big")
+    assert chosen.as_json()["node"] == {"id": "n2", "name": "big"}
+    in_room = flavour("room", {"kind": "label", "key": "room", "value": "b12"})
+    assert select([in_room], cluster).node.id == "n2"  # a label selector: node labels
+    # A node draining takes no Pod: the CUDA build fits nowhere, and says where not.
+    cuda = flavour("cuda", {"kind": "cuda", "min_version": "12.0"})
+    with pytest.raises(NoFittingFlavour) as refused:
+        select([cuda], cluster)
+    assert refused.value.reasons == {
+        "cuda": ("small: no CUDA GPU", "big: no CUDA GPU", "gpu: draining")
+    }
+    # On equal scores the first node wins; a better score on a later node wins there.
+    cpu = flavour("cpu", {"kind": "cpu", "min_count": 1})
+    assert select([cpu], cluster).node.name == "small"
+    prefers = flavour("ssd", {"kind": "label", "key": "room", "required": False, "weight": 5})
+    assert select([prefers], cluster).node.name == "big"
+    with pytest.raises(NoFittingFlavour, match="no node takes Pods"):
+        select([cpu], Capabilities((replace(small, state=NodeState.DOWN),)))

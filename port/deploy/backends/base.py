@@ -132,6 +132,9 @@ class PodSpec:
     args: tuple[str, ...] | None = None  # replaces the image's command
     # What its owner granted, within the admin's policy: all it gets beyond the sandbox.
     grants: tuple[Grant, ...] = ()
+    # The node selection placed it on (``Node.id``); a backend of several nodes runs it
+    # there, one of a single engine has nowhere else.
+    node: str | None = None
 
     @property
     def pod_id(self) -> int:

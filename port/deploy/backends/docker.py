@@ -435,12 +435,14 @@ class DockerBackend(Backend):
             key: value
             for key, _, value in (str(label).partition("=") for label in info.get("Labels") or ())
         }
-        return Capabilities(
+        return Capabilities.one(  # one engine, one node
             cpus=float(info.get("NCPU") or 0),
             memory_mb=int(info.get("MemTotal") or 0) >> 20,
             arch=ARCH_ALIASES.get(arch, arch),
             gpus=tuple(Gpu(**gpu.model_dump()) for gpu in self.settings.docker_gpus),
             labels=labels,
+            id=str(info.get("ID") or "local"),
+            name=str(info.get("Name") or "local"),
         )
 
     # --- images ----------------------------------------------------------------------
