@@ -433,17 +433,28 @@ def _read_channel(
         whose = f"channel {read.channel!r}" if read.channel else "a release, not a channel build"
         return problem(f"the descriptor under {tag} is {whose}; channel {channel!r} is not read")
     spec = read.release
-    if not Version.parse(spec.version).prerelease:
-        if read.revision is None:
-            return problem(
-                f"a build of channel {channel!r} needs a pre-release version "
-                f"({spec.version}-dev.<revision>) or a revision; it is not indexed"
-            )
-        spec = replace(spec, version=f"{spec.version}-dev.{read.revision[:7]}")
+    version = build_version(spec.version, read.revision, digest)
+    if not Version.is_valid(version):
+        return problem(f"build version {version!r} of channel {channel!r} is not semver")
+    spec = replace(spec, version=version)
     result.refs[CHANNELS + channel] = digest
     result.channels[channel] = (spec.app.identifier, spec.version)
     result.releases.append(FoundRelease(spec, "oci", file, tag, digest, channel=channel))
     return None
+
+
+def build_version(version: str, revision: str | None, digest: str) -> str:
+    """The version of a channel's build: the descriptor's, marked with what it was
+    built from (arkitekt-spec's ``channel_version``: ``1.4.1-dev.3f2a9c1``) unless it is
+    already. The mark is the revision's first 7 characters, else the manifest digest's,
+    so two builds are never one version; an all-digit mark is prefixed with ``g`` (as
+    ``git describe`` does), since semver refuses numbers with a leading zero."""
+    mark = re.sub(r"[^0-9A-Za-z-]", "", revision or "")[:7] or digest[:7]
+    if mark.isdigit():
+        mark = f"g{mark}"
+    if mark in version:
+        return version
+    return f"{version}.{mark}" if Version.parse(version).prerelease else f"{version}-dev.{mark}"
 
 
 def _read_new(

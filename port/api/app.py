@@ -56,8 +56,9 @@ ROUTES = {"/graphql", "/healthz", "/readyz", "/metrics", *WEBHOOK_PATHS}
 
 async def _log_unexpected(exc: Exception, scope: Scope) -> None:
     """A 500's cause in the log (Litestar logs exceptions only in debug mode); what a
-    client did wrong (4xx) is its answer's business, not the log's."""
-    if isinstance(exc, HTTPException) and exc.status_code < 500:
+    client did wrong (a 4xx, a ClientError: a bad token, a page that wants a sign-in) is
+    its answer's business, not the log's: anyone could flood it otherwise."""
+    if isinstance(exc, ClientError) or (isinstance(exc, HTTPException) and exc.status_code < 500):
         return
     log.error(
         "unexpected error answering %s %s", scope.get("method", ""), scope["path"], exc_info=exc

@@ -20,7 +20,7 @@ from sqlalchemy.orm import selectinload
 from indexer.refs import CHANNELS, TAGS
 from indexer.result import WHOLE_RELEASES, FoundRelease, IndexResult
 from indexer.tags import parse_tag
-from indexer.urls import redact
+from indexer.urls import is_oci, redact
 from manifests.capabilities import stored_capability
 from manifests.errors import ManifestError
 from manifests.selectors import stored_form
@@ -165,10 +165,12 @@ class Ingest:
         self.changes = Changes(errors=list(result.errors))
         self.touched_apps: dict[int, App] = {}
         self.meta_from_channels: dict[int, App] = {}  # apps a channel's build describes
+        self.built: set[str] = set()  # channels whose new build the catalogue took
 
     async def run(self) -> Changes:
         if not self.result.unchanged:
             await self._upsert_releases(self.result.releases)
+            self._keep_refused_channels()
             await self._withdraw_retired_tags()
             if self.result.arkitekt_head is not None:
                 await self._mark_arkitekt_current(self.result.arkitekt_head)
@@ -276,7 +278,7 @@ class Ingest:
         for app, item in accepted:
             key = (app.id, item.spec.version)
             release = existing.get(key)
-            if self._clashes(item, release, pending.get(key)):
+            if not self._takes(item, release, pending.get(key)):
                 continue
             if release is not None:
                 self._update_release(app, release, item)
@@ -300,19 +302,22 @@ class Ingest:
                 _apply_meta(app, version, meta)
         await self._insert(list(pending.values()))
 
-    def _clashes(
-        self, item: FoundRelease, release: Release | None, new: _NewRelease | None
-    ) -> bool:
-        """Is ``item``'s version held by a release of another kind (a channel's build,
-        or a release proper)? One version is one thing: then this one is not indexed."""
+    def _takes(self, item: FoundRelease, release: Release | None, new: _NewRelease | None) -> bool:
+        """Does ``item`` go in? Not when its version is held by a release of another
+        kind (a channel's build, or a release proper): one version is one thing. Then
+        its ref is forgotten, so it is read again until that is resolved."""
+        held = item.channel
         if new is not None:
             held = new.values["channel"]
         elif release is not None:
             held = release.channel
-        else:
-            return False
+            if held is not None and release.withdrawn and item.channel is None:
+                held = None  # a gone channel's build yields its version to a release
         if held == item.channel:
-            return False
+            if item.channel is not None:
+                self.built.add(item.channel)
+            return True
+        self.result.refs.pop(TAGS + item.ref, None)
         spec = item.spec
         what = f"a build of channel {held!r}" if held else "a release"
         self.changes.errors.append(
@@ -323,7 +328,7 @@ class Ingest:
                 message=f"{spec.app.identifier} {spec.version} is {what} already; not indexed",
             )
         )
-        return True
+        return False
 
     async def _insert(self, new: list[_NewRelease]) -> None:
         """New releases and their flavours in two multi-row INSERTs (the first index of a
@@ -449,13 +454,27 @@ class Ingest:
                 where = "back at the branch head" if release.current else "only in history now"
                 self.changes.changed.append(Change(ReleaseRef(identifier, release.version), where))
 
+    def _keep_refused_channels(self) -> None:
+        """A channel whose new build the catalogue refused (a version held by a release,
+        an app of another repository, images of a refused registry) keeps its last good
+        build and its old ref: it is read again next run, as a broken descriptor is."""
+        for channel, head in list(self.result.channels.items()):
+            if head is None or channel in self.built:
+                continue
+            del self.result.channels[channel]
+            ref = CHANNELS + channel
+            before = (self.repo.refs or {}).get(ref)
+            if before is None:
+                self.result.refs.pop(ref, None)
+            else:
+                self.result.refs[ref] = before
+
     async def _settle_channels(self) -> None:
         """Each followed channel's builds: the one it points at is current, those before
         are not (kept, as history), all are withdrawn when its tag is gone or the Repo
         no longer follows it."""
-        had = any(name.startswith(CHANNELS) for name in self.repo.refs or {})
-        if not (had or self.repo.channels):
-            return
+        if not is_oci(self.repo.url):
+            return  # only OCI repositories have channels (their refs may be reset)
         followed = set(self.repo.channels or ())
         rows = await self.session.execute(
             select(Release, App)

@@ -127,6 +127,8 @@ async def _form(
     installable = [r for r in newest_first(app.releases) if r.current and not r.withdrawn]
     channels = sorted((r.channel, r.version) for r in installable if r.channel is not None)
     newest = latest_release(app.releases)
+    if newest is None and channels and not version:
+        version = f"{CHANNEL}{channels[0][0]}"  # what the list shows first: a channel
     chosen = values or {}
     # The version chosen (a form sent back, or ?version= when the list changed): its
     # flavours, variables and what it asks are the ones shown.
@@ -212,10 +214,16 @@ async def install_form(
 def _checked(fields: dict[str, str], app: App) -> tuple[SetupRequest, bool]:
     """The request the form asks for, and whether to start it; InvalidInput names the
     field it is about, so the page shows it there."""
+    version = fields.get("version") or None
+    channel = None
+    if version is not None and version.startswith(CHANNEL):
+        channel, version = version[len(CHANNEL) :], None
     try:
         policy = UpdatePolicy(fields.get("update_policy", ""))
     except ValueError:
         raise InvalidInput("Choose which updates to follow.", field="policy") from None
+    if channel is not None:
+        policy = NONE  # a Setup on a channel follows it: the choice of updates is moot
     version_range = None
     if policy is UpdatePolicy.RANGE:
         try:
@@ -230,11 +238,6 @@ def _checked(fields: dict[str, str], app: App) -> tuple[SetupRequest, bool]:
         secrets = parse_env(fields.get("secrets", ""))
     except InvalidInput as exc:
         raise InvalidInput(f"secrets: {exc}", field="secrets") from None
-    version = fields.get("version") or None
-    channel = None
-    if version is not None and version.startswith(CHANNEL):
-        # A Setup on a channel follows it: the policy chosen does not apply.
-        channel, version, policy, version_range = version[len(CHANNEL) :], None, NONE, None
     request = SetupRequest(
         app=app.identifier,
         version=version,

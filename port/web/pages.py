@@ -33,7 +33,7 @@ from port.catalogue.queries import (
     search_apps,
 )
 from port.deploy.selection import Capabilities
-from port.errors import InvalidInput, PortError
+from port.errors import ClientError, InvalidInput, PortError
 from port.settings import Settings
 from port.web.account import (
     account_page,
@@ -75,7 +75,7 @@ async def _may_browse(request: Request[Any, Any, Any], served: Served) -> Viewer
     return viewer
 
 
-class NotSignedIn(Exception):
+class NotSignedIn(ClientError):
     """A page that needs a signed-in visitor (answered with the sign-in page)."""
 
 

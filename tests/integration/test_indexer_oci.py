@@ -258,6 +258,62 @@ async def test_a_followed_channel_is_read_as_it_moves(
     assert (await releases())["1.0.0"] == (None, True, False)
 
 
+async def test_a_channel_build_the_catalogue_refuses_leaves_the_last_good_one(
+    catalogue: Catalogue, registry: str, pusher: Pusher
+) -> None:
+    repository = pusher.base.split("/v2/", 1)[1]
+    pinned = f"{registry}/{repository}@sha256:{'f' * 64}"
+
+    def build(version: str, **fields: Any) -> bytes:
+        return descriptor(version, flavour("cpu", pinned), channel="main", **fields)
+
+    held = "2.1.0-dev.bbbbbbb"  # a release proper whose version a build would take
+    pusher.release(held, descriptor(held, flavour("cpu", pinned)))
+    pusher.release("main", build("2.0.0-dev"))  # no revision: the digest marks it
+    url = f"oci+http://{registry}/{repository}"
+    async with catalogue.sessions() as session, session.begin():
+        repo_id = (await add_repo(session, url, allow_local=True, channels=["main"])).id
+    settings = scanning(catalogue, registry)
+
+    async def versions() -> dict[str, tuple[str | None, bool, bool]]:
+        async with catalogue.sessions() as session:
+            rows = await session.scalars(select(Release))
+            return {r.version: (r.channel, r.current, r.withdrawn) for r in rows}
+
+    await scan_repo(catalogue.sessions, settings, repo_id)
+    [first] = [v for v, (channel, _c, _w) in (await versions()).items() if channel]
+    assert first.startswith("2.0.0-dev.")
+    # The same version again, other images: another build, never the first one changed.
+    pusher.release("main", build("2.0.0-dev", revision="0123456789"))
+    await scan_repo(catalogue.sessions, settings, repo_id)
+    assert (await versions())["2.0.0-dev.g0123456"] == ("main", True, False)
+    assert (await versions())[first] == ("main", False, False)
+
+    # A build whose version a release holds is refused: the channel's build stands, and
+    # the moved tag is read again next run (never `unchanged`) until it is resolved.
+    pusher.release("main", build("2.1.0", revision="b" * 40))
+    refused = await scan_repo(catalogue.sessions, settings, repo_id)
+    assert [e.message for e in refused.run.errors] == [
+        f"stardist {held} is a release already; not indexed"
+    ]
+    assert (await versions())["2.0.0-dev.g0123456"] == ("main", True, False)
+    again = await scan_repo(catalogue.sessions, settings, repo_id)
+    assert again.run.status == IndexRunStatus.SUCCEEDED
+    assert len(again.run.errors) == 1
+
+    # The tag prefix changes (every ref forgotten) and the channel is unfollowed at
+    # once: its builds are withdrawn all the same.
+    async with catalogue.sessions() as session, session.begin():
+        await update_repo(session, repo_id, tag_prefix="", channels=[], manifest_path="x")
+    await scan_repo(catalogue.sessions, settings, repo_id)
+    assert {v for v, (c, _cur, gone) in (await versions()).items() if c and not gone} == set()
+    # A withdrawn build yields its version to a release proper pushed under it.
+    pusher.release("2.0.0-dev.g0123456", descriptor("2.0.0-dev.g0123456", flavour("cpu", pinned)))
+    taken = await scan_repo(catalogue.sessions, settings, repo_id)
+    assert [e.message for e in taken.run.errors] == []
+    assert (await versions())["2.0.0-dev.g0123456"] == (None, True, False)
+
+
 async def test_channels_are_for_oci_repositories_and_taggable_names(
     catalogue: Catalogue, registry: str
 ) -> None:

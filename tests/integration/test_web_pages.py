@@ -120,4 +120,6 @@ async def test_a_page_that_breaks_says_why_in_the_log(
     monkeypatch.undo()
     caplog.clear()
     assert (await api.client.get("/apps/nope-not-here")).status_code == 404
+    assert (await api.gql("{ me { name } }", token="port_bogus"))["_status"] == 401
+    # What a client did wrong is never logged as unexpected: anyone could flood the log.
     assert not [r for r in caplog.records if r.getMessage().startswith("unexpected error")]

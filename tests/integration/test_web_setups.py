@@ -226,11 +226,21 @@ async def test_a_channel_is_offered_beside_the_releases_and_followed(
     assert "The newest (1.1.0)" in form  # never a channel's build by default
     assert 'value="1.2.0-dev.bbbbbbb"' not in form
     assert '<option value="channel:main">Channel main: each new build (1.2.0-dev.bbbbbbb' in form
-    installed = await store.install(version="channel:main")  # MINOR ticked: not applied
+    # RANGE ticked without a range: moot on a channel, so never in the way.
+    installed = await store.install(version="channel:main", update_policy="RANGE")
     assert installed.status_code == 303, installed.text
     page = (await store.client.get(installed.headers["location"])).text
     assert "<strong>channel main</strong>, each of its builds" in page
     assert "on 1.2.0-dev.bbbbbbb" in page
+    # An app with only a channel's builds: the form is the channel's, as its list shows.
+    async with catalogue.sessions() as session, session.begin():
+        nightly = await add_app(session, identifier="nightly", versions=())
+        only = add_release(session, nightly.id, "0.1.0-dev.ccccccc", (("gpu", "img/cpu:1", []),))
+        only.channel = "main"
+    form = (await store.client.get("/apps/nightly/install")).text
+    assert "The newest" not in form
+    assert '<option value="channel:main" selected>' in form
+    assert 'value="gpu"' in form  # the build's flavours, not "no release to install"
 
 
 async def test_secret_variables_from_the_form_are_never_shown_back(catalogue: Catalogue) -> None:
