@@ -330,7 +330,7 @@ def index_oci(
     with Registry(where, limits, guard) as registry:
         listed = registry.tags()
         tags = [t for t in listed if parse_tag(t, repo.tag_prefix) is not None]
-        heads = _channel_heads(registry, where, repo.channels, set(listed))
+        heads = _channel_heads(registry, repo.channels, set(listed))
         channel_refs = {CHANNELS + c: d for c, (_tag, d, _m) in heads.items() if d is not None}
         stale = {n: d for n, d in before.items() if n.startswith(CHANNELS)}
         if previous is not None and set(tags) == set(known) and channel_refs == stale:
@@ -365,7 +365,7 @@ the registry has no such tag)."""
 
 
 def _channel_heads(
-    registry: Registry, where: OciLocation, channels: tuple[str, ...], listed: set[str]
+    registry: Registry, channels: tuple[str, ...], listed: set[str]
 ) -> dict[str, Head]:
     """What each followed channel's tag points at: one manifest request per channel."""
     heads: dict[str, Head] = {}

@@ -539,7 +539,7 @@ def setup_updates(as_json: bool) -> None:
                 "app": s.app.identifier,
                 "current": s.release.version,
                 "target": target.version,
-                "policy": f"channel {s.channel}" if s.channel else s.update_policy,
+                "policy": s.follows,
             }
             for s, target in found
         ]

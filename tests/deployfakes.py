@@ -14,7 +14,8 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field, replace
 from typing import Any, Self
 
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from port.accounts.models import User
 from port.catalogue.models import App, Flavour, Release, Repo
@@ -32,6 +33,7 @@ from port.deploy.backends.base import (
     ProgressCallback,
     PullProgress,
 )
+from port.deploy.models import Pod
 from port.deploy.reconciler import Reconciler
 from port.deploy.selection import Capabilities, Gpu
 from port.orm import utcnow
@@ -249,3 +251,25 @@ async def add_user(session: AsyncSession, name: str, *, is_admin: bool = False) 
     session.add(user)
     await session.flush()
     return user
+
+
+async def reconciled_until(
+    sessions: async_sessionmaker[AsyncSession],
+    reconciler: Reconciler,
+    setup_id: int,
+    done: Callable[[Pod], bool] = lambda pod: pod.status == "RUNNING",
+) -> Pod:
+    """Reconcile passes until the Setup's active Pod is ``done`` (default: RUNNING), for
+    up to ~15 s; the Pod."""
+    for _ in range(150):
+        await reconciler.reconcile()
+        async with sessions() as session:
+            pod = (
+                await session.scalars(
+                    select(Pod).where(Pod.setup_id == setup_id, Pod.retired.is_(False))
+                )
+            ).one()
+        if done(pod):
+            return pod
+        await asyncio.sleep(0.1)
+    raise AssertionError(f"setup {setup_id} did not run: {pod.status} {pod.message}")

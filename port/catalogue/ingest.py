@@ -103,10 +103,6 @@ def _set(obj: object, values: dict[str, Any]) -> list[str]:
     return differing
 
 
-def _v(version: str) -> semver.Version:
-    return semver.Version.parse(version)
-
-
 def _newer(version: str, than: str | None) -> bool:
     return than is None or semver.Version.parse(version) > semver.Version.parse(than)
 
@@ -517,8 +513,10 @@ class Ingest:
             )
             candidates = list(rows.all())
             if candidates:
+                # Releases proper first, by version; of the builds, the current first.
                 best = max(
-                    candidates, key=lambda r: (r[2] is None, r[3], semver.Version.parse(r[0]))
+                    candidates,
+                    key=lambda r: (r[2] is None, r[2] is None or r[3], semver.Version.parse(r[0])),
                 )
                 _apply_meta(app, best[0], best[1])
 

@@ -110,6 +110,11 @@ class Setup(Base):
         order_by="Pod.id",
     )
 
+    @property
+    def follows(self) -> str:
+        """What moves it, in words: ``channel main``, or its update policy."""
+        return f"channel {self.channel}" if self.channel else str(self.update_policy)
+
 
 class Pod(Base):
     """One container of a Setup, and everything Port decided about it."""

@@ -97,15 +97,18 @@ def newest_allowed(
 ) -> R | None:
     """The release of ``releases`` a Setup on ``current`` should move to, if any: the
     newest its policy allows, or on ``channel`` the build the channel points at."""
+    if channel is not None:
+        build = channel_build(releases, channel)
+        if build is None or build.version == current or build.version in skipped:
+            return None
+        return build
     now = Version.parse(current)
     best: tuple[Version, R] | None = None
     for release in releases:
         if release.withdrawn or not release.current or release.version in skipped:
             continue
-        if release.channel != channel:
-            continue
-        if channel is not None:
-            return release if release.version != current else None
+        if release.channel is not None:
+            continue  # a channel's build: only for Setups on the channel
         version = Version.parse(release.version)
         if not allows(
             policy,
@@ -118,6 +121,13 @@ def newest_allowed(
         if best is None or version > best[0]:
             best = (version, release)
     return best[1] if best else None
+
+
+def channel_build(releases: Iterable[R], channel: str) -> R | None:
+    """The build ``channel`` points at now (current, not withdrawn), if any."""
+    return next(
+        (r for r in releases if r.channel == channel and r.current and not r.withdrawn), None
+    )
 
 
 def follows(channel: str | None, release: ReleaseLike) -> bool:

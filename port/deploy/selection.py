@@ -3,8 +3,9 @@
 A backend offers nodes (``Capabilities.nodes``; a single Docker engine is one). A flavour
 fits when every required selector holds on some ready node; it is scored on the node
 that suits it best (the first of equals), and that node is recorded with the choice.
-Reasons name the node when there are several. A node draining or down takes no Pod. Among fitting
-flavours, one that uses an accelerator the backend has (a CUDA or ROCm selector that
+Reasons name the node when there are several. A node draining or down takes no Pod.
+
+Among fitting flavours, one that uses an accelerator the backend has (a CUDA or ROCm selector that
 holds) ranks first: a GPU build on a GPU machine, whatever the CPU build's selectors add
 up to. Then the highest summed weight of the selectors that hold wins (preferences count
 only when they hold), ties going to manifest order. A user may pin a flavour; it must
@@ -95,9 +96,6 @@ class Capabilities:
     @property
     def ready(self) -> tuple[Node, ...]:
         return tuple(n for n in self.nodes if n.state is NodeState.READY)
-
-    def node(self, node_id: str | None) -> Node | None:
-        return next((n for n in self.nodes if n.id == node_id), None)
 
 
 class StoredFlavour(Protocol):

@@ -28,7 +28,7 @@ from port.deploy.backends.base import PodStatus
 from port.deploy.grants import Consent, GrantPolicy, Grants, check_consents
 from port.deploy.jobs import enqueue_update
 from port.deploy.models import EventKind, Pod, Setup, SetupEvent, UpdatePolicy
-from port.deploy.policy import check_range, newest_allowed
+from port.deploy.policy import channel_build, check_range
 from port.deploy.secrets import set_secrets
 from port.deploy.selection import Candidate, Capabilities, Grantor, Selection, gpus_for
 from port.deploy.selection import select as select_flavour
@@ -116,7 +116,7 @@ async def _release(session: AsyncSession, app: App, request: SetupRequest) -> Re
     if request.channel is not None:
         if request.version is not None:
             raise InvalidInput("a Setup runs a version or follows a channel, not both")
-        build = newest_allowed(releases, "0.0.0", UpdatePolicy.NONE, channel=request.channel)
+        build = channel_build(releases, request.channel)
         if build is None:
             raise NotFound(
                 f"{app.identifier} has no build on channel {request.channel!r} (its "

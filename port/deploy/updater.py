@@ -126,8 +126,7 @@ async def plan_updates(
                 session,
                 setup,
                 EventKind.UPDATE_AVAILABLE,
-                f"{setup.release.version} -> {target.version} "
-                f"({f'channel {setup.channel}' if setup.channel else setup.update_policy})",
+                f"{setup.release.version} -> {target.version} ({setup.follows})",
             )
         planned.append(
             PlannedUpdate(setup.id, setup.app.identifier, setup.release.version, target.version)

@@ -24,7 +24,7 @@ from manifests.specs import EnvVar, Run
 from port.catalogue.models import App, Release
 from port.catalogue.queries import latest_release, listed, newest_first
 from port.deploy.models import UpdatePolicy
-from port.deploy.policy import check_range
+from port.deploy.policy import channel_build, check_range
 from port.deploy.selection import (
     AllGranted,
     Candidate,
@@ -49,7 +49,6 @@ POLICIES: tuple[tuple[UpdatePolicy, str], ...] = (
     (UpdatePolicy.NONE, "Stay on this release until you update it yourself."),
 )
 ENV_LINES_MAX = 100
-NONE = UpdatePolicy.NONE
 
 
 @dataclass(frozen=True, slots=True)
@@ -170,12 +169,16 @@ async def _form(
 CHANNEL = "channel:"  # the version field's value of a channel: follow it
 
 
+def _channel_of(version: str | None) -> str | None:
+    """The channel a version field's value follows, if it names one."""
+    return version.removeprefix(CHANNEL) if version and version.startswith(CHANNEL) else None
+
+
 def _chosen(app: App, version: str | None) -> Release | None:
     """The release the form asks for: the one named, a channel's build, else the newest."""
-    if version and version.startswith(CHANNEL):
-        channel = version.removeprefix(CHANNEL)
-        builds = [r for r in app.releases if r.channel == channel and r.current]
-        return builds[0] if builds else None
+    channel = _channel_of(version)
+    if channel is not None:
+        return channel_build(app.releases, channel)
     named = [r for r in app.releases if version and r.version == version]
     return named[0] if named else latest_release(app.releases)
 
@@ -215,15 +218,15 @@ def _checked(fields: dict[str, str], app: App) -> tuple[SetupRequest, bool]:
     """The request the form asks for, and whether to start it; InvalidInput names the
     field it is about, so the page shows it there."""
     version = fields.get("version") or None
-    channel = None
-    if version is not None and version.startswith(CHANNEL):
-        channel, version = version[len(CHANNEL) :], None
+    channel = _channel_of(version)
+    if channel is not None:
+        version = None
     try:
         policy = UpdatePolicy(fields.get("update_policy", ""))
     except ValueError:
         raise InvalidInput("Choose which updates to follow.", field="policy") from None
     if channel is not None:
-        policy = NONE  # a Setup on a channel follows it: the choice of updates is moot
+        policy = UpdatePolicy.NONE  # a Setup on a channel follows it: the choice is moot
     version_range = None
     if policy is UpdatePolicy.RANGE:
         try:

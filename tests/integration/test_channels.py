@@ -5,7 +5,6 @@ registry: images pushed there and named by digest in descriptors written by
 
 from __future__ import annotations
 
-import asyncio
 import os
 import secrets
 from collections.abc import AsyncIterator, Callable
@@ -26,7 +25,7 @@ from port.deploy.updater import Updater, plan_updates
 from port.errors import InvalidInput
 from port.principal import Principal
 from port.settings import Settings
-from tests.deployfakes import add_user
+from tests.deployfakes import add_user, reconciled_until
 from tests.harness import Catalogue, require
 from tests.integration.dockerfixtures import TestImages
 from tests.integration.ocifixtures import Pusher, descriptor, flavour
@@ -151,15 +150,11 @@ async def test_a_setup_on_a_channel_follows_its_builds(
 async def running(
     catalogue: Catalogue, reconciler: Reconciler, client: Any, setup_id: int
 ) -> tuple[Pod, Any]:
-    for _ in range(150):
-        await reconciler.reconcile()
-        async with catalogue.sessions() as session:
-            pod = (
-                await session.scalars(
-                    select(Pod).where(Pod.setup_id == setup_id, Pod.retired.is_(False))
-                )
-            ).one()
-        if pod.status == "RUNNING" and pod.image_digest:
-            return pod, client.containers.get(pod.container_id)
-        await asyncio.sleep(0.1)
-    raise AssertionError(f"setup {setup_id} did not run: {pod.status} {pod.message}")
+    """The Setup's Pod once it runs and its image digest is known, and its container."""
+    pod = await reconciled_until(
+        catalogue.sessions,
+        reconciler,
+        setup_id,
+        lambda p: p.status == "RUNNING" and bool(p.image_digest),
+    )
+    return pod, client.containers.get(pod.container_id)

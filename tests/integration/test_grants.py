@@ -5,7 +5,6 @@ refused, and an update that asks for more waits for the owner's consent."""
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,7 +24,7 @@ from port.errors import InvalidInput
 from port.jobs.models import Job
 from port.principal import Principal
 from port.settings import DEFAULT_CAPABILITIES, Settings
-from tests.deployfakes import add_app, add_release, add_user
+from tests.deployfakes import add_app, add_release, add_user, reconciled_until
 from tests.harness import Catalogue
 from tests.integration.dockerfixtures import TestImages
 
@@ -73,13 +72,8 @@ class Bench:
             ).one()
 
     async def running(self, setup_id: int) -> tuple[Pod, Any]:
-        for _ in range(150):
-            await self.reconciler.reconcile()
-            pod = await self.pod(setup_id)
-            if pod.status == "RUNNING":
-                return pod, self.client.containers.get(pod.container_id)
-            await asyncio.sleep(0.1)
-        raise AssertionError(f"setup {setup_id} did not run: {pod.status} {pod.message}")
+        pod = await reconciled_until(self.catalogue.sessions, self.reconciler, setup_id)
+        return pod, self.client.containers.get(pod.container_id)
 
     def folder(self, name: str) -> Path:
         path = self.folders / name

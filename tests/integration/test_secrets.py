@@ -17,12 +17,12 @@ from sqlalchemy import select
 
 from port.deploy import setups
 from port.deploy.backends.docker import DockerBackend
-from port.deploy.models import Pod, Secret
+from port.deploy.models import Secret
 from port.deploy.reconciler import Reconciler
 from port.principal import Principal
 from port.secretbox import new_key
 from port.settings import Settings, get_settings
-from tests.deployfakes import add_app, add_user
+from tests.deployfakes import add_app, add_user, reconciled_until
 from tests.harness import Catalogue, run_cli
 from tests.integration.dockerfixtures import TestImages
 
@@ -54,21 +54,6 @@ async def run(*args: str, code: int = 0) -> Result:
     return await asyncio.to_thread(run_cli, CliRunner(), *args, code=code)
 
 
-async def _running(reconciler: Reconciler, catalogue: Catalogue, setup_id: int) -> Pod:
-    for _ in range(150):
-        await reconciler.reconcile()
-        async with catalogue.sessions() as session:
-            pod = (
-                await session.scalars(
-                    select(Pod).where(Pod.setup_id == setup_id, Pod.retired.is_(False))
-                )
-            ).one()
-        if pod.status == "RUNNING":
-            return pod
-        await asyncio.sleep(0.1)
-    raise AssertionError(f"setup {setup_id} did not run: {pod.status} {pod.message}")
-
-
 async def test_the_container_holds_its_secret_and_nothing_else_does(
     catalogue: Catalogue,
     settings: Settings,
@@ -95,7 +80,7 @@ async def test_the_container_holds_its_secret_and_nothing_else_does(
             )
             await setups.start_setup(session, setup, caps, settings)
             setup_id = setup.id
-        pod = await _running(reconciler, catalogue, setup_id)
+        pod = await reconciled_until(catalogue.sessions, reconciler, setup_id)
         container = docker_engine.containers.get(pod.container_id)
         assert f"DB_PASSWORD={VALUE}" in container.attrs["Config"]["Env"]  # the app reads it
         assert VALUE not in json.dumps(container.attrs["Config"]["Labels"])
@@ -117,7 +102,7 @@ async def test_the_container_holds_its_secret_and_nothing_else_does(
         get_settings.cache_clear()
         reconciler.settings = settings.model_copy(update={"secret_key": SecretStr(new)})
         await run("pod", "restart", str(pod.id))
-        again = await _running(reconciler, catalogue, setup_id)
+        again = await reconciled_until(catalogue.sessions, reconciler, setup_id)
         restarted = docker_engine.containers.get(again.container_id)
         assert restarted.id != container.id
         assert f"DB_PASSWORD={VALUE}" in restarted.attrs["Config"]["Env"]
